@@ -1,0 +1,53 @@
+"""The project's exceptions; every one derives from AggregatorError.
+
+    AggregatorError
+    ├── ConfigError        the config file is missing, unreadable or invalid (names file, source, field)
+    ├── FetchError         a fetch failed (network, HTTP status, limits); carries a readable message
+    │   ├── GoneError      the origin answered 410 Gone
+    │   └── NotAFeedError  the body is an HTML page or otherwise not a document we can read
+    ├── ParseError         a document could not be turned into items
+    ├── StoreError         the database could not be reached or migrated
+    └── SelectionError     a feed query is invalid (bad regular expression, unknown feed)
+
+Third-party exceptions are converted to these at the edge of the module that uses the library
+(fetch.py for httpx, store/ for SQLAlchemy), so callers never import a library to catch its errors.
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigError(AggregatorError):
+    """The configuration is invalid; ``problems`` lists each one as a readable line."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+class FetchError(AggregatorError):
+    """A fetch failed; the message is what the operator sees as the source's last error."""
+
+
+class GoneError(FetchError):
+    """The origin answered 410 Gone."""
+
+
+class NotAFeedError(FetchError):
+    """The body is not a feed (for example an HTML page)."""
+
+
+class ParseError(AggregatorError):
+    """A fetched document could not be parsed into items."""
+
+
+class StoreError(AggregatorError):
+    """The store failed."""
+
+
+class SelectionError(AggregatorError):
+    """A feed selection or query is invalid."""

@@ -1,0 +1,182 @@
+"""Records that cross module borders.
+
+Every value here is a frozen dataclass: stages take these and return new ones, nobody mutates a
+record another module holds. Settings (the validated config) live in ``config.py``; this module
+owns only the data that flows through the pipeline and the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Mapping
+
+
+class FetchStatus(str, Enum):
+    """What one fetch of a source came to."""
+
+    OK = "ok"  # new content was parsed and applied
+    NOT_MODIFIED = "not_modified"  # 304, or a 200 whose body hash did not change
+    ERROR = "error"  # any failure; the source keeps being retried with backoff
+    GONE = "gone"  # 410: fetching stops until the operator resets the source
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source as the operator configured it (immutable; the config is its owner)."""
+
+    id: str
+    url: str
+    kind: str = "feed"
+    title: str | None = None
+    interval: float = 1800.0  # seconds between fetches
+    category: tuple[str, ...] = ()
+    site_name: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the store remembers about a source between fetches."""
+
+    source_id: str
+    url: str  # effective URL (may differ from the configured one after a permanent move)
+    configured_url: str = ""
+    title: str | None = None
+    site_link: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    next_fetch_at: datetime | None = None
+    last_fetch_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    redirect_target: str | None = None
+    redirect_streak: int = 0
+    enabled: bool = True
+    fetch_count: int = 0
+    not_modified_count: int = 0
+
+
+@dataclass(frozen=True)
+class Enclosure:
+    url: str
+    type: str | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry as an adapter parsed it from a source document, before processing."""
+
+    guid: str | None
+    link: str | None
+    title: str | None
+    content: str | None = None  # HTML
+    summary: str | None = None  # HTML or text
+    author: str | None = None
+    published: datetime | None = None  # always timezone-aware UTC
+    updated: datetime | None = None
+    categories: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    image: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # adapter-private hints (e.g. detail URL)
+
+
+@dataclass(frozen=True)
+class FeedHints:
+    """Scheduling hints a publisher put in the document itself."""
+
+    ttl_minutes: int | None = None
+    skip_hours: frozenset[int] = frozenset()
+    skip_days: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """What an adapter makes of one fetched document."""
+
+    title: str | None
+    link: str | None
+    items: tuple[Item, ...]
+    hints: FeedHints = FeedHints()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An entry as stored and republished: an Item after cleaning, identity and categories."""
+
+    source_id: str
+    key: str  # identity within its source
+    title: str
+    link: str | None
+    content: str | None
+    summary: str | None
+    author: str | None
+    published: datetime | None
+    updated: datetime | None
+    categories: tuple[str, ...] = ()
+    category_path: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    image: str | None = None
+    content_hash: str = ""
+    canonical_url: str | None = None
+    fingerprint: int | None = None
+    first_seen: datetime | None = None
+    changed_at: datetime | None = None  # last time the content changed (or first seen)
+    id: int | None = None  # store-assigned, stable for the entry's life
+    duplicate_of: int | None = None
+    merge_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The fetcher's answer for one URL: a body, a 304, or an error as a value."""
+
+    url: str  # final URL after redirects
+    status_code: int | None
+    content: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+    permanent_redirect: str | None = None  # set when every hop was 301/308
+    retry_after: datetime | None = None
+    elapsed: float = 0.0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status_code == 304
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True)
+class FetchOutcome:
+    """The result of one pipeline run for one source: what the batch reports and logs."""
+
+    source_id: str
+    status: FetchStatus
+    added: int = 0
+    updated: int = 0
+    merged: int = 0
+    error: str | None = None
+    next_fetch_at: datetime | None = None
+    elapsed: float = 0.0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which entries a feed or an export shows."""
+
+    source_ids: tuple[str, ...] | None = None  # None: every source
+    category_prefix: tuple[str, ...] | None = None
+    query: str | None = None
+    exclude_source_ids: tuple[str, ...] = ()
+    merge_duplicates: bool = True
+    limit: int = 50
+    before: tuple[datetime, int] | None = None  # pagination cursor (sort time, id)
