@@ -1,0 +1,30 @@
+"""Shared fixtures: the fake origin server, paths to shared test data, a fake clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from aggregator.clock import FakeClock
+
+from .origin import Origin
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus"
+FIXTURES = SHARED / "fixtures"
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    """A real HTTP server on 127.0.0.1 for the duration of one test."""
+    server = Origin().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
