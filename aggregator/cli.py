@@ -1,0 +1,165 @@
+"""The command line: run, check, fetch, sources, export.
+
+Every command reads the config through ``config.load`` (``--config`` or ``$AGGREGATOR_CONFIG``),
+prints errors as readable lines (never a traceback for a user mistake) and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import config as config_mod
+from .clock import SystemClock
+from .config import Settings
+from .errors import AggregatorError, ConfigError
+from .models import FetchOutcome, FetchStatus
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aggregator", description="Collect feeds and other sources, clean them, republish them."
+    )
+    parser.add_argument("--config", help="config file (default: $AGGREGATOR_CONFIG or config/aggregator.toml)")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the daemon: scheduler and HTTP server")
+    check = sub.add_parser("check", help="validate the config (exit 0 when valid)")
+    check.add_argument("--source", help="also fetch this source once and show what would be stored")
+    fetch = sub.add_parser("fetch", help="fetch every source once now, then exit")
+    fetch.add_argument("--source", action="append", help="only this source (repeatable)")
+    sub.add_parser("sources", help="a table of sources and their status")
+    export = sub.add_parser("export", help="export entries")
+    export_sub = export.add_subparsers(dest="export_kind")
+    hexo = export_sub.add_parser("hexo", help="write Hexo markdown posts")
+    hexo.add_argument("--out", required=True, help="directory for the posts")
+    hexo.add_argument("--source", action="append", help="only entries of this source (repeatable)")
+    hexo.add_argument("--category", help="only entries under this category path (a / b)")
+    hexo.add_argument("--limit", type=int, default=100000, help="at most this many posts")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": cmd_run,
+        "check": cmd_check,
+        "fetch": cmd_fetch,
+        "sources": cmd_sources,
+        "export": cmd_export,
+    }
+    try:
+        return handlers[command](args)
+    except ConfigError as exc:
+        err_console.print(f"[red]config error[/red] in {exc.path}:", highlight=False)
+        for problem in exc.problems:
+            err_console.print(f"  - {problem}", highlight=False, markup=False)
+        return 2
+    except AggregatorError as exc:
+        err_console.print(f"error: {exc}", highlight=False, markup=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> tuple[Settings, Path]:
+    path = config_mod.resolve_path(args.config)
+    return config_mod.load(path), path
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import serve
+
+    settings, path = _settings(args)
+    return asyncio.run(serve(settings, path))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings, path = _settings(args)
+    console.print(f"{path}: ok, {len(settings.sources)} sources", highlight=False)
+    if args.source:
+        from .commands import dry_run
+
+        return asyncio.run(dry_run(settings, args.source, console))
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .commands import fetch_all
+
+    settings, _ = _settings(args)
+    wanted = set(args.source or [])
+    sources = [s for s in settings.source_records() if not wanted or s.id in wanted]
+    unknown = wanted - {s.id for s in sources}
+    if unknown:
+        raise AggregatorError(f"unknown source(s): {', '.join(sorted(unknown))}")
+    with Progress(
+        TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), console=err_console, transient=False,
+    ) as progress:
+        task = progress.add_task("", total=len(sources))
+
+        def step(outcome: FetchOutcome) -> None:
+            progress.update(task, advance=1, description=outcome.source_id)
+
+        outcomes = asyncio.run(fetch_all(settings, sources, step))
+    console.print(outcome_table(outcomes))
+    failed = sum(o.status in (FetchStatus.ERROR, FetchStatus.GONE) for o in outcomes)
+    added = sum(o.added for o in outcomes)
+    console.print(f"{len(outcomes)} sources, {added} new entries, {failed} failed", highlight=False)
+    return 1 if failed and failed == len(outcomes) else 0
+
+
+def outcome_table(outcomes: Sequence[FetchOutcome]) -> Table:
+    table = Table("source", "outcome", "new", "updated", "bytes", "seconds", "error")
+    for o in sorted(outcomes, key=lambda o: o.source_id):
+        style = "red" if o.status in (FetchStatus.ERROR, FetchStatus.GONE) else None
+        table.add_row(
+            o.source_id, o.status.value, str(o.added), str(o.updated), str(o.bytes),
+            f"{o.elapsed:.2f}", o.error or "", style=style,
+        )
+    return table
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from .commands import source_rows
+
+    settings, _ = _settings(args)
+    rows = source_rows(settings, SystemClock())
+    table = Table(*rows[0].keys()) if rows else Table("id")
+    for row in rows:
+        style = "red" if row["status"] in ("error", "gone") else None
+        table.add_row(*(str(v) for v in row.values()), style=style)
+    console.print(table)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.export_kind != "hexo":
+        raise AggregatorError("say what to export: aggregator export hexo --out DIR")
+    from .commands import export_hexo
+
+    settings, _ = _settings(args)
+    category = config_mod.parse_category(args.category) if args.category else None
+    stats = export_hexo(settings, Path(args.out), args.source, category, args.limit)
+    console.print(f"{stats.written} written, {stats.unchanged} unchanged, in {args.out}", highlight=False)
+    return 0
+
+
+def fmt_time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Logging setup: one line per event, key=value by default or JSON, level from the config."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from .config import LoggingSettings
+
+
+class KeyValueFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        line = f"time={ts} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """The message's key=value pairs become JSON fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created, timezone.utc).isoformat()
+        doc: dict[str, object] = {"time": ts, "level": record.levelname.lower(), "logger": record.name}
+        doc.update(parse_pairs(record.getMessage()))
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def parse_pairs(message: str) -> dict[str, str]:
+    """``a=1 b='x y'`` -> {"a": "1", "b": "x y"}; text that is not a pair goes under "msg"."""
+    import shlex
+
+    pairs: dict[str, str] = {}
+    loose: list[str] = []
+    try:
+        tokens = shlex.split(message)
+    except ValueError:
+        return {"msg": message}
+    for token in tokens:
+        key, eq, value = token.partition("=")
+        if eq and key.isidentifier():
+            pairs[key] = value
+        else:
+            loose.append(token)
+    if loose:
+        pairs["msg"] = " ".join(loose)
+    return pairs
+
+
+def setup_logging(settings: LoggingSettings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.format == "json" else KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level)
+    for noisy in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

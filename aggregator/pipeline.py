@@ -1,0 +1,330 @@
+"""The update pipeline: the one place that knows the order of the stages.
+
+For each claimed source::
+
+    fetch (conditional GET) ─► unchanged? (304, same body hash) ─► adapter.parse ─► identify
+    (keys, tombstones, re-keyed ids) ─► only new/changed items: adapter.enrich ─► content.clean
+    ─► categorize (rules may drop) ─► dedupe across sources ─► store.apply ─► schedule next fetch
+
+Every failure of one source becomes a ``FetchOutcome`` value, so one broken source never stops a
+batch; an unexpected exception is a bug and propagates. When every source of a round fails with a
+network error the machine is offline, and the round is not counted against the sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Awaitable, Callable, Sequence
+
+from . import categorize, content, dedupe, schedule
+from .clock import Clock
+from .config import Settings
+from .errors import AggregatorError
+from .models import (
+    Entry,
+    FeedHints,
+    FetchOutcome,
+    FetchResult,
+    FetchStatus,
+    Item,
+    ParsedFeed,
+    Source,
+    SourceState,
+)
+from .sources import get_adapter
+from .store import Store
+
+log = logging.getLogger("aggregator.pipeline")
+
+FetchFn = Callable[..., Awaitable[FetchResult]]
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What one source's fetch would write: used for real runs and for dry runs alike."""
+
+    outcome: FetchOutcome
+    state: SourceState
+    new: tuple[Entry, ...] = ()
+    changed: tuple[Entry, ...] = ()
+    dropped: tuple[tuple[Entry, tuple[str, ...]], ...] = ()  # entries rules dropped, with why
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        fetch: FetchFn,
+        clock: Clock,
+        rng: random.Random | None = None,
+        owner: str = "local",
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.fetch = fetch
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.owner = owner
+        self.clean_options = content.CleanOptions(
+            image_proxy=settings.content.image_proxy,
+            image_proxy_scope=settings.content.image_proxy_scope,
+        )
+
+    # --- batches ------------------------------------------------------------------------------
+
+    async def run_batch(
+        self,
+        claims: Sequence[tuple[Source, SourceState]],
+        progress: Callable[[FetchOutcome], None] | None = None,
+    ) -> list[FetchOutcome]:
+        """Fetch and process claimed sources concurrently; one outcome per source."""
+        results = await asyncio.gather(*(self._fetch(src, st) for src, st in claims))
+        offline = _looks_offline(results)
+        jobs = [
+            self._finish(src, st, res, offline, progress)
+            for (src, st), res in zip(claims, results)
+        ]
+        return list(await asyncio.gather(*jobs))
+
+    async def _finish(
+        self,
+        source: Source,
+        state: SourceState,
+        result: FetchResult,
+        offline: bool,
+        progress: Callable[[FetchOutcome], None] | None,
+    ) -> FetchOutcome:
+        processed = await self.process(source, state, result, offline=offline)
+        self.store.apply(
+            processed.state, processed.new, processed.changed, processed.outcome,
+            self.clock.now(), self.owner,
+        )
+        _log_outcome(processed.outcome)
+        if progress:
+            progress(processed.outcome)
+        return processed.outcome
+
+    async def dry_run(self, source: Source, state: SourceState) -> Processed:
+        """Everything a fetch of one source would store, without storing it."""
+        return await self.process(source, state, await self._fetch(source, state))
+
+    async def _fetch(self, source: Source, state: SourceState) -> FetchResult:
+        url = get_adapter(source.kind).request_url(source, state.url)
+        return await self.fetch(url, etag=state.etag, last_modified=state.last_modified)
+
+    # --- one source ---------------------------------------------------------------------------
+
+    async def process(
+        self, source: Source, state: SourceState, result: FetchResult, offline: bool = False
+    ) -> Processed:
+        started = self.clock.now()
+        if result.error is not None:
+            return self._failed(source, state, result, result.error, offline)
+        if result.not_modified or _body_hash(result) == state.body_hash:
+            return self._unchanged(source, state, result)
+        adapter = get_adapter(source.kind)
+        try:
+            parsed = await asyncio.to_thread(adapter.parse, source, result)
+        except AggregatorError as exc:
+            return self._failed(source, state, result, str(exc), False)
+        return await self._ingest(source, state, result, parsed, started)
+
+    async def _ingest(
+        self,
+        source: Source,
+        state: SourceState,
+        result: FetchResult,
+        parsed: ParsedFeed,
+        started: datetime,
+    ) -> Processed:
+        now = self.clock.now()
+        tracking = self.settings.dedupe.tracking_params
+        keys = dedupe.entry_keys(parsed.items)
+        keyed = dict(zip(keys, parsed.items))
+        dead = self.store.tombstoned(source.id, keyed)
+        keyed = {k: i for k, i in keyed.items() if k not in dead}
+        known = self.store.known(source.id, keyed)
+        hashes = {k: dedupe.content_hash(i.title, i.content, i.link, tracking) for k, i in keyed.items()}
+        todo = {k: i for k, i in keyed.items() if k not in known or known[k][1] != hashes[k]}
+        adapter = get_adapter(source.kind)
+        enriched = await asyncio.gather(
+            *(adapter.enrich(source, item, self._extra_fetch) for item in todo.values())
+        )
+        new: list[Entry] = []
+        changed: list[Entry] = []
+        dropped: list[tuple[Entry, tuple[str, ...]]] = []
+        base = parsed.link or result.url
+        for (key, _raw), item in zip(todo.items(), enriched):
+            entry, decision = self._entry(source, key, item, hashes[key], base, now)
+            if decision.dropped:
+                dropped.append((entry, decision.explanation))
+            elif key in known:
+                changed.append(replace(entry, id=known[key][0], first_seen=None))
+            else:
+                new.append(entry)
+        outcome = FetchOutcome(
+            source_id=source.id,
+            status=FetchStatus.OK,
+            added=len(new),
+            updated=len(changed),
+            next_fetch_at=self._next(source, FetchStatus.OK, 0, result, parsed.hints),
+            elapsed=(self.clock.now() - started).total_seconds() + result.elapsed,
+            bytes=len(result.content),
+        )
+        state = self._succeeded(state, result, outcome, parsed)
+        return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped))
+
+    def _entry(
+        self, source: Source, key: str, item: Item, item_hash: str, base: str, now: datetime
+    ) -> tuple[Entry, categorize.Decision]:
+        link = item.link
+        html = content.clean_html(item.content, link or base, self.clean_options)
+        summary = content.clean_html(item.summary, link or base, self.clean_options) if item.summary else None
+        text = content.strip_html(html or summary or "")
+        title = (item.title or "").strip() or _fallback_title(text)
+        decision = categorize.categorize_entry(
+            self.settings, source, title=title, text=text, author=item.author, link=link,
+            feed_categories=item.categories,
+        )
+        entry = Entry(
+            source_id=source.id,
+            key=key,
+            title=title,
+            link=link,
+            content=html or None,
+            summary=summary,
+            author=item.author,
+            published=item.published,
+            updated=item.updated,
+            categories=decision.categories,
+            category_path=decision.path,
+            enclosures=item.enclosures,
+            image=item.image or content.first_image(html),
+            content_hash=item_hash,
+            canonical_url=dedupe.canonical_url(link, self.settings.dedupe.tracking_params) if link else None,
+            fingerprint=dedupe.fingerprint(dedupe.normalize_text(f"{title} {text}")),
+            first_seen=now,
+            changed_at=now,
+        )
+        return entry, decision
+
+    async def _extra_fetch(self, url: str) -> FetchResult:
+        return await self.fetch(url)
+
+    # --- source state transitions -------------------------------------------------------------
+
+    def _next(
+        self,
+        source: Source,
+        status: FetchStatus,
+        failures: int,
+        result: FetchResult | None,
+        hints: FeedHints | None,
+    ) -> datetime | None:
+        return schedule.next_fetch_at(
+            now=self.clock.now(), interval=source.interval, status=status, failures=failures,
+            result=result, hints=hints, settings=self.settings.schedule, rng=self.rng,
+        )
+
+    def _succeeded(
+        self, state: SourceState, result: FetchResult, outcome: FetchOutcome, parsed: ParsedFeed | None
+    ) -> SourceState:
+        now = self.clock.now()
+        url, target, streak = schedule.track_redirect(
+            current_url=state.url, result=result, target=state.redirect_target,
+            streak=state.redirect_streak, needed=self.settings.fetch.permanent_redirect_after,
+        )
+        if url != state.url:
+            log.warning("source=%s event=moved from=%s to=%s", state.source_id, state.url, url)
+        return replace(
+            state,
+            url=url,
+            redirect_target=target,
+            redirect_streak=streak,
+            title=(parsed.title if parsed and parsed.title else state.title),
+            site_link=(parsed.link if parsed and parsed.link else state.site_link),
+            etag=result.headers.get("etag") or (state.etag if result.not_modified else None),
+            last_modified=result.headers.get("last-modified")
+            or (state.last_modified if result.not_modified else None),
+            body_hash=state.body_hash if result.not_modified else _body_hash(result),
+            next_fetch_at=outcome.next_fetch_at,
+            last_fetch_at=now,
+            last_success_at=now,
+            last_status=outcome.status.value,
+            last_error=None,
+            consecutive_failures=0,
+            fetch_count=state.fetch_count + 1,
+            not_modified_count=state.not_modified_count
+            + (1 if outcome.status is FetchStatus.NOT_MODIFIED else 0),
+        )
+
+    def _unchanged(self, source: Source, state: SourceState, result: FetchResult) -> Processed:
+        outcome = FetchOutcome(
+            source_id=source.id,
+            status=FetchStatus.NOT_MODIFIED,
+            next_fetch_at=self._next(source, FetchStatus.NOT_MODIFIED, 0, result, None),
+            elapsed=result.elapsed,
+            bytes=len(result.content),
+        )
+        return Processed(outcome, self._succeeded(state, result, outcome, None))
+
+    def _failed(
+        self, source: Source, state: SourceState, result: FetchResult, error: str, offline: bool
+    ) -> Processed:
+        gone = result.status_code == 410
+        status = FetchStatus.GONE if gone else FetchStatus.ERROR
+        failures = state.consecutive_failures + (0 if offline else 1)
+        if offline:
+            when: datetime | None = self.clock.now() + timedelta(seconds=self.settings.schedule.backoff_base)
+            error = f"offline (every source failed this round; not counted): {error}"
+        else:
+            when = self._next(source, status, failures, result, None)
+        outcome = FetchOutcome(
+            source_id=source.id, status=status, error=error, next_fetch_at=when,
+            elapsed=result.elapsed, bytes=len(result.content),
+        )
+        new_state = replace(
+            state,
+            next_fetch_at=when,
+            last_fetch_at=self.clock.now(),
+            last_status="offline" if offline else status.value,
+            last_error=error,
+            consecutive_failures=failures,
+            fetch_count=state.fetch_count + 1,
+        )
+        return Processed(outcome, new_state)
+
+
+def _looks_offline(results: Sequence[FetchResult]) -> bool:
+    """Every source of a round failed at the network level, across more than one host."""
+    if len(results) < 2:
+        return False
+    if any(r.error is None or r.status_code is not None for r in results):
+        return False
+    hosts = {r.url.split("/")[2] if "://" in r.url else r.url for r in results}
+    return len(hosts) > 1
+
+
+def _body_hash(result: FetchResult) -> str | None:
+    return hashlib.sha256(result.content).hexdigest() if result.content else None
+
+
+def _fallback_title(text: str) -> str:
+    text = " ".join(text.split())
+    return (text[:77] + "…") if len(text) > 80 else (text or "(untitled)")
+
+
+def _log_outcome(o: FetchOutcome) -> None:
+    level = logging.WARNING if o.status in (FetchStatus.ERROR, FetchStatus.GONE) else logging.INFO
+    log.log(
+        level,
+        "source=%s outcome=%s added=%d updated=%d bytes=%d elapsed=%.3f%s",
+        o.source_id, o.status.value, o.added, o.updated, o.bytes, o.elapsed,
+        f" error={o.error!r}" if o.error else "",
+    )

@@ -1,0 +1,115 @@
+"""The only user of APScheduler: a short dispatcher job and the maintenance jobs.
+
+The database holds the schedule (each source's ``next_fetch_at``), so this module keeps no plan of
+its own: every few seconds the dispatcher claims the sources that are due and runs them through
+the pipeline. A restart loses nothing, and several processes can share one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable, Mapping
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from .clock import Clock
+from .models import FetchOutcome, Source
+from .pipeline import Pipeline
+from .store import Store
+
+log = logging.getLogger("aggregator.scheduler")
+
+
+class Dispatcher:
+    """Claims due sources and runs them; one tick at a time, never overlapping itself."""
+
+    def __init__(
+        self,
+        store: Store,
+        pipeline: Pipeline,
+        sources: Callable[[], Mapping[str, Source]],
+        clock: Clock,
+        owner: str,
+        batch_size: int,
+        lease: float,
+        on_outcomes: Callable[[list[FetchOutcome]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.sources = sources
+        self.clock = clock
+        self.owner = owner
+        self.batch_size = batch_size
+        self.lease = lease
+        self.on_outcomes = on_outcomes
+        self._lock = asyncio.Lock()
+        self.ticks = 0
+
+    async def tick(self) -> list[FetchOutcome]:
+        """Run every source that is due now; return their outcomes."""
+        async with self._lock:
+            self.ticks += 1
+            configured = self.sources()
+            claims = self.store.claim_due(self.clock.now(), self.batch_size, self.owner, self.lease)
+            pairs = []
+            for state in claims:
+                source = configured.get(state.source_id)
+                if source is None:  # removed from the config since the claim
+                    self.store.release(state.source_id, self.owner)
+                    continue
+                pairs.append((source, state))
+            if not pairs:
+                return []
+            outcomes = await self.pipeline.run_batch(pairs)
+            if self.on_outcomes:
+                self.on_outcomes(outcomes)
+            return outcomes
+
+
+    async def idle(self) -> None:
+        """Return once no tick is running."""
+        async with self._lock:
+            return
+
+
+class Scheduler:
+    """APScheduler around the dispatcher; started and stopped with the daemon."""
+
+    def __init__(self, dispatcher: Dispatcher, every: float) -> None:
+        self.dispatcher = dispatcher
+        self.every = every
+        self._aps = AsyncIOScheduler(timezone="UTC")
+        self.running = False
+
+    def start(self) -> None:
+        self._aps.add_job(
+            self._safe_tick,
+            "interval",
+            seconds=self.every,
+            id="dispatcher",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=None,
+        )
+        self._aps.start()
+        self._aps.modify_job("dispatcher", next_run_time=self.dispatcher.clock.now())
+        self.running = True
+
+    def poke(self) -> None:
+        """Run the dispatcher as soon as possible (after a reload or an admin action)."""
+        if self.running:
+            self._aps.modify_job("dispatcher", next_run_time=self.dispatcher.clock.now())
+
+    async def _safe_tick(self) -> None:
+        try:
+            await self.dispatcher.tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in one tick must not kill the daemon; it is logged loudly
+            log.exception("event=dispatcher_failed")
+
+    def shutdown(self) -> None:
+        if self.running:
+            self._aps.shutdown(wait=False)
+            self.running = False

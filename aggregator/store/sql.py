@@ -1,0 +1,463 @@
+"""The SQL store: SQLite (WAL) by default, PostgreSQL when configured; all SQL lives in store/.
+
+Owns: the source rows (schedule, validators, health), entries, tombstones and the fetch log, and
+claiming due sources with a lease so several workers never fetch one source at once. Does not own:
+deciding what is new, when to fetch next, or how to render (callers pass those decisions in).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import (
+    and_,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import StoreError
+from ..models import Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
+from .schema import entries, fetch_log, migrate, sources, tombstones
+
+SEP = "\x1f"
+
+
+def category_key(path: Sequence[str]) -> str:
+    return "".join(p + SEP for p in path)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return create_engine(url, pool_pre_ping=True, future=True)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
+
+
+class SQLStore:
+    """One store over one database; safe to share within a process."""
+
+    def __init__(self, url: str, now: datetime) -> None:
+        self.url = url
+        try:
+            self.engine = make_engine(url)
+            self.version = migrate(self.engine, now)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store at {_redact(url)}: {exc}") from None
+        self.dialect = self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    # --- sources ------------------------------------------------------------------------------
+
+    def sync_sources(self, configured: Sequence[Source], now: datetime) -> None:
+        """Make the source rows match the config: add new ones (due now), update changed ones,
+        disable removed ones (their entries stay)."""
+        wanted = {s.id: s for s in configured}
+        with self.engine.begin() as conn:
+            rows = {r.id: r for r in conn.execute(select(sources)).mappings()}
+            for sid, src in wanted.items():
+                row = rows.get(sid)
+                if row is None:
+                    conn.execute(sources.insert().values(**_new_source_row(src, now)))
+                else:
+                    conn.execute(update(sources).where(sources.c.id == sid).values(**_changed_source(row, src, now)))
+            gone = [sid for sid, row in rows.items() if sid not in wanted and row["enabled"]]
+            if gone:
+                conn.execute(update(sources).where(sources.c.id.in_(gone)).values(enabled=False))
+
+    def claim_due(self, now: datetime, limit: int, owner: str, lease: float) -> list[SourceState]:
+        """Lease up to ``limit`` due sources to ``owner``; each due source goes to one claimer."""
+        due = and_(
+            sources.c.enabled.is_(True),
+            sources.c.gone.is_(False),
+            sources.c.next_fetch_at <= now,
+            or_(sources.c.lease_until.is_(None), sources.c.lease_until < now),
+        )
+        query = select(sources.c.id).where(due).order_by(sources.c.next_fetch_at).limit(limit)
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("SELECT 1")  # the UPDATE below takes the write lock
+            ids = [r[0] for r in conn.execute(query)]
+            if not ids:
+                return []
+            until = now + timedelta(seconds=lease)
+            conn.execute(
+                update(sources)
+                .where(sources.c.id.in_(ids), due)
+                .values(lease_owner=owner, lease_until=until)
+            )
+            rows = conn.execute(
+                select(sources).where(sources.c.id.in_(ids), sources.c.lease_owner == owner)
+            ).mappings()
+            return [_state(r) for r in rows]
+
+    def release(self, source_id: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(sources)
+                .where(sources.c.id == source_id, sources.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def release_all(self, owner: str) -> None:
+        """Give back every lease ``owner`` holds (on a clean shutdown)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(sources)
+                .where(sources.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def get_state(self, source_id: str) -> SourceState | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sources).where(sources.c.id == source_id)).mappings().first()
+        return _state(row) if row else None
+
+    def list_states(self, include_disabled: bool = False) -> list[SourceState]:
+        query = select(sources).order_by(sources.c.id)
+        if not include_disabled:
+            query = query.where(sources.c.enabled.is_(True))
+        with self.engine.connect() as conn:
+            return [_state(r) for r in conn.execute(query).mappings()]
+
+    def reset_source(self, source_id: str, now: datetime) -> None:
+        """Clear errors and the gone flag, and make the source due now."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(sources)
+                .where(sources.c.id == source_id)
+                .values(consecutive_failures=0, gone=False, last_error=None, next_fetch_at=now)
+            )
+
+    def fetch_now(self, source_id: str, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(sources).where(sources.c.id == source_id).values(next_fetch_at=now))
+
+    # --- entries ------------------------------------------------------------------------------
+
+    def known(self, source_id: str, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """Existing entries of a source by key: key -> (entry id, content hash)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, tuple[int, str]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, 500):
+                rows = conn.execute(
+                    select(entries.c.key, entries.c.id, entries.c.content_hash).where(
+                        entries.c.source_id == source_id, entries.c.key.in_(chunk)
+                    )
+                )
+                found.update({r.key: (r.id, r.content_hash) for r in rows})
+        return found
+
+    def tombstoned(self, source_id: str, keys: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(keys))
+        dead: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, 500):
+                rows = conn.execute(
+                    select(tombstones.c.key).where(
+                        tombstones.c.source_id == source_id, tombstones.c.key.in_(chunk)
+                    )
+                )
+                dead.update(r.key for r in rows)
+        return dead
+
+    def apply(
+        self,
+        state: SourceState,
+        new: Sequence[Entry],
+        changed: Sequence[Entry],
+        outcome: FetchOutcome,
+        now: datetime,
+        owner: str | None = None,
+    ) -> list[int]:
+        """Write one fetch's results in one transaction: the source's new state (lease released),
+        new entries, changed entries and a fetch-log line. Returns the new entries' ids."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(sources).where(sources.c.id == state.source_id).values(**_state_row(state))
+            )
+            ids = [self._insert_entry(conn, e, now) for e in new]
+            for e in changed:
+                conn.execute(
+                    update(entries)
+                    .where(entries.c.source_id == e.source_id, entries.c.key == e.key)
+                    .values(**_entry_update_row(e, now))
+                )
+            conn.execute(fetch_log.insert().values(**_log_row(outcome, now)))
+        return ids
+
+    def _insert_entry(self, conn: Connection, e: Entry, now: datetime) -> int:
+        row = _entry_row(e, now)
+        result = conn.execute(entries.insert().values(**row))
+        key = result.inserted_primary_key
+        return int(key[0]) if key else 0
+
+    def list_entries(self, sel: Selection) -> list[Entry]:
+        query = select(entries).where(*_filters(sel))
+        if sel.before:
+            query = query.where(tuple_(entries.c.sort_at, entries.c.id) < tuple_(*sel.before))
+        query = query.order_by(entries.c.sort_at.desc(), entries.c.id.desc()).limit(sel.limit)
+        with self.engine.connect() as conn:
+            return [_entry(r) for r in conn.execute(query).mappings()]
+
+    def last_change(self, sel: Selection) -> tuple[datetime | None, int]:
+        """The newest change time among the selected entries and their count (for caching)."""
+        query = select(func.max(entries.c.changed_at), func.count()).where(*_filters(sel))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None, 0
+        changed = row[0]
+        if changed is not None and changed.tzinfo is None:  # aggregates bypass the column type
+            changed = changed.replace(tzinfo=timezone.utc)
+        return changed, int(row[1])
+
+    def get_entry(self, entry_id: int) -> Entry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(entries).where(entries.c.id == entry_id)).mappings().first()
+        return _entry(row) if row else None
+
+    def entry_counts(self) -> dict[str, int]:
+        query = select(entries.c.source_id, func.count()).group_by(entries.c.source_id)
+        with self.engine.connect() as conn:
+            return {r[0]: int(r[1]) for r in conn.execute(query)}
+
+    def fetch_history(self, source_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        query = (
+            select(fetch_log)
+            .where(fetch_log.c.source_id == source_id)
+            .order_by(fetch_log.c.at.desc(), fetch_log.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _filters(sel: Selection) -> list[Any]:
+    where: list[Any] = []
+    if sel.source_ids is not None:
+        where.append(entries.c.source_id.in_(sel.source_ids))
+    if sel.exclude_source_ids:
+        where.append(entries.c.source_id.not_in(sel.exclude_source_ids))
+    if sel.category_prefix:
+        prefix = category_key(sel.category_prefix)
+        where.append(func.substr(entries.c.category_key, 1, len(prefix)) == prefix)
+    if sel.merge_duplicates:
+        where.append(entries.c.duplicate_of.is_(None))
+    if sel.query:
+        like = f"%{sel.query}%"
+        where.append(or_(entries.c.title.ilike(like), entries.c.content.ilike(like)))
+    return where
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _new_source_row(src: Source, now: datetime) -> dict[str, Any]:
+    return {
+        "id": src.id,
+        "kind": src.kind,
+        "configured_url": src.url,
+        "url": src.url,
+        "title": src.title,
+        "enabled": True,
+        "gone": False,
+        "next_fetch_at": now,
+        "consecutive_failures": 0,
+        "redirect_streak": 0,
+        "fetch_count": 0,
+        "not_modified_count": 0,
+    }
+
+
+def _changed_source(row: RowMapping, src: Source, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {"kind": src.kind, "enabled": True}
+    if src.title:
+        values["title"] = src.title
+    if row["configured_url"] != src.url:
+        # The operator pointed the source somewhere else: start over there, now.
+        values.update(
+            configured_url=src.url, url=src.url, etag=None, last_modified=None, body_hash=None,
+            next_fetch_at=now, gone=False, consecutive_failures=0, redirect_target=None,
+            redirect_streak=0,
+        )
+    elif not row["enabled"]:
+        values["next_fetch_at"] = now
+    return values
+
+
+def _state(r: RowMapping) -> SourceState:
+    return SourceState(
+        source_id=r["id"],
+        url=r["url"],
+        configured_url=r["configured_url"],
+        title=r["title"],
+        site_link=r["site_link"],
+        etag=r["etag"],
+        last_modified=r["last_modified"],
+        body_hash=r["body_hash"],
+        next_fetch_at=r["next_fetch_at"],
+        last_fetch_at=r["last_fetch_at"],
+        last_success_at=r["last_success_at"],
+        last_status=r["last_status"],
+        last_error=r["last_error"],
+        consecutive_failures=r["consecutive_failures"] or 0,
+        redirect_target=r["redirect_target"],
+        redirect_streak=r["redirect_streak"] or 0,
+        enabled=bool(r["enabled"]) and not bool(r["gone"]),
+        fetch_count=r["fetch_count"] or 0,
+        not_modified_count=r["not_modified_count"] or 0,
+    )
+
+
+def _state_row(s: SourceState) -> dict[str, Any]:
+    return {
+        "url": s.url,
+        "title": s.title,
+        "site_link": s.site_link,
+        "etag": s.etag,
+        "last_modified": s.last_modified,
+        "body_hash": s.body_hash,
+        "next_fetch_at": s.next_fetch_at,
+        "last_fetch_at": s.last_fetch_at,
+        "last_success_at": s.last_success_at,
+        "last_status": s.last_status,
+        "last_error": s.last_error,
+        "consecutive_failures": s.consecutive_failures,
+        "redirect_target": s.redirect_target,
+        "redirect_streak": s.redirect_streak,
+        "gone": s.last_status == "gone",
+        "fetch_count": s.fetch_count,
+        "not_modified_count": s.not_modified_count,
+        "lease_owner": None,
+        "lease_until": None,
+    }
+
+
+def _entry_row(e: Entry, now: datetime) -> dict[str, Any]:
+    row = _entry_update_row(e, now)
+    first_seen = e.first_seen or now
+    published = e.published
+    row.update(
+        source_id=e.source_id,
+        key=e.key,
+        first_seen=first_seen,
+        changed_at=e.changed_at or first_seen,
+        sort_at=min(published, first_seen) if published else first_seen,
+        duplicate_of=e.duplicate_of,
+        merge_reason=e.merge_reason,
+    )
+    return row
+
+
+def _entry_update_row(e: Entry, now: datetime) -> dict[str, Any]:
+    return {
+        "title": e.title,
+        "link": e.link,
+        "content": e.content,
+        "summary": e.summary,
+        "author": e.author,
+        "published": e.published,
+        "updated": e.updated,
+        "categories": json.dumps(list(e.categories), ensure_ascii=False),
+        "category_path": json.dumps(list(e.category_path), ensure_ascii=False),
+        "category_key": category_key(e.category_path),
+        "enclosures": json.dumps(
+            [{"url": x.url, "type": x.type, "length": x.length} for x in e.enclosures]
+        ),
+        "image": e.image,
+        "content_hash": e.content_hash,
+        "canonical_url": e.canonical_url,
+        "fingerprint": e.fingerprint,
+        "changed_at": e.changed_at or now,
+    }
+
+
+def _entry(r: RowMapping) -> Entry:
+    return Entry(
+        id=r["id"],
+        source_id=r["source_id"],
+        key=r["key"],
+        title=r["title"],
+        link=r["link"],
+        content=r["content"],
+        summary=r["summary"],
+        author=r["author"],
+        published=r["published"],
+        updated=r["updated"],
+        categories=tuple(json.loads(r["categories"] or "[]")),
+        category_path=tuple(json.loads(r["category_path"] or "[]")),
+        enclosures=tuple(Enclosure(**x) for x in json.loads(r["enclosures"] or "[]")),
+        image=r["image"],
+        content_hash=r["content_hash"],
+        canonical_url=r["canonical_url"],
+        fingerprint=r["fingerprint"],
+        first_seen=r["first_seen"],
+        changed_at=r["changed_at"],
+        duplicate_of=r["duplicate_of"],
+        merge_reason=r["merge_reason"],
+    )
+
+
+def _log_row(o: FetchOutcome, now: datetime) -> dict[str, Any]:
+    return {
+        "source_id": o.source_id,
+        "at": now,
+        "status": o.status.value,
+        "error": o.error,
+        "added": o.added,
+        "updated": o.updated,
+        "bytes": o.bytes,
+        "elapsed": o.elapsed,
+    }

@@ -1,0 +1,8 @@
+"""Composition root: `python run.py` starts the daemon; `python run.py ARGS` is `aggregator ARGS`."""
+
+import sys
+
+from aggregator.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or ["run"]))
