@@ -1,0 +1,182 @@
+"""HTML cleaning for every source: the one gate that entry HTML passes before it is stored.
+
+Owns: fixing lazy images (``data-src`` becomes ``src`` where ``data-src`` stood), making links and
+image sources absolute against the entry's URL, the optional image proxy prefix, the
+``referrerpolicy="no-referrer"`` that every ``<img>`` ends with, and the allowlist sanitizer (nh3)
+that removes scripts, styles, event handlers, ``javascript:`` URLs and everything else unknown.
+Also the small readers of cleaned HTML: its first image and its plain text.
+
+Does not own: fetching, deciding which HTML an entry has, or where the options come from (the
+pipeline builds ``CleanOptions`` from the ``[content]`` settings).
+
+The rewriting is done on a parsed tree (Python's html.parser through BeautifulSoup, which keeps
+attribute order and does not re-escape URLs); nh3 then re-parses and serializes the result, so the
+sanitizer's output is always the final word. Cleaning cleaned HTML changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+from bs4 import BeautifulSoup, Tag
+from bs4.dammit import EntitySubstitution
+from bs4.exceptions import ParserRejectedMarkup
+from bs4.formatter import HTMLFormatter
+
+
+@dataclass(frozen=True)
+class CleanOptions:
+    image_proxy: str | None = None  # prefix put before image URLs, e.g. "https://cors.example/?"
+    image_proxy_scope: Literal["http", "all"] = "http"  # proxy http:// images only, or all
+
+
+# Elements removed together with their content. noscript usually repeats a lazy image.
+_DROP_WITH_CONTENT = frozenset(
+    {"script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "math", "title"}
+)
+_TAGS = frozenset(nh3.ALLOWED_TAGS) - _DROP_WITH_CONTENT
+_ATTRIBUTES: dict[str, set[str]] = {
+    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    "*": {"lang", "title"},
+    "a": {"href", "hreflang"},
+    "img": {"src", "alt", "width", "height", "align", "data-size", "referrerpolicy"},
+}
+# Attributes that hold one URL; srcset is not kept (its URLs could not be proxied).
+_URL_ATTRIBUTES = ("href", "src", "cite", "poster", "longdesc")
+_LAZY_SOURCES = ("data-src", "data-original", "data-lazy-src")
+_SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|data):", re.IGNORECASE)
+_BLOCKS = re.compile(
+    r"^(p|div|br|hr|li|[uod]l|d[dt]|h[1-6]|blockquote|pre|table|tr|t[dh]|figure|figcaption"
+    r"|section|article|header|footer|img)$"
+)
+_DEFAULT = CleanOptions()
+
+
+class _InOrder(HTMLFormatter):
+    """HTML5 serialization that keeps attributes in document order (bs4 sorts them by default)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            entity_substitution=EntitySubstitution.substitute_xml, void_element_close_prefix=""
+        )
+
+    def attributes(self, tag: Tag) -> list[tuple[str, Any]]:
+        return [(k, v) for k, v in tag.attrs.items() if v is not None]
+
+
+_FORMATTER = _InOrder()
+
+
+def clean_html(html: str | None, base_url: str | None, options: CleanOptions = _DEFAULT) -> str:
+    """Sanitized, absolutized HTML with lazy images fixed and images proxied; "" for no HTML."""
+    if not html or not html.strip():
+        return ""
+    soup = _parse(html)
+    for tag in soup.find_all(True):
+        _rewrite(tag, base_url, options)
+    return nh3.clean(
+        soup.decode(formatter=_FORMATTER),
+        tags=set(_TAGS),
+        clean_content_tags=set(_DROP_WITH_CONTENT),
+        attributes=_ATTRIBUTES,
+        strip_comments=True,
+        link_rel="noopener noreferrer",
+    ).strip()  # whitespace around a whole document's <body> does not survive a second pass
+
+
+def first_image(html: str | None) -> str | None:
+    """The ``src`` of the first ``<img>`` that has one, in (cleaned) HTML."""
+    if not html:
+        return None
+    img = _parse(html).find("img", src=True)
+    src = img.get("src") if isinstance(img, Tag) else None
+    return src if isinstance(src, str) and src else None
+
+
+def strip_html(html: str | None) -> str:
+    """Plain text of an HTML fragment: tags and scripts gone, entities decoded, spaces collapsed."""
+    if not html:
+        return ""
+    soup = _parse(html)
+    for tag in soup.find_all(_DROP_WITH_CONTENT):
+        tag.decompose()
+    for tag in soup.find_all(_BLOCKS):
+        tag.insert_before(" ")  # keep words of adjacent blocks apart
+        tag.insert_after(" ")
+    return " ".join(soup.get_text().split())
+
+
+def _parse(html: str) -> BeautifulSoup:
+    try:
+        return BeautifulSoup(html, "html.parser", multi_valued_attributes=None)
+    except ParserRejectedMarkup:  # html.parser gives up on some broken markup; libxml2 does not
+        return BeautifulSoup(html, "lxml", multi_valued_attributes=None)
+
+
+def _rewrite(tag: Tag, base_url: str | None, options: CleanOptions) -> None:
+    if tag.decomposed:  # inside an element dropped earlier in this pass
+        return
+    if tag.name in _DROP_WITH_CONTENT:
+        tag.decompose()
+        return
+    if tag.name == "img":
+        tag.attrs = _lazy_to_src(tag.attrs)
+    tag.attrs = {k: v for k, v in tag.attrs.items() if not k.lower().startswith("on")}
+    for name in _URL_ATTRIBUTES:
+        _fix_url(tag, name, base_url)
+    if tag.name == "img":
+        _finish_image(tag, options)
+
+
+def _lazy_to_src(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Put the lazy source into ``src`` at the lazy attribute's position, dropping the old ``src``."""
+    lazy = next((name for name in _LAZY_SOURCES if str(attrs.get(name) or "").strip()), None)
+    if lazy is None:
+        return attrs
+    out: dict[str, Any] = {}
+    for name, value in attrs.items():
+        if name == lazy:
+            out["src"] = value.strip()
+        elif name != "src" and name not in _LAZY_SOURCES:
+            out[name] = value
+    return out
+
+
+def _fix_url(tag: Tag, name: str, base_url: str | None) -> None:
+    value = tag.attrs.get(name)
+    if not isinstance(value, str):
+        return
+    if _SCRIPT_URL.match(value):
+        del tag.attrs[name]
+        return
+    tag.attrs[name] = absolute_url(value.strip(), base_url)
+
+
+def absolute_url(url: str, base_url: str | None) -> str:
+    """``url`` resolved against ``base_url`` (unchanged when there is no usable base)."""
+    if not base_url or not url or urlsplit(url).scheme:
+        return url
+    return urljoin(base_url, url)
+
+
+def _finish_image(tag: Tag, options: CleanOptions) -> None:
+    src = tag.attrs.get("src")
+    if isinstance(src, str) and src:
+        tag.attrs["src"] = proxied(src, options)
+    tag.attrs.pop("referrerpolicy", None)
+    tag.attrs["referrerpolicy"] = "no-referrer"  # last, so it follows every other attribute
+
+
+def proxied(src: str, options: CleanOptions) -> str:
+    """The image URL behind the configured proxy prefix, when its scheme is in scope."""
+    prefix = options.image_proxy
+    if not prefix or src.startswith(prefix):
+        return src
+    scheme = urlsplit(src).scheme.lower()
+    if scheme == "http" or (scheme == "https" and options.image_proxy_scope == "all"):
+        return prefix + src
+    return src

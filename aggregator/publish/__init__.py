@@ -1,0 +1,1 @@
+"""Publishing: selecting entries and rendering them (feeds, JSON Feed, Hexo posts, OPML)."""

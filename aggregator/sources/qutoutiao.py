@@ -1,0 +1,196 @@
+"""The Qutoutiao (趣头条) adapter: the app's article list API, then each article's full text.
+
+The list (``/content/outList?cid=…``) is JSON: ``{"code": 0, "data": {"data": [items]}}``. An
+item's identity and link are its article URL without the tracking query; its published time is
+``show_time``; its author the ``nickname``. ``enrich`` fetches the full HTML: the ``detail`` field
+of the JSON at ``detail_url`` when that works, otherwise the inner HTML of the article page's
+``div.content``; when both fail the item keeps no content.
+
+Does not own: fetching (``enrich`` is handed the pipeline's fetch function), cleaning the HTML (the
+pipeline runs content cleaning with the item's link as base URL), or the defaults of a Qutoutiao
+source (its list URL, category path and site name come from the config).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bs4 import BeautifulSoup, Tag
+from bs4.dammit import EntitySubstitution
+from bs4.formatter import HTMLFormatter
+
+from ..errors import FetchError, ParseError
+from ..models import FetchResult, Item, ParsedFeed, Source
+from . import FetchFn
+
+
+class _InOrder(HTMLFormatter):
+    """HTML5 serialization escaping only &, < and >, attributes in document order (bs4 sorts)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            entity_substitution=EntitySubstitution.substitute_xml, void_element_close_prefix=""
+        )
+
+    def attributes(self, tag: Tag) -> list[tuple[str, Any]]:
+        return [(k, v) for k, v in tag.attrs.items() if v is not None]
+
+
+_INNER_HTML = _InOrder()
+
+
+class QutoutiaoAdapter:
+    kind = "qutoutiao"
+
+    def request_url(self, source: Source, effective_url: str) -> str:
+        return effective_url
+
+    def parse(self, source: Source, result: FetchResult) -> ParsedFeed:
+        items = _list_items(_json_body(result.content, "article list"))
+        parsed = (_item(raw) for raw in items if isinstance(raw, dict))
+        return ParsedFeed(
+            title=source.title or source.site_name,
+            link=None,
+            items=tuple(item for item in parsed if item is not None),
+        )
+
+    async def enrich(self, source: Source, item: Item, fetch: FetchFn) -> Item:
+        content = await _detail_html(item, fetch) or await _article_html(item, fetch)
+        return replace(item, content=content) if content else item
+
+
+def _json_body(body: bytes, what: str) -> dict[str, Any]:
+    """The decoded JSON object of a Qutoutiao answer whose ``code`` is 0; ParseError otherwise."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ParseError(f"qutoutiao {what}: not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ParseError(f"qutoutiao {what}: expected a JSON object")
+    code = data.get("code")
+    if str(code) != "0":
+        message = data.get("message") or data.get("msg") or "no message"
+        raise ParseError(f"qutoutiao {what}: code {code}: {message}")
+    return data
+
+
+def _list_items(data: Mapping[str, Any]) -> list[Any]:
+    inner = data.get("data")
+    items = inner.get("data") if isinstance(inner, dict) else None
+    if not isinstance(items, list):
+        raise ParseError("qutoutiao article list: no data.data list in the answer")
+    return items
+
+
+def _item(raw: Mapping[str, Any]) -> Item | None:
+    url = _text(raw.get("url"))
+    if not url:
+        return None
+    link = without_query(url)
+    return Item(
+        guid=link,
+        link=link,
+        title=_text(raw.get("title")),
+        summary=_text(raw.get("introduction")),
+        author=_text(raw.get("nickname")) or _text(raw.get("source_name")),
+        published=_published(raw),
+        image=_first_cover(raw.get("cover")),
+        extra={"detail_url": _text(raw.get("detail_url")), "article_url": url},
+    )
+
+
+def without_query(url: str) -> str:
+    """The URL without its query string and fragment (Qutoutiao puts tracking data there)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _published(raw: Mapping[str, Any]) -> datetime | None:
+    """``show_time`` (Unix seconds), else ``publish_time`` (milliseconds), as aware UTC."""
+    for key, scale in (("show_time", 1), ("publish_time", 1000)):
+        try:
+            seconds = float(raw[key]) / scale
+            return datetime.fromtimestamp(seconds, UTC)
+        except (KeyError, TypeError, ValueError, OverflowError, OSError):
+            continue
+    return None
+
+
+def _first_cover(cover: Any) -> str | None:
+    if isinstance(cover, list):
+        return next((c.strip() for c in cover if isinstance(c, str) and c.strip()), None)
+    return _text(cover)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+async def _fetched(url: str | None, fetch: FetchFn) -> FetchResult | None:
+    """A successful fetch of ``url``, or None: an extra document never fails the item."""
+    if not url:
+        return None
+    try:
+        result = await fetch(url)
+    except FetchError:
+        return None
+    return result if result.ok and result.content else None
+
+
+async def _detail_html(item: Item, fetch: FetchFn) -> str | None:
+    result = await _fetched(item.extra.get("detail_url"), fetch)
+    if result is None:
+        return None
+    try:
+        data = _json_body(result.content, "article detail")
+    except ParseError:
+        return None
+    detail = data.get("data")
+    html = detail.get("detail") if isinstance(detail, dict) else None
+    return html if isinstance(html, str) and html.strip() else None
+
+
+async def _article_html(item: Item, fetch: FetchFn) -> str | None:
+    result = await _fetched(item.extra.get("article_url") or item.link, fetch)
+    if result is None:
+        return None
+    return article_content(_decode(result))
+
+
+def article_content(page: str) -> str | None:
+    """The inner HTML of the first ``div.content`` of an article page, if it has any."""
+    div = BeautifulSoup(page, "lxml", multi_valued_attributes=None).select_one("div.content")
+    if not isinstance(div, Tag):
+        return None
+    html = div.decode_contents(formatter=_INNER_HTML).strip()
+    return html or None
+
+
+def _decode(result: FetchResult) -> str:
+    """Page text: the charset the server named, else UTF-8, else GB18030 (older Chinese pages)."""
+    charset = _charset(result.headers)
+    for encoding in (charset, "utf-8", "gb18030"):
+        if not encoding:
+            continue
+        try:
+            return result.content.decode(encoding)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return result.content.decode("utf-8", errors="replace")
+
+
+def _charset(headers: Mapping[str, str]) -> str | None:
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "charset" and value:
+            return value.strip("\"' ")
+    return None

@@ -1,0 +1,150 @@
+"""Hexo posts: the seed's exact format, the title rule, and exports that write nothing twice."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aggregator.content import CleanOptions, clean_html
+from aggregator.models import Entry
+from aggregator.publish.hexo import (
+    MANIFEST,
+    ExportStats,
+    export_posts,
+    post_filename_title,
+    render_post,
+)
+from aggregator.sources.qutoutiao import article_content
+
+QTT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "qutoutiao"
+PROXY = CleanOptions(image_proxy="https://cors.zfour.workers.dev/?")
+PATH = ("新媒体", "趣头条", "分类")
+LINK_1 = "http://html2.qktoutiao.com/detail/2021/12/09/1621234567.html"
+LINK_2 = "http://html2.qktoutiao.com/detail/2021/12/09/1621233001.html"
+TITLE_2 = "潍坊：冬季供暖保障工作全面启动 | 20万户居民能否温暖过冬?"
+
+
+def _entry(key: str, title: str, content: str | None, published: datetime | None) -> Entry:
+    return Entry(
+        source_id="qtt",
+        key=key,
+        title=title,
+        link=key,
+        content=content,
+        summary=None,
+        author=None,
+        published=published,
+        updated=None,
+        category_path=PATH,
+    )
+
+
+def _seed_entry() -> Entry:
+    data = json.loads((QTT / "detail_1621234567.json").read_bytes())["data"]
+    published = datetime.fromtimestamp(1639044467, UTC)  # the list item's show_time
+    return _entry(LINK_1, data["title"], clean_html(data["detail"], LINK_1, PROXY), published)
+
+
+def _page_entry() -> Entry:
+    page = (QTT / "article_1621233001.html").read_text(encoding="utf-8")
+    content = clean_html(article_content(page), LINK_2, PROXY)
+    return _entry(LINK_2, TITLE_2, content, datetime.fromtimestamp(1639043100, UTC))
+
+
+def test_render_post_reproduces_the_seed() -> None:
+    """The post for item 1621234567 is byte for byte the seed post."""
+    post = render_post(_seed_entry(), "趣头条")
+    assert post.encode("utf-8") == (QTT / "expected" / "seed.md").read_bytes()
+
+
+def test_post_from_the_article_page_is_cleaned() -> None:
+    """Item 1621233001's page content loses script and onclick; images are absolute and proxied."""
+    post = render_post(_page_entry(), "潍坊晚报")
+    assert "<script" not in post and "trackView" not in post and "onclick" not in post
+    relative = "http://html2.qktoutiao.com/qupost/img/2021/12/09/relative-chart.jpeg"
+    assert f'<img src="https://cors.zfour.workers.dev/?{relative}"' in post
+    https_image = "https://static-oss.qutoutiao.net/png/2021/12/09/feedbeefcafe.png"
+    assert f'<img src="{https_image}" data-size="320,240" referrerpolicy="no-referrer">' in post
+    assert "title: '潍坊：冬季供暖保障工作全面启动 _ 20万户居民能否温暖过冬_'\n" in post
+    assert "headimg: 'https://cors.zfour.workers.dev/?http://static.1sapp.com/" in post
+    assert "date: Thu, 09 Dec 2021 09:45:00 GMT\n" in post
+
+
+def test_title_rule_replaces_each_forbidden_character() -> None:
+    """Each of \\ / : * ? " < > | becomes _, and nothing else changes."""
+    assert post_filename_title('a\\b/c:d*e?f"g<h>i|j：k') == "a_b_c_d_e_f_g_h_i_j：k"
+
+
+def test_front_matter_quotes_what_yaml_would_misread() -> None:
+    """A ' in the title is doubled; a site name or category that YAML would misread is quoted."""
+    entry = replace(_seed_entry(), title="It's", category_path=("a: b", "ok"))
+    post = render_post(entry, "true")
+    assert "title: 'It''s'\n" in post
+    assert "categories: \n - 'a: b'\n - ok\nheadimg:" in post
+    assert "author: 'true'\n" in post
+
+
+def test_placeholder_image_is_stable_and_in_range() -> None:
+    """Without images headimg is a picsum URL whose number comes from the entry's identity."""
+    entry = _entry("k1", "t", "<p>text</p>", None)
+    post = render_post(entry, "s")
+    line = next(x for x in post.splitlines() if x.startswith("headimg: "))
+    number = int(line.removeprefix("headimg: 'https://picsum.photos/400/300?random=").rstrip("'"))
+    assert 0 <= number <= 9999
+    assert render_post(entry, "s") == post
+    assert f"thumbnail: {line.removeprefix('headimg: ')}\n" in post
+    others = {render_post(replace(entry, key=f"k{i}"), "s") for i in range(20)}
+    assert len(others) > 1
+
+
+def test_date_falls_back_to_first_seen() -> None:
+    """Without a published time the date is first_seen, in RFC 1123 GMT form."""
+    seen = datetime(2024, 2, 29, 23, 5, 1, tzinfo=UTC)
+    post = render_post(replace(_seed_entry(), published=None, first_seen=seen), "趣头条")
+    assert "date: Thu, 29 Feb 2024 23:05:01 GMT\n" in post
+
+
+def test_export_writes_once_and_then_nothing(tmp_path: Path) -> None:
+    """A second export of the same entries writes nothing and leaves every file as it was."""
+    entries = [_seed_entry(), _page_entry()]
+    assert export_posts(entries, {"qtt": "趣头条"}, tmp_path) == ExportStats(written=2, unchanged=0)
+    seed_file = tmp_path / "山东潍坊市残联：主动当好残疾人的_小棉袄__店小二__小保姆_.md"
+    assert seed_file.read_bytes() == (QTT / "expected" / "seed.md").read_bytes()
+    assert (tmp_path / "潍坊：冬季供暖保障工作全面启动 _ 20万户居民能否温暖过冬_.md").exists()
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert export_posts(entries, {"qtt": "趣头条"}, tmp_path) == ExportStats(written=0, unchanged=2)
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+
+
+def test_same_title_gets_a_numeric_suffix_and_keeps_it(tmp_path: Path) -> None:
+    """Two entries with one title get name.md and name-2.md, on this run and every later one."""
+    a = _entry("a", "Same: title", "<p>A</p>", None)
+    b = _entry("b", "Same: title", "<p>B</p>", None)
+    export_posts([a, b], {}, tmp_path)
+    assert "<p>A</p>" in (tmp_path / "Same_ title.md").read_text(encoding="utf-8")
+    assert "<p>B</p>" in (tmp_path / "Same_ title-2.md").read_text(encoding="utf-8")
+    stats = export_posts([b, replace(a, content="<p>A2</p>")], {}, tmp_path)
+    assert stats == ExportStats(written=1, unchanged=1)
+    assert "<p>A2</p>" in (tmp_path / "Same_ title.md").read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [MANIFEST, "Same_ title.md", "Same_ title-2.md"]
+    )
+
+
+def test_a_foreign_file_with_the_same_name_is_not_overwritten(tmp_path: Path) -> None:
+    """A file the export did not write keeps its bytes; the post takes the next free name."""
+    (tmp_path / "hello.md").write_text("mine", encoding="utf-8")
+    export_posts([_entry("a", "hello", "<p>x</p>", None)], {}, tmp_path)
+    assert (tmp_path / "hello.md").read_text(encoding="utf-8") == "mine"
+    assert (tmp_path / "hello-2.md").exists()
+
+
+def test_file_names_are_safe(tmp_path: Path) -> None:
+    """A title that starts with a dot, spans lines or is very long still makes a visible short name."""
+    entries = [_entry("a", ".hidden\nline", None, None), _entry("b", "长" * 300, None, None)]
+    export_posts(entries, {}, tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name != MANIFEST)
+    assert "hidden line.md" in names
+    assert all(len(n.encode("utf-8")) <= 210 and not n.startswith(".") for n in names)
