@@ -9,6 +9,7 @@ dropped connection, gzip, or a sequence of replies served one after another.
 from __future__ import annotations
 
 import gzip
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class Reply:
     chunk_delay: float = 0.0  # seconds between 1 KiB chunks (slow bodies)
     drop: bool = False  # close the connection without answering
     declared_length: int | None = None  # a Content-Length that lies
+    chunked: bool = False  # no Content-Length: send the body with chunked transfer encoding
 
     def payload(self) -> bytes:
         return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
@@ -57,6 +59,13 @@ class Sequence_:
     def __call__(self, request: Request) -> Reply:
         with self._lock:
             return self._replies.pop(0) if len(self._replies) > 1 else self._replies[0]
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients hanging up early (cut-off bodies, timeouts) are expected, not worth a trace."""
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class Origin:
@@ -81,12 +90,15 @@ class Origin:
             def do_POST(self) -> None:
                 origin._serve(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proxy_url = self.base_url
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval so that stop() (shutdown) returns quickly after each test.
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def start(self) -> Origin:
         self._thread.start()
@@ -160,7 +172,10 @@ def _write(h: BaseHTTPRequestHandler, request: Request, reply: Reply) -> None:
     if reply.gzip and body:
         body = gzip.compress(body)
         headers["Content-Encoding"] = "gzip"
-    headers["Content-Length"] = str(reply.declared_length if reply.declared_length is not None else len(body))
+    if reply.chunked:
+        headers["Transfer-Encoding"] = "chunked"
+    else:
+        headers["Content-Length"] = str(reply.declared_length if reply.declared_length is not None else len(body))
     h.send_response(status)
     for name, value in headers.items():
         h.send_header(name, value)
@@ -169,10 +184,17 @@ def _write(h: BaseHTTPRequestHandler, request: Request, reply: Reply) -> None:
         return
     try:
         for chunk in _chunks(body, reply.chunk_delay):
-            h.wfile.write(chunk)
+            h.wfile.write(_framed(chunk) if reply.chunked else chunk)
+            h.wfile.flush()
+        if reply.chunked:
+            h.wfile.write(b"0\r\n\r\n")
             h.wfile.flush()
     except (BrokenPipeError, ConnectionResetError):
         h.close_connection = True
+
+
+def _framed(chunk: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunk else b""
 
 
 def _chunks(body: bytes, delay: float) -> Iterator[bytes]:
