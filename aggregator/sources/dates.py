@@ -1,0 +1,134 @@
+"""Dates as sources write them, turned into aware UTC datetimes.
+
+Owns: ``parse_date`` for RFC 822 / RFC 1123 (RSS), RFC 3339 / ISO 8601 (Atom, JSON Feed), Unix
+timestamps, and the forms Chinese sites write (``2020/1/10 14:33:00``, ``2021-12-09 18:07``,
+``2021年12月9日 18:07``, full-width digits); and ``install_date_handlers``, which teaches feedparser
+the forms it gets wrong (it reads ``2020/1/10 14:33:00`` as 2020-11-01). Does not own: which field
+of a document holds a date (the adapters decide).
+
+A date without a zone is taken to be China Standard Time (Asia/Shanghai, UTC+8, no daylight
+saving). The RFCs that feeds follow require a zone, so zone-less dates come almost only from
+Chinese sites and APIs (Qutoutiao among them), which write local time. The feedparser handler
+claims only the Chinese-looking zone-less forms (slashes, 年月日, a space between date and time)
+and Unix timestamps; other zone-less forms inside RSS/Atom keep feedparser's reading (UTC). An
+RFC 822 date without a zone (or with ``-0000``) is read as UTC, as that RFC means.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_tz
+
+import feedparser
+
+CHINA = timezone(timedelta(hours=8), "CST")
+
+_NUMERIC = re.compile(
+    r"""^(?P<y>\d{4})\s*[-/.年]\s*(?P<mo>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?
+    (?:(?P<sep>\s*T\s*|\s*)
+       (?P<ampm>上午|下午|凌晨|晚上)?\s*
+       (?P<h>\d{1,2})\s*[:时時点點]\s*(?P<mi>\d{1,2})
+       (?:\s*[:分]\s*(?P<s>\d{1,2})(?:[.,](?P<frac>\d+))?\s*秒?|\s*分)?
+    )?
+    \s*(?P<tz>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?$""",
+    re.VERBOSE | re.IGNORECASE,
+)
+_EPOCH = re.compile(r"^\d{10}(?:\d{3})?$")
+_installed = False
+
+
+def parse_date(text: str) -> datetime | None:
+    """The instant ``text`` names, as an aware UTC datetime, or None when it names none."""
+    if not text:
+        return None
+    cleaned = unicodedata.normalize("NFKC", text).strip()
+    for parser in (_parse_numeric, _parse_epoch, _parse_rfc822):
+        try:
+            found = parser(cleaned)
+        except (ValueError, OverflowError):
+            found = None
+        if found is not None:
+            return found.astimezone(UTC)
+    return None
+
+
+def install_date_handlers() -> None:
+    """Register our parser with feedparser for the forms it misreads (idempotent)."""
+    global _installed
+    if not _installed:
+        feedparser.registerDateHandler(_feedparser_handler)
+        _installed = True
+
+
+def _feedparser_handler(text: str) -> time.struct_time | None:
+    cleaned = unicodedata.normalize("NFKC", text or "").strip()
+    if not _claims(cleaned):
+        return None
+    found = parse_date(cleaned)
+    return found.utctimetuple() if found else None
+
+
+def _claims(text: str) -> bool:
+    """Forms feedparser gets wrong: Chinese and slash dates, space-separated zone-less ones."""
+    if _EPOCH.match(text):
+        return True
+    match = _NUMERIC.match(text)
+    if not match:
+        return False
+    chinese_or_slash = bool(re.search(r"[/年]", text))
+    spaced_local = match["h"] is not None and "T" not in (match["sep"] or "").upper()
+    spaced_local = spaced_local and not match["tz"]
+    return chinese_or_slash or spaced_local
+
+
+def _parse_numeric(text: str) -> datetime | None:
+    match = _NUMERIC.match(text)
+    if not match:
+        return None
+    hour = int(match["h"] or 0)
+    if match["ampm"] in ("下午", "晚上") and hour < 12:
+        hour += 12
+    micro = int((match["frac"] or "0")[:6].ljust(6, "0"))
+    return datetime(
+        int(match["y"]),
+        int(match["mo"]),
+        int(match["d"]),
+        hour,
+        int(match["mi"] or 0),
+        int(match["s"] or 0),
+        micro,
+        tzinfo=_zone(match["tz"]),
+    )
+
+
+def _zone(text: str | None) -> timezone:
+    if not text:
+        return CHINA
+    if text.upper() in ("Z", "UTC", "GMT"):
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + int(digits[2:4] or 0)
+    return timezone(sign * timedelta(minutes=minutes))
+
+
+def _parse_epoch(text: str) -> datetime | None:
+    if not _EPOCH.match(text):
+        return None
+    seconds = int(text) / (1000 if len(text) == 13 else 1)
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _parse_rfc822(text: str) -> datetime | None:
+    parts = parsedate_tz(text)
+    if parts is None:
+        return None
+    offset = parts[9]
+    zone = timezone(timedelta(seconds=offset)) if offset is not None else UTC
+    year = parts[0]
+    if year < 100:  # two-digit years, as RFC 822 allowed
+        year += 2000 if year < 70 else 1900
+    return datetime(year, parts[1], parts[2], parts[3], parts[4], parts[5], tzinfo=zone)

@@ -1,0 +1,157 @@
+"""Character encodings of fetched documents: whatever a source sent, hand the parser UTF-8.
+
+Owns: deciding which encoding a document's bytes are in, and re-encoding them as UTF-8 with the
+XML declaration rewritten to match, so feedparser (given ``utf8_content_type``) never guesses.
+Does not own: parsing the document (the adapters do).
+
+The order of evidence, strongest first:
+
+1. A byte order mark; then the UTF-16/UTF-32 patterns of XML's appendix F.
+2. Bytes that are valid UTF-8 are UTF-8, whatever the HTTP charset or the XML declaration say
+   (servers and templates mislabel far more often than they mis-encode). Bytes that are nearly
+   valid UTF-8 (at least two valid multi-byte sequences for every broken one) are UTF-8 with the
+   broken bytes replaced; real legacy text almost never forms valid multi-byte sequences.
+3. The HTTP charset, then the XML declaration, each decoded strictly with a WHATWG-style superset:
+   GB2312 and GBK are read as GB18030, ISO-8859-1 and ASCII as windows-1252, EUC-KR as cp949,
+   Shift_JIS as cp932. An unknown name is skipped.
+4. Detection (charset-normalizer); among equally good guesses windows-1252 is preferred.
+5. UTF-8 with replacement characters.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+import charset_normalizer
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_SNIFFS = (
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+)
+_ALIASES = {
+    "x-gbk": "gbk",
+    "gb_2312-80": "gb2312",
+    "csgb2312": "gb2312",
+    "x-gb18030": "gb18030",
+    "windows-31j": "cp932",
+    "x-sjis": "shift_jis",
+    "x-euc-jp": "euc_jp",
+    "x-mac-roman": "mac_roman",
+}
+# Labels that mean a larger encoding in practice (the WHATWG Encoding Standard does the same).
+_SUPERSETS = {
+    "gb2312": ("gb18030",),
+    "gbk": ("gb18030",),
+    "iso8859-1": ("cp1252", "iso8859-1"),
+    "ascii": ("cp1252", "iso8859-1"),
+    "euc_kr": ("cp949", "euc_kr"),
+    "shift_jis": ("cp932", "shift_jis"),
+}
+_XML_DECL = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_XML_DECL_TEXT = re.compile(r"""^(\s*<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';,\s]+)""", re.IGNORECASE)
+_DETECT_SAMPLE = 1024 * 1024
+
+
+def decode_feed(content: bytes, content_type_header: str | None) -> tuple[bytes, str]:
+    """``content`` re-encoded as UTF-8 (declaration rewritten, BOM dropped), and the encoding
+    it was read as (a Python codec name such as ``utf-8``, ``gb18030``, ``cp1252``)."""
+    text, encoding = decode_text(content, content_type_header)
+    return _rewrite_declaration(text).encode("utf-8"), encoding
+
+
+def decode_text(content: bytes, content_type_header: str | None) -> tuple[str, str]:
+    """The text of ``content`` and the encoding it was read as (see the module docstring)."""
+    for decide in (_by_bom, _by_utf8):
+        found = decide(content)
+        if found is not None:
+            return found
+    declared = [header_charset(content_type_header), xml_declared_encoding(content)]
+    for label in declared:
+        found = _by_label(content, label)
+        if found is not None:
+            return found
+    return _by_detection(content)
+
+
+def utf8_content_type(content_type_header: str | None) -> str:
+    """The media type of ``content_type_header`` (default application/xml) with charset=utf-8,
+    to hand feedparser beside the bytes ``decode_feed`` returns."""
+    media = (content_type_header or "").split(";", 1)[0].strip().lower()
+    return f"{media or 'application/xml'}; charset=utf-8"
+
+
+def header_charset(content_type_header: str | None) -> str | None:
+    match = _CHARSET.search(content_type_header or "")
+    return match.group(1) if match else None
+
+
+def xml_declared_encoding(content: bytes) -> str | None:
+    match = _XML_DECL.match(content[:1024])
+    return match.group(1).decode("ascii") if match else None
+
+
+def _by_bom(content: bytes) -> tuple[str, str] | None:
+    for bom, encoding in _BOMS:
+        if content.startswith(bom):
+            return content[len(bom) :].decode(encoding, "replace"), encoding
+    for pattern, encoding in _SNIFFS:
+        if content.startswith(pattern):
+            return content.decode(encoding, "replace"), encoding
+    return None
+
+
+def _by_utf8(content: bytes) -> tuple[str, str] | None:
+    text = content.decode("utf-8", "replace")
+    broken = text.count("\ufffd")
+    if broken == 0:
+        return text, "utf-8"
+    multibyte = sum(1 for char in text if ord(char) > 0x7F) - broken
+    return (text, "utf-8") if multibyte >= 2 * broken else None
+
+
+def _by_label(content: bytes, label: str | None) -> tuple[str, str] | None:
+    for encoding in _candidates(label):
+        try:
+            return content.decode(encoding), encoding
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return None
+
+
+def _candidates(label: str | None) -> tuple[str, ...]:
+    if not label:
+        return ()
+    name = label.strip().lower()
+    try:
+        codec = codecs.lookup(_ALIASES.get(name, name)).name
+    except LookupError:
+        return ()
+    if codec.startswith(("utf-16", "utf-32")):
+        return ()  # without a BOM or the appendix F pattern the bytes are not UTF-16/32
+    return _SUPERSETS.get(codec, (codec,))
+
+
+def _by_detection(content: bytes) -> tuple[str, str]:
+    matches = charset_normalizer.from_bytes(content[:_DETECT_SAMPLE])
+    best = matches.best()
+    if best is None:
+        return content.decode("utf-8", "replace"), "utf-8"
+    ties = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    guess = "cp1252" if "cp1252" in ties else best.encoding
+    encoding = _candidates(guess)[0] if _candidates(guess) else guess
+    return content.decode(encoding, "replace"), encoding
+
+
+def _rewrite_declaration(text: str) -> str:
+    return _XML_DECL_TEXT.sub(r"\g<1>\g<2>utf-8\g<2>", text, count=1)
