@@ -153,7 +153,7 @@ class Fetcher:
             if reply.status not in _REDIRECTS or not location or reply.error:
                 return _result(reply, hops)
             hops.append(reply.status)
-            url = urljoin(url, location).split("#", 1)[0]
+            url = urljoin(url, location).split("#", 1)[0]  # httpx has already checked it parses
             if url in seen:
                 return _result(reply, hops, error=f"redirect loop: redirected back to {url}")
             seen.add(url)
@@ -189,8 +189,8 @@ class Fetcher:
 
     async def _exchange(self, url: str, headers: dict[str, str]) -> _Reply:
         """One request: checks, politeness slot, total timeout, and exception conversion."""
-        self._check_held(url)
         await self._check_address(url)
+        self._check_held(url)
         try:
             async with self._slot(urlsplit(url).hostname or ""):
                 async with asyncio.timeout(self._settings.timeout):
@@ -397,6 +397,8 @@ def _convert(exc: Exception, url: str, settings: FetchSettings) -> _Failure:
         return _Failure(f"proxy error: {detail}", url, retryable=True)
     if isinstance(exc, httpx.ConnectError):
         return _Failure(f"could not connect to {host}: {detail}", url, retryable=True)
+    if isinstance(exc, httpx.RemoteProtocolError) and detail.startswith("Invalid URL in location"):
+        return _Failure(f"invalid redirect Location from {host}: {detail}", url, retryable=False)
     if isinstance(exc, httpx.RemoteProtocolError):
         return _Failure(f"connection dropped by {host}: {detail}", url, retryable=True)
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):

@@ -256,7 +256,7 @@ async def test_streamed_oversized_body_is_cut_off(origin: Origin, clock: FakeClo
 
 async def test_gzip_bomb_is_cut_off_on_decoded_size(origin: Origin, clock: FakeClock) -> None:
     """A small gzip body that inflates past the limit is cut off by its decoded size."""
-    url = origin.route("/f", Reply(b"\0" * (16 * MiB), gzip=True))
+    url = origin.route("/f", Reply(b"\0" * (4 * MiB), gzip=True))
     result = await fetch_with(clock, url, max_body_bytes=MiB)
     assert len(origin.hits("/f")) == 1 and result.status_code == 200
     assert result.error == f"body too large: more than {MiB} bytes after decompression"
@@ -370,10 +370,27 @@ async def test_proxy_still_refuses_private_literal_and_redirects_to_it(
     assert [r.target for r in origin.requests] == ["http://feeds.example.invalid/moved"]
 
 
-async def test_non_http_url_is_an_error(clock: FakeClock) -> None:
-    """A URL that is not http(s) is an error result, not an exception."""
-    result = await fetch_with(clock, "ftp://example.invalid/feed")
-    assert result.status_code is None and result.error and "not an http(s) URL" in result.error
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://example.invalid/feed", "not an http(s) URL"),
+        ("javascript:alert(1)", "not an http(s) URL"),
+        ("http://[::1/feed", "invalid URL"),
+        ("http://example.invalid:99999/feed", "invalid URL"),
+    ],
+)
+async def test_bad_urls_are_error_results(clock: FakeClock, url: str, message: str) -> None:
+    """A URL that is not http(s) or is malformed is an error result, not an exception."""
+    result = await fetch_with(clock, url)
+    assert result.status_code is None and result.error and result.error.startswith(message)
+
+
+async def test_malformed_redirect_location_is_an_error(origin: Origin, fetcher: Fetcher) -> None:
+    """A redirect to a malformed Location ends as an error result naming it."""
+    url = origin.route("/f", Reply(status=301, headers={"Location": "http://[::1/x"}))
+    result = await fetcher.fetch(url)
+    assert result.error and result.error.startswith("invalid redirect Location")
+    assert len(origin.hits("/f")) == 1  # not retried
 
 
 # Politeness and concurrency
