@@ -116,7 +116,7 @@ def _by_utf8(content: bytes) -> tuple[str, str] | None:
     broken = text.count("\ufffd")
     if broken == 0:
         return text, "utf-8"
-    multibyte = sum(1 for char in text if ord(char) > 0x7F) - broken
+    multibyte = len(text) - len(text.encode("ascii", "ignore")) - broken
     return (text, "utf-8") if multibyte >= 2 * broken else None
 
 
