@@ -1,0 +1,557 @@
+"""Feed documents from stored entries: RSS 2.0 and Atom 1.0 through feedgen, JSON Feed 1.1 by hand.
+
+Owns: turning a ``FeedMeta`` and a sequence of ``Entry`` records (already selected, cleaned and
+sorted newest first) into the bytes of one document, and each entry's stable id. Does not own:
+choosing entries, caching, ETags or HTTP (feeds.py and server.py), nor cleaning entry HTML
+(content.py: the HTML is republished as it was stored).
+
+The output is meant to pass a strict validator (RFC 4287 schema; the W3C feed validator's errors
+and warnings), whatever the entries hold. The rules that get it there:
+
+- Text: characters XML 1.0 forbids or discourages (C0/C1 controls, lone surrogates,
+  non-characters, U+FFFD) are dropped from every string in every format. Titles, author names and
+  categories are plain text: markup in them is read as HTML and reduced to its text, whitespace
+  runs become one space. In RSS their ``&`` and ``<`` are written as hexadecimal character
+  references, as the RSS Advisory Board's profile asks.
+- Title: the entry's title; if that is empty, the start of its summary or content, else its link,
+  else ``Untitled``. Every document has a title for every entry.
+- Times are UTC, whole seconds. ``published`` = published or first_seen. ``updated`` = changed_at
+  or updated or published or first_seen; Atom requires one, so an entry with no time at all gets
+  ``FALLBACK_TIME`` (fixed, so re-renders do not change). The feed's time is ``meta.updated``,
+  else the newest entry's ``updated``; RSS then omits ``lastBuildDate`` and Atom uses
+  ``FALLBACK_TIME``. Nothing reads the clock.
+- Ids: ``entry_id`` (tag: URI under the host of ``meta.site_url``); entries whose id repeats an
+  earlier one are dropped, so ids are unique within a document. The feed's id is a tag: URI from
+  ``meta.id``.
+- URLs are written as ASCII URIs (IDN hosts in punycode, other non-ASCII percent-encoded).
+- RSS: ``description`` is the summary or else the content, ``content:encoded`` the content; the
+  author name goes in ``dc:creator`` (RSS ``author`` must be an e-mail address); one enclosure
+  (the first with an http(s) URL; RSS allows one); ``atom:link`` rel=self/hub/next/alternate.
+- Atom: content type="html" (the summary when there is no content, the title when there is
+  neither, as a validator wants textual content), summary type="html" beside real content; the
+  feed always has an author (the feed title), which entries without one inherit.
+- JSON Feed: ``content_html`` as Atom's content, ``summary`` as plain text, every enclosure as an
+  attachment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html import escape
+from html.parser import HTMLParser
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from ..clock import utc
+from ..models import Enclosure, Entry
+
+Format = Literal["rss", "atom", "json"]
+
+CONTENT_TYPES: dict[str, str] = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+FALLBACK_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # validators flag dates before 1990
+TAG_DATE = "2026"  # the date in every tag: URI we mint; changing it changes every id
+GENERATOR = "aggregator"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+
+_ATOM_NS = "http://www.w3.org/2005/Atom"
+_DC_NS = "http://purl.org/dc/elements/1.1/"
+_RSS_DOCS = "http://www.rssboard.org/rss-specification"  # exactly this: validators key on it
+_MIME = re.compile(r"^[^\s()<>,;:\\\"/\[\]?=]+/[^\s()<>,;:\\\"/\[\]?=]+$")
+_DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+_URI_SAFE = "!#$%&'()*+,/:;=?@~-._"
+_SPACES = re.compile(r"[ \t\n\r\f\v]+")
+_EXCERPT = 80
+_NONCHARACTERS = "".join(
+    chr(p * 0x10000 + 0xFFFE) + chr(p * 0x10000 + 0xFFFF) for p in range(1, 17)
+)
+_BAD_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffd\ufffe\uffff"
+    + _NONCHARACTERS
+    + "]"
+)
+# RSS plain-text elements as lxml writes them (text only, attributes never used on these).
+_RSS_PLAIN_TEXT = re.compile(rb"<(title|category|dc:creator)>([^<]*)</\1>")
+
+
+@dataclass(frozen=True)
+class FeedMeta:
+    """What a document says about itself; the caller builds it from the feed definition."""
+
+    id: str  # stable feed id, e.g. "all", "source/hn", "category/科技"
+    title: str
+    description: str
+    self_url: str  # absolute URL of this document
+    site_url: str  # absolute URL of the HTML site (the server base URL)
+    updated: datetime | None  # newest change among the entries (None for an empty feed)
+    ttl_minutes: int | None = None
+    hub: str | None = None  # WebSub hub
+    next_url: str | None = None  # RFC 5005 paged feed: the next (older) page
+    alternates: Mapping[str, str] = field(default_factory=dict)  # format -> URL of this feed
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One entry as every format writes it: cleaned, defaulted, no further decisions left."""
+
+    id: str
+    title: str
+    link: str | None
+    author: tuple[str, str | None] | None  # (name, e-mail)
+    categories: tuple[str, ...]
+    published: datetime | None
+    updated: datetime
+    has_updated: bool  # False when ``updated`` is FALLBACK_TIME
+    summary: str | None  # HTML
+    content: str | None  # HTML
+    enclosures: tuple[Enclosure, ...]
+    image: str | None
+
+
+def render(fmt: Format, meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    """The document for ``entries`` (kept in the given order) in format ``fmt``, as UTF-8 bytes."""
+    items = _items(entries, meta.site_url)
+    if fmt == "rss":
+        return _rss(meta, items)
+    if fmt == "atom":
+        return _atom(meta, items)
+    if fmt == "json":
+        return _json(meta, items)
+    raise ValueError(f"unknown feed format {fmt!r}")
+
+
+def entry_id(entry: Entry, base_url: str) -> str:
+    """A URI naming the entry forever: from its source and key, never its row id or the time."""
+    seed = f"{entry.source_id}\x00{entry.key}".encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(seed).hexdigest()[:32]
+    source = quote(unicodedata.normalize("NFC", _xml_safe(entry.source_id)), safe="")
+    return _tag_uri(base_url, f"entry/{source}/{digest}")
+
+
+def feed_id(meta: FeedMeta) -> str:
+    """The feed's permanent id (Atom ``id``): a tag: URI from ``meta.id``."""
+    return _tag_uri(meta.site_url, "feed/" + quote(unicodedata.normalize("NFC", meta.id), safe="/"))
+
+
+# --- preparing entries ---------------------------------------------------------------------------
+
+
+def _items(entries: Sequence[Entry], base_url: str) -> list[_Item]:
+    seen: set[str] = set()
+    items = []
+    for entry in entries:
+        item = _item(entry, base_url)
+        if item.id not in seen:
+            seen.add(item.id)
+            items.append(item)
+    return items
+
+
+def _item(entry: Entry, base_url: str) -> _Item:
+    content, summary = _html(entry.content), _html(entry.summary)
+    link = _uri(entry.link) or _uri(entry.canonical_url)
+    updated = _first_time(entry.changed_at, entry.updated, entry.published, entry.first_seen)
+    return _Item(
+        id=entry_id(entry, base_url),
+        title=_plain(entry.title) or _excerpt(summary or content) or link or "Untitled",
+        link=link,
+        author=_author(entry.author),
+        categories=_categories(entry),
+        published=_first_time(entry.published, entry.first_seen),
+        updated=updated or FALLBACK_TIME,
+        has_updated=updated is not None,
+        summary=summary,
+        content=content,
+        enclosures=tuple(e for e in map(_enclosure, entry.enclosures) if e is not None),
+        image=_uri(entry.image),
+    )
+
+
+def _first_time(*times: datetime | None) -> datetime | None:
+    for t in times:
+        if t is not None:
+            return utc(t).replace(microsecond=0)
+    return None
+
+
+def _categories(entry: Entry) -> tuple[str, ...]:
+    names = [_plain(c) for c in entry.categories]
+    path = [p for p in map(_plain, entry.category_path) if p]
+    if path:
+        names.append("/".join(path))  # the RSS spec's notation for a place in a hierarchy
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def _author(raw: str | None) -> tuple[str, str | None] | None:
+    """``Name``, ``mail@host (Name)`` or ``Name <mail@host>`` as (name, e-mail)."""
+    text = _SPACES.sub(" ", _xml_safe(raw or "")).strip()  # before _plain: <mail@host> is no tag
+    m = re.fullmatch(r"([^\s@()<>]+@[^\s@()<>]+) ?\((.+)\)", text)
+    if m and _plain(m[2]):
+        return _plain(m[2]), m[1]
+    m = re.fullmatch(r"(.+?) ?<([^\s@()<>]+@[^\s@()<>]+)>", text)
+    if m and _plain(m[1]):
+        return _plain(m[1]), m[2]
+    name = _plain(text)
+    return (name, None) if name else None
+
+
+def _enclosure(enc: Enclosure) -> Enclosure | None:
+    url = _uri(enc.url)
+    if not url:
+        return None
+    mime = (enc.type or "").split(";")[0].strip().lower()
+    length = enc.length if enc.length is not None and enc.length >= 0 else None
+    return Enclosure(url, mime if _MIME.match(mime) else "application/octet-stream", length)
+
+
+# --- text and URIs --------------------------------------------------------------------------------
+
+
+class _TextOf(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        self.parts.append(" ")  # <br>, <p>: words on either side stay apart
+
+
+def _xml_safe(text: str) -> str:
+    return _BAD_CHARS.sub("", text)
+
+
+def _plain(text: str | None) -> str:
+    """Plain text on one line; markup (even escaped more than once) is reduced to its text."""
+    value = _xml_safe(text or "")
+    for _ in range(3):
+        if "<" not in value and "&" not in value:
+            break
+        parser = _TextOf()
+        parser.feed(value)
+        parser.close()
+        value, before = _xml_safe("".join(parser.parts)), value
+        if value == before:
+            break
+    return _SPACES.sub(" ", value).strip()
+
+
+def _html(text: str | None) -> str | None:
+    value = _xml_safe(text or "")
+    return value if value.strip() else None
+
+
+def _excerpt(html: str | None) -> str:
+    text = _plain(html)
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1].rstrip() + "…"
+
+
+def _uri(value: str | None) -> str | None:
+    """``value`` as an ASCII URI (an IRI's host in punycode, other characters percent-encoded)."""
+    text = _xml_safe(value or "").strip()
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text)
+        netloc = parts.netloc if parts.netloc.isascii() else _ascii_netloc(parts.netloc)
+    except ValueError:  # a broken IPv6 literal, say: keep the text, encoded
+        return quote(text, safe=_URI_SAFE)
+    path, query, fragment = (quote(p, safe=_URI_SAFE) for p in parts[2:])
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
+
+
+def _ascii_netloc(netloc: str) -> str:
+    userinfo, at, hostport = netloc.rpartition("@")
+    host, colon, port = hostport.partition(":")
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        host = quote(host, safe="")
+    return quote(userinfo, safe=_URI_SAFE) + at + host + colon + port
+
+
+def _tag_uri(base_url: str, specific: str) -> str:
+    """``tag:host,TAG_DATE:specific``; a urn:uuid when the base URL has no usable host name."""
+    try:
+        host = urlsplit(base_url.strip()).hostname or ""
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except (ValueError, UnicodeError):
+        host = ""
+    if _DNS_NAME.match(host):
+        return f"tag:{host},{TAG_DATE}:{specific}"
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, specific)}"
+
+
+def _rfc3339(t: datetime) -> str:
+    return utc(t).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _feed_time(meta: FeedMeta, items: Sequence[_Item]) -> datetime | None:
+    if meta.updated is not None:
+        return utc(meta.updated).replace(microsecond=0)
+    dated = [i.updated for i in items if i.has_updated]
+    return max(dated) if dated else None
+
+
+def _other_formats(meta: FeedMeta, fmt: str) -> list[tuple[str, str]]:
+    """(content type, URL) of the same feed in the other formats, in a fixed order."""
+    found = []
+    for other in sorted(meta.alternates):
+        url = _uri(meta.alternates[other])
+        if other != fmt and other in CONTENT_TYPES and url:
+            found.append((CONTENT_TYPES[other].split(";")[0], url))
+    return found
+
+
+# --- RSS 2.0 ----------------------------------------------------------------------------------------
+
+
+class _RssFeedExtension:
+    """What feedgen's RSS writer lacks: hub/next/alternate links, no lastBuildDate when unknown."""
+
+    def __init__(self) -> None:
+        self.links: list[dict[str, str]] = []
+        self.omit_build_date = False
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"dc": _DC_NS}
+
+    def extend_rss(self, rss: Any) -> Any:
+        channel = rss[0]
+        for link in self.links:
+            etree.SubElement(channel, f"{{{_ATOM_NS}}}link", link)
+        if self.omit_build_date:
+            for stale in channel.findall("lastBuildDate"):
+                channel.remove(stale)
+        return rss
+
+    def extend_atom(self, feed: Any) -> Any:
+        return feed
+
+
+class _RssItemExtension:
+    """The author's name as ``dc:creator`` (feedgen only writes RSS ``author`` e-mail addresses)."""
+
+    def __init__(self) -> None:
+        self.creator: str | None = None
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_rss(self, item: Any) -> Any:
+        if self.creator:
+            etree.SubElement(item, f"{{{_DC_NS}}}creator").text = self.creator
+        return item
+
+    def extend_atom(self, entry: Any) -> Any:
+        return entry
+
+
+def _rss(meta: FeedMeta, items: Sequence[_Item]) -> bytes:
+    fg = FeedGenerator()
+    fg.register_extension("aggregator", _RssFeedExtension, _RssItemExtension, atom=False, rss=True)
+    title = _plain(meta.title) or "Untitled feed"
+    fg.title(title)
+    fg.description(_plain(meta.description) or title)
+    self_url = _uri(meta.self_url)
+    if self_url:
+        fg.link(href=self_url, rel="self", type=CONTENT_TYPES["rss"].split(";")[0])
+    fg.link(href=_uri(meta.site_url) or self_url or "/", rel="alternate")  # last link: <link>
+    fg.docs(_RSS_DOCS)
+    fg.generator(GENERATOR)
+    _rss_channel_extras(fg, meta, items)
+    for item in items:
+        _rss_item(fg.add_entry(order="append"), item)
+    body: bytes = fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    return _RSS_PLAIN_TEXT.sub(_hex_escape, body)
+
+
+def _rss_channel_extras(fg: Any, meta: FeedMeta, items: Sequence[_Item]) -> None:
+    ext: _RssFeedExtension = fg.aggregator
+    updated = _feed_time(meta, items)
+    if updated is not None:
+        fg.lastBuildDate(updated)
+    ext.omit_build_date = updated is None
+    if meta.ttl_minutes is not None and meta.ttl_minutes > 0:
+        fg.ttl(int(meta.ttl_minutes))
+    for rel, url in (("hub", meta.hub), ("next", meta.next_url)):
+        if _uri(url):
+            ext.links.append({"rel": rel, "href": _uri(url) or ""})
+    for mime, url in _other_formats(meta, "rss"):
+        ext.links.append({"rel": "alternate", "type": mime, "href": url})
+
+
+def _rss_item(fe: Any, item: _Item) -> None:
+    fe.title(item.title)
+    fe.guid(item.id, permalink=False)
+    if item.link:
+        fe.link(href=item.link)
+    if item.summary or item.content:
+        fe.description(item.summary or item.content)
+    if item.content:
+        fe.content(item.content)
+    if item.categories:
+        fe.category([{"term": c} for c in item.categories])
+    if item.published is not None:
+        fe.published(item.published)
+    web = [e for e in item.enclosures if e.url.lower().startswith(("http://", "https://"))]
+    if web:
+        fe.link(href=web[0].url, rel="enclosure", type=web[0].type, length=str(web[0].length or 0))
+    fe.aggregator.creator = item.author[0] if item.author else None
+
+
+def _hex_escape(m: re.Match[bytes]) -> bytes:
+    text = m[2].replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
+    return b"<%s>%s</%s>" % (m[1], text, m[1])
+
+
+# --- Atom 1.0 ---------------------------------------------------------------------------------------
+
+
+class _AtomExtension:
+    """Atom dates in UTC with ``Z`` (feedgen writes ``+00:00``, which validators flag), and entry
+    links with all their attributes (feedgen 1.0 drops rel, type and length on entry links)."""
+
+    def __init__(self) -> None:
+        self.links: list[dict[str, str]] = []
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_atom(self, element: Any) -> Any:
+        for child in element:
+            if child.tag in ("updated", "published") and child.text:
+                child.text = _rfc3339(datetime.fromisoformat(child.text))
+        for link in self.links:
+            etree.SubElement(element, "link", link)
+        return element
+
+    def extend_rss(self, element: Any) -> Any:
+        return element
+
+
+def _atom(meta: FeedMeta, items: Sequence[_Item]) -> bytes:
+    fg = FeedGenerator()
+    fg.register_extension("aggregator", _AtomExtension, _AtomExtension, atom=True, rss=False)
+    title = _plain(meta.title) or "Untitled feed"
+    fg.id(feed_id(meta))
+    fg.title(title)
+    fg.updated(_feed_time(meta, items) or FALLBACK_TIME)
+    fg.author({"name": title})  # entries without an author inherit it
+    if _plain(meta.description):
+        fg.subtitle(_plain(meta.description))
+    fg.generator(GENERATOR)
+    for link in _atom_links(meta):
+        fg.link(link)
+    for item in items:
+        _atom_entry(fg.add_entry(order="append"), item)
+    body: bytes = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    return body
+
+
+def _atom_links(meta: FeedMeta) -> list[dict[str, str]]:
+    links = []
+    if _uri(meta.site_url):
+        links.append({"href": _uri(meta.site_url) or "", "rel": "alternate", "type": "text/html"})
+    if _uri(meta.self_url):
+        links.append(
+            {
+                "href": _uri(meta.self_url) or "",
+                "rel": "self",
+                "type": CONTENT_TYPES["atom"].split(";")[0],
+            }
+        )
+    for rel, url in (("hub", meta.hub), ("next", meta.next_url)):
+        if _uri(url):
+            links.append({"href": _uri(url) or "", "rel": rel})
+    for mime, url in _other_formats(meta, "atom"):
+        links.append({"href": url, "rel": "alternate", "type": mime})
+    return links
+
+
+def _atom_entry(fe: Any, item: _Item) -> None:
+    fe.id(item.id)
+    fe.title(item.title)
+    fe.updated(item.updated)
+    if item.published is not None:
+        fe.published(item.published)
+    if item.author:
+        name, email = item.author
+        fe.author({"name": name, "email": email} if email else {"name": name})
+    fe.content(item.content or item.summary or escape(item.title, quote=False), type="html")
+    if item.content and item.summary:
+        fe.summary(item.summary, type="html")
+    links: list[dict[str, str]] = fe.aggregator.links
+    if item.link:
+        links.append({"href": item.link, "rel": "alternate"})
+    for enc in item.enclosures:
+        link = {"href": enc.url, "rel": "enclosure", "type": enc.type or "application/octet-stream"}
+        if enc.length is not None:
+            link["length"] = str(enc.length)
+        links.append(link)
+    if item.categories:
+        fe.category([{"term": c} for c in item.categories])
+
+
+# --- JSON Feed 1.1 ----------------------------------------------------------------------------------
+
+
+def _json(meta: FeedMeta, items: Sequence[_Item]) -> bytes:
+    title = _plain(meta.title) or "Untitled feed"
+    doc: dict[str, Any] = {"version": JSON_FEED_VERSION, "title": title}
+    optional = {
+        "home_page_url": _uri(meta.site_url),
+        "feed_url": _uri(meta.self_url),
+        "description": _plain(meta.description) or None,
+        "next_url": _uri(meta.next_url),
+    }
+    doc.update({k: v for k, v in optional.items() if v})
+    if _uri(meta.hub):
+        doc["hubs"] = [{"type": "WebSub", "url": _uri(meta.hub)}]
+    doc["authors"] = [{"name": title}]
+    doc["items"] = [_json_item(item) for item in items]
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _json_item(item: _Item) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": item.id, "title": item.title}
+    if item.link:
+        out["url"] = item.link
+    out["content_html"] = item.content or item.summary or escape(item.title, quote=False)
+    if item.summary and _plain(item.summary):
+        out["summary"] = _plain(item.summary)
+    if item.image:
+        out["image"] = item.image
+    if item.published is not None:
+        out["date_published"] = _rfc3339(item.published)
+    if item.has_updated:
+        out["date_modified"] = _rfc3339(item.updated)
+    if item.author:
+        out["authors"] = [{"name": item.author[0]}]
+    if item.categories:
+        out["tags"] = list(item.categories)
+    if item.enclosures:
+        out["attachments"] = [_attachment(e) for e in item.enclosures]
+    return out
+
+
+def _attachment(enc: Enclosure) -> dict[str, Any]:
+    out: dict[str, Any] = {"url": enc.url, "mime_type": enc.type or "application/octet-stream"}
+    if enc.length:
+        out["size_in_bytes"] = enc.length
+    return out
