@@ -191,16 +191,9 @@ class SourceSettings(BaseModel):
 
     @model_validator(mode="after")
     def _options(self) -> SourceSettings:
-        model = SOURCE_OPTIONS[self.kind]
-        try:
-            model.model_validate(self.model_extra or {})  # unknown or mistyped kind-specific keys
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"])
-                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-                problems.append(f"{field}: {msg}")
-            raise ValueError("; ".join(problems)) from None
+        problems = option_problems(self.kind, self.model_extra or {})
+        if problems:
+            raise ValueError("; ".join(problems))
         if self.kind == "feed" and not self.url:
             raise ValueError("a feed source needs a url")
         return self
@@ -209,6 +202,22 @@ class SourceSettings(BaseModel):
     def options(self) -> dict[str, Any]:
         model = SOURCE_OPTIONS[self.kind]
         return model.model_validate(self.model_extra or {}).model_dump()
+
+
+def option_problems(kind: str, extra: dict[str, Any]) -> list[str]:
+    """Unknown or mistyped kind-specific keys of one source, one line each."""
+    model = SOURCE_OPTIONS.get(kind)
+    if model is None:
+        return []
+    try:
+        model.model_validate(extra)
+    except ValidationError as exc:
+        return [
+            f"{'.'.join(str(p) for p in err['loc'])}: "
+            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
+            for err in exc.errors()
+        ]
+    return []
 
 
 class Settings(_Section):
@@ -288,7 +297,22 @@ def parse(text: str, name: str = "<config>") -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(name, describe(exc, data)) from None
+        # Kind-specific keys are checked after a source's fields; report them even when a field
+        # error stopped that check, so one run shows every problem.
+        problems = describe(exc, data) + _all_option_problems(data)
+        raise ConfigError(name, list(dict.fromkeys(problems))) from None
+
+
+def _all_option_problems(data: dict[str, Any]) -> list[str]:
+    lines = []
+    sources = data.get("sources")
+    for index, raw in enumerate(sources if isinstance(sources, list) else []):
+        if not isinstance(raw, dict):
+            continue
+        extra = {k: v for k, v in raw.items() if k not in SourceSettings.model_fields}
+        head = _location(["sources", index], data)
+        lines += [f"{head}: {p}" for p in option_problems(str(raw.get("kind", "feed")), extra)]
+    return lines
 
 
 def describe(exc: ValidationError, data: dict[str, Any]) -> list[str]:

@@ -7,12 +7,14 @@ or SIGINT), and the live set of configured sources. Does not own: what any of th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import uvicorn
 
@@ -74,12 +76,13 @@ async def serve(settings: Settings, config_path: Path, clock: Clock | None = Non
         scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every)
         feeds = FeedService(settings, store, live.get)
         app = create_app(feeds, ready=lambda: scheduler.running)
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(
                 app, host=settings.server.host, port=settings.server.port,
                 log_level="warning", access_log=False, lifespan="off",
             )
         )
+        _on_signals(server)
         scheduler.start()
         log.info(
             "event=started sources=%d listen=http://%s:%d store=%s config=%s",
@@ -87,10 +90,30 @@ async def serve(settings: Settings, config_path: Path, clock: Clock | None = Non
             settings.storage.url.split("@")[-1], config_path,
         )
         try:
-            await server.serve()  # returns on SIGTERM / SIGINT (uvicorn handles both)
+            await server.serve()  # returns once a signal sets should_exit
         finally:
             await _stop(scheduler, dispatcher, store, owner)
     return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal capture: uvicorn re-raises a captured SIGTERM after
+    serving, which would end the process by signal instead of exiting 0 after a clean stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _on_signals(server: uvicorn.Server) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop(signame: str) -> None:
+        log.info("event=signal signal=%s", signame)
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig.name)
 
 
 async def _stop(scheduler: Scheduler, dispatcher: Dispatcher, store: Store, owner: str) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable, Sequence
 
-from . import categorize, content, dedupe, schedule
+from . import content, dedupe, schedule
 from .clock import Clock
 from .config import Settings
 from .errors import AggregatorError
@@ -53,6 +53,14 @@ class Processed:
     new: tuple[Entry, ...] = ()
     changed: tuple[Entry, ...] = ()
     dropped: tuple[tuple[Entry, tuple[str, ...]], ...] = ()  # entries rules dropped, with why
+
+
+@dataclass(frozen=True)
+class _Decision:
+    categories: tuple[str, ...]
+    path: tuple[str, ...]
+    dropped: bool = False
+    explanation: tuple[str, ...] = ()
 
 
 class Pipeline:
@@ -182,16 +190,13 @@ class Pipeline:
 
     def _entry(
         self, source: Source, key: str, item: Item, item_hash: str, base: str, now: datetime
-    ) -> tuple[Entry, categorize.Decision]:
+    ) -> tuple[Entry, _Decision]:
         link = item.link
         html = content.clean_html(item.content, link or base, self.clean_options)
         summary = content.clean_html(item.summary, link or base, self.clean_options) if item.summary else None
         text = content.strip_html(html or summary or "")
         title = (item.title or "").strip() or _fallback_title(text)
-        decision = categorize.categorize_entry(
-            self.settings, source, title=title, text=text, author=item.author, link=link,
-            feed_categories=item.categories,
-        )
+        decision = _Decision(item.categories, source.category)
         entry = Entry(
             source_id=source.id,
             key=key,
@@ -200,7 +205,7 @@ class Pipeline:
             content=html or None,
             summary=summary,
             author=item.author,
-            published=item.published,
+            published=item.published or item.updated,  # Atom may carry only <updated>
             updated=item.updated,
             categories=decision.categories,
             category_path=decision.path,
