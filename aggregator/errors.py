@@ -8,6 +8,7 @@
     ├── ParseError         a document could not be turned into items
     ├── StoreError         the database could not be reached or migrated
     └── SelectionError     a feed query is invalid (bad regular expression, unknown feed)
+        └── QueryError     the query parameters are malformed (HTTP 400, not 404)
 
 Third-party exceptions are converted to these at the edge of the module that uses the library
 (fetch.py for httpx, store/ for SQLAlchemy), so callers never import a library to catch its errors.
@@ -51,3 +52,7 @@ class StoreError(AggregatorError):
 
 class SelectionError(AggregatorError):
     """A feed selection or query is invalid."""
+
+
+class QueryError(SelectionError):
+    """A feed URL's query parameters are malformed (a bad pattern, limit or cursor)."""

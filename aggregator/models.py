@@ -130,6 +130,7 @@ class Entry:
     id: int | None = None  # store-assigned, stable for the entry's life
     duplicate_of: int | None = None
     merge_reason: str | None = None
+    sort_at: datetime | None = None  # store-assigned place in the history (pagination cursors)
 
 
 @dataclass(frozen=True)

@@ -447,6 +447,7 @@ def _entry(r: RowMapping) -> Entry:
         changed_at=r["changed_at"],
         duplicate_of=r["duplicate_of"],
         merge_reason=r["merge_reason"],
+        sort_at=r["sort_at"],
     )
 
 
