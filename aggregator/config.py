@@ -14,8 +14,11 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import soupsieve
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -159,10 +162,190 @@ class QutoutiaoOptions(_Section):
     limit: int = Field(20, ge=1, le=100)
 
 
+# --- Kinds "json" and "html": any site from the config alone (adapters: sources/json_api.py and
+# sources/html_page.py; README "Sources of kind json and html"). The syntax of paths, selectors,
+# patterns and zones is checked here; whether they fit a fetched document, the adapters report.
+
+_JSON_KEY = r"""[^.\[\]'"\s]+"""
+_JSON_INDEX = r"""\[(?:-?\d+|\*|"[^"]*"|'[^']*')\]"""
+_JSON_PATH = re.compile(rf"^(?:(?:{_JSON_KEY}|{_JSON_INDEX})(?:\.{_JSON_KEY}|{_JSON_INDEX})*)?$")
+_OFFSET = re.compile(r"^[+-]\d{2}:?\d{2}$")
+
+
+def check_json_path(value: str) -> str:
+    """A path into JSON: keys joined by dots, ``[n]`` indexes, ``[*]`` for every element,
+    ``["a.b"]`` for a key with dots or spaces; ``""`` is the document itself."""
+    if not _JSON_PATH.match(value):
+        raise ValueError(
+            f"not a path: {value!r} (keys joined by '.', [n] for an index, [*] for every "
+            "element, [\"a.b\"] for a key with dots)"
+        )
+    return value
+
+
+def check_selector(value: str) -> str:
+    try:
+        soupsieve.compile(value)
+    except soupsieve.SelectorSyntaxError as exc:
+        reason = str(exc).splitlines()[0]
+        raise ValueError(f"not a CSS selector: {value!r}: {reason}") from None
+    return value
+
+
+def check_pattern(value: str) -> str:
+    try:
+        groups = re.compile(value).groups
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {value!r}: {exc}") from None
+    if groups > 1:
+        raise ValueError(f"a pattern may have at most one group, {value!r} has {groups}")
+    return value
+
+
+def check_zone(value: str) -> str:
+    if value.upper() in ("UTC", "Z", "GMT") or _OFFSET.match(value):
+        return value
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"not a time zone: {value!r} (use '+08:00', 'UTC' or a name such as 'Asia/Shanghai')") from None
+    return value
+
+
+JsonPath = Annotated[str, AfterValidator(check_json_path)]
+Selector = Annotated[str, AfterValidator(check_selector)]
+
+
+def _one_or_many(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+class _FieldSpec(_Section):
+    format: str | None = None  # strptime format of a date, e.g. "%Y-%m-%d %H:%M"
+    unit: Literal["s", "ms", "us", "ns"] | None = None  # a date given as a Unix timestamp
+    timezone: Annotated[str, AfterValidator(check_zone)] = "+08:00"  # for `format` dates without %z
+    pattern: Annotated[str, AfterValidator(check_pattern)] | None = None  # keep the match (or group 1)
+    optional: bool = False  # found in no item at all is not a mistake
+
+    @model_validator(mode="after")
+    def _one_date_form(self) -> _FieldSpec:
+        if self.format and self.unit:
+            raise ValueError("give either format or unit, not both")
+        return self
+
+
+class JsonField(_FieldSpec):
+    path: Annotated[tuple[JsonPath, ...], BeforeValidator(_one_or_many)] = ()  # first found wins
+    template: str | None = None  # "https://site/p/{id}": {path} placeholders into the item
+
+    @model_validator(mode="after")
+    def _path_or_template(self) -> JsonField:
+        if bool(self.path) == bool(self.template):
+            raise ValueError("give either path or template")
+        return self
+
+
+class HtmlField(_FieldSpec):
+    selector: Selector = ""  # relative to the item element; "" is the item element itself
+    attr: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()  # first present wins
+    html: bool = False  # the inner HTML instead of the text
+
+    @model_validator(mode="after")
+    def _attr_or_html(self) -> HtmlField:
+        if self.attr and self.html:
+            raise ValueError("give either attr or html, not both")
+        return self
+
+
+def _json_field(value: Any) -> Any:
+    return {"path": value} if isinstance(value, (str, list)) else value
+
+
+def _html_field(value: Any) -> Any:
+    return {"selector": value} if isinstance(value, str) else value
+
+
+JsonFieldSpec = Annotated[JsonField, BeforeValidator(_json_field)]
+HtmlFieldSpec = Annotated[HtmlField, BeforeValidator(_html_field)]
+
+
+def _needs_title_or_link(fields: BaseModel) -> None:
+    if not any(getattr(fields, name) for name in ("title", "link", "content")):
+        raise ValueError("map at least one of title, link or content")
+
+
+class JsonFields(_Section):
+    id: JsonFieldSpec | None = None
+    title: JsonFieldSpec | None = None
+    link: JsonFieldSpec | None = None
+    published: JsonFieldSpec | None = None
+    updated: JsonFieldSpec | None = None
+    author: JsonFieldSpec | None = None
+    summary: JsonFieldSpec | None = None
+    content: JsonFieldSpec | None = None
+    image: JsonFieldSpec | None = None
+    categories: JsonFieldSpec | None = None
+
+    @model_validator(mode="after")
+    def _useful(self) -> JsonFields:
+        _needs_title_or_link(self)
+        return self
+
+
+class HtmlFields(_Section):
+    id: HtmlFieldSpec | None = None
+    title: HtmlFieldSpec | None = None
+    link: HtmlFieldSpec | None = None
+    published: HtmlFieldSpec | None = None
+    updated: HtmlFieldSpec | None = None
+    author: HtmlFieldSpec | None = None
+    summary: HtmlFieldSpec | None = None
+    content: HtmlFieldSpec | None = None
+    image: HtmlFieldSpec | None = None
+    categories: HtmlFieldSpec | None = None
+
+    @model_validator(mode="after")
+    def _useful(self) -> HtmlFields:
+        _needs_title_or_link(self)
+        return self
+
+
+class HtmlDetail(_Section):
+    selector: Selector  # the full content on the item's own page (its link)
+    remove: Annotated[tuple[Selector, ...], BeforeValidator(_one_or_many)] = ()  # dropped inside it
+
+
+class JsonDetail(_Section):
+    url: str | None = None  # template with {path} placeholders into the list item; default its link
+    content: JsonPath | None = None  # the full content in a JSON detail document
+    selector: Selector | None = None  # ... or in an HTML detail document
+    remove: Annotated[tuple[Selector, ...], BeforeValidator(_one_or_many)] = ()
+
+    @model_validator(mode="after")
+    def _content_or_selector(self) -> JsonDetail:
+        if (self.content is None) == (self.selector is None):
+            raise ValueError("give either content (a JSON path) or selector (a CSS selector)")
+        return self
+
+
+class JsonOptions(_Section):
+    items: JsonPath  # where the list of items is; "" when the document is the list
+    fields: JsonFields
+    detail: JsonDetail | None = None
+
+
+class HtmlOptions(_Section):
+    items: Annotated[str, Field(min_length=1), AfterValidator(check_selector)]  # one match per item
+    fields: HtmlFields
+    detail: HtmlDetail | None = None
+
+
 # Kind-specific keys of a [[sources]] table, validated by kind. An adapter's own options model.
 SOURCE_OPTIONS: dict[str, type[BaseModel]] = {
     "feed": _Section,
     "qutoutiao": QutoutiaoOptions,
+    "json": JsonOptions,
+    "html": HtmlOptions,
 }
 
 SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -194,8 +377,8 @@ class SourceSettings(BaseModel):
         problems = option_problems(self.kind, self.model_extra or {})
         if problems:
             raise ValueError("; ".join(problems))
-        if self.kind == "feed" and not self.url:
-            raise ValueError("a feed source needs a url")
+        if self.kind in ("feed", "json", "html") and not self.url:
+            raise ValueError(f"a {self.kind} source needs a url")
         return self
 
     @property
@@ -214,10 +397,70 @@ def option_problems(kind: str, extra: dict[str, Any]) -> list[str]:
     except ValidationError as exc:
         return [
             f"{'.'.join(str(p) for p in err['loc'])}: "
-            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
+            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, "))
             for err in exc.errors()
         ]
     return []
+
+
+FeedFormat = Literal["rss", "atom", "json"]
+RESERVED_FEED_IDS = frozenset({"all", "source", "category"})  # the built-in feeds' URL names
+
+
+def _paths(value: Any) -> Any:
+    """``"a / b"`` alone is one path; a list holds several (each a string or a list)."""
+    return [value] if isinstance(value, str) else value
+
+
+CategoryPaths = Annotated[tuple[CategoryPath, ...], BeforeValidator(_paths)]
+
+
+class FeedSettings(_Section):
+    """An operator-defined feed (``[[feeds]]``), served at ``/feeds/ID.FMT``."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=100)
+    title: str | None = None
+    description: str | None = None
+    sources: tuple[str, ...] = ()  # entries of these sources…
+    categories: CategoryPaths = ()  # …or under these category paths; neither: every source
+    query: str | None = None  # only entries whose title or content contains this text
+    exclude_sources: tuple[str, ...] = ()
+    exclude_categories: CategoryPaths = ()
+    exclude_query: str | None = None  # drop entries whose title, summary or content contains it
+    limit: int | None = Field(None, ge=1)  # entries per document (default publish.default_limit)
+    formats: tuple[FeedFormat, ...] = ("rss", "atom", "json")
+    merge_duplicates: bool = True  # one copy of a story found in several sources
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_FEED_IDS:
+            raise ValueError(f"{value!r} is a built-in feed name; pick another id")
+        return value
+
+    @field_validator("formats")
+    @classmethod
+    def _some_formats(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("a feed needs at least one format")
+        return tuple(dict.fromkeys(value))
+
+
+def feed_problems(settings: Settings) -> list[str]:
+    """Feeds that name unknown sources, repeat an id or ask for more than publish.max_limit."""
+    known = {s.id for s in settings.sources}
+    problems, seen = [], set()
+    for index, feed in enumerate(settings.feeds):
+        head = f"feeds[{index}] (id={feed.id})"
+        if feed.id in seen:
+            problems.append(f"{head}.id: duplicate feed id {feed.id!r}")
+        seen.add(feed.id)
+        for name in ("sources", "exclude_sources"):
+            unknown = [s for s in getattr(feed, name) if s not in known]
+            problems += [f"{head}.{name}: unknown source {s!r}" for s in unknown]
+        if feed.limit is not None and feed.limit > settings.publish.max_limit:
+            problems.append(f"{head}.limit: more than publish.max_limit ({settings.publish.max_limit})")
+    return problems
 
 
 class Settings(_Section):
@@ -230,6 +473,7 @@ class Settings(_Section):
     publish: PublishSettings = PublishSettings()
     logging: LoggingSettings = LoggingSettings()
     sources: tuple[SourceSettings, ...] = ()
+    feeds: tuple[FeedSettings, ...] = ()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Settings:
@@ -238,6 +482,13 @@ class Settings(_Section):
             if src.id in seen:
                 raise ValueError(f"sources[{index}] (id={src.id}): duplicate source id {src.id!r}")
             seen.add(src.id)
+        return self
+
+    @model_validator(mode="after")
+    def _feeds(self) -> Settings:
+        problems = feed_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def source_records(self) -> tuple[Source, ...]:
@@ -324,16 +575,17 @@ def describe(exc: ValidationError, data: dict[str, Any]) -> list[str]:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"{where}: {message}" if where else message)
+        # Whole-file checks (cross-references) report several problems in one message.
+        lines += [f"{where}: {message}"] if where else message.split("; ")
     return lines
 
 
 def _location(loc: list[Any], data: dict[str, Any]) -> str:
-    if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
+    if len(loc) >= 2 and loc[0] in ("sources", "feeds") and isinstance(loc[1], int):
         index = loc[1]
-        sources = data.get("sources") or []
+        sources = data.get(loc[0]) or []
         sid = sources[index].get("id") if index < len(sources) and isinstance(sources[index], dict) else None
         field = ".".join(str(p) for p in loc[2:])
-        head = f"sources[{index}] (id={sid})" if sid else f"sources[{index}]"
+        head = f"{loc[0]}[{index}] (id={sid})" if sid else f"{loc[0]}[{index}]"
         return f"{head}.{field}" if field else head
     return ".".join(str(p) for p in loc)
