@@ -26,6 +26,7 @@ class Request:
     path: str  # path without query
     query: str
     headers: dict[str, str]
+    body: bytes = b""  # what a POST sent
 
 
 @dataclass
@@ -129,14 +130,14 @@ class Origin:
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)
         length = int(h.headers.get("Content-Length") or 0)
-        if length:
-            h.rfile.read(length)
+        body = h.rfile.read(length) if length else b""
         request = Request(
             method=h.command,
             target=h.path,
             path=parts.path,
             query=parts.query,
             headers={k.lower(): v for k, v in h.headers.items()},
+            body=body,
         )
         request.headers["x-absolute"] = h.path if parts.scheme else ""
         with self._lock:

@@ -1,119 +1,234 @@
-"""Published feeds: which entries a feed URL selects, rendering them, and caching the bytes.
+"""Published feeds as bytes: one page of a feed, rendered once, cached until its selection changes.
 
-Owns: the built-in feeds (all, per source, per category), turning a feed and its query into a
-``Selection`` and a ``FeedMeta``, and the rendered-bytes cache keyed by feed, format and query and
-validated against the store's newest change. Does not own: HTTP (server.py) or document syntax
-(render.py).
+Owns: turning a ``FeedSpec`` (catalog.py), a format and a ``FeedQuery`` (query.py) into a
+``Rendered`` document with its validators (strong ETag over the bytes, Last-Modified, max-age); the
+rendered-bytes cache, checked against the store's newest change of the feed's selection on every
+request and bounded in bytes; and single flight: concurrent requests for the same uncached document
+share one rendering, which runs in a worker thread so the event loop keeps serving. Does not own:
+which feeds exist (catalog.py), document syntax (render.py), HTTP (http.py and server.py).
+
+feedgen sets the process locale while it formats RSS dates (``feedgen.util.formatRFC2822``), so
+renderings never run in two threads at once: ``_RENDER_LOCK`` serializes them (store reads do not
+need it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import hashlib
-from dataclasses import dataclass
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable, Mapping
-from urllib.parse import quote
+from typing import Any
 
+from ..clock import Clock, SystemClock
 from ..config import Settings
 from ..errors import SelectionError
-from ..models import Selection, Source
+from ..models import Entry, Source
 from ..store import Store
+from .catalog import FORMATS, Catalog, FeedSpec
+from .pages import collect
+from .query import FeedQuery, admit_all, parse_query
 from .render import CONTENT_TYPES, FeedMeta, render
 
-FORMATS = ("rss", "atom", "json")
+__all__ = ["CONTENT_TYPES", "FORMATS", "FeedService", "FeedSpec", "Rendered", "cache_seconds", "rendered"]
 
-
-@dataclass(frozen=True)
-class FeedSpec:
-    id: str  # "all", "source/<id>", "category/<a>/<b>"
-    path: str  # URL path without the format suffix, e.g. "/feeds/source/hn"
-    title: str
-    description: str
-    selection: Selection
-    interval: float  # how often the selected sources are fetched (seconds), for caching
+CACHE_BYTES = 64 << 20  # rendered documents kept, plain and gzip together
+_RENDER_LOCK = threading.Lock()
+_EMPTY = FeedQuery()
 
 
 @dataclass(frozen=True)
 class Rendered:
     body: bytes
-    etag: str
+    etag: str  # strong, over ``body``
     last_modified: datetime | None
     content_type: str
-    max_age: int
+    max_age: int  # seconds; RSS <ttl> says the same in minutes
+    gzip_body: bytes = b""
+    gzip_etag: str = ""  # strong, over ``gzip_body`` (a different representation, another tag)
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + len(self.gzip_body)
+
+
+@dataclass(frozen=True)
+class _Cached:
+    valid_for: tuple[Any, ...]  # (store stamp, feed spec, filter_time window)
+    rendered: Rendered
+
+
+def cache_seconds(interval: float) -> int:
+    """Cache-Control max-age for a feed whose sources are fetched every ``interval`` seconds:
+    half the interval (a new entry waits that long on average), between 1 minute and 1 hour."""
+    return int(max(60.0, min(3600.0, interval / 2)))
+
+
+def strong_etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def rendered(body: bytes, content_type: str, last_modified: datetime | None, max_age: int) -> Rendered:
+    """A document with its validators, plain and gzip (compressed the same way every time)."""
+    packed = gzip.compress(body, compresslevel=6, mtime=0)
+    return Rendered(body, strong_etag(body), last_modified, content_type, max_age,
+                    packed, strong_etag(packed))
 
 
 class FeedService:
     def __init__(
-        self, settings: Settings, store: Store, sources: Callable[[], Mapping[str, Source]]
+        self,
+        settings: Settings,
+        store: Store,
+        sources: Callable[[], Mapping[str, Source]],
+        clock: Clock | None = None,
+        cache_bytes: int = CACHE_BYTES,
     ) -> None:
-        self.settings = settings
         self.store = store
         self.sources = sources
-        self._cache: dict[tuple[str, str, int], tuple[tuple[datetime | None, int], Rendered]] = {}
+        self.clock = clock or SystemClock()
+        self.cache_bytes = cache_bytes
+        self._settings = settings
+        self.catalog = Catalog(settings, sources)
+        self.renders = 0  # documents rendered (not served from the cache)
+        self._cache: OrderedDict[tuple[Any, ...], _Cached] = OrderedDict()
+        self._cached_bytes = 0
+        self._lock = threading.Lock()
+        self._inflight: dict[tuple[Any, ...], asyncio.Future[Rendered]] = {}
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        self.update(settings)
+
+    def update(self, settings: Settings) -> None:
+        """Use a reloaded configuration (cached documents are re-validated against it)."""
+        self._settings = settings
+        self.catalog = Catalog(settings, self.sources)
 
     # --- which feed ---------------------------------------------------------------------------
 
     def all(self) -> FeedSpec:
-        pub = self.settings.publish
-        return FeedSpec("all", "/feeds/all", pub.title, pub.description,
-                        Selection(limit=pub.default_limit), self._interval(None))
+        return self.catalog.all()
 
     def source(self, source_id: str) -> FeedSpec:
-        src = self.sources().get(source_id)
-        if src is None:
-            raise SelectionError(f"unknown source {source_id!r}")
-        keep = self.settings.dedupe.per_source_keeps_duplicates
-        sel = Selection(source_ids=(src.id,), merge_duplicates=not keep,
-                        limit=self.settings.publish.default_limit)
-        title = src.title or src.site_name or src.id
-        return FeedSpec(f"source/{src.id}", f"/feeds/source/{quote(src.id)}", title,
-                        f"Entries from {title}", sel, src.interval)
+        return self.catalog.source(source_id)
 
     def category(self, path: tuple[str, ...]) -> FeedSpec:
-        path = tuple(p for p in path if p)
-        members = [s for s in self.sources().values() if s.category[: len(path)] == path]
-        if not path or not members:
-            raise SelectionError(f"unknown category {' / '.join(path)!r}")
-        sel = Selection(category_prefix=path, limit=self.settings.publish.default_limit)
-        name = " / ".join(path)
-        url_path = "/feeds/category/" + "/".join(quote(p) for p in path)
-        return FeedSpec("category/" + "/".join(path), url_path, f"{self.settings.publish.title}: {name}",
-                        f"Entries in {name}", sel, min(s.interval for s in members))
+        return self.catalog.category(path)
 
-    def _interval(self, ids: tuple[str, ...] | None) -> float:
-        chosen = [s.interval for s in self.sources().values() if ids is None or s.id in ids]
-        return min(chosen) if chosen else self.settings.schedule.interval
+    def resolve(self, rest: str) -> tuple[FeedSpec, str]:
+        """Feed and format of a URL path under /feeds/ (as sent, percent-encoded)."""
+        return self.catalog.resolve(rest)
 
-    # --- rendering ----------------------------------------------------------------------------
+    def every(self) -> list[FeedSpec]:
+        return list(self.catalog.every())
 
-    def render(self, spec: FeedSpec, fmt: str) -> Rendered:
-        if fmt not in FORMATS:
-            raise SelectionError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-        stamp = self.store.last_change(spec.selection)
-        key = (spec.id, fmt, hash(spec.selection))
-        cached = self._cache.get(key)
-        if cached and cached[0] == stamp:
-            return cached[1]
-        entries = self.store.list_entries(spec.selection)
+    def query(self, params: Iterable[tuple[str, str]]) -> FeedQuery:
+        return parse_query(params, self.settings.publish.max_limit)
+
+    # --- serving ------------------------------------------------------------------------------
+
+    async def serve(self, spec: FeedSpec, fmt: str, query: FeedQuery = _EMPTY) -> Rendered:
+        """``render`` in a worker thread; concurrent calls for one document share one run."""
+        key = (spec, fmt, query.canonical())
+        flight = self._inflight.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(asyncio.to_thread(self.render, spec, fmt, query))
+            self._inflight[key] = flight
+            flight.add_done_callback(lambda done: self._land(key, done))
+        return await asyncio.shield(flight)
+
+    def _land(self, key: tuple[Any, ...], done: asyncio.Future[Rendered]) -> None:
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
+
+    def render(
+        self, spec: FeedSpec, fmt: str, query: FeedQuery = _EMPTY, paging: bool = True
+    ) -> Rendered:
+        """One page of a feed, from the cache while the feed's selection has not changed."""
+        if fmt not in spec.formats:
+            raise SelectionError(f"feed {spec.id!r} is not served as {fmt!r}")
+        now = self.clock.now()
+        key = (spec.id, fmt, query.canonical(), paging)
+        valid_for = (self.store.last_change(spec.selection), spec, _window(query, now))
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached.valid_for == valid_for:
+                self._cache.move_to_end(key)
+                return cached.rendered
+        fresh = self._render(spec, fmt, query, paging, now, valid_for[0][0])
+        result = _keep_validators(cached.rendered if cached else None, fresh, now)
+        self._remember(key, _Cached(valid_for, result))
+        return result
+
+    def _render(
+        self, spec: FeedSpec, fmt: str, query: FeedQuery, paging: bool, now: datetime,
+        changed: datetime | None,
+    ) -> Rendered:
+        pub = self.settings.publish
+        limit = min(query.limit or spec.selection.limit, pub.max_limit)
+        page = collect(self.store.list_entries, spec.selection, limit, query.before,
+                       admit_all(spec.rules, query, now))
+        entries = query.order(page.entries)
         base = self.settings.server.public_base
+        here = query.canonical()
+        max_age = cache_seconds(spec.interval)
+        next_page = query.paged(page.next_before).canonical() if paging and page.next_before else None
         meta = FeedMeta(
-            id=spec.id,
-            title=spec.title,
-            description=spec.description,
-            self_url=f"{base}{spec.path}.{fmt}",
-            site_url=base + "/",
-            updated=stamp[0],
-            ttl_minutes=max(1, int(spec.interval // 60)),
-            hub=self.settings.publish.hub,
-            alternates={f: f"{base}{spec.path}.{f}" for f in FORMATS},
+            id=spec.id, title=spec.title, description=spec.description,
+            self_url=spec.url(base, fmt, here), site_url=base + "/", updated=_newest(entries),
+            ttl_minutes=math.ceil(max_age / 60), hub=pub.hub,
+            next_url=spec.url(base, fmt, next_page) if next_page else None,
+            alternates={f: spec.url(base, f, here) for f in spec.formats},
         )
-        body = render(fmt, meta, entries)  # type: ignore[arg-type]
-        rendered = Rendered(
-            body=body,
-            etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
-            last_modified=stamp[0],
-            content_type=CONTENT_TYPES[fmt],
-            max_age=max(60, min(3600, int(spec.interval / 2))),
-        )
-        self._cache[key] = (stamp, rendered)
-        return rendered
+        with _RENDER_LOCK:
+            body = render(fmt, meta, entries)  # type: ignore[arg-type]
+            self.renders += 1
+        return rendered(body, CONTENT_TYPES[fmt], changed, max_age)
+
+    def _remember(self, key: tuple[Any, ...], item: _Cached) -> None:
+        with self._lock:
+            old = self._cache.pop(key, None)
+            if old is not None:
+                self._cached_bytes -= old.rendered.size
+            if item.rendered.size > self.cache_bytes:
+                return
+            self._cache[key] = item
+            self._cached_bytes += item.rendered.size
+            while self._cached_bytes > self.cache_bytes:
+                _, evicted = self._cache.popitem(last=False)
+                self._cached_bytes -= evicted.rendered.size
+
+
+def _keep_validators(old: Rendered | None, new: Rendered, now: datetime) -> Rendered:
+    """Same bytes as before: keep the old validators. New bytes whose Last-Modified would not be
+    newer (a title changed by a reload, a filter_time window moved): Last-Modified is now, so a
+    reader that only sends If-Modified-Since still gets the new document."""
+    if old is None:
+        return new
+    if old.etag == new.etag:
+        return old
+    if new.last_modified is None or (
+        old.last_modified is not None and new.last_modified <= old.last_modified
+    ):
+        return replace(new, last_modified=now)
+    return new
+
+
+def _newest(entries: Sequence[Entry]) -> datetime | None:
+    times = [t for e in entries if (t := e.changed_at or e.updated or e.published or e.first_seen)]
+    return max(times) if times else None
+
+
+def _window(query: FeedQuery, now: datetime) -> int | None:
+    """filter_time views change as time passes: re-render them once a minute at most."""
+    return int(now.timestamp() // 60) if query.max_age is not None else None

@@ -1,0 +1,123 @@
+"""Feed requests as HTTP: status, headers and body for a request to a feed or to the OPML list.
+
+Owns: mapping errors to 404 (unknown feed, source, category or format) and 400 (a malformed
+query); conditional requests (If-None-Match before If-Modified-Since, answered with 304);
+content negotiation of gzip (the compressed bytes are cached with the document and carry their
+own strong ETag); the caching headers. Framework-free: server.py turns a ``Reply`` into a Starlette
+response and does nothing else. Does not own: routing (server.py) or rendering (feeds.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime, parsedate_to_datetime
+
+from ..errors import QueryError, SelectionError
+from .feeds import CONTENT_TYPES, FeedService, Rendered, cache_seconds, rendered
+from .opml import OPML_TYPE, export_opml
+
+HINT = (
+    "Feeds are at /feeds/all.FMT, /feeds/ID.FMT (operator feeds), /feeds/source/ID.FMT and "
+    "/feeds/category/PATH.FMT, with FMT one of rss, atom, json."
+)
+TEXT = "text/plain; charset=utf-8"
+# Media types this module compresses itself; a compressing middleware must leave them alone.
+PRECOMPRESSED = tuple(t.split(";")[0] for t in (*CONTENT_TYPES.values(), OPML_TYPE))
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+async def feed_reply(
+    feeds: FeedService,
+    rest: str,
+    params: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+) -> Reply:
+    """The answer to ``GET /feeds/<rest>?<params>``; ``rest`` as sent (still percent-encoded)."""
+    try:
+        spec, fmt = feeds.resolve(rest)
+        query = feeds.query(params)
+        rendered = await feeds.serve(spec, fmt, query)
+    except QueryError as exc:
+        return Reply(400, {"Content-Type": TEXT}, f"400 Bad Request: {exc}\n".encode())
+    except SelectionError as exc:
+        return not_found(str(exc))
+    return conditional(headers, rendered)
+
+
+def opml_reply(feeds: FeedService, headers: Mapping[str, str]) -> Reply:
+    """The answer to ``GET /opml``: every configured source."""
+    body = export_opml(feeds.settings, feeds.sources(), feeds.store.list_states(include_disabled=True))
+    doc = rendered(body, OPML_TYPE, None, cache_seconds(feeds.settings.schedule.interval))
+    return conditional(headers, doc)
+
+
+def not_found(message: str) -> Reply:
+    return Reply(404, {"Content-Type": TEXT}, f"404 Not Found: {message}\n{HINT}\n".encode())
+
+
+def conditional(headers: Mapping[str, str], r: Rendered) -> Reply:
+    """200 with the document (gzip when accepted), or 304 when the reader's copy is current."""
+    packed = bool(r.gzip_body) and accepts_gzip(headers.get("accept-encoding", ""))
+    etag = r.gzip_etag if packed else r.etag
+    out = {"ETag": etag, "Cache-Control": f"public, max-age={r.max_age}", "Vary": "Accept-Encoding"}
+    if r.last_modified is not None:
+        out["Last-Modified"] = format_datetime(r.last_modified.replace(microsecond=0), usegmt=True)
+    matched = _matching_tag(headers, r)
+    if matched is not None:
+        return Reply(304, {**out, "ETag": matched or etag})
+    out["Content-Type"] = r.content_type
+    if packed:
+        out["Content-Encoding"] = "gzip"
+        return Reply(200, out, r.gzip_body)
+    return Reply(200, out, r.body)
+
+
+def _matching_tag(headers: Mapping[str, str], r: Rendered) -> str | None:
+    """The tag the reader holds if its copy is current ("" for a date match), else None."""
+    inm = headers.get("if-none-match")
+    if inm is not None:  # RFC 9110 13.1.2: If-None-Match wins over If-Modified-Since
+        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+        current = [t for t in (r.etag, r.gzip_etag) if t]
+        if "*" in tags:
+            return ""
+        return next((t for t in current if t in tags), None)
+    since = _http_date(headers.get("if-modified-since"))
+    if since is not None and r.last_modified is not None:
+        return "" if r.last_modified.replace(microsecond=0) <= since else None
+    return None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (``gzip`` or ``*`` with q above 0)."""
+    allowed: dict[str, bool] = {}
+    for item in accept_encoding.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if name.strip():
+            allowed[name.strip()] = q > 0
+    return allowed.get("gzip", allowed.get("x-gzip", allowed.get("*", False)))

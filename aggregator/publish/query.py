@@ -1,0 +1,292 @@
+"""What a feed URL's query asks for, and the in-Python filtering of entries.
+
+Owns: reading RSSHub-compatible query parameters (``limit``, ``filter``, ``filterout`` and their
+``_title`` / ``_description`` / ``_author`` / ``_category`` variants, ``filter_case_sensitive``,
+``filter_time``, ``sorted``) and our pagination cursor (``before``) into a ``FeedQuery``; compiling
+the patterns with RE2, whose matching time is linear in the text, so a hostile pattern from a URL
+cannot stall the server; the opaque cursor format; and ``EntryRules``, the part of an operator
+feed's selection that SQL does not do (several category paths, exclusions). Does not own: SQL (the
+store), walking pages (pages.py), rendering or HTTP.
+
+Semantics, as RSSHub documents them:
+
+- ``filter`` keeps entries whose title or description matches; ``filter_title``,
+  ``filter_description``, ``filter_author``, ``filter_category`` keep entries whose field matches.
+  Every keep parameter given must hold.
+- ``filterout`` drops entries whose title or description matches; ``filterout_FIELD`` drops entries
+  whose field matches. Any drop parameter that matches drops the entry.
+- The description is the entry's summary and content as text (tags removed); the category is any
+  of the entry's categories, any part of its category path, or the path joined with ``/``.
+- ``filter_case_sensitive=false`` makes every pattern ignore case (default ``true``).
+- ``filter_time=N`` keeps entries published in the last N seconds (entries without a date stay).
+- ``sorted=false`` keeps the store's order (when entries arrived); the default sorts each page by
+  publication date, newest first.
+- ``limit`` is capped at ``publish.max_limit``.
+
+Malformed values are a ``QueryError`` (HTTP 400) saying which parameter and why.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import re2
+
+from ..errors import QueryError
+from ..models import Entry
+
+FIELDS = ("title", "description", "author", "category")
+KEEP_PARAMS = ("filter",) + tuple(f"filter_{f}" for f in FIELDS)
+DROP_PARAMS = ("filterout",) + tuple(f"filterout_{f}" for f in FIELDS)
+# The order parameters take in canonical query strings (cache keys, self and next links).
+PARAMS = ("limit", *KEEP_PARAMS, *DROP_PARAMS, "filter_case_sensitive", "filter_time", "sorted", "before")
+MAX_PATTERN = 1000  # characters; RE2 bounds the time, this and MAX_PROGRAM bound the memory
+MAX_PROGRAM = 8 << 20
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+_TAGS = re.compile(r"<[^>]*>")  # linear: one character class, no nesting
+_CURSOR_VERSION = "1"
+
+Pattern = Any  # re2's compiled pattern (the package ships no type hints)
+
+
+@dataclass(frozen=True)
+class FeedQuery:
+    """One URL's query, normalized; equal queries render equal documents."""
+
+    limit: int | None = None
+    keep: tuple[tuple[str, str], ...] = ()  # (parameter name, pattern)
+    drop: tuple[tuple[str, str], ...] = ()
+    case_sensitive: bool = True
+    max_age: int | None = None  # filter_time, seconds
+    sorted: bool = True
+    before: tuple[datetime, int] | None = None  # pagination cursor: (sort_at, id), exclusive
+    _compiled: tuple[tuple[str, bool, Pattern], ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.keep or self.drop) and not self._compiled:
+            compiled = tuple(
+                (name, name in KEEP_PARAMS, compile_pattern(name, pattern, self.case_sensitive))
+                for name, pattern in self.keep + self.drop
+            )
+            object.__setattr__(self, "_compiled", compiled)
+
+    @property
+    def filters(self) -> bool:
+        return bool(self.keep or self.drop or self.max_age is not None)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """The query as (name, value) pairs in canonical order, defaults left out."""
+        values: dict[str, str] = dict(self.keep + self.drop)
+        if self.limit is not None:
+            values["limit"] = str(self.limit)
+        if self.filters and not self.case_sensitive:
+            values["filter_case_sensitive"] = "false"
+        if self.max_age is not None:
+            values["filter_time"] = str(self.max_age)
+        if not self.sorted:
+            values["sorted"] = "false"
+        if self.before is not None:
+            values["before"] = encode_cursor(*self.before)
+        return [(name, values[name]) for name in PARAMS if name in values]
+
+    def canonical(self) -> str:
+        """The query string in canonical form (``""`` for the plain feed)."""
+        return urlencode(self.pairs(), quote_via=quote, safe="")
+
+    def paged(self, before: tuple[datetime, int] | None) -> FeedQuery:
+        return replace(self, before=before)
+
+    def admits(self, entry: Entry, now: datetime) -> bool:
+        """Whether the entry passes the filter, filterout and filter_time parameters."""
+        if self.max_age is not None and not _recent(entry, now - timedelta(seconds=self.max_age)):
+            return False
+        texts = _Texts(entry)
+        for name, keep, pattern in self._compiled:
+            found = any(pattern.search(t) for t in texts.of(_field(name)))
+            if found != keep:
+                return False
+        return True
+
+    def order(self, entries: Sequence[Entry]) -> list[Entry]:
+        if not self.sorted:
+            return list(entries)
+        return sorted(entries, key=_published, reverse=True)  # stable: ties keep store order
+
+
+def parse_query(params: Iterable[tuple[str, str]], max_limit: int) -> FeedQuery:
+    """A ``FeedQuery`` from URL parameters (a later repeat wins); unknown names are ignored."""
+    raw: dict[str, str] = {}
+    for name, value in params:
+        if name in PARAMS:
+            raw[name] = value
+    case_sensitive = _flag(raw, "filter_case_sensitive", True)
+    limit = _positive(raw, "limit")
+    return FeedQuery(  # compiles the patterns: a bad one raises QueryError here
+        limit=min(limit, max_limit) if limit is not None else None,
+        keep=tuple((n, raw[n]) for n in KEEP_PARAMS if raw.get(n)),
+        drop=tuple((n, raw[n]) for n in DROP_PARAMS if raw.get(n)),
+        case_sensitive=case_sensitive,
+        max_age=_positive(raw, "filter_time"),
+        sorted=_flag(raw, "sorted", True),
+        before=decode_cursor(raw["before"]) if raw.get("before") else None,
+    )
+
+
+def compile_pattern(name: str, pattern: str, case_sensitive: bool = True) -> Pattern:
+    """An RE2 pattern, or a ``QueryError`` naming the parameter and what is wrong."""
+    if len(pattern) > MAX_PATTERN:
+        raise QueryError(f"{name}: the pattern is longer than {MAX_PATTERN} characters")
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = MAX_PROGRAM
+    options.case_sensitive = case_sensitive
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise QueryError(f"{name}: not a valid regular expression (RE2 syntax): {reason}") from None
+
+
+# --- cursors --------------------------------------------------------------------------------------
+
+
+def encode_cursor(sort_at: datetime, entry_id: int) -> str:
+    """An opaque, URL-safe token for a place in the history (just after ``(sort_at, id)``)."""
+    micros = round(sort_at.astimezone(UTC).timestamp() * 1_000_000)
+    raw = f"{_CURSOR_VERSION}.{micros}.{entry_id}".encode("ascii")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(token: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+        version, micros, entry_id = raw.split(".")
+        if version != _CURSOR_VERSION:
+            raise ValueError(version)
+        when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
+        return when, int(entry_id)
+    except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError):
+        raise QueryError("before: not a cursor from one of this server's next links") from None
+
+
+def position(entry: Entry) -> tuple[datetime, int]:
+    """Where a stored entry is in the history: the key of ``Selection.before``."""
+    if entry.sort_at is None or entry.id is None:
+        raise ValueError("only stored entries have a place in the history")
+    return entry.sort_at, entry.id
+
+
+# --- operator feeds' rules ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryRules:
+    """The parts of a feed definition the store does not filter on."""
+
+    sources: tuple[str, ...] = ()
+    categories: tuple[tuple[str, ...], ...] = ()
+    exclude_sources: tuple[str, ...] = ()
+    exclude_categories: tuple[tuple[str, ...], ...] = ()
+    exclude_query: str | None = None
+
+    @property
+    def trivial(self) -> bool:
+        return self == EntryRules()
+
+    def admits(self, entry: Entry) -> bool:
+        path = entry.category_path
+        if (self.sources or self.categories) and not (
+            entry.source_id in self.sources or any(_under(path, c) for c in self.categories)
+        ):
+            return False
+        if entry.source_id in self.exclude_sources:
+            return False
+        if any(_under(path, c) for c in self.exclude_categories):
+            return False
+        if self.exclude_query:
+            needle = self.exclude_query.casefold()
+            texts = (entry.title, entry.summary or "", entry.content or "")
+            return not any(needle in t.casefold() for t in texts)
+        return True
+
+
+def admit_all(rules: EntryRules, query: FeedQuery, now: datetime) -> Callable[[Entry], bool] | None:
+    """The combined in-Python test for one request, or None when every entry passes."""
+    if rules.trivial and not query.filters:
+        return None
+    return lambda e: rules.admits(e) and query.admits(e, now)
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+class _Texts:
+    """An entry's searchable fields, each computed once and only when a pattern needs it."""
+
+    def __init__(self, entry: Entry) -> None:
+        self.entry = entry
+        self._description: tuple[str, ...] | None = None
+
+    def of(self, name: str) -> tuple[str, ...]:
+        e = self.entry
+        if name == "title":
+            return (e.title or "",)
+        if name == "description":
+            if self._description is None:
+                self._description = (_text(e.summary), _text(e.content))
+            return self._description
+        if name == "author":
+            return (e.author or "",)
+        if name == "category":
+            return (*e.categories, *e.category_path, "/".join(e.category_path))
+        return self.of("title") + self.of("description")  # plain filter / filterout
+
+
+def _field(param: str) -> str:
+    _, _, name = param.partition("_")
+    return name
+
+
+def _text(html_text: str | None) -> str:
+    return html.unescape(_TAGS.sub(" ", html_text)) if html_text else ""
+
+
+def _under(path: Sequence[str], prefix: Sequence[str]) -> bool:
+    return bool(prefix) and tuple(path[: len(prefix)]) == tuple(prefix)
+
+
+def _published(entry: Entry) -> datetime:
+    return entry.published or entry.first_seen or entry.sort_at or datetime.min.replace(tzinfo=UTC)
+
+
+def _recent(entry: Entry, cutoff: datetime) -> bool:
+    when = entry.published or entry.first_seen
+    return when is None or when >= cutoff
+
+
+def _flag(raw: Mapping[str, str], name: str, default: bool) -> bool:
+    value = raw.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise QueryError(f"{name}: expected true or false, got {value[:40]!r}")
+
+
+def _positive(raw: Mapping[str, str], name: str) -> int | None:
+    value = raw.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit() or int(value) < 1 or len(value) > 12:
+        raise QueryError(f"{name}: expected a whole number of at least 1, got {value[:40]!r}")
+    return int(value)
