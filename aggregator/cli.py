@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -22,6 +23,7 @@ from .clock import SystemClock
 from .config import Settings
 from .errors import AggregatorError, ConfigError
 from .models import FetchOutcome, FetchStatus
+from .report import COLUMNS, SourceRow
 
 console = Console()
 err_console = Console(stderr=True)
@@ -136,13 +138,29 @@ def cmd_sources(args: argparse.Namespace) -> int:
     from .commands import source_rows
 
     settings, _ = _settings(args)
-    rows = source_rows(settings, SystemClock())
-    table = Table(*rows[0].keys()) if rows else Table("id")
-    for row in rows:
-        style = "red" if row["status"] in ("error", "gone") else None
-        table.add_row(*(str(v) for v in row.values()), style=style)
-    console.print(table)
+    clock = SystemClock()
+    console.print(sources_table(source_rows(settings, clock), clock.now(), console.width))
     return 0
+
+
+def sources_table(rows: Sequence[SourceRow], now: datetime, width: int = 80) -> Table:
+    """The status page's columns, one line per source, fitted to ``width`` terminal columns: the
+    short columns keep their width (ids longer than 16 are cut) and the long ones (url, last
+    error) share what is left, cut with an ellipsis."""
+    cells = [row.cells(now) for row in rows]
+    natural = [max([len(name)] + [len(c[i]) for c in cells]) for i, name in enumerate(COLUMNS)]
+    elastic = [i for i, name in enumerate(COLUMNS) if name in ("url", "last error")]
+    widths = {i: min(w, 16) if COLUMNS[i] == "id" else w for i, w in enumerate(natural) if i not in elastic}
+    left = max(2 * 8, width - sum(widths.values()) - (len(COLUMNS) - 1))
+    url, error = elastic
+    widths[url] = max(8, min(natural[url], max(left * 2 // 5, left - natural[error])))
+    widths[error] = max(8, min(natural[error], left - widths[url]))
+    table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
+    for index, name in enumerate(COLUMNS):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", width=widths[index])
+    for row, text in zip(rows, cells):
+        table.add_row(*text, style="red" if row.failing else None)
+    return table
 
 
 def cmd_export(args: argparse.Namespace) -> int:

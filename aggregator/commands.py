@@ -5,21 +5,25 @@ Owns: fetching every source once, dry runs of one source, the sources table rows
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
+from . import report
 from .clock import Clock, SystemClock
 from .config import Settings
 from .daemon import open_configured_store, owner_id
 from .errors import AggregatorError
 from .fetch import Fetcher
-from .models import FetchOutcome, Selection, Source
-from .pipeline import Pipeline
+from .models import FetchOutcome, Selection, Source, SourceState
+from .pipeline import Pipeline, Processed
 from .publish.hexo import ExportStats, export_posts
+from .report import SourceRow
+from .store import open_store
 
 
 async def fetch_all(
@@ -41,39 +45,53 @@ async def fetch_all(
         store.close()
 
 
-async def dry_run(settings: Settings, source_id: str, console: Console) -> int:
-    """Fetch one source and print what would be stored, storing nothing."""
-    clock = SystemClock()
+async def dry_run(
+    settings: Settings, source_id: str, console: Console, clock: Clock | None = None
+) -> int:
+    """Fetch one source and print what would be stored, storing nothing (the source rows are not
+    synced either: only the schema is created when the database is new)."""
+    clock = clock or SystemClock()
     sources = {s.id: s for s in settings.source_records()}
     if source_id not in sources:
         raise AggregatorError(f"unknown source {source_id!r}")
-    store = open_configured_store(settings, clock)
+    source = sources[source_id]
+    store = open_store(settings.storage.url, clock.now())
     try:
-        state = store.get_state(source_id)
-        assert state is not None  # synced just above
-        state = _without_validators(state)
+        state = _dry_state(store.get_state(source_id), source)
         async with Fetcher(settings.fetch, clock) as fetcher:
             pipeline = Pipeline(settings, store, fetcher.fetch, clock, owner=owner_id())
-            processed = await pipeline.dry_run(sources[source_id], state)
+            processed = await pipeline.dry_run(source, state)
     finally:
         store.close()
     o = processed.outcome
     console.print(f"{source_id}: {o.status.value}" + (f" — {o.error}" if o.error else ""), highlight=False)
-    table = Table("", "key", "title", "published", "categories", "link")
-    for mark, group in (("new", processed.new), ("changed", processed.changed)):
-        for e in group:
-            table.add_row(mark, e.key[:40], e.title[:60], _fmt(e.published),
-                          " / ".join(e.category_path) + _cats(e.categories), e.link or "")
-    for e, why in processed.dropped:
-        table.add_row("dropped", e.key[:40], e.title[:60], _fmt(e.published), "; ".join(why), e.link or "")
-    console.print(table)
+    console.print(_dry_table(processed))
+    new, changed = len(processed.new), len(processed.changed)
+    console.print(f"would store: {new} new, {changed} changed, {len(processed.dropped)} dropped "
+                  "(nothing was stored)", highlight=False)
     return 0 if o.error is None else 1
 
 
-def _without_validators(state: Any) -> Any:
-    from dataclasses import replace
+def _dry_state(stored: SourceState | None, source: Source) -> SourceState:
+    """The state to fetch with: the stored one without validators (so the body comes back), or a
+    fresh one for a source the store has not seen or whose URL the config changed."""
+    if stored is None or stored.configured_url != source.url:
+        return SourceState(source_id=source.id, url=source.url, configured_url=source.url)
+    return replace(stored, etag=None, last_modified=None, body_hash=None)
 
-    return replace(state, etag=None, last_modified=None, body_hash=None)
+
+def _dry_table(processed: Processed) -> Table:
+    table = Table("", "key", "title", "published", "categories", "link")
+    for column in table.columns[1:]:
+        column.no_wrap, column.overflow = True, "ellipsis"
+    table.columns[2].ratio = 3
+    for mark, group in (("new", processed.new), ("changed", processed.changed)):
+        for e in group:
+            table.add_row(mark, e.key, e.title, _fmt(e.published),
+                          " / ".join(e.category_path) + _cats(e.categories), e.link or "")
+    for e, why in processed.dropped:
+        table.add_row("dropped", e.key, e.title, _fmt(e.published), "; ".join(why), e.link or "")
+    return table
 
 
 def _cats(categories: Sequence[str]) -> str:
@@ -84,26 +102,11 @@ def _fmt(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
-def source_rows(settings: Settings, clock: Clock) -> list[dict[str, Any]]:
-    """One row per configured source, the same columns as the status page."""
+def source_rows(settings: Settings, clock: Clock) -> list[SourceRow]:
+    """One row per configured source, the same rows as the status page (``report.source_rows``)."""
     store = open_configured_store(settings, clock)
     try:
-        counts = store.entry_counts()
-        rows = []
-        for st in store.list_states():
-            share = f"{100 * st.not_modified_count / st.fetch_count:.0f}%" if st.fetch_count else "-"
-            rows.append({
-                "id": st.source_id,
-                "status": st.last_status or "new",
-                "last success": _fmt(st.last_success_at),
-                "failures": st.consecutive_failures,
-                "next fetch": _fmt(st.next_fetch_at) if st.last_status != "gone" else "never (410)",
-                "entries": counts.get(st.source_id, 0),
-                "304s": share,
-                "url": st.url + ("" if st.url == st.configured_url else f" (moved from {st.configured_url})"),
-                "last error": (st.last_error or "")[:80],
-            })
-        return rows
+        return report.source_rows(store)
     finally:
         store.close()
 

@@ -21,8 +21,9 @@ import uvicorn
 from .clock import Clock, SystemClock
 from .config import Settings
 from .fetch import Fetcher
-from .logs import setup_logging
+from .logs import kv, setup_logging
 from .models import Source
+from .operate import attach
 from .pipeline import Pipeline
 from .publish.feeds import FeedService
 from .scheduler import Dispatcher, Scheduler
@@ -76,22 +77,29 @@ async def serve(settings: Settings, config_path: Path, clock: Clock | None = Non
         scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every)
         feeds = FeedService(settings, store, live.get)
         app = create_app(feeds, ready=lambda: scheduler.running)
+        ops = attach(
+            app, settings=settings, config_path=config_path, store=store, clock=clock,
+            update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
+            dispatcher=dispatcher, poke=scheduler.poke,
+        )
         server = _Server(
             uvicorn.Config(
                 app, host=settings.server.host, port=settings.server.port,
-                log_level="warning", access_log=False, lifespan="off",
+                log_level="warning", access_log=False, lifespan="off", log_config=None,
             )
         )
         _on_signals(server)
         scheduler.start()
-        log.info(
-            "event=started sources=%d listen=http://%s:%d store=%s config=%s",
-            len(live.by_id), settings.server.host, settings.server.port,
-            settings.storage.url.split("@")[-1], config_path,
-        )
+        ops.start()
+        log.info("%s", kv(
+            event="started", sources=len(live.by_id),
+            listen=f"http://{settings.server.host}:{settings.server.port}",
+            store=settings.storage.url.split("@")[-1], config=config_path,
+        ))
         try:
             await server.serve()  # returns once a signal sets should_exit
         finally:
+            await ops.stop()
             await _stop(scheduler, dispatcher, store, owner)
     return 0
 
@@ -109,7 +117,7 @@ def _on_signals(server: uvicorn.Server) -> None:
     loop = asyncio.get_running_loop()
 
     def stop(signame: str) -> None:
-        log.info("event=signal signal=%s", signame)
+        log.info("%s", kv(event="signal", signal=signame, action="stop"))
         server.should_exit = True
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -122,7 +130,7 @@ async def _stop(scheduler: Scheduler, dispatcher: Dispatcher, store: Store, owne
     try:
         await asyncio.wait_for(dispatcher.idle(), timeout=10)
     except asyncio.TimeoutError:
-        log.warning("event=shutdown_abandoned reason='in-flight fetches took over 10s'")
+        log.warning("%s", kv(event="shutdown_abandoned", reason="in-flight fetches took over 10s"))
     store.release_all(owner)
     store.close()
-    log.info("event=stopped")
+    log.info("%s", kv(event="stopped"))

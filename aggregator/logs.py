@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .config import LoggingSettings
 
 
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        ts = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ts = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         line = f"time={ts} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -23,7 +24,7 @@ class JsonFormatter(logging.Formatter):
     """The message's key=value pairs become JSON fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        ts = datetime.fromtimestamp(record.created, timezone.utc).isoformat()
+        ts = datetime.fromtimestamp(record.created, UTC).isoformat()
         doc: dict[str, object] = {"time": ts, "level": record.levelname.lower(), "logger": record.name}
         doc.update(parse_pairs(record.getMessage()))
         if record.exc_info:
@@ -31,10 +32,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+def kv(**pairs: object) -> str:
+    """``kv(source="a b", n=1)`` -> ``source='a b' n=1``: a log message that ``parse_pairs`` reads
+    back exactly (values are shell-quoted when they need it; None values are left out)."""
+    return " ".join(f"{k}={shlex.quote(_text(v))}" for k, v in pairs.items() if v is not None)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
 def parse_pairs(message: str) -> dict[str, str]:
     """``a=1 b='x y'`` -> {"a": "1", "b": "x y"}; text that is not a pair goes under "msg"."""
-    import shlex
-
     pairs: dict[str, str] = {}
     loose: list[str] = []
     try:

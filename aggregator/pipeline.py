@@ -25,6 +25,7 @@ from . import content, dedupe, schedule
 from .clock import Clock
 from .config import Settings
 from .errors import AggregatorError
+from .logs import kv
 from .models import (
     Entry,
     FeedHints,
@@ -79,6 +80,12 @@ class Pipeline:
         self.clock = clock
         self.rng = rng or random.Random()
         self.owner = owner
+        self.use_settings(settings)
+
+    def use_settings(self, settings: Settings) -> None:
+        """Take new settings (a live reload); batches already running finish with the old ones
+        where they already read them."""
+        self.settings = settings
         self.clean_options = content.CleanOptions(
             image_proxy=settings.content.image_proxy,
             image_proxy_scope=settings.content.image_proxy_scope,
@@ -246,7 +253,7 @@ class Pipeline:
             streak=state.redirect_streak, needed=self.settings.fetch.permanent_redirect_after,
         )
         if url != state.url:
-            log.warning("source=%s event=moved from=%s to=%s", state.source_id, state.url, url)
+            log.warning("%s", kv(source=state.source_id, event="moved", **{"from": state.url}, to=url))
         return replace(
             state,
             url=url,
@@ -328,8 +335,7 @@ def _fallback_title(text: str) -> str:
 def _log_outcome(o: FetchOutcome) -> None:
     level = logging.WARNING if o.status in (FetchStatus.ERROR, FetchStatus.GONE) else logging.INFO
     log.log(
-        level,
-        "source=%s outcome=%s added=%d updated=%d bytes=%d elapsed=%.3f%s",
-        o.source_id, o.status.value, o.added, o.updated, o.bytes, o.elapsed,
-        f" error={o.error!r}" if o.error else "",
+        level, "%s",
+        kv(source=o.source_id, event="fetched", outcome=o.status.value, added=o.added,
+           updated=o.updated, merged=o.merged, bytes=o.bytes, elapsed=o.elapsed, error=o.error),
     )

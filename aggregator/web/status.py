@@ -1,0 +1,267 @@
+"""The status pages as HTML strings: the overview at ``/`` and one page per source.
+
+Owns: the markup and the stylesheet (one small inline stylesheet, no scripts, no build step),
+laid out as cards that read on a phone and spread into columns on a wide screen. Every value that
+comes from the config, the store or a fetched document is escaped here with ``esc``; links are
+only emitted for http(s) URLs. Does not own: which data is shown (``web.routes`` gathers it; the
+source columns are ``report.COLUMNS``, the same as ``aggregator sources``).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from ..models import Entry
+from ..report import COLUMNS, TIME_COLUMNS, SourceRow, fmt_time
+
+FORMAT_NAMES = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
+
+
+@dataclass(frozen=True)
+class FeedLink:
+    title: str
+    path: str  # without the format suffix, e.g. "/feeds/source/hn"
+    kind: str  # "all", "source", "category" or "feed" (an operator-defined feed)
+    formats: tuple[str, ...] = ("rss", "atom", "json")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A box on top of the page: the config error of the last reload, or settings that need a
+    restart."""
+
+    level: str  # "error" or "warning"
+    title: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Overview:
+    title: str
+    now: datetime
+    notices: tuple[Notice, ...]
+    rows: tuple[SourceRow, ...]
+    feeds: tuple[FeedLink, ...]
+    newest: tuple[Entry, ...]
+    names: Mapping[str, str]  # source id -> display name
+
+
+@dataclass(frozen=True)
+class SourceDetail:
+    title: str
+    now: datetime
+    notices: tuple[Notice, ...]
+    row: SourceRow
+    name: str
+    history: tuple[Mapping[str, Any], ...]
+    entries: tuple[Entry, ...]
+    feed: FeedLink | None
+    admin: bool  # admin actions are enabled (a token is configured)
+    message: str | None = None  # the result of the last admin action
+
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def safe_href(url: str | None) -> str | None:
+    """The URL, escaped for an attribute, when it is an http(s) or site-relative URL."""
+    if not url:
+        return None
+    lowered = url.strip().lower()
+    if lowered.startswith(("http://", "https://")) or (url.startswith("/") and not url.startswith("//")):
+        return esc(url.strip())
+    return None
+
+
+def overview_page(o: Overview) -> str:
+    failing = sum(r.failing for r in o.rows)
+    summary = f"{len(o.rows)} sources, {failing} failing" if failing else f"{len(o.rows)} sources, all healthy"
+    body = [
+        _header(o.title, "status", o.now, summary),
+        *(_notice(n) for n in o.notices),
+        '<h2 id="sources">Sources</h2>',
+        '<div class="cards">' + "".join(_source_card(r, o.names.get(r.source_id), o.now, link=True) for r in o.rows)
+        + "</div>" if o.rows else '<p class="muted">No sources are configured.</p>',
+        '<h2 id="feeds">Feeds</h2>',
+        _feed_list(o.feeds),
+        '<h2 id="newest">Newest entries</h2>',
+        _entry_list(o.newest, o.names, show_source=True),
+        _footer(),
+    ]
+    return _document(f"{o.title}: status", body)
+
+
+def source_page(d: SourceDetail) -> str:
+    body = [
+        _header(d.title, d.name, d.now, '<a href="/">← all sources</a>', raw_summary=True),
+        *(_notice(n) for n in d.notices),
+        f'<p class="flash">{esc(d.message)}</p>' if d.message else "",
+        '<div class="cards one">' + _source_card(d.row, d.name, d.now, link=False) + "</div>",
+        _admin_form(d.row.source_id) if d.admin else
+        '<p class="muted">Admin actions are off: set <code>server.admin_token</code> in the config '
+        "to fetch now or reset errors from here.</p>",
+        _feed_list((d.feed,)) if d.feed else "",
+        '<h2 id="history">Recent fetches</h2>',
+        _history(d.history),
+        '<h2 id="entries">Entries</h2>',
+        _entry_list(d.entries, {}, show_source=False),
+        _footer(),
+    ]
+    return _document(f"{d.name}: status", body)
+
+
+def _document(title: str, body: Sequence[str]) -> str:
+    return (
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n<body><main>\n"
+        + "\n".join(part for part in body if part)
+        + "\n</main></body></html>\n"
+    )
+
+
+def _header(title: str, subtitle: str, now: datetime, summary: str, raw_summary: bool = False) -> str:
+    return (
+        f'<header><h1>{esc(subtitle)} <small>· {esc(title)}</small></h1>'
+        f'<p class="muted">{summary if raw_summary else esc(summary)} · '
+        f"as of {esc(fmt_time(now))} UTC</p></header>"
+    )
+
+
+def _notice(n: Notice) -> str:
+    items = "".join(f"<li>{esc(line)}</li>" for line in n.lines)
+    return f'<section class="notice {esc(n.level)}" role="alert"><h2>{esc(n.title)}</h2><ul>{items}</ul></section>'
+
+
+def _source_card(row: SourceRow, name: str | None, now: datetime, link: bool) -> str:
+    sid = row.source_id
+    heading = f'<a href="/sources/{esc(quote(sid, safe=""))}">{esc(sid)}</a>' if link else esc(sid)
+    extra = f' <span class="muted">{esc(name)}</span>' if name and name != sid else ""
+    times = row.times()
+    fields = []
+    for column, cell in zip(COLUMNS, row.cells(now)):
+        if column in ("id", "status"):
+            continue
+        wide = " wide" if column in ("url", "last error") else ""
+        exact = times.get(column) if column in TIME_COLUMNS else None
+        at = f' <span class="at">{esc(exact.strftime("%m-%d %H:%M"))}</span>' if exact and cell != "never" else ""
+        fields.append(f'<div class="f{wide}"><dt>{esc(column)}</dt><dd>{esc(cell) or "–"}{at}</dd></div>')
+    state = "bad" if row.failing else ("new" if row.status == "new" else "good")
+    return (
+        f'<article class="card {state}" id="source-{esc(sid)}"><h3>{heading}{extra}'
+        f' <span class="badge {state}">{esc(row.status)}</span></h3>'
+        f"<dl>{''.join(fields)}</dl></article>"
+    )
+
+
+def _feed_list(feeds: Sequence[FeedLink]) -> str:
+    if not feeds:
+        return '<p class="muted">No feeds.</p>'
+    items = []
+    for f in feeds:
+        links = " ".join(
+            f'<a class="fmt" href="{esc(f.path)}.{fmt}">{name}</a>'
+            for fmt, name in FORMAT_NAMES if fmt in f.formats
+        )
+        items.append(f'<li><span class="kind">{esc(f.kind)}</span> {esc(f.title)}<br>{links}</li>')
+    return f'<ul class="feeds">{"".join(items)}</ul>'
+
+
+def _entry_list(entries: Sequence[Entry], names: Mapping[str, str], show_source: bool) -> str:
+    if not entries:
+        return '<p class="muted">No entries yet.</p>'
+    items = []
+    for e in entries:
+        href = safe_href(e.link)
+        title = f'<a href="{href}" rel="noopener noreferrer">{esc(e.title)}</a>' if href else esc(e.title)
+        when = fmt_time(e.published or e.first_seen)
+        source = ""
+        if show_source:
+            source = (f' · <a href="/sources/{esc(quote(e.source_id, safe=""))}">'
+                      f"{esc(names.get(e.source_id, e.source_id))}</a>")
+        items.append(f'<li>{title}<br><span class="muted">{esc(when)}{source}</span></li>')
+    return f'<ol class="entries">{"".join(items)}</ol>'
+
+
+def _history(history: Sequence[Mapping[str, Any]]) -> str:
+    if not history:
+        return '<p class="muted">Not fetched yet.</p>'
+    rows = []
+    for h in history:
+        status = str(h.get("status") or "")
+        bad = " bad" if status in ("error", "gone") else ""
+        counts = f"+{h.get('added', 0)} new, {h.get('updated', 0)} changed, {_size(h.get('bytes') or 0)}"
+        error = f'<br><span class="err">{esc(h["error"])}</span>' if h.get("error") else ""
+        rows.append(
+            f'<li class="h{bad}"><b>{esc(status)}</b> {esc(fmt_time(h.get("at")))} · {esc(counts)}'
+            f" · {float(h.get('elapsed') or 0):.2f} s{error}</li>"
+        )
+    return f'<ol class="history">{"".join(rows)}</ol>'
+
+
+def _admin_form(source_id: str) -> str:
+    sid = esc(quote(source_id, safe=""))
+    return (
+        f'<form class="admin" method="post" action="/sources/{sid}/fetch-now">'
+        '<label>Admin token <input type="password" name="token" autocomplete="current-password" '
+        'required></label> '
+        f'<button type="submit" formaction="/sources/{sid}/fetch-now">Fetch now</button> '
+        f'<button type="submit" formaction="/sources/{sid}/reset">Reset errors</button></form>'
+    )
+
+
+def _footer() -> str:
+    return ('<footer class="muted"><a href="/metrics">metrics</a> · <a href="/healthz">healthz</a>'
+            ' · <a href="/readyz">readyz</a></footer>')
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1048576:.1f} MiB"
+
+
+STYLE = """
+:root{--fg:#1b1f24;--muted:#57606a;--line:#d0d7de;--bg:#fff;--card:#f6f8fa;--good:#1a7f37;
+--bad:#cf222e;--warn:#9a6700;--link:#0550ae}
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Noto Sans CJK SC",
+sans-serif;color:var(--fg);background:var(--bg)}
+main{max-width:1100px;margin:0 auto;padding:12px 14px 40px}
+h1{font-size:1.45rem;margin:.2em 0}h1 small{font-weight:400;color:var(--muted);font-size:.8em}
+h2{font-size:1.15rem;margin:1.4em 0 .5em;border-bottom:1px solid var(--line);padding-bottom:.2em}
+h3{font-size:1.05rem;margin:0 0 .4em;word-break:break-all}
+a{color:var(--link)}.muted{color:var(--muted)}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}
+.cards.one{grid-template-columns:1fr}
+.card{background:var(--card);border:1px solid var(--line);border-left:5px solid var(--good);
+border-radius:8px;padding:10px 12px}
+.card.bad{border-left-color:var(--bad)}.card.new{border-left-color:var(--muted)}
+.badge{display:inline-block;font-size:.8rem;font-weight:600;padding:1px 8px;border-radius:10px;
+color:#fff;background:var(--good);vertical-align:middle}
+.badge.bad{background:var(--bad)}.badge.new{background:var(--muted)}
+dl{display:grid;grid-template-columns:repeat(auto-fill,minmax(104px,1fr));gap:4px 12px;margin:0}
+.f{min-width:0}.f.wide{grid-column:1/-1}
+dt{font-size:.75rem;text-transform:uppercase;letter-spacing:.03em;color:var(--muted)}
+dd{margin:0;overflow-wrap:anywhere}
+.at{display:block;font-size:.75rem;color:var(--muted)}
+.notice{border:2px solid var(--bad);background:#ffebe9;border-radius:8px;padding:8px 12px;margin:12px 0}
+.notice.warning{border-color:var(--warn);background:#fff8c5}
+.notice h2{border:0;margin:0 0 .3em;font-size:1.05rem}.notice ul{margin:0;padding-left:1.2em}
+.notice li{overflow-wrap:anywhere}
+ul.feeds,ol.entries,ol.history{padding-left:1.2em}
+ul.feeds li,ol.entries li,ol.history li{margin:.45em 0;overflow-wrap:anywhere}
+.kind{font-size:.75rem;color:var(--muted);text-transform:uppercase}
+a.fmt{display:inline-block;margin:4px 6px 0 0;padding:3px 10px;border:1px solid var(--line);
+border-radius:6px;text-decoration:none;background:var(--card)}
+.history .bad b,.err{color:var(--bad)}
+form.admin{margin:12px 0;padding:10px 12px;border:1px dashed var(--line);border-radius:8px}
+form.admin input{font:inherit;padding:6px;max-width:100%}
+form.admin button{font:inherit;padding:6px 12px;margin-top:6px}
+.flash{background:#dafbe1;border:1px solid var(--good);border-radius:8px;padding:8px 12px}
+footer{margin-top:2em;font-size:.9rem}
+"""

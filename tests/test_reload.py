@@ -1,0 +1,170 @@
+"""Live config reload: new sources fetched at once, removed ones stop, changed ones take their new
+settings, broken configs are kept out and shown; the file watcher notices edits by itself."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from aggregator import config as config_mod
+from aggregator.clock import FakeClock
+from aggregator.reload import diff, restart_safe
+
+from .ops_stack import make_config, running_stack, source_block
+from .origin import Origin, Reply
+
+
+def atom(name: str, titles: list[str]) -> bytes:
+    entries = "".join(
+        f"<entry><id>urn:{name}:{i}</id><title>{t}</title><link href='http://example.com/{name}/{i}'/>"
+        f"<updated>2025-12-0{1 + i % 9}T10:00:00Z</updated><content type='html'>&lt;p&gt;{t} body "
+        f"text&lt;/p&gt;</content></entry>"
+        for i, t in enumerate(titles)
+    )
+    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
+            f"<id>urn:{name}</id><title>{name} feed</title><updated>2025-12-09T10:00:00Z</updated>"
+            f"{entries}</feed>").encode()
+
+
+def fetched(outcomes: list) -> set[str]:  # type: ignore[type-arg]
+    return {o.source_id for o in outcomes}
+
+
+async def test_new_source_is_fetched_at_once(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+    """A source added to the file is synced, the scheduler is poked, and the next tick fetches it."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
+    url_b = origin.route("/b", Reply(atom("b", ["B1", "B2"]), content_type="application/atom+xml"))
+    async with running_stack(path, clock, serve=False) as st:
+        assert fetched(await st.tick()) == {"a"}
+        clock.advance(10)
+        st.write(text + source_block("b", url_b))
+        assert st.ops.reloader.check() is True
+        assert st.pokes, "the scheduler was not poked"
+        assert "b" in st.live.get()
+        assert fetched(await st.tick()) == {"b"}
+        assert st.store.entry_counts()["b"] == 2
+
+
+async def test_removed_source_stops_and_keeps_entries(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+    """A source removed from the file is not fetched again, while its entries stay."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"]), "b": atom("b", ["B1"])})
+    async with running_stack(path, clock, serve=False) as st:
+        assert fetched(await st.tick()) == {"a", "b"}
+        st.write(text.split("[[sources]]\nid = \"b\"")[0])
+        assert st.ops.reloader.check() is True
+        assert st.ops.reloader.state.last_change.removed == ("b",)
+        clock.advance(86400 * 3)
+        assert fetched(await st.tick()) == {"a"}
+        assert st.store.entry_counts()["b"] == 1
+        assert [s.source_id for s in st.store.list_states()] == ["a"]
+
+
+async def test_changed_interval_is_taken(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+    """A changed source is made due now and is next scheduled with its new interval."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
+    async with running_stack(path, clock, serve=False) as st:
+        await st.tick()
+        first = st.store.get_state("a")
+        assert first is not None and first.next_fetch_at == clock.now() + timedelta(minutes=30)
+        clock.advance(60)
+        st.write(text + 'interval = "2h"\n')
+        assert st.ops.reloader.check() is True
+        assert st.ops.reloader.state.last_change.changed == ("a",)
+        assert fetched(await st.tick()) == {"a"}
+        state = st.store.get_state("a")
+        assert state is not None and state.next_fetch_at == clock.now() + timedelta(hours=2)
+
+
+async def test_invalid_config_is_kept_out_and_shown(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+    """A config that fails validation changes nothing, is reported on the status page, and a fixed
+    file is then applied and the report cleared."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
+    url_b = origin.route("/b", Reply(atom("b", ["B1"]), content_type="application/atom+xml"))
+    async with running_stack(path, clock) as st:
+        st.write(text + source_block("b", "not a url") + "colour = 1\n")
+        assert st.ops.reloader.check() is False
+        error = st.ops.reloader.state.error
+        assert any("sources[1] (id=b).url" in p for p in error), error
+        assert "b" not in st.live.get()
+        assert fetched(await st.tick()) == {"a"}
+        async with st.client() as http:
+            page = (await http.get("/")).text
+            assert "has errors and was not applied" in page
+            assert "sources[1] (id=b).url: not an http(s) URL" in page
+            assert "colour: unknown key" in page
+        st.write(text + source_block("b", url_b))
+        assert st.ops.reloader.check() is True
+        assert st.ops.reloader.state.error == ()
+        assert fetched(await st.tick()) == {"b"}
+        async with st.client() as http:
+            assert "has errors" not in (await http.get("/")).text
+
+
+async def test_restart_only_settings_are_reported_not_applied(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
+    """A new port or storage URL is listed as needing a restart; everything else still applies."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
+    async with running_stack(path, clock) as st:
+        port = st.ops.reloader.settings.server.port
+        edited = text.replace(f"port = {port}", "port = 1").replace("[publish]", "")
+        st.write(edited + '[publish]\ntitle = "Renamed"\n')
+        assert st.ops.reloader.check() is True
+        running = st.ops.reloader.settings
+        assert running.server.port == port and running.publish.title == "Renamed"
+        assert any(line.startswith("server.port:") for line in st.ops.reloader.state.needs_restart)
+        async with st.client() as http:
+            page = (await http.get("/")).text
+            assert "take effect only after a restart" in page and "server.port" in page
+
+
+async def test_live_settings_reach_the_feeds(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+    """A changed publish title shows in the next rendering of a feed (no stale cached bytes)."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
+    async with running_stack(path, clock) as st:
+        await st.tick()
+        async with st.client() as http:
+            assert "<title>aggregator</title>" in (await http.get("/feeds/all.atom")).text
+            st.write(text + '[publish]\ntitle = "Nightly digest"\n')
+            assert st.ops.reloader.check() is True
+            assert "<title>Nightly digest</title>" in (await http.get("/feeds/all.atom")).text
+
+
+async def test_same_bytes_do_not_reload(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+    """Touching the file without changing its bytes is not a reload."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
+    async with running_stack(path, clock, serve=False) as st:
+        st.write(text)
+        assert st.ops.reloader.check() is False
+        assert st.ops.reloader.reload("SIGHUP") is True  # a forced reload still runs
+
+
+async def test_watcher_notices_an_edit(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+    """With the watcher started, editing the file applies it without anyone calling reload."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
+    url_b = origin.route("/b", Reply(atom("b", ["B1"]), content_type="application/atom+xml"))
+    async with running_stack(path, clock, serve=False) as st:
+        st.ops.start(every=0.01)
+        try:
+            st.write(text + source_block("b", url_b))
+            for _ in range(300):  # the watcher polls on real time; at most 3 s
+                if "b" in st.live.get():
+                    break
+                await asyncio.sleep(0.01)
+            assert "b" in st.live.get()
+        finally:
+            await st.ops.stop()
+
+
+def test_diff_and_restart_safe() -> None:
+    """diff names added, removed and changed sources; restart_safe keeps the running port."""
+    old = config_mod.parse('[server]\nport = 1\n[[sources]]\nid = "a"\nurl = "http://x/a"\n'
+                           '[[sources]]\nid = "b"\nurl = "http://x/b"\n')
+    new = config_mod.parse('[server]\nport = 2\n[[sources]]\nid = "a"\nurl = "http://x/a2"\n'
+                           '[[sources]]\nid = "c"\nurl = "http://x/c"\n')
+    change = diff(old, new)
+    assert (change.added, change.removed, change.changed) == (("c",), ("b",), ("a",))
+    assert change.needs_restart == ("server.port: running with 1, the file says 2",)
+    assert restart_safe(old, new).server.port == 1
+    assert restart_safe(old, new).sources == new.sources
