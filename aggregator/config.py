@@ -214,13 +214,14 @@ def check_zone(value: str) -> str:
 
 JsonPath = Annotated[str, AfterValidator(check_json_path)]
 Selector = Annotated[str, AfterValidator(check_selector)]
+SelectorOrSelf = Annotated[str, AfterValidator(lambda v: check_selector(v) if v else v)]
 
 
 def _one_or_many(value: Any) -> Any:
     return (value,) if isinstance(value, str) else value
 
 
-class _FieldSpec(_Section):
+class FieldSpec(_Section):
     format: str | None = None  # strptime format of a date, e.g. "%Y-%m-%d %H:%M"
     unit: Literal["s", "ms", "us", "ns"] | None = None  # a date given as a Unix timestamp
     timezone: Annotated[str, AfterValidator(check_zone)] = "+08:00"  # for `format` dates without %z
@@ -228,13 +229,13 @@ class _FieldSpec(_Section):
     optional: bool = False  # found in no item at all is not a mistake
 
     @model_validator(mode="after")
-    def _one_date_form(self) -> _FieldSpec:
+    def _one_date_form(self) -> FieldSpec:
         if self.format and self.unit:
             raise ValueError("give either format or unit, not both")
         return self
 
 
-class JsonField(_FieldSpec):
+class JsonField(FieldSpec):
     path: Annotated[tuple[JsonPath, ...], BeforeValidator(_one_or_many)] = ()  # first found wins
     template: str | None = None  # "https://site/p/{id}": {path} placeholders into the item
 
@@ -245,8 +246,8 @@ class JsonField(_FieldSpec):
         return self
 
 
-class HtmlField(_FieldSpec):
-    selector: Selector = ""  # relative to the item element; "" is the item element itself
+class HtmlField(FieldSpec):
+    selector: SelectorOrSelf = ""  # relative to the item element; "" is the item element itself
     attr: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()  # first present wins
     html: bool = False  # the inner HTML instead of the text
 
@@ -550,7 +551,8 @@ def parse(text: str, name: str = "<config>") -> Settings:
     except ValidationError as exc:
         # Kind-specific keys are checked after a source's fields; report them even when a field
         # error stopped that check, so one run shows every problem.
-        problems = describe(exc, data) + _all_option_problems(data)
+        joined = _joined_option_problems(data)
+        problems = [p for p in describe(exc, data) if p not in joined] + _all_option_problems(data)
         raise ConfigError(name, list(dict.fromkeys(problems))) from None
 
 
@@ -564,6 +566,19 @@ def _all_option_problems(data: dict[str, Any]) -> list[str]:
         head = _location(["sources", index], data)
         lines += [f"{head}: {p}" for p in option_problems(str(raw.get("kind", "feed")), extra)]
     return lines
+
+
+def _joined_option_problems(data: dict[str, Any]) -> set[str]:
+    """The one line a source's several option problems make together (SourceSettings reports
+    them so); parse lists them one by one instead."""
+    joined = set()
+    sources = data.get("sources")
+    for index, raw in enumerate(sources if isinstance(sources, list) else []):
+        if isinstance(raw, dict):
+            extra = {k: v for k, v in raw.items() if k not in SourceSettings.model_fields}
+            problems = option_problems(str(raw.get("kind", "feed")), extra)
+            joined.add(f"{_location(['sources', index], data)}: {'; '.join(problems)}")
+    return joined
 
 
 def describe(exc: ValidationError, data: dict[str, Any]) -> list[str]:

@@ -43,4 +43,8 @@ def get_adapter(kind: str) -> Adapter:
         adapters["qutoutiao"] = qutoutiao.QutoutiaoAdapter()
     except ImportError:  # pragma: no cover - present once the adapter lands
         pass
+    from . import html_page, json_api
+
+    adapters["json"] = json_api.JsonAdapter()
+    adapters["html"] = html_page.HtmlAdapter()
     return adapters[kind]

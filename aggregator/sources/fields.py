@@ -1,0 +1,308 @@
+"""Shared by the ``json`` and ``html`` source kinds: from what a config's field specs found in each
+item to ``Item`` records, and precise reports when a config does not fit a document.
+
+Owns: converting found values (text, links made absolute, dates by strptime format, Unix time unit
+or ``dates.parse_date``, patterns), the per-field checks that turn a config mistake into one
+``ParseError`` naming every field at fault with a sample of what was found, decoding HTML (meta
+charset), describing a page whose selector matched nothing, the inner HTML of a detail document's
+selected element, and fetching an extra document without failing the item. Does not own: finding
+values in a document (json_api walks paths, html_page runs selectors) or cleaning HTML (the
+pipeline does).
+
+A field is a config mistake when it is found in no item at all (unless marked ``optional``), or when
+every value found for it fails to convert. A value that fails in only some items is dropped from
+those items and the items are kept: sites are uneven, and one odd item should not stop a source.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
+
+from bs4 import BeautifulSoup, Tag
+
+from ..config import FieldSpec
+from ..errors import FetchError, ParseError
+from ..models import FetchResult, Item
+from . import FetchFn
+from .dates import parse_date
+from .encoding import decode_text, header_charset
+
+log = logging.getLogger("aggregator.sources")
+
+SAMPLE_CHARS = 200
+_UNIT_SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+_UNIT_NAME = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+_PLAUSIBLE_YEARS = range(1995, 2101)
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
+)
+_OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
+_LISTY = frozenset({"article", "section", "li", "dl", "tr", "h2", "h3"})
+
+
+@dataclass(frozen=True)
+class Found:
+    """What one field's spec found in one item: the values (empty when absent), else why not."""
+
+    values: tuple[Any, ...] = ()
+    why: str = "not found"
+
+
+@dataclass(frozen=True)
+class RawItem:
+    """One item of a document as the adapter sees it: per field what was found, and a sample."""
+
+    found: Mapping[str, Found]
+    sample: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Column:
+    values: tuple[Any, ...]  # converted, one per item; None where absent or not convertible
+    problem: str | None = None
+
+
+# --- items ---------------------------------------------------------------------------------------
+
+
+def build_items(
+    raws: Sequence[RawItem], specs: Mapping[str, FieldSpec], base_url: str
+) -> tuple[Item, ...]:
+    """Items from raw items; ParseError naming every field that does not fit the document.
+
+    ``specs`` maps field names (``title``, ``link``, … and ``detail.url``) to their specs."""
+    columns = {name: _column(name, spec, raws, base_url) for name, spec in specs.items()}
+    problems = [c.problem for c in columns.values() if c.problem]
+    if problems:
+        raise ParseError("; ".join(problems))
+    items = (_item(i, raw, columns) for i, raw in enumerate(raws))
+    return tuple(item for item in items if item is not None)
+
+
+def _column(name: str, spec: FieldSpec, raws: Sequence[RawItem], base: str) -> _Column:
+    values: list[Any] = []
+    failures: list[str] = []
+    for index, raw in enumerate(raws):
+        found = raw.found.get(name, Found())
+        try:
+            values.append(convert(name, spec, found.values, base) if found.values else None)
+        except ValueError as exc:
+            values.append(None)
+            failures.append(f"{exc} (item {index}: {raw.sample})")
+    present = sum(1 for raw in raws if raw.found.get(name, Found()).values)
+    where = name if "." in name else f"fields.{name}"
+    if raws and not present and not spec.optional:
+        first = raws[0]
+        why = first.found.get(name, Found()).why
+        return _Column(tuple(values), f"{where}: {why} (in all {len(raws)} items; item 0: {first.sample})")
+    if present and len(failures) == present:
+        return _Column(tuple(values), f"{where}: {failures[0]}")
+    return _Column(tuple(values))
+
+
+def _item(index: int, raw: RawItem, columns: Mapping[str, _Column]) -> Item | None:
+    def get(name: str) -> Any:
+        column = columns.get(name)
+        return column.values[index] if column else None
+
+    link, title, content = get("link"), get("title"), get("content")
+    if not (link or title or content):
+        return None
+    extra = dict(raw.extra)
+    if get("detail.url"):
+        extra["detail_url"] = get("detail.url")
+    return Item(
+        guid=get("id") or link,
+        link=link,
+        title=title,
+        content=content,
+        summary=get("summary"),
+        author=get("author"),
+        published=get("published"),
+        updated=get("updated"),
+        categories=get("categories") or (),
+        image=get("image"),
+        extra=extra,
+    )
+
+
+# --- values --------------------------------------------------------------------------------------
+
+
+def convert(name: str, spec: FieldSpec, values: Sequence[Any], base: str) -> Any:
+    """One field's value from what was found; ValueError saying what is wrong with it."""
+    texts = [_pattern(spec, scalar_text(v)) for v in values]
+    if name == "categories":
+        return tuple(dict.fromkeys(t for t in texts if t))
+    first = texts[0]
+    if name in ("published", "updated"):
+        return to_date(first, spec)
+    if name in ("link", "image", "detail.url"):
+        return absolute_link(first, base)
+    if name == "title":
+        return " ".join(first.split())
+    return first
+
+
+def scalar_text(value: Any) -> str:
+    """The text of a found scalar: strings as they are, numbers without a needless ``.0``."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"found {short_json(value)}, not text or a number")  # noqa: TRY004 - a value error of the document, like every conversion here
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _pattern(spec: FieldSpec, text: str) -> str:
+    if not spec.pattern:
+        return text
+    match = re.search(spec.pattern, text)
+    if match is None:
+        raise ValueError(f"pattern {spec.pattern!r} does not match {text!r}")
+    return (match.group(1) if match.re.groups else match.group(0)).strip()
+
+
+def to_date(text: str, spec: FieldSpec) -> datetime:
+    """The instant ``text`` names, by the spec's unit or format, else in any form dates knows."""
+    if spec.unit:
+        return _from_epoch(text, spec.unit)
+    if spec.format:
+        try:
+            parsed = datetime.strptime(text, spec.format)
+        except ValueError:
+            raise ValueError(f"{text!r} does not match format {spec.format!r}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=zone(spec.timezone))
+        return parsed.astimezone(UTC)
+    found = parse_date(text)
+    if found is None:
+        raise ValueError(f"{text!r} is not a date (give format or unit)")
+    return found
+
+
+def _from_epoch(text: str, unit: str) -> datetime:
+    try:
+        when = datetime.fromtimestamp(float(text) / _UNIT_SCALE[unit], UTC)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of {_UNIT_NAME[unit]}") from None
+    except (OverflowError, OSError):
+        raise ValueError(f"{text!r} in {_UNIT_NAME[unit]} is out of range; wrong unit?") from None
+    if when.year not in _PLAUSIBLE_YEARS:
+        raise ValueError(f"{text!r} in {_UNIT_NAME[unit]} is {when:%Y-%m-%d}; wrong unit?")
+    return when
+
+
+def zone(name: str) -> tzinfo:
+    """A zone from ``UTC``, ``+08:00`` / ``+0800`` or an IANA name (the config checked it)."""
+    if name.upper() in ("UTC", "Z", "GMT"):
+        return UTC
+    match = _OFFSET.match(name)
+    if match:
+        minutes = int(match[2]) * 60 + int(match[3])
+        return timezone(timedelta(minutes=-minutes if match[1] == "-" else minutes))
+    return ZoneInfo(name)
+
+
+def absolute_link(text: str, base: str) -> str:
+    """``text`` resolved against ``base``; only http(s) links are links."""
+    url = urljoin(base, text.strip())
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{text!r} is not a link")
+    return url
+
+
+# --- samples -------------------------------------------------------------------------------------
+
+
+def short(text: str, limit: int = SAMPLE_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_json(value: Any, limit: int = SAMPLE_CHARS) -> str:
+    return short(json.dumps(value, ensure_ascii=False, default=str), limit)
+
+
+def short_html(tag: Tag, limit: int = SAMPLE_CHARS) -> str:
+    return short(str(tag), limit)
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+
+def decode_html(content: bytes, content_type: str | None) -> str:
+    """Page text: BOM, then valid UTF-8, then the HTTP charset, else the page's meta charset."""
+    if header_charset(content_type) is None:
+        meta = _META_CHARSET.search(content[:4096])
+        if meta:
+            content_type = f"text/html; charset={meta.group(1).decode('ascii')}"
+    text, _encoding = decode_text(content, content_type)
+    return text
+
+
+def soup_of(text: str) -> BeautifulSoup:
+    return BeautifulSoup(text, "lxml")
+
+
+def describe_page(soup: BeautifulSoup) -> str:
+    """What a page holds, to help fix a selector: its title and its most repeated elements."""
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    counts = Counter(_shape(tag) for tag in soup.find_all(True) if _shape(tag))
+    common = [f"{shape} ×{n}" for shape, n in counts.most_common(8) if n >= 2]
+    head = f"the page has <title>{short(title, 80)}</title>" if title else "the page has no <title>"
+    body = len(soup.find_all(True))
+    return head + (f"; repeated: {', '.join(common)}" if common else f" and {body} elements")
+
+
+def _shape(tag: Tag) -> str:
+    """``div.item`` for an element with classes (the first one), the name of a few bare ones."""
+    classes = tag.get("class")
+    names = classes.split() if isinstance(classes, str) else list(classes or [])
+    if names:
+        return f"{tag.name}.{names[0]}"
+    return tag.name if tag.name in _LISTY else ""
+
+
+def selected_html(text: str, selector: str, remove: Sequence[str]) -> tuple[str | None, str]:
+    """The inner HTML of the first element ``selector`` matches, without ``remove`` matches;
+    else None and why."""
+    soup = soup_of(text)
+    element = soup.select_one(selector)
+    if not isinstance(element, Tag):
+        return None, f"selector {selector!r} matched nothing; {describe_page(soup)}"
+    for unwanted in remove:
+        for tag in element.select(unwanted):
+            tag.decompose()
+    html = element.decode_contents().strip()
+    return (html, "") if html else (None, f"selector {selector!r} matched an empty element")
+
+
+# --- extra documents -----------------------------------------------------------------------------
+
+
+async def fetch_extra(url: str | None, fetch: FetchFn) -> FetchResult | None:
+    """A successful fetch of ``url``, or None: an extra document never fails the item."""
+    if not url:
+        return None
+    try:
+        result = await fetch(url)
+    except FetchError:
+        return None
+    return result if result.ok and result.content else None
+
+
+def content_type(result: FetchResult) -> str | None:
+    return next((v for k, v in result.headers.items() if k.lower() == "content-type"), None)

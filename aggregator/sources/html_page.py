@@ -1,0 +1,120 @@
+"""The ``html`` source kind: any web page listing articles as a source, by CSS selectors.
+
+The options (``config.HtmlOptions``) give a selector matching each item on the page (``items``),
+per field a selector inside the item (``""`` for the item element itself) and what to take from the
+match: its text (default), an attribute (``attr``; several, the first present wins, for lazy images
+``["data-src", "src"]``) or its inner HTML (``html = true``); optionally ``[sources.detail]`` with
+the selector of the full content on the item's own page (its link) and selectors to remove there.
+Categories take every match; other fields the first. Links are made absolute against the page's
+URL (or its ``<base href>``). The page is decoded by its HTTP charset, else its meta charset.
+
+Does not own: fetching (``enrich`` is handed the pipeline's fetch), converting and checking the
+found values (``fields``), cleaning HTML (the pipeline).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from urllib.parse import urljoin
+
+from bs4 import BeautifulSoup, Tag
+
+from ..config import HtmlField, HtmlOptions
+from ..errors import ParseError
+from ..models import FetchResult, Item, ParsedFeed, Source
+from . import FetchFn
+from .fields import (
+    Found,
+    RawItem,
+    build_items,
+    content_type,
+    decode_html,
+    describe_page,
+    fetch_extra,
+    selected_html,
+    short_html,
+    soup_of,
+)
+
+log = logging.getLogger("aggregator.sources.html")
+
+
+class HtmlAdapter:
+    kind = "html"
+
+    def request_url(self, source: Source, effective_url: str) -> str:
+        return effective_url
+
+    def parse(self, source: Source, result: FetchResult) -> ParsedFeed:
+        options = HtmlOptions.model_validate(dict(source.options))
+        soup = soup_of(decode_html(result.content, content_type(result)))
+        elements = [e for e in soup.select(options.items) if isinstance(e, Tag)]
+        if not elements:
+            raise ParseError(
+                f"items: selector {options.items!r} matched nothing; {describe_page(soup)}"
+            )
+        specs = {name: spec for name, spec in options.fields if spec is not None}
+        raws = [
+            RawItem({name: find_field(e, name, spec) for name, spec in specs.items()}, short_html(e))
+            for e in elements
+        ]
+        return ParsedFeed(
+            title=source.title or page_title(soup),
+            link=result.url,
+            items=build_items(raws, specs, page_base(soup, result.url)),
+        )
+
+    async def enrich(self, source: Source, item: Item, fetch: FetchFn) -> Item:
+        options = HtmlOptions.model_validate(dict(source.options))
+        if options.detail is None:
+            return item
+        result = await fetch_extra(item.link, fetch)
+        if result is None:
+            return item
+        text = decode_html(result.content, content_type(result))
+        html, why = selected_html(text, options.detail.selector, options.detail.remove)
+        if html is None:
+            log.warning("source=%s event=detail_unusable url=%s problem=%r", source.id, item.link, why)
+            return item
+        return replace(item, content=html)
+
+
+def find_field(element: Tag, name: str, spec: HtmlField) -> Found:
+    """What a field's selector and attribute find in one item element."""
+    targets = [element] if not spec.selector else [t for t in element.select(spec.selector)]
+    if not targets:
+        return Found((), f"selector {spec.selector!r} matched nothing")
+    if name != "categories":
+        targets = targets[:1]
+    values = [v for v in (_value(t, spec) for t in targets) if v]
+    if values:
+        return Found(tuple(values))
+    what = f"{spec.selector!r}" if spec.selector else "the item element"
+    if spec.attr:
+        return Found((), f"{what} has no {' or '.join(spec.attr)} attribute")
+    return Found((), f"{what} is empty")
+
+
+def _value(tag: Tag, spec: HtmlField) -> str:
+    if spec.html:
+        return tag.decode_contents().strip()
+    for attr in spec.attr:
+        value = tag.get(attr)
+        text = " ".join(value) if isinstance(value, list) else (value or "")
+        if text.strip():
+            return text.strip()
+    if spec.attr:
+        return ""
+    return tag.get_text(" ", strip=True)
+
+
+def page_base(soup: BeautifulSoup, url: str) -> str:
+    """The URL relative links on the page are relative to: its ``<base href>``, else its own."""
+    base = soup.find("base", href=True)
+    href = base.get("href") if isinstance(base, Tag) else None
+    return urljoin(url, href) if isinstance(href, str) and href.strip() else url
+
+
+def page_title(soup: BeautifulSoup) -> str | None:
+    return soup.title.get_text(" ", strip=True) or None if soup.title else None
