@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import config as config_mod
+from . import dbtools
 from .clock import SystemClock
 from .config import Settings
 from .errors import AggregatorError, ConfigError
@@ -35,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="config file (default: $AGGREGATOR_CONFIG or config/aggregator.toml)")
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the daemon: scheduler and HTTP server")
+    run = sub.add_parser("run", help="run the daemon: scheduler and HTTP server")
+    run.add_argument(
+        "--role", choices=("all", "worker", "web"), default="all",
+        help="all: both (default); worker: fetch only, no HTTP; web: serve feeds only, read-only",
+    )
     check = sub.add_parser("check", help="validate the config (exit 0 when valid)")
     check.add_argument("--source", help="also fetch this source once and show what would be stored")
     fetch = sub.add_parser("fetch", help="fetch every source once now, then exit")
@@ -48,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     hexo.add_argument("--source", action="append", help="only entries of this source (repeatable)")
     hexo.add_argument("--category", help="only entries under this category path (a / b)")
     hexo.add_argument("--limit", type=int, default=100000, help="at most this many posts")
+    dbtools.add_parser(sub)
     return parser
 
 
@@ -56,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "run"
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": cmd_run,
+        "db": cmd_db,
         "check": cmd_check,
         "fetch": cmd_fetch,
         "sources": cmd_sources,
@@ -84,7 +91,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import serve
 
     settings, path = _settings(args)
-    return asyncio.run(serve(settings, path))
+    return asyncio.run(serve(settings, path, role=getattr(args, "role", "all")))
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings, _ = _settings(args)
+    return dbtools.run(args, settings, console, err_console)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -98,6 +98,15 @@ class StorageSettings(_Section):
     url: str = "sqlite:///data/aggregator.db"  # or postgresql://user@host/db
 
 
+class RetentionSettings(_Section):
+    """How long entries stay; removed ones leave tombstones so they never come back. The defaults
+    keep everything."""
+
+    max_entries_per_source: int | None = Field(None, ge=1)  # keep the newest N of each source
+    max_age: Duration | None = None  # remove entries dated (published or first seen) before this
+    every: Duration = Field(3600.0, gt=0)  # how often worker processes prune
+
+
 class FetchSettings(_Section):
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator; feed fetcher)"
     timeout: Duration = 30.0  # whole request, body included
@@ -467,6 +476,7 @@ def feed_problems(settings: Settings) -> list[str]:
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
+    retention: RetentionSettings = RetentionSettings()
     fetch: FetchSettings = FetchSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     content: ContentSettings = ContentSettings()

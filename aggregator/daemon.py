@@ -26,7 +26,7 @@ from .models import Source
 from .operate import attach
 from .pipeline import Pipeline
 from .publish.feeds import FeedService
-from .scheduler import Dispatcher, Scheduler
+from .scheduler import Dispatcher, Retention, Scheduler
 from .server import create_app
 from .store import Store, open_store
 
@@ -61,11 +61,19 @@ def open_configured_store(settings: Settings, clock: Clock) -> Store:
     return store
 
 
-async def serve(settings: Settings, config_path: Path, clock: Clock | None = None) -> int:
-    """Run the daemon until SIGTERM or SIGINT; return the exit code."""
+ROLES = ("all", "worker", "web")  # worker: scheduler only; web: read-only HTTP server only
+
+
+async def serve(
+    settings: Settings, config_path: Path, clock: Clock | None = None, role: str = "all"
+) -> int:
+    """Run the daemon in ``role`` until SIGTERM or SIGINT; return the exit code."""
     clock = clock or SystemClock()
     setup_logging(settings.logging)
-    store = open_configured_store(settings, clock)
+    if role == "web":  # a reader: never writes sources or entries
+        store = open_store(settings.storage.url, clock.now())
+    else:
+        store = open_configured_store(settings, clock)
     live = LiveSources(settings)
     owner = owner_id()
     async with Fetcher(settings.fetch, clock) as fetcher:
@@ -74,9 +82,10 @@ async def serve(settings: Settings, config_path: Path, clock: Clock | None = Non
             store, pipeline, live.get, clock, owner,
             settings.schedule.batch_size, settings.schedule.lease,
         )
-        scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every)
+        retention = Retention(store, clock, lambda: live.settings.retention)
+        scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every, retention)
         feeds = FeedService(settings, store, live.get)
-        app = create_app(feeds, ready=lambda: scheduler.running)
+        app = create_app(feeds, ready=(lambda: scheduler.running) if role != "web" else None)
         ops = attach(
             app, settings=settings, config_path=config_path, store=store, clock=clock,
             update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
@@ -89,15 +98,19 @@ async def serve(settings: Settings, config_path: Path, clock: Clock | None = Non
             )
         )
         _on_signals(server)
-        scheduler.start()
+        if role != "web":
+            scheduler.start()
         ops.start()
         log.info("%s", kv(
-            event="started", sources=len(live.by_id),
-            listen=f"http://{settings.server.host}:{settings.server.port}",
+            event="started", role=role, sources=len(live.by_id),
+            listen=f"http://{settings.server.host}:{settings.server.port}" if role != "worker" else "none",
             store=settings.storage.url.split("@")[-1], config=config_path,
         ))
         try:
-            await server.serve()  # returns once a signal sets should_exit
+            if role != "worker":
+                await server.serve()  # returns once a signal sets should_exit
+            while role == "worker" and not server.should_exit:  # no HTTP listener in a worker
+                await asyncio.sleep(0.2)
         finally:
             await ops.stop()
             await _stop(scheduler, dispatcher, store, owner)

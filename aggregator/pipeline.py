@@ -72,7 +72,7 @@ class Pipeline:
         fetch: FetchFn,
         clock: Clock,
         rng: random.Random | None = None,
-        owner: str = "local",
+        owner: str | None = None,  # the lease owner the dispatcher claimed with; None: no lease
     ) -> None:
         self.settings = settings
         self.store = store

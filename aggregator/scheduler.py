@@ -3,20 +3,25 @@
 The database holds the schedule (each source's ``next_fetch_at``), so this module keeps no plan of
 its own: every few seconds the dispatcher claims the sources that are due and runs them through
 the pipeline. A restart loses nothing, and several processes can share one database.
+
+The maintenance job is retention: every ``[retention] every`` seconds it prunes entries beyond the
+configured limits (in a thread, so the event loop keeps serving). Several workers may run it; on
+PostgreSQL one prunes and the others skip that round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .clock import Clock
+from .config import RetentionSettings
 from .models import FetchOutcome, Source
 from .pipeline import Pipeline
-from .store import Store
+from .store import PruneResult, Store
 
 log = logging.getLogger("aggregator.scheduler")
 
@@ -73,12 +78,45 @@ class Dispatcher:
             return
 
 
-class Scheduler:
-    """APScheduler around the dispatcher; started and stopped with the daemon."""
+class Retention:
+    """The retention job: prune entries beyond the ``[retention]`` limits, tombstones left."""
 
-    def __init__(self, dispatcher: Dispatcher, every: float) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, settings: Callable[[], RetentionSettings]
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings  # read at each run, so a reload's new limits apply
+
+    @property
+    def every(self) -> float:
+        return self.settings().every
+
+    async def run(self) -> PruneResult | None:
+        """Prune once (None when no limit is set)."""
+        limits = self.settings()
+        if not limits.max_entries_per_source and limits.max_age is None:
+            return None
+        result = await asyncio.to_thread(
+            self.store.prune, self.clock.now(), limits.max_entries_per_source, limits.max_age
+        )
+        log.info(
+            "event=retention removed=%d sources=%d skipped=%s",
+            result.removed, result.sources, str(result.skipped).lower(),
+        )
+        return result
+
+
+class Scheduler:
+    """APScheduler around the dispatcher (and the retention job); started and stopped with the
+    daemon in the roles that fetch."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, every: float, retention: Retention | None = None
+    ) -> None:
         self.dispatcher = dispatcher
         self.every = every
+        self.retention = retention
         self._aps = AsyncIOScheduler(timezone="UTC")
         self.running = False
 
@@ -92,9 +130,17 @@ class Scheduler:
             coalesce=True,
             next_run_time=None,
         )
+        if self.retention is not None:
+            self._aps.add_job(
+                self._safe_retention, "interval", seconds=self.retention.every, id="retention",
+                max_instances=1, coalesce=True,
+            )
         self._aps.start()
         self._aps.modify_job("dispatcher", next_run_time=self.dispatcher.clock.now())
         self.running = True
+
+    def job_ids(self) -> list[str]:
+        return [job.id for job in self._aps.get_jobs()]
 
     def poke(self) -> None:
         """Run the dispatcher as soon as possible (after a reload or an admin action)."""
@@ -108,6 +154,15 @@ class Scheduler:
             raise
         except Exception:  # a bug in one tick must not kill the daemon; it is logged loudly
             log.exception("event=dispatcher_failed")
+
+    async def _safe_retention(self) -> None:
+        assert self.retention is not None
+        try:
+            await self.retention.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failed prune is retried at the next run; the daemon goes on
+            log.exception("event=retention_failed")
 
     def shutdown(self) -> None:
         if self.running:

@@ -3,11 +3,12 @@ scale out; both are ``SQLStore`` over SQLAlchemy Core with one schema (``schema.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 from ..models import Entry, FetchOutcome, Selection, Source, SourceState
-from .sql import SQLStore
+from .sql import ChangeStamp, PruneResult, SQLStore
 
 
 class Store(Protocol):
@@ -33,7 +34,10 @@ class Store(Protocol):
         owner: str | None = None,
     ) -> list[int]: ...
     def list_entries(self, sel: Selection) -> list[Entry]: ...
-    def last_change(self, sel: Selection) -> tuple[datetime | None, int]: ...
+    def last_change(self, sel: Selection) -> ChangeStamp: ...
+    def prune(
+        self, now: datetime, max_per_source: int | None, max_age: float | None
+    ) -> PruneResult: ...
     def get_entry(self, entry_id: int) -> Entry | None: ...
     def entry_counts(self) -> dict[str, int]: ...
     def fetch_history(self, source_id: str, limit: int = 20) -> list[dict[str, Any]]: ...
@@ -44,4 +48,4 @@ def open_store(url: str, now: datetime) -> Store:
     return SQLStore(url, now)
 
 
-__all__ = ["Store", "SQLStore", "open_store"]
+__all__ = ["ChangeStamp", "PruneResult", "SQLStore", "Store", "open_store"]

@@ -2,13 +2,18 @@
 
 A migration is a numbered function that takes a connection; ``migrate`` applies those the database
 has not seen, in order, each in its own transaction, and records the version. Data is never
-dropped by a migration.
+dropped by a migration. Migration 1 creates the tables from the current ``metadata``, so a later
+migration that adds a column checks first whether the column is already there.
+
+On PostgreSQL, ``migrate`` holds an advisory lock while it works, so several processes starting at
+once against one database migrate it once, one after another.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -21,12 +26,15 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Sequence,
     String,
     Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine
 
@@ -40,15 +48,16 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        value = value.astimezone(timezone.utc) if value.tzinfo else value
+        value = value.astimezone(UTC) if value.tzinfo else value
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        moment: datetime = value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
 
 
 metadata = MetaData()
@@ -115,6 +124,10 @@ entries = Table(
     Column("sort_at", UTCDateTime, nullable=False),
     Column("duplicate_of", Integer),
     Column("merge_reason", Text),
+    # Store-wide change counter of the last write to this row: a feed cache compares the count and
+    # the sum of these over its selection, which changes on every insert, update and delete
+    # whichever process (and whichever clock) made it. See SQLStore.last_change.
+    Column("revision", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("source_id", "key", name="uq_entries_source_key"),
     Index("ix_entries_sort", "sort_at", "id"),
     Index("ix_entries_source_sort", "source_id", "sort_at"),
@@ -146,11 +159,37 @@ fetch_log = Table(
 )
 
 
+# Where revisions come from: a sequence on PostgreSQL (no row lock shared by all workers), a
+# one-row counter on SQLite (writers are serialized there anyway).
+revision_seq = Sequence("entry_revision_seq", metadata=metadata)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=[sources, entries, tombstones, fetch_log])
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_revisions(conn: Connection) -> None:
+    """Entry revisions, so caches in other processes see every change (and retention's deletes)."""
+    if "revision" not in {c["name"] for c in inspect(conn).get_columns("entries")}:
+        conn.execute(text("ALTER TABLE entries ADD COLUMN revision BIGINT NOT NULL DEFAULT 0"))
+    counters.create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql":
+        revision_seq.create(conn, checkfirst=True)
+    else:
+        conn.execute(counters.insert().values(name="revision", value=0))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_revisions]
+LATEST = len(MIGRATIONS)
+
+_MIGRATION_LOCK = 7_306_112_001  # pg_advisory_lock key: "aggregator schema"
 
 
 def current_version(conn: Connection) -> int:
@@ -162,6 +201,19 @@ def current_version(conn: Connection) -> int:
 
 def migrate(engine: Engine, now: datetime) -> int:
     """Apply pending migrations; return the schema version the database is now at."""
+    if engine.dialect.name != "postgresql":
+        return _apply_pending(engine, now)
+    with engine.connect() as lock:
+        lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        lock.commit()
+        try:
+            return _apply_pending(engine, now)
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            lock.commit()
+
+
+def _apply_pending(engine: Engine, now: datetime) -> int:
     with engine.begin() as conn:
         version = current_version(conn)
     for number, step in enumerate(MIGRATIONS, start=1):
@@ -169,8 +221,12 @@ def migrate(engine: Engine, now: datetime) -> int:
             continue
         with engine.begin() as conn:
             step(conn)
-            conn.execute(
-                schema_version.insert().values(version=number, applied_at=now)
-            )
+            conn.execute(schema_version.insert().values(version=number, applied_at=now))
         version = number
     return version
+
+
+def pending(engine: Engine) -> int:
+    """How many migrations the database has not seen yet (without applying them)."""
+    with engine.begin() as conn:
+        return max(0, LATEST - current_version(conn))

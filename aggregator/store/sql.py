@@ -1,20 +1,30 @@
 """The SQL store: SQLite (WAL) by default, PostgreSQL when configured; all SQL lives in store/.
 
 Owns: the source rows (schedule, validators, health), entries, tombstones and the fetch log, and
-claiming due sources with a lease so several workers never fetch one source at once. Does not own:
-deciding what is new, when to fetch next, or how to render (callers pass those decisions in).
+claiming due sources with a lease so several workers never fetch one source at once, and
+retention (pruning old entries behind tombstones). Does not own: deciding what is new, when to
+fetch next, or how to render (callers pass those decisions in).
+
+Several processes may share one PostgreSQL database: claims use ``FOR UPDATE SKIP LOCKED`` and a
+lease, a write from a worker whose lease was taken over is dropped, syncing the configured sources
+is serialized with an advisory lock, and every entry write carries a store-wide revision so caches
+in other processes notice it (``last_change``).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     and_,
     create_engine,
+    delete,
     event,
     func,
     or_,
@@ -23,14 +33,39 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
 from ..models import Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
-from .schema import entries, fetch_log, migrate, sources, tombstones
+from .schema import counters, entries, fetch_log, migrate, revision_seq, sources, tombstones
 
 SEP = "\x1f"
+_SYNC_LOCK = 7_306_112_002  # pg_advisory_xact_lock key: "sync sources"
+_PRUNE_LOCK = 7_306_112_003  # pg_try_advisory_xact_lock key: "retention"
+
+log = logging.getLogger("aggregator.store")
+
+
+class ChangeStamp(NamedTuple):
+    """What a cache of a selection compares: equal stamps mean the selected entries are unchanged.
+
+    ``changed_at`` (the newest change, for Last-Modified) alone misses writes from other processes
+    whose clocks, or whose moment of committing, lag behind; ``total`` (the count) catches deletes and
+    ``revisions`` (the sum of the rows' store-wide revision numbers) catches inserts and updates."""
+
+    changed_at: datetime | None
+    total: int
+    revisions: int
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    removed: int  # entries deleted (each left a tombstone)
+    sources: int  # sources that lost at least one entry
+    skipped: bool = False  # another process was pruning the same database; nothing done
 
 
 def category_key(path: Sequence[str]) -> str:
@@ -93,11 +128,14 @@ class SQLStore:
         disable removed ones (their entries stay)."""
         wanted = {s.id: s for s in configured}
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":  # processes starting together sync one at a time
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SYNC_LOCK})
             rows = {r.id: r for r in conn.execute(select(sources)).mappings()}
             for sid, src in wanted.items():
                 row = rows.get(sid)
                 if row is None:
-                    conn.execute(sources.insert().values(**_new_source_row(src, now)))
+                    insert = _insert_ignoring_conflicts(self.dialect, sources)  # raced by a peer
+                    conn.execute(insert.values(**_new_source_row(src, now)))
                 else:
                     conn.execute(update(sources).where(sources.c.id == sid).values(**_changed_source(row, src, now)))
             gone = [sid for sid, row in rows.items() if sid not in wanted and row["enabled"]]
@@ -213,24 +251,56 @@ class SQLStore:
         owner: str | None = None,
     ) -> list[int]:
         """Write one fetch's results in one transaction: the source's new state (lease released),
-        new entries, changed entries and a fetch-log line. Returns the new entries' ids."""
+        new entries, changed entries and a fetch-log line. Returns the new entries' ids.
+
+        With an ``owner``, nothing is written while another worker holds the source's lease (ours
+        expired and was taken over: that worker writes its own fetch), and entries another worker
+        stored meanwhile are not stored twice."""
         with self.engine.begin() as conn:
-            conn.execute(
-                update(sources).where(sources.c.id == state.source_id).values(**_state_row(state))
-            )
-            ids = [self._insert_entry(conn, e, now) for e in new]
+            if not self._write_state(conn, state, owner):
+                log.warning("source=%s event=lease_lost owner=%s results=dropped", state.source_id, owner)
+                return []
+            revision = self._next_revision(conn) if new or changed else 0
+            present = self._present_keys(conn, state.source_id, [e.key for e in new])
+            ids = [self._insert_entry(conn, e, now, revision) for e in new if e.key not in present]
             for e in changed:
                 conn.execute(
                     update(entries)
                     .where(entries.c.source_id == e.source_id, entries.c.key == e.key)
-                    .values(**_entry_update_row(e, now))
+                    .values(**_entry_update_row(e, now), revision=revision)
                 )
             conn.execute(fetch_log.insert().values(**_log_row(outcome, now)))
         return ids
 
-    def _insert_entry(self, conn: Connection, e: Entry, now: datetime) -> int:
+    def _write_state(self, conn: Connection, state: SourceState, owner: str | None) -> bool:
+        """Store the source's new state unless another owner holds its lease; the UPDATE comes
+        first so it takes the row lock (PostgreSQL) or the write lock (SQLite) at once."""
+        query = update(sources).where(sources.c.id == state.source_id)
+        if owner is not None:
+            query = query.where(or_(sources.c.lease_owner.is_(None), sources.c.lease_owner == owner))
+        return conn.execute(query.values(**_state_row(state))).rowcount > 0
+
+    def _present_keys(self, conn: Connection, source_id: str, keys: list[str]) -> set[str]:
+        present: set[str] = set()
+        for chunk in _chunks(keys, 500):
+            rows = conn.execute(
+                select(entries.c.key).where(entries.c.source_id == source_id, entries.c.key.in_(chunk))
+            )
+            present.update(r.key for r in rows)
+        return present
+
+    def _next_revision(self, conn: Connection) -> int:
+        """A store-wide number that grows with every write transaction touching entries."""
+        if self.dialect == "postgresql":
+            return int(conn.execute(select(revision_seq.next_value())).scalar_one())
+        bump = counters.c.value + 1
+        conn.execute(update(counters).where(counters.c.name == "revision").values(value=bump))
+        value = conn.execute(select(counters.c.value).where(counters.c.name == "revision"))
+        return int(value.scalar_one())
+
+    def _insert_entry(self, conn: Connection, e: Entry, now: datetime, revision: int) -> int:
         row = _entry_row(e, now)
-        result = conn.execute(entries.insert().values(**row))
+        result = conn.execute(entries.insert().values(**row, revision=revision))
         key = result.inserted_primary_key
         return int(key[0]) if key else 0
 
@@ -242,17 +312,23 @@ class SQLStore:
         with self.engine.connect() as conn:
             return [_entry(r) for r in conn.execute(query).mappings()]
 
-    def last_change(self, sel: Selection) -> tuple[datetime | None, int]:
-        """The newest change time among the selected entries and their count (for caching)."""
-        query = select(func.max(entries.c.changed_at), func.count()).where(*_filters(sel))
+    def last_change(self, sel: Selection) -> ChangeStamp:
+        """A stamp of the selected entries for caches: the newest change time, the count and the
+        sum of revisions. It changes on every insert, update or delete in the selection, whichever
+        process wrote it, however late its transaction committed."""
+        query = select(
+            func.max(entries.c.changed_at), func.count(), func.coalesce(func.sum(entries.c.revision), 0)
+        ).where(*_filters(sel))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
-            return None, 0
+            return ChangeStamp(None, 0, 0)
         changed = row[0]
-        if changed is not None and changed.tzinfo is None:  # aggregates bypass the column type
-            changed = changed.replace(tzinfo=timezone.utc)
-        return changed, int(row[1])
+        if isinstance(changed, str):  # SQLite aggregates bypass the column type
+            changed = datetime.fromisoformat(changed)
+        if changed is not None and changed.tzinfo is None:
+            changed = changed.replace(tzinfo=UTC)
+        return ChangeStamp(changed, int(row[1]), int(row[2]))
 
     def get_entry(self, entry_id: int) -> Entry | None:
         with self.engine.connect() as conn:
@@ -263,6 +339,59 @@ class SQLStore:
         query = select(entries.c.source_id, func.count()).group_by(entries.c.source_id)
         with self.engine.connect() as conn:
             return {r[0]: int(r[1]) for r in conn.execute(query)}
+
+    # --- retention ----------------------------------------------------------------------------
+
+    def prune(
+        self, now: datetime, max_per_source: int | None, max_age: float | None
+    ) -> PruneResult:
+        """Delete entries beyond the newest ``max_per_source`` of each source and entries whose
+        sort time is older than ``max_age`` seconds, leaving a tombstone for each so the pipeline
+        never stores them again. ``None`` turns a limit off. One short transaction per source; on
+        PostgreSQL one process prunes at a time (the others return ``skipped``)."""
+        if not max_per_source and max_age is None:
+            return PruneResult(0, 0)
+        if self.dialect != "postgresql":
+            return self._prune(now, max_per_source, max_age)
+        with self.engine.connect() as lock:
+            got = lock.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _PRUNE_LOCK})
+            held = bool(got.scalar_one())
+            lock.commit()
+            if not held:
+                return PruneResult(0, 0, skipped=True)
+            try:
+                return self._prune(now, max_per_source, max_age)
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PRUNE_LOCK})
+                lock.commit()
+
+    def _prune(self, now: datetime, max_per_source: int | None, max_age: float | None) -> PruneResult:
+        cutoff = now - timedelta(seconds=max_age) if max_age is not None else None
+        with self.engine.connect() as conn:
+            source_ids = [r[0] for r in conn.execute(select(entries.c.source_id).distinct())]
+        removed = touched = 0
+        for sid in source_ids:
+            with self.engine.begin() as conn:
+                victims = _victims(conn, sid, max_per_source, cutoff)
+                if victims:
+                    self._bury(conn, sid, victims, now)
+            removed += len(victims)
+            touched += bool(victims)
+        return PruneResult(removed, touched)
+
+    def _bury(self, conn: Connection, source_id: str, victims: dict[int, str], now: datetime) -> None:
+        """Delete entries and leave their tombstones; entries merged into them stand alone again."""
+        revision = self._next_revision(conn)
+        ids = list(victims)
+        for chunk in _chunks(ids, 500):
+            graves = [{"source_id": source_id, "key": victims[i], "removed_at": now} for i in chunk]
+            conn.execute(_insert_ignoring_conflicts(self.dialect, tombstones), graves)
+            conn.execute(
+                update(entries)
+                .where(entries.c.duplicate_of.in_(chunk))
+                .values(duplicate_of=None, merge_reason=None, revision=revision)
+            )
+            conn.execute(delete(entries).where(entries.c.id.in_(chunk)))
 
     def fetch_history(self, source_id: str, limit: int = 20) -> list[dict[str, Any]]:
         query = (
@@ -292,7 +421,27 @@ def _filters(sel: Selection) -> list[Any]:
     return where
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+def _victims(
+    conn: Connection, source_id: str, max_per_source: int | None, cutoff: datetime | None
+) -> dict[int, str]:
+    """The entries of one source that retention removes: entry id -> key."""
+    mine = select(entries.c.id, entries.c.key).where(entries.c.source_id == source_id)
+    found: dict[int, str] = {}
+    if max_per_source:
+        newest_first = mine.order_by(entries.c.sort_at.desc(), entries.c.id.desc())
+        found.update((r.id, r.key) for r in conn.execute(newest_first.offset(max_per_source)))
+    if cutoff is not None:
+        found.update((r.id, r.key) for r in conn.execute(mine.where(entries.c.sort_at < cutoff)))
+    return found
+
+
+def _insert_ignoring_conflicts(dialect: str, table: Any) -> Any:
+    if dialect == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
