@@ -4,11 +4,13 @@ pages, config mistakes reported with what the page holds, and the whole pipeline
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from aggregator import config
+from aggregator import commands, config
 from aggregator.clock import FakeClock
 from aggregator.config import FetchSettings
 from aggregator.errors import ConfigError, ParseError
@@ -239,3 +241,17 @@ async def test_selector_mistake_becomes_the_sources_last_error(
         "items: selector 'article' matched nothing; the page has <title>今日新闻 - 示例站</title>; "
         "repeated: li.post ×2, a.t ×2, img.cover ×2, span.time ×2, div.intro ×2, a.tag ×2"
     )
+
+
+async def test_check_source_prints_the_items_it_would_store(
+    origin: Origin, clock: FakeClock, tmp_path: Path
+) -> None:
+    """`aggregator check --source` on an html source lists the items it would make, storing none."""
+    url = origin.route("/list/today.html", Reply(PAGE, content_type="text/html"))
+    body = f'[[sources]]\nid = "site"\nkind = "html"\nurl = "{url}"\nitems = "li.post"\n[sources.fields]\n{FIELDS}'
+    settings = config.load(write_config(tmp_path, body))
+    out = StringIO()
+    assert await commands.dry_run(settings, "site", Console(file=out, width=400), clock=clock) == 0
+    printed = out.getvalue()
+    assert "site: ok" in printed and "第一篇 文章" in printed and "第二篇" in printed
+    assert "https://other.example.org/a/102" in printed
