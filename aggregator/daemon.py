@@ -26,6 +26,7 @@ from .models import Source
 from .operate import attach
 from .pipeline import Pipeline
 from .publish.feeds import FeedService
+from .publish.websub import WebSubPublisher
 from .scheduler import Dispatcher, Retention, Scheduler
 from .server import create_app
 from .store import Store, open_store
@@ -84,13 +85,17 @@ async def serve(
         )
         retention = Retention(store, clock, lambda: live.settings.retention)
         scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every, retention)
-        feeds = FeedService(settings, store, live.get)
+        feeds = FeedService(settings, store, live.get, clock)
         app = create_app(feeds, ready=(lambda: scheduler.running) if role != "web" else None)
         ops = attach(
             app, settings=settings, config_path=config_path, store=store, clock=clock,
             update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
             dispatcher=dispatcher, poke=scheduler.poke,
         )
+        websub = WebSubPublisher.configured(feeds, clock) if role != "web" else None
+        if websub is not None:  # chained after the hooks attach() installed; primed before ticks
+            dispatcher.on_outcomes = websub.hook(dispatcher.on_outcomes)
+            await websub.prime()
         server = _Server(
             uvicorn.Config(
                 app, host=settings.server.host, port=settings.server.port,
@@ -113,7 +118,7 @@ async def serve(
                 await asyncio.sleep(0.2)
         finally:
             await ops.stop()
-            await _stop(scheduler, dispatcher, store, owner)
+            await _stop(scheduler, dispatcher, store, owner, websub)
     return 0
 
 
@@ -137,13 +142,18 @@ def _on_signals(server: uvicorn.Server) -> None:
         loop.add_signal_handler(sig, stop, sig.name)
 
 
-async def _stop(scheduler: Scheduler, dispatcher: Dispatcher, store: Store, owner: str) -> None:
+async def _stop(
+    scheduler: Scheduler, dispatcher: Dispatcher, store: Store, owner: str,
+    websub: WebSubPublisher | None = None,
+) -> None:
     """Stop taking work, let the running tick finish briefly, then give back leases."""
     scheduler.shutdown()
     try:
         await asyncio.wait_for(dispatcher.idle(), timeout=10)
     except asyncio.TimeoutError:
         log.warning("%s", kv(event="shutdown_abandoned", reason="in-flight fetches took over 10s"))
+    if websub is not None:  # pings of the last tick, before the store closes
+        await websub.aclose()
     store.release_all(owner)
     store.close()
     log.info("%s", kv(event="stopped"))
