@@ -138,3 +138,17 @@ async def test_retention_job_prunes_with_the_current_limits(tmp_path: Path, cloc
     assert result is not None and result.removed == 1
     assert store.tombstoned("a", ["1", "5", "9"]) == {"9"}
     store.close()
+
+
+def test_copy_back_from_postgresql_to_sqlite(tmp_path: Path) -> None:
+    """A store copied to PostgreSQL and back to a new SQLite file is the store it started as."""
+    from aggregator.clock import SystemClock
+    from aggregator.dbtools import copy_store
+
+    source_url = filled_sqlite(tmp_path)
+    back = f"sqlite:///{tmp_path / 'back.db'}"
+    with pg_schema() as pg_url:
+        copy_store(source_url, pg_url, SystemClock())
+        report = copy_store(pg_url, back, SystemClock())
+    assert report.rows == {"sources": 3, "entries": 6, "tombstones": 2, "fetch_log": 3}
+    assert snapshot(back) == snapshot(source_url)

@@ -12,9 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -89,7 +90,7 @@ class Fleet:
         self._files: list[IO[bytes]] = []
 
     def start(self, name: str, role: str) -> subprocess.Popen[bytes]:
-        out = open(self.logs / f"{name}.log", "wb")  # a file, so a chatty process never blocks
+        out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed in close(); a file, so a chatty process never blocks
         self._files.append(out)
         proc = subprocess.Popen(
             [sys.executable, str(REPO / "run.py"), "--config", str(self.config), "run", "--role", role],
