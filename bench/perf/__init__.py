@@ -1,0 +1,1 @@
+"""Performance benchmark parts used by ``bench/run.py``: feed generation, origins, measurements."""
