@@ -11,7 +11,7 @@ import asyncio
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from rich import box
 from rich.console import Console
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     hexo.add_argument("--source", action="append", help="only entries of this source (repeatable)")
     hexo.add_argument("--category", help="only entries under this category path (a / b)")
     hexo.add_argument("--limit", type=int, default=100000, help="at most this many posts")
+    add_publish_parsers(sub, export_sub)
     dbtools.add_parser(sub)
     return parser
 
@@ -67,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fetch": cmd_fetch,
         "sources": cmd_sources,
         "export": cmd_export,
+        "import": cmd_import,
+        "build": cmd_build,
     }
     try:
         return handlers[command](args)
@@ -176,14 +179,74 @@ def sources_table(rows: Sequence[SourceRow], now: datetime, width: int = 80) -> 
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.export_kind == "opml":
+        return cmd_export_opml(args)
     if args.export_kind != "hexo":
-        raise AggregatorError("say what to export: aggregator export hexo --out DIR")
+        raise AggregatorError("say what to export: aggregator export hexo --out DIR, or export opml")
     from .commands import export_hexo
 
     settings, _ = _settings(args)
     category = config_mod.parse_category(args.category) if args.category else None
     stats = export_hexo(settings, Path(args.out), args.source, category, args.limit)
     console.print(f"{stats.written} written, {stats.unchanged} unchanged, in {args.out}", highlight=False)
+    return 0
+
+
+def add_publish_parsers(sub: Any, export_sub: Any) -> None:
+    """``export opml``, ``import opml FILE`` and ``build --out DIR``."""
+    opml = export_sub.add_parser("opml", help="write the sources as OPML (what GET /opml serves)")
+    opml.add_argument("--out", help="file to write (default: standard output)")
+    imp = sub.add_parser("import", help="import sources")
+    imp_sub = imp.add_subparsers(dest="import_kind")
+    imp_opml = imp_sub.add_parser("opml", help="add the feeds of an OPML file to the config file")
+    imp_opml.add_argument("file", help="the OPML file")
+    imp_opml.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    build = sub.add_parser("build", help="write every feed as static files")
+    build.add_argument("--out", required=True, help="directory to write into (feeds/… and opml.xml)")
+    build.add_argument("--no-paging", action="store_true",
+                       help="leave out rel=next links (a static host cannot answer ?before= queries)")
+
+
+def cmd_export_opml(args: argparse.Namespace) -> int:
+    from .publishing import opml_of
+
+    settings, _ = _settings(args)
+    body = opml_of(settings)
+    if args.out:
+        Path(args.out).write_bytes(body)
+        err_console.print(f"{len(settings.source_records())} sources written to {args.out}", highlight=False)
+    else:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    if args.import_kind != "opml":
+        raise AggregatorError("say what to import: aggregator import opml FILE")
+    from .publishing import import_opml
+
+    settings, path = _settings(args)
+    report = import_opml(settings, path, Path(args.file), dry_run=args.dry_run)
+    for source_id, url in report.added:
+        console.print(f"added    {source_id}  {url}", highlight=False, markup=False)
+    for url, why in report.skipped:
+        console.print(f"skipped  {url}  ({why})", highlight=False, markup=False)
+    verb = "would add" if args.dry_run else "added"
+    where = "" if args.dry_run or not report.added else f" to {path}"
+    console.print(f"{verb} {len(report.added)} sources{where}, skipped {len(report.skipped)}", highlight=False)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .publishing import build
+
+    settings, _ = _settings(args)
+    report = build(settings, Path(args.out), paging=not args.no_paging)
+    for feed_id in report.skipped:
+        err_console.print(f"skipped feed {feed_id!r}: its name cannot be a file name", highlight=False)
+    console.print(f"{len(report.written)} files written, {len(report.unchanged)} unchanged, in {args.out}",
+                  highlight=False)
     return 0
 
 

@@ -256,7 +256,9 @@ def _field(param: str) -> str:
 
 
 def _text(html_text: str | None) -> str:
-    return html.unescape(_TAGS.sub(" ", html_text)) if html_text else ""
+    """Text of HTML: tags become spaces (words either side of <br> stay apart), runs of white
+    space one space."""
+    return " ".join(html.unescape(_TAGS.sub(" ", html_text)).split()) if html_text else ""
 
 
 def _under(path: Sequence[str], prefix: Sequence[str]) -> bool:

@@ -129,6 +129,12 @@ class WebSubPublisher:
             return None
         return cls(feeds, HubClient(hub, clock, user_agent=feeds.settings.fetch.user_agent))
 
+    async def prime(self) -> None:
+        """Remember every feed's current document, so the first tick after a start pings only
+        what it changed (call before the scheduler starts; unknown feeds are pinged)."""
+        for spec in self.feeds.every():
+            self._pinged[spec.id] = (await self.feeds.serve(spec, spec.formats[0])).etag
+
     def hook(self, existing: OutcomeHook | None = None) -> OutcomeHook:
         """A Dispatcher ``on_outcomes`` callback that calls ``existing`` (say, metrics) first."""
 
