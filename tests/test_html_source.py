@@ -253,5 +253,5 @@ async def test_check_source_prints_the_items_it_would_store(
     out = StringIO()
     assert await commands.dry_run(settings, "site", Console(file=out, width=400), clock=clock) == 0
     printed = out.getvalue()
-    assert "site: ok" in printed and "第一篇 文章" in printed and "第二篇" in printed
-    assert "https://other.example.org/a/102" in printed
+    assert "site: ok" in printed and "第二篇" in printed  # the table's layout is not ours to pin
+    assert "/a/101.html" in printed and "https://other.example.org/a/102" in printed
