@@ -5,11 +5,12 @@ Owns: fetching every source once, dry runs of one source, the sources table rows
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -65,7 +66,7 @@ async def dry_run(
         store.close()
     o = processed.outcome
     console.print(f"{source_id}: {o.status.value}" + (f" — {o.error}" if o.error else ""), highlight=False)
-    console.print(_dry_table(processed))
+    console.print(_dry_table(processed, console.width))
     new, changed = len(processed.new), len(processed.changed)
     console.print(f"would store: {new} new, {changed} changed, {len(processed.dropped)} dropped "
                   "(nothing was stored)", highlight=False)
@@ -80,17 +81,26 @@ def _dry_state(stored: SourceState | None, source: Source) -> SourceState:
     return replace(stored, etag=None, last_modified=None, body_hash=None)
 
 
-def _dry_table(processed: Processed) -> Table:
-    table = Table("", "key", "title", "published", "categories", "link")
-    for column in table.columns[1:]:
-        column.no_wrap, column.overflow = True, "ellipsis"
-    table.columns[2].ratio = 3
+def _dry_table(processed: Processed, width: int) -> Table:
+    """What would be stored, one line per entry, fitted to ``width``: the title gets the most
+    room; key, categories and link are cut with an ellipsis."""
+    rows: list[tuple[str, ...]] = []
     for mark, group in (("new", processed.new), ("changed", processed.changed)):
-        for e in group:
-            table.add_row(mark, e.key, e.title, _fmt(e.published),
-                          " / ".join(e.category_path) + _cats(e.categories), e.link or "")
-    for e, why in processed.dropped:
-        table.add_row("dropped", e.key, e.title, _fmt(e.published), "; ".join(why), e.link or "")
+        rows += [(mark, e.title, _fmt(e.published), " / ".join(e.category_path) + _cats(e.categories),
+                  e.link or "", e.key) for e in group]
+    rows += [("dropped", e.title, _fmt(e.published), "; ".join(why), e.link or "", e.key)
+             for e, why in processed.dropped]
+    names = ("", "title", "published", "categories", "link", "key")
+    natural = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
+    left = max(40, width - natural[0] - natural[2] - (len(names) - 1))
+    shares = {1: 0.45, 3: 0.15, 4: 0.25, 5: 0.15}
+    widths = {0: natural[0], 2: natural[2]}
+    widths |= {i: max(6, min(natural[i], int(left * share))) for i, share in shares.items()}
+    table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
+    for index, name in enumerate(names):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", width=widths[index])
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -106,6 +107,17 @@ class _QuietServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def running_stack(path: Path, clock: FakeClock, serve: bool = True) -> AsyncIterator[Stack]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # a reload re-runs setup_logging
+    try:
+        async with _running_stack(path, clock, serve) as stack:
+            yield stack
+    finally:
+        root.handlers[:], root.level = handlers, level
+
+
+@contextlib.asynccontextmanager
+async def _running_stack(path: Path, clock: FakeClock, serve: bool) -> AsyncIterator[Stack]:
     settings = config_mod.load(path)
     store = open_configured_store(settings, clock)
     live = LiveSources(settings)
