@@ -75,15 +75,17 @@ def attach(
     feeds: FeedService,
     dispatcher: Dispatcher,
     poke: Callable[[], None] | None,
+    sync_store: bool = True,
 ) -> Operations:
     """Mount the status pages, admin actions and /metrics on ``app``, count the dispatcher's
-    outcomes and time feed rendering, and prepare the reloader (``start`` begins watching)."""
+    outcomes and time feed rendering, and prepare the reloader (``start`` begins watching).
+    ``sync_store=False`` (a read-only web process) reloads without writing source rows."""
     metrics = Metrics(store)
     metrics.instrument(feeds)
     dispatcher.on_outcomes = metrics.observe
     reloader = Reloader(
         config_path, settings, store, clock,
-        appliers(update_sources, pipeline, feeds, dispatcher), poke=poke,
+        appliers(update_sources, pipeline, feeds, dispatcher), poke=poke, sync_store=sync_store,
     )
     ctx = WebContext(
         store=store, feeds=feeds, clock=clock, settings=lambda: reloader.settings,

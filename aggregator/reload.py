@@ -122,8 +122,10 @@ class Reloader:
         clock: Clock,
         appliers: Sequence[Applier] = (),
         poke: Callable[[], None] | None = None,
+        sync_store: bool = True,
     ) -> None:
         self.path = path
+        self.sync_store = sync_store  # False in a read-only web process: workers sync the rows
         self.settings = running
         self.store = store
         self.clock = clock
@@ -173,9 +175,10 @@ class Reloader:
     def _apply(self, settings: Settings, change: Change) -> None:
         now = self.clock.now()
         if not change.empty:
-            self.store.sync_sources(settings.source_records(), now)
-            for source_id in change.changed:  # take the new settings at once
-                self.store.fetch_now(source_id, now)
+            if self.sync_store:
+                self.store.sync_sources(settings.source_records(), now)
+                for source_id in change.changed:  # take the new settings at once
+                    self.store.fetch_now(source_id, now)
             self.settings = settings
             for apply in self.appliers:
                 apply(settings)

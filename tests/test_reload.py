@@ -9,7 +9,8 @@ from pathlib import Path
 
 from aggregator import config as config_mod
 from aggregator.clock import FakeClock
-from aggregator.reload import diff, restart_safe
+from aggregator.config import Settings
+from aggregator.reload import Reloader, diff, restart_safe
 
 from .ops_stack import make_config, running_stack, source_block
 from .origin import Origin, Reply
@@ -168,3 +169,17 @@ def test_diff_and_restart_safe() -> None:
     assert change.needs_restart == ("server.port: running with 1, the file says 2",)
     assert restart_safe(old, new).server.port == 1
     assert restart_safe(old, new).sources == new.sources
+
+
+async def test_read_only_reload_leaves_the_store_alone(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
+    """A web process's reloader (sync_store=False) takes the new settings but writes no rows."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
+    async with running_stack(path, clock, serve=False) as st:
+        seen: list[Settings] = []
+        reader = Reloader(path, st.settings, st.store, clock, [seen.append], sync_store=False)
+        st.write(text + source_block("b", "http://127.0.0.1:9/b"))
+        assert reader.check() is True
+        assert [s.id for s in seen[0].sources] == ["a", "b"]
+        assert [s.source_id for s in st.store.list_states()] == ["a"]
