@@ -7,7 +7,7 @@ it serves comes from ``publish.feeds.FeedService`` or the store.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import quote
 
 from starlette.applications import Starlette

@@ -82,12 +82,13 @@ class World:
 
 
 def entry(source_id: str, key: str, when: datetime, path: tuple[str, ...] = (), **fields: Any) -> Entry:
-    values: dict[str, Any] = dict(
-        source_id=source_id, key=key, title=f"Title {key}", link=f"https://example.com/{source_id}/{key}",
-        content=f"<p>Content of {key}</p>", summary=f"Summary of {key}", author="Ann Author",
-        published=when, updated=None, categories=("general",), category_path=path,
-        content_hash=f"hash-{key}", first_seen=when,
-    )
+    values: dict[str, Any] = {
+        "source_id": source_id, "key": key, "title": f"Title {key}",
+        "link": f"https://example.com/{source_id}/{key}", "content": f"<p>Content of {key}</p>",
+        "summary": f"Summary of {key}", "author": "Ann Author", "published": when, "updated": None,
+        "categories": ("general",), "category_path": path, "content_hash": f"hash-{key}",
+        "first_seen": when,
+    }
     values.update(fields)
     return Entry(**values)
 

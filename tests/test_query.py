@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from aggregator.errors import QueryError
-from aggregator.models import Selection
+from aggregator.models import Entry, Selection
 from aggregator.publish.pages import collect
 from aggregator.publish.query import (
     FeedQuery,
@@ -208,7 +208,10 @@ def test_a_rare_filter_reads_a_bounded_slice_and_continues_later(world: World) -
     sel = Selection(limit=5)
     rows = world.store.list_entries(replace(sel, limit=1000))
     target = rows[-1].title  # the oldest entry only
-    wanted = lambda e: e.title == target  # noqa: E731
+
+    def wanted(e: Entry) -> bool:
+        return e.title == target
+
     page = collect(world.store.list_entries, sel, 5, None, wanted, scan=10)
     assert page.entries == () and page.next_before == position(rows[9])
     found: list[str] = []

@@ -16,7 +16,7 @@ anything outside this space. Does not own: rendering, caching or HTTP.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from ..config import FeedSettings, Settings
@@ -36,7 +36,7 @@ class FeedSpec:
     description: str
     selection: Selection  # what the store selects (cheap SQL); ``limit`` is the page size
     interval: float  # how often the selected sources are fetched (seconds), for caching
-    rules: EntryRules = EntryRules()  # what the store does not select on
+    rules: EntryRules = field(default_factory=EntryRules)  # what the store does not select on
     formats: tuple[str, ...] = FORMATS
     source_ids: frozenset[str] | None = None  # sources that can feed it; None: any
 

@@ -47,7 +47,8 @@ def export_opml(
     for src in ordered:
         parent = _folder(folders, src.category)
         etree.SubElement(parent, "outline", _outline(src, known.get(src.id), settings, known))
-    return etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
+    document: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
+    return document
 
 
 def _folder(folders: dict[tuple[str, ...], etree._Element], path: tuple[str, ...]) -> etree._Element:

@@ -97,7 +97,7 @@ class HubClient:
                     None if ok else f"hub answered {response.status_code}")
 
     def _delay(self, attempt: int) -> float:
-        delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        delay: float = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         return delay * (0.5 + self.rng.random() / 2)  # jitter: many publishers, one hub
 
 
