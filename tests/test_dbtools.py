@@ -152,3 +152,24 @@ def test_copy_back_from_postgresql_to_sqlite(tmp_path: Path) -> None:
         report = copy_store(pg_url, back, SystemClock())
     assert report.rows == {"sources": 3, "entries": 6, "tombstones": 2, "fetch_log": 3}
     assert snapshot(back) == snapshot(source_url)
+
+
+async def test_the_scheduler_runs_retention_as_a_maintenance_job(tmp_path: Path, clock: FakeClock) -> None:
+    """A scheduler given the retention job schedules it beside the dispatcher; without, only the
+    dispatcher runs."""
+    from aggregator.scheduler import Dispatcher, Scheduler
+
+    store = SQLStore(f"sqlite:///{tmp_path / 's.db'}", clock.now())
+    settings = config.parse('[retention]\nmax_age = "7d"\n')
+    dispatcher = Dispatcher(store, None, dict, clock, "w", 10, 60)  # type: ignore[arg-type]
+    with_job = Scheduler(dispatcher, 3600, Retention(store, clock, lambda: settings.retention))
+    without = Scheduler(dispatcher, 3600)
+    for scheduler in (with_job, without):
+        scheduler.start()
+    try:
+        assert sorted(with_job.job_ids()) == ["dispatcher", "retention"]
+        assert without.job_ids() == ["dispatcher"]
+    finally:
+        with_job.shutdown()
+        without.shutdown()
+        store.close()
