@@ -90,7 +90,7 @@ async def serve(
         ops = attach(
             app, settings=settings, config_path=config_path, store=store, clock=clock,
             update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
-            dispatcher=dispatcher, poke=scheduler.poke,
+            dispatcher=dispatcher, poke=scheduler.poke, sync_store=role != "web",
         )
         websub = WebSubPublisher.configured(feeds, clock) if role != "web" else None
         if websub is not None:  # chained after the hooks attach() installed; primed before ticks
