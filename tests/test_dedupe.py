@@ -1,0 +1,498 @@
+"""Entry identity, canonical URLs, content hashes, fingerprints and the duplicate rules."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from aggregator import dedupe
+from aggregator.config import DedupeSettings
+from aggregator.dedupe import Candidate, Identity
+from aggregator.models import Entry, Item
+
+TRACKING = DedupeSettings().tracking_params
+REPO = Path(__file__).resolve().parents[1]
+
+STORY_ZH = (
+    "据省地震台网正式测定，本月18日凌晨3时21分，云岭县发生5.8级地震，震源深度12公里，震中位于县城西南约"
+    "25公里的石门乡。截至当天上午10时，地震已造成12人受伤，其中2人伤势较重，已送往县人民医院救治。"
+    "地震发生后，省应急管理厅立即启动三级应急响应，调派消防救援队员300余人、救援车辆60余台赶赴震区。"
+    "县政府在石门乡中心小学操场设立临时安置点，已转移安置群众1800余人。"
+    "记者在石门乡看到，部分老旧土木结构房屋出现墙体开裂、屋顶瓦片掉落，乡道有多处落石。"
+)
+OTHER_ZH = (
+    "本月5日晚8时47分，青河市东南近海海域发生4.9级地震，震源深度8公里。地震发生时，青河市区震感明显，"
+    "不少高层住宅居民反映家中吊灯晃动、柜门作响，部分市民跑到楼下空地避险。青河地铁运营公司表示，"
+    "地震发生后按照应急预案，全线列车临时停车检查约15分钟，确认轨道和隧道结构安全后恢复运营。"
+    "市应急管理局通报，经初步排查，全市未接到人员伤亡报告，也未发现房屋倒塌情况。"
+)
+STORY_EN = (
+    "A magnitude 6.4 earthquake struck off the coast of Varessa province early on Tuesday, shaking "
+    "buildings in the port town of Lumaro and sending residents running into the streets before "
+    "dawn, the national seismological service said. The quake hit at 4:12 a.m. local time at a "
+    "depth of about 35 kilometres, roughly 60 kilometres west of Lumaro. Officials said at least 38 "
+    "people were treated for injuries, most of them from falling glass and debris. The coastal "
+    "highway linking Lumaro with the provincial capital was closed after a landslide."
+)
+OTHER_EN = (
+    "Authorities evacuated two mountain villages in the Orlen highlands on Saturday after a "
+    "magnitude 5.9 earthquake damaged dozens of stone houses and cracked the walls of a small "
+    "hydroelectric dam, the interior ministry said. The earthquake struck shortly after 2 p.m. at a "
+    "shallow depth of 10 kilometres near the village of Tesk. Three people were killed when the roof "
+    "of a barn collapsed, and 14 others were taken to hospital in the regional centre of Amrin."
+)
+
+
+def fp(text: str) -> int:
+    return dedupe.fingerprint(dedupe.normalize_text(text))
+
+
+def candidate(
+    entry_id: int | None,
+    source: str,
+    body: str,
+    *,
+    title: str = "t",
+    link: str | None = None,
+) -> Candidate:
+    identity = dedupe.identify([Item(guid=None, link=link, title=title, content=body)], TRACKING)[0]
+    return Candidate.of(identity, source, entry_id)
+
+
+# --- canonical URLs -----------------------------------------------------------------------------
+
+
+def test_canonical_url_normalizes_case_port_fragment_and_query_order() -> None:
+    """Scheme and host are lower-cased, the default port and the fragment go, the query is sorted."""
+    url = "HTTPS://News.Example.COM:443/World/Story?b=2&a=1#comments"
+    assert dedupe.canonical_url(url, TRACKING) == "https://news.example.com/World/Story?a=1&b=2"
+
+
+def test_canonical_url_removes_tracking_parameters_by_name_and_prefix() -> None:
+    """``utm_*`` removes every utm_ parameter; exact names match case-insensitively."""
+    url = "https://a.example/p?id=7&utm_source=rss&UTM_Medium=x&fbclid=abc&Spm=1.2&keep=yes"
+    assert dedupe.canonical_url(url, TRACKING) == "https://a.example/p?id=7&keep=yes"
+    assert (
+        dedupe.canonical_url("https://a.example/p?utm_source=rss", TRACKING)
+        == "https://a.example/p"
+    )
+
+
+def test_canonical_url_keeps_other_ports_and_hashbang_routes() -> None:
+    """A non-default port and a ``#!`` route identify a page, so they stay."""
+    assert dedupe.canonical_url("http://a.example:8080/x", ()) == "http://a.example:8080/x"
+    assert (
+        dedupe.canonical_url("https://a.example/#!/story/9", ()) == "https://a.example/#!/story/9"
+    )
+
+
+def test_canonical_url_spells_non_ascii_paths_one_way() -> None:
+    """A raw Chinese path and its percent-encoded form give the same canonical URL."""
+    raw = dedupe.canonical_url("https://例子.example/新闻/1.html", ())
+    encoded = dedupe.canonical_url("https://例子.example/%e6%96%b0%e9%97%bb/1.html", ())
+    assert raw == encoded
+
+
+def test_canonical_url_leaves_non_http_identifiers_alone() -> None:
+    """A urn, a mailto or a relative reference comes back only stripped."""
+    assert dedupe.canonical_url(" urn:uuid:1225c695 ", TRACKING) == "urn:uuid:1225c695"
+    assert (
+        dedupe.canonical_url("/relative/path?utm_source=x", TRACKING)
+        == "/relative/path?utm_source=x"
+    )
+
+
+def test_canonical_url_keeps_order_of_repeated_parameters() -> None:
+    """Parameters are sorted by name; values of one repeated name keep their order."""
+    assert (
+        dedupe.canonical_url("https://a.example/?t=2&s=1&t=1", ())
+        == "https://a.example/?s=1&t=2&t=1"
+    )
+
+
+def test_home_pages_are_not_specific_urls() -> None:
+    """A site's home page cannot identify a story; a path or a query can."""
+    assert not dedupe.is_specific_url("https://a.example/")
+    assert dedupe.is_specific_url("https://a.example/2024/story")
+    assert dedupe.is_specific_url("https://a.example/?p=12")
+    assert not dedupe.is_specific_url(None)
+
+
+# --- content hash and keys ----------------------------------------------------------------------
+
+
+def test_content_hash_ignores_whitespace_entities_and_tracking_noise() -> None:
+    """Re-indented markup, entity spellings and tracking parameters leave the hash unchanged."""
+    a = '<p>Rain “today”</p>\n<p>See <a href="https://x.example/a?id=2">more</a></p>'
+    b = (
+        "  <p>Rain &ldquo;today&rdquo;</p>\n\n    <p>See   "
+        '<a href="https://x.example/a?utm_source=rss&amp;id=2">more</a></p>\n'
+    )
+    link_a, link_b = "https://x.example/s", "https://x.example/s?utm_campaign=z"
+    assert dedupe.content_hash(" Rain ", a, link_a, TRACKING) == dedupe.content_hash(
+        "Rain", b, link_b, TRACKING
+    )
+
+
+def test_content_hash_changes_with_words_and_real_urls() -> None:
+    """A changed word, title or non-tracking URL is a real change."""
+    base = dedupe.content_hash(
+        "T", '<p>Ten <a href="https://x.example/a?id=1">x</a></p>', None, TRACKING
+    )
+    assert base != dedupe.content_hash(
+        "T", '<p>Nine <a href="https://x.example/a?id=1">x</a></p>', None, TRACKING
+    )
+    assert base != dedupe.content_hash(
+        "T", '<p>Ten <a href="https://x.example/a?id=2">x</a></p>', None, TRACKING
+    )
+    assert base != dedupe.content_hash(
+        "U", '<p>Ten <a href="https://x.example/a?id=1">x</a></p>', None, TRACKING
+    )
+
+
+def test_content_hash_counts_the_link_only_without_a_body() -> None:
+    """Same text under two sources' links hashes alike; title-only entries differ by link."""
+    with_body = [dedupe.content_hash("T", "<p>x</p>", f"https://{h}/1", TRACKING) for h in "ab"]
+    without = [dedupe.content_hash("T", None, f"https://{h}/1", TRACKING) for h in "ab"]
+    assert with_body[0] == with_body[1]
+    assert without[0] != without[1]
+
+
+def test_entry_keys_prefer_guid_then_link_then_a_hash() -> None:
+    """guid wins; a missing or blank guid falls back to the link, then to a title+content hash."""
+    items = [
+        Item(guid="g1", link="https://a.example/1", title="a"),
+        Item(guid="  ", link=" https://a.example/2 ", title="b"),
+        Item(guid=None, link=None, title="c", content="<p>body</p>"),
+    ]
+    keys = dedupe.entry_keys(items)
+    assert keys[:2] == ["g1", "https://a.example/2"]
+    assert keys[2].startswith("hash:")
+    assert keys == dedupe.entry_keys(items)
+
+
+def test_entry_keys_disambiguate_a_repeated_guid() -> None:
+    """Items repeating a guid in one document get distinct keys derived from their own content."""
+    items = [
+        Item(guid="same", link=None, title="first"),
+        Item(guid="same", link=None, title="second"),
+        Item(guid="same", link=None, title="second"),
+    ]
+    keys = dedupe.entry_keys(items)
+    assert keys[0] == "same"
+    assert keys[1].startswith("same#") and keys[2] == keys[1] + "#2"
+    assert len(set(keys)) == 3
+
+
+def test_entry_keys_of_a_later_duplicate_do_not_depend_on_its_position() -> None:
+    """The suffix of a repeated guid is a hash of the item, not its index in the document."""
+    x = Item(guid="g", link=None, title="x")
+    y = Item(guid="g", link=None, title="y")
+    z = Item(guid="other", link=None, title="z")
+    assert dedupe.entry_keys([x, y])[1] == dedupe.entry_keys([x, z, y])[2]
+
+
+# --- text, fingerprints, index ------------------------------------------------------------------
+
+
+def test_normalize_text_keeps_only_letters_and_digits() -> None:
+    """Tags, scripts, comments, entities, punctuation and spaces go; case folds; width unifies."""
+    html = "<p>Hello,&nbsp;<b>World</b>!</p><script>var x=1;</script><!-- c --> ＡＢＣ１２ 中文，测试。"
+    assert dedupe.normalize_text(html) == "helloworldabc12中文测试"
+
+
+def test_document_text_drops_the_title_of_a_long_body() -> None:
+    """A long body is fingerprinted alone (headlines get rewritten); a teaser keeps its title."""
+    assert dedupe.document_text("Headline", STORY_EN) == dedupe.normalize_text(STORY_EN)
+    assert dedupe.document_text("Headline", "<p>Short teaser.</p>") == "headlineshortteaser"
+
+
+def test_fingerprint_is_a_stable_signed_64_bit_value() -> None:
+    """Stored fingerprints stay valid: the value for a text never changes and fits a BIGINT."""
+    value = dedupe.fingerprint("thequickbrownfoxjumpsoverthelazydog")
+    assert value == dedupe.fingerprint("thequickbrownfoxjumpsoverthelazydog")
+    assert -(2**63) <= value < 2**63
+    assert value == 8788326994655843997
+    assert dedupe.fingerprint("") == 0
+
+
+def test_similarity_counts_equal_bits() -> None:
+    """Similarity is the share of equal bits, whether the values are signed or unsigned."""
+    assert dedupe.similarity(5, 5) == 1.0
+    assert dedupe.similarity(-1, 2**64 - 1) == 1.0
+    assert dedupe.similarity(0, -1) == 0.0
+    assert dedupe.similarity(0, 0b1111) == 1 - 4 / 64
+
+
+def test_chinese_copy_with_byline_and_trimmed_ending_matches() -> None:
+    """A Chinese wire copy with a byline and a cut ending scores above the threshold."""
+    copy = "（记者 张伟）" + STORY_ZH[: int(len(STORY_ZH) * 0.7)] + "责任编辑：王五"
+    assert dedupe.similarity(fp(STORY_ZH), fp(copy)) >= 0.8
+
+
+def test_chinese_story_on_the_same_topic_does_not_match() -> None:
+    """Two different earthquake reports in Chinese stay well below the threshold."""
+    assert dedupe.similarity(fp(STORY_ZH), fp(OTHER_ZH)) < 0.75
+
+
+def test_english_copy_with_new_byline_and_footer_matches_but_other_story_does_not() -> None:
+    """A republished English copy matches its original; another quake story does not."""
+    copy = "By Anna Weber, Global Press. " + STORY_EN + " Copyright 2024. All rights reserved."
+    assert dedupe.similarity(fp(STORY_EN), fp(copy)) >= 0.8
+    assert dedupe.similarity(fp(STORY_EN), fp(OTHER_EN)) < 0.75
+
+
+def test_text_past_the_window_does_not_move_the_fingerprint() -> None:
+    """Only the lede is fingerprinted: trimming or extending the end changes nothing."""
+    text = dedupe.normalize_text(STORY_EN + OTHER_EN)
+    assert dedupe.text_weight(text) > dedupe.WINDOW
+    assert dedupe.fingerprint(text) == dedupe.fingerprint(text[: dedupe.WINDOW] + "anythingelse")
+
+
+def test_text_weight_counts_cjk_characters_triple() -> None:
+    """A CJK character weighs three letters, so Chinese and English ledes are comparable."""
+    assert dedupe.text_weight("abc中文") == 3 + 6
+
+
+def test_shingles_cover_mixed_script_text() -> None:
+    """Shingles span 15 letters or 5 CJK characters, and short texts give one shingle."""
+    assert dedupe.shingles("abcdefghijklmnopq") == {
+        "abcdefghijklmno",
+        "bcdefghijklmnop",
+        "cdefghijklmnopq",
+    }
+    assert dedupe.shingles("一二三四五六") == {"一二三四五", "二三四五六"}
+    assert dedupe.shingles("short") == {"short"}
+    assert dedupe.shingles("") == set()
+
+
+def test_similar_texts_share_a_band_key_and_the_index_finds_them() -> None:
+    """The band index returns a near-duplicate and not an unrelated story."""
+    index = dedupe.BandIndex()
+    index.add(1, dedupe.band_keys(dedupe.normalize_text(STORY_EN)))
+    index.add(2, dedupe.band_keys(dedupe.normalize_text(OTHER_EN)))
+    copy = dedupe.normalize_text("By Ruth Adler. " + STORY_EN)
+    assert index.candidates(dedupe.band_keys(copy)) == {1}
+    index.discard(1)
+    assert index.candidates(dedupe.band_keys(copy)) == set()
+    assert len(index) == 1
+    assert len(dedupe.band_keys(copy)) == dedupe.BANDS
+    assert dedupe.band_keys("") == ()
+
+
+# --- duplicates across sources ------------------------------------------------------------------
+
+
+def test_same_canonical_url_across_sources_is_a_duplicate() -> None:
+    """Two sources linking the same page (tracking parameters aside) carry one story."""
+    a = candidate(1, "a", "<p>One text</p>", link="https://n.example/s/1?utm_source=rss")
+    b = candidate(None, "b", "<p>Other text</p>", link="https://N.example/s/1#top")
+    match = dedupe.find_duplicate(b, [a], DedupeSettings())
+    assert match is not None and (match.reason, match.entry_id, match.score) == (
+        "canonical_url",
+        1,
+        1.0,
+    )
+
+
+def test_a_home_page_link_is_not_a_shared_story() -> None:
+    """Feeds pointing every item at their home page do not merge everything."""
+    a = candidate(1, "a", "<p>One</p>", link="https://n.example/")
+    b = candidate(None, "b", "<p>Two</p>", link="https://n.example/")
+    assert dedupe.find_duplicate(b, [a], DedupeSettings()) is None
+
+
+def test_identical_content_across_sources_is_a_duplicate() -> None:
+    """The same title and text under two sites' links merges as identical content."""
+    a = candidate(1, "a", STORY_EN, link="https://one.example/a")
+    b = candidate(None, "b", STORY_EN.replace(". ", ".  "), link="https://two.example/b")
+    match = dedupe.find_duplicate(b, [a], DedupeSettings())
+    assert match is not None and match.reason == "identical_content"
+
+
+def test_near_duplicate_across_sources_reports_its_score() -> None:
+    """A copy with a byline on another site merges as a near-duplicate, with its score."""
+    a = candidate(1, "a", STORY_EN, link="https://one.example/a")
+    b = candidate(
+        None, "b", "<p>By Mark Ellison</p>" + STORY_EN, title="New", link="https://two.example/b"
+    )
+    match = dedupe.find_duplicate(b, [a], DedupeSettings())
+    assert match is not None and match.reason == "near_duplicate"
+    assert 0.8 <= match.score <= 1.0
+    assert "similarity" in match.describe()
+
+
+def test_different_story_is_not_a_duplicate() -> None:
+    """Another story on the same topic from another source stays separate."""
+    a = candidate(1, "a", STORY_EN, link="https://one.example/a")
+    b = candidate(None, "b", OTHER_EN, link="https://two.example/b")
+    assert dedupe.find_duplicate(b, [a], DedupeSettings()) is None
+
+
+def test_entries_of_the_same_source_are_never_cross_source_duplicates() -> None:
+    """Within a source identity is the key: even the same URL does not merge."""
+    a = candidate(1, "a", STORY_EN, link="https://one.example/a")
+    b = candidate(None, "a", STORY_EN, link="https://one.example/a")
+    assert dedupe.find_duplicate(b, [a], DedupeSettings()) is None
+
+
+def test_short_texts_never_merge_by_content() -> None:
+    """Texts under min_text_length do not merge even when identical."""
+    a = candidate(1, "a", "<p>Goal!</p>", title="Live", link="https://one.example/a")
+    b = candidate(None, "b", "<p>Goal!</p>", title="Live", link="https://two.example/b")
+    assert a.text_length < DedupeSettings().min_text_length
+    assert dedupe.find_duplicate(b, [a], DedupeSettings()) is None
+
+
+def test_templated_teasers_need_a_near_identical_score() -> None:
+    """Short teasers that differ in two names do not merge; the threshold is raised for them."""
+    settings = DedupeSettings()
+    teaser = (
+        "Follow live coverage of {} against {} in the league, with goals, team news and reaction."
+    )
+    a = candidate(
+        1, "a", teaser.format("Redport", "Milford"), title="Live", link="https://one.example/a"
+    )
+    b = candidate(
+        None, "b", teaser.format("Oxley", "Ashby"), title="Live", link="https://two.example/b"
+    )
+    assert dedupe.required_score(a.text_length, b.text_length, settings) == pytest.approx(0.95)
+    assert dedupe.find_duplicate(b, [a], settings) is None
+    assert dedupe.required_score(1000, 1000, settings) == settings.near_duplicate_threshold
+    assert dedupe.required_score(10, 1000, settings) is None
+
+
+def test_two_pages_of_one_site_need_a_near_identical_score() -> None:
+    """Shared bylines and footers of one site do not make its different pages one story."""
+    settings = DedupeSettings()
+    a = candidate(1, "a", STORY_EN, link="https://one.example/a")
+    b = replace(
+        a, entry_id=None, source_id="b", canonical_url="https://www.one.example/b", content_hash="x"
+    )
+    b = replace(b, fingerprint=a.fingerprint ^ 0b1111111)  # 7 bits off: 0.89, under 0.95
+    assert dedupe.find_duplicate(b, [a], settings) is None
+    assert dedupe.find_duplicate(replace(b, canonical_url="https://two.example/b"), [a], settings)
+
+
+def test_find_duplicate_prefers_the_strongest_reason_whatever_the_order() -> None:
+    """A URL match beats a content match, and the merge points at the cluster's primary."""
+    settings = DedupeSettings()
+    url_twin = candidate(7, "x", "<p>Other</p>", link="https://n.example/s/1")
+    url_twin = replace(url_twin, duplicate_of=3)
+    text_twin = candidate(2, "y", STORY_EN, link="https://m.example/q")
+    new = candidate(None, "z", STORY_EN, link="https://n.example/s/1?utm_source=a")
+    for order in ([url_twin, text_twin], [text_twin, url_twin]):
+        match = dedupe.find_duplicate(new, order, settings)
+        assert match is not None
+        assert (match.reason, match.entry_id, match.primary_id) == ("canonical_url", 7, 3)
+
+
+# --- re-keyed sources ---------------------------------------------------------------------------
+
+
+def ident(key: str, url: str | None, digest: str) -> Identity:
+    return Identity(key, url, digest, None, 0, ())
+
+
+def test_changed_id_scheme_maps_new_keys_to_old_by_url() -> None:
+    """When every key of a fetch is new, items are matched to stored entries by canonical URL."""
+    known = [ident(f"old-{i}", f"https://a.example/{i}", f"h{i}") for i in range(3)]
+    fetched = [ident(f"new-{i}", f"https://a.example/{i}", f"changed{i}") for i in range(3)]
+    assert dedupe.detect_rekeyed(fetched, known) == {
+        "new-0": "old-0",
+        "new-1": "old-1",
+        "new-2": "old-2",
+    }
+
+
+def test_changed_ids_and_links_map_by_content_hash() -> None:
+    """When links moved too, identical content still recognizes the entries."""
+    known = [ident(f"old-{i}", f"http://a.example/?p={i}", f"h{i}") for i in range(3)]
+    fetched = [ident(f"new-{i}", f"https://a.example/post-{i}", f"h{i}") for i in range(3)]
+    assert dedupe.detect_rekeyed(fetched, known) == {
+        "new-0": "old-0",
+        "new-1": "old-1",
+        "new-2": "old-2",
+    }
+
+
+def test_one_new_post_among_known_ones_is_not_a_rekey() -> None:
+    """A single new key in a fetch of known keys is a new post, even if its text repeats."""
+    known = [ident(f"k{i}", f"https://a.example/{i}", f"h{i}") for i in range(4)]
+    fetched = known[1:] + [ident("k9", "https://a.example/9", "h0")]
+    assert dedupe.detect_rekeyed(fetched, known) == {}
+
+
+def test_ambiguous_or_still_present_matches_are_not_mapped() -> None:
+    """A hash shared by two stored entries, or an old key still in the fetch, is not claimed."""
+    known = [ident("a", None, "same"), ident("b", None, "same"), ident("c", None, "hc")]
+    fetched = [ident("x", None, "same"), ident("y", None, "hc"), ident("c", None, "hc2")]
+    assert dedupe.detect_rekeyed(fetched, known) == {}
+
+
+def test_rekey_detection_accepts_stored_entries() -> None:
+    """models.Entry satisfies the Keyed protocol, so the store can pass its rows as they are."""
+    entry = Entry(
+        "s",
+        "old",
+        "t",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        content_hash="h",
+        canonical_url="https://a.example/x",
+    )
+    assert dedupe.detect_rekeyed([ident("new", "https://a.example/x", "z")], [entry]) == {
+        "new": "old"
+    }
+
+
+def test_identify_gives_each_item_its_identity() -> None:
+    """identify returns keys, canonical URLs, hashes, fingerprints and band keys in item order."""
+    items = [
+        Item(guid="g", link="https://a.example/1?utm_source=x", title="T", content=STORY_EN),
+        Item(guid=None, link=None, title="Only a title"),
+    ]
+    first, second = dedupe.identify(items, TRACKING)
+    assert (first.key, first.canonical_url) == ("g", "https://a.example/1")
+    assert first.fingerprint is not None and len(first.band_keys) == dedupe.BANDS
+    assert second.canonical_url is None and second.text_length == len("onlyatitle")
+
+
+# --- the evaluation set -------------------------------------------------------------------------
+
+
+def load_bench() -> ModuleType:
+    path = REPO / "bench" / "dedupe_eval.py"
+    spec = importlib.util.spec_from_file_location("bench_dedupe_eval", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_evaluation_set_meets_precision_and_recall_targets() -> None:
+    """On the labelled set (synthetic and corpus pairs) precision >= 0.99 and recall >= 0.95."""
+    bench = load_bench()
+    gen = bench.load_generator()
+    evalset = gen.load_set()
+    evalset.extend(gen.corpus_set())
+    report = bench.evaluate(evalset, DedupeSettings())
+    assert report.tp + report.fn > 1000 and report.fp + report.tn > 10000
+    assert report.precision >= bench.TARGET_PRECISION, report.mistakes[:10]
+    assert report.recall >= bench.TARGET_RECALL, report.mistakes[:10]
+
+
+def test_evaluation_set_file_is_what_the_generator_makes() -> None:
+    """set.jsonl is reproducible: regenerating it gives the committed bytes."""
+    gen = load_bench().load_generator()
+    assert gen.dump(gen.synthetic_set()) == gen.SET_FILE.read_text(encoding="utf-8")
