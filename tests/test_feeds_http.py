@@ -260,3 +260,27 @@ def test_gzip_body_is_what_identity_would_be(world: World) -> None:
     """The cached gzip bytes decompress to the identity bytes."""
     rendered = world.feeds.render(world.feeds.all(), "json")
     assert gzip.decompress(rendered.gzip_body) == rendered.body
+
+
+def test_served_documents_are_valid(world: World, tmp_path: Path) -> None:
+    """Every feed as served, first and later pages, with a hub: no validator problems; Atom passes jing."""
+    from .test_render import jing, problems
+
+    settings = world.settings.model_copy(
+        update={"publish": world.settings.publish.model_copy(update={"hub": "https://hub.example.net/"})})
+    world.feeds.update(settings)
+    world.add("hn", 6, title="Rust & <Go>", author="dev@example.com (Dev)")
+    client = world.client()
+    paths = urls(world) + ["/feeds/all.atom?limit=2&filter=Rust", "/feeds/all.rss?limit=2&sorted=false"]
+    paths += [next_url.removeprefix(BASE) for next_url in
+              (client.get("/feeds/all.json?limit=3").json()["next_url"].replace(".json", ".atom"),)]
+    atom_files = []
+    for index, path in enumerate(paths):
+        body = client.get(path).content
+        fmt = path.split("?")[0].rsplit(".", 1)[1]
+        assert problems(fmt, body) == [], path  # type: ignore[arg-type]
+        if fmt == "atom":
+            atom_files.append(tmp_path / f"doc{index}.atom")
+            atom_files[-1].write_bytes(body)
+    result = jing(atom_files)
+    assert result.returncode == 0, result.stdout + result.stderr
