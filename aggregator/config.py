@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import re2
 import soupsieve
 from pydantic import (
     AfterValidator,
@@ -147,6 +148,11 @@ class DedupeSettings(_Section):
         "utm_*", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "spm", "from",
         "key", "pv_id", "content_id", "cid", "cat", "share_token", "igshid", "yclid", "_hsenc",
         "_hsmi", "ref", "ref_src",
+        # more analytics and share tags (ad platforms, newsletters, Chinese portals and apps)
+        "_ga", "_gl", "gclsrc", "gbraid", "wbraid", "twclid", "ttclid", "li_fat_id", "mkt_tok",
+        "oly_anon_id", "oly_enc_id", "vero_id", "xtor", "ncid", "cmpid", "wt.mc_id", "s_kwcid",
+        "ns_campaign", "ns_mchannel", "ns_source", "ns_linkname", "ns_fee", "scm",
+        "share_source", "share_medium", "tt_from", "isappinstalled",
     )
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
     min_text_length: int = Field(60, ge=0)
@@ -164,6 +170,95 @@ class PublishSettings(_Section):
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["kv", "json"] = "kv"
+
+
+# --- [categorize]: category aliases, rules and include/exclude filters (stage: categorize.py) ---
+
+MatchField = Literal["title", "content", "author", "link", "categories"]
+
+
+def check_re2(pattern: str) -> str:
+    """A regular expression RE2 accepts (linear time: no backreferences, no lookaround)."""
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(f"invalid regular expression {pattern!r}: {reason}") from None
+    return pattern
+
+
+class ConditionSettings(_Section):
+    """What a rule or a filter looks for: a keyword list or a regular expression in one field."""
+
+    name: str | None = None  # shown by `aggregator explain`
+    field: MatchField = "title"
+    keywords: tuple[str, ...] | None = None  # any of them; case-insensitive; whole words for Latin
+    regex: str | None = None  # RE2 syntax; add (?i) for case-insensitive
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> ConditionSettings:
+        if (self.keywords is None) == (self.regex is None):
+            raise ValueError("give either keywords or regex")
+        if self.keywords is not None and not [k for k in self.keywords if k.strip()]:
+            raise ValueError("keywords: give at least one keyword")
+        if self.regex is not None:
+            check_re2(self.regex)
+        return self
+
+
+class RuleSettings(ConditionSettings):
+    """``[[categorize.rules]]``: evaluated in order; adds categories or drops the entry."""
+
+    add: tuple[str, ...] = ()
+    drop: bool = False
+    sources: tuple[str, ...] = ()  # only entries of these sources; empty: every source
+
+    @model_validator(mode="after")
+    def _one_action(self) -> RuleSettings:
+        if bool(self.add) == self.drop:
+            raise ValueError("a rule either adds categories (add = [...]) or drops (drop = true)")
+        return self
+
+
+class SourceFilterSettings(_Section):
+    """``[[categorize.filters]]``: include/exclude filters of one source (SourceSettings stays
+    the source's own description)."""
+
+    source: str
+    include: tuple[ConditionSettings, ...] = ()
+    exclude: tuple[ConditionSettings, ...] = ()
+
+
+class CategorizeSettings(_Section):
+    aliases: dict[str, tuple[str, ...]] = {}  # canonical name -> its variants (case-insensitive)
+    rules: tuple[RuleSettings, ...] = ()
+    include: tuple[ConditionSettings, ...] = ()  # if any: an entry must match one of them
+    exclude: tuple[ConditionSettings, ...] = ()  # an entry matching one of them is dropped
+    filters: tuple[SourceFilterSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CategorizeSettings:
+        owner: dict[str, str] = {}
+        for canonical, variants in self.aliases.items():
+            for name in (canonical, *variants):
+                key = name.strip().casefold()
+                if owner.setdefault(key, canonical) != canonical:
+                    raise ValueError(
+                        f"aliases: {name!r} is a variant of both {owner[key]!r} and {canonical!r}"
+                    )
+        seen = [f.source for f in self.filters]
+        if len(seen) != len(set(seen)):
+            raise ValueError("filters: one [[categorize.filters]] table per source")
+        return self
+
+    def source_ids(self) -> list[tuple[str, str]]:
+        """(where, source id) for every source the section names, to check they exist."""
+        named = [(f"categorize.filters[{i}].source", f.source) for i, f in enumerate(self.filters)]
+        for i, rule in enumerate(self.rules):
+            named += [(f"categorize.rules[{i}].sources", s) for s in rule.sources]
+        return named
 
 
 class QutoutiaoOptions(_Section):
@@ -483,6 +578,7 @@ class Settings(_Section):
     dedupe: DedupeSettings = DedupeSettings()
     publish: PublishSettings = PublishSettings()
     logging: LoggingSettings = LoggingSettings()
+    categorize: CategorizeSettings = CategorizeSettings()
     sources: tuple[SourceSettings, ...] = ()
     feeds: tuple[FeedSettings, ...] = ()
 
@@ -500,6 +596,15 @@ class Settings(_Section):
         problems = feed_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _categorize_sources(self) -> Settings:
+        known = {s.id for s in self.sources}
+        named = self.categorize.source_ids()
+        unknown = [f"{where}: unknown source {sid!r}" for where, sid in named if sid not in known]
+        if unknown:
+            raise ValueError("; ".join(unknown))
         return self
 
     def source_records(self) -> tuple[Source, ...]:
