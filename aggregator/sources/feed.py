@@ -162,7 +162,7 @@ def parse_json_feed(body: bytes) -> ParsedFeed:
 
 def _json_item(i: Mapping[str, Any]) -> Item:
     authors = i.get("authors") or ([i["author"]] if isinstance(i.get("author"), dict) else [])
-    names = [a.get("name") for a in authors if isinstance(a, dict) and a.get("name")]
+    names = [str(a["name"]) for a in authors if isinstance(a, dict) and a.get("name")]
     html, text = _str(i.get("content_html")), _str(i.get("content_text"))
     return Item(
         guid=_str(i.get("id")),
