@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -67,10 +68,25 @@ async def dry_run(
     o = processed.outcome
     console.print(f"{source_id}: {o.status.value}" + (f" — {o.error}" if o.error else ""), highlight=False)
     console.print(_dry_table(processed, console.width))
+    for line in explain_lines(processed):
+        console.print(line, highlight=False, markup=False)
     new, changed = len(processed.new), len(processed.changed)
     console.print(f"would store: {new} new, {changed} changed, {len(processed.dropped)} dropped "
                   "(nothing was stored)", highlight=False)
     return 0 if o.error is None else 1
+
+
+def explain_lines(processed: Processed) -> list[str]:
+    """Why each entry of a dry run would get its categories, be merged or be dropped."""
+    lines: list[str] = []
+    for e in (*processed.new, *processed.changed):
+        why = list(e.explanation) + ([f"merged: {e.merge_reason}"] if e.merge_reason else [])
+        if why:
+            lines.append(f"{e.key}:")
+            lines += [f"  - {w}" for w in why]
+    for d in processed.dropped:
+        lines += [f"{d.key}:", f"  - dropped: {d.reason}"]
+    return lines
 
 
 def _dry_state(stored: SourceState | None, source: Source) -> SourceState:
@@ -88,10 +104,9 @@ def _dry_table(processed: Processed, width: int) -> Table:
     for mark, group in (("new", processed.new), ("changed", processed.changed)):
         rows += [(mark, e.title, _fmt(e.published), " / ".join(e.category_path) + _cats(e.categories),
                   e.link or "", e.key) for e in group]
-    rows += [("dropped", e.title, _fmt(e.published), "; ".join(why), e.link or "", e.key)
-             for e, why in processed.dropped]
+    rows += [("dropped", d.title, "-", d.reason, d.link or "", d.key) for d in processed.dropped]
     names = ("", "title", "published", "categories", "link", "key")
-    natural = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
+    natural = [max([cell_len(n)] + [cell_len(r[i]) for r in rows]) for i, n in enumerate(names)]
     left = max(40, width - natural[0] - natural[2] - (len(names) - 1))
     shares = {1: 0.45, 3: 0.15, 4: 0.25, 5: 0.15}
     widths = {0: natural[0], 2: natural[2]}

@@ -145,9 +145,11 @@ class ContentSettings(_Section):
 
 class DedupeSettings(_Section):
     tracking_params: tuple[str, ...] = (
-        "utm_*", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "spm", "from",
-        "key", "pv_id", "content_id", "cid", "cat", "share_token", "igshid", "yclid", "_hsenc",
-        "_hsmi", "ref", "ref_src",
+        "utm_*", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "spm",
+        "pv_id", "share_token", "igshid", "yclid", "_hsenc", "_hsmi", "ref_src",
+        # names that are tracking on one site and an article id elsewhere: scoped by host
+        "key@qktoutiao.com", "content_id@qktoutiao.com", "cid@qktoutiao.com", "cat@qktoutiao.com",
+        "key@1sapp.com", "content_id@1sapp.com", "cid@1sapp.com", "cat@1sapp.com",
         # more analytics and share tags (ad platforms, newsletters, Chinese portals and apps)
         "_ga", "_gl", "gclsrc", "gbraid", "wbraid", "twclid", "ttclid", "li_fat_id", "mkt_tok",
         "oly_anon_id", "oly_enc_id", "vero_id", "xtor", "ncid", "cmpid", "wt.mc_id", "s_kwcid",

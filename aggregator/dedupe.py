@@ -62,11 +62,14 @@ _PRIORITY: dict[str, int] = {"canonical_url": 0, "identical_content": 1, "near_d
 # --- canonical URLs -------------------------------------------------------------------------------
 
 
-def is_tracking_param(name: str, tracking_params: Sequence[str]) -> bool:
-    """True when a query parameter name matches the list (``utm_*`` is a prefix; case-insensitive)."""
+def is_tracking_param(name: str, tracking_params: Sequence[str], host: str | None = None) -> bool:
+    """True when a query parameter name matches the list (``utm_*`` is a prefix; case-insensitive;
+    ``key@example.com`` applies only on that host and its subdomains)."""
     lowered = name.casefold()
     for pattern in tracking_params:
-        p = pattern.casefold()
+        p, _, scope = pattern.casefold().partition("@")
+        if scope and not (host and (host == scope or host.endswith("." + scope))):
+            continue
         if lowered.startswith(p[:-1]) if p.endswith("*") else lowered == p:
             return True
     return False
@@ -87,7 +90,7 @@ def canonical_url(url: str, tracking_params: Sequence[str]) -> str:
         return raw
     netloc = _netloc(parts.hostname, port, scheme, parts.username, parts.password)
     fragment = parts.fragment if parts.fragment.startswith("!") else ""
-    query = _clean_query(parts.query, tracking_params)
+    query = _clean_query(parts.query, tracking_params, parts.hostname.lower())
     return urlunsplit((scheme, netloc, _clean_path(parts.path), query, fragment))
 
 
@@ -108,9 +111,9 @@ def _clean_path(path: str) -> str:
     return spelled or "/"
 
 
-def _clean_query(query: str, tracking_params: Sequence[str]) -> str:
+def _clean_query(query: str, tracking_params: Sequence[str], host: str | None = None) -> str:
     pairs = parse_qsl(query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not is_tracking_param(k, tracking_params)]
+    kept = [(k, v) for k, v in pairs if not is_tracking_param(k, tracking_params, host)]
     kept.sort(key=lambda kv: kv[0])  # by name; repeated names keep their order
     return urlencode(kept, quote_via=quote)
 
@@ -307,6 +310,13 @@ def similarity(a: int, b: int) -> float:
     """Share of equal bits of two fingerprints, 0.0 to 1.0 (signed or unsigned inputs).
     About (1 + J) / 2: the default threshold 0.8 asks for a Jaccard similarity of about 0.6."""
     return 1.0 - ((a ^ b) & _MASK).bit_count() / BITS
+
+
+def signature(text: str) -> tuple[int | None, tuple[int, ...], int]:
+    """Fingerprint (None for an empty text), band keys and weight of ``text`` in one pass (the
+    MinHash bins are computed once for both)."""
+    bins = _bins(text)
+    return (_fingerprint_of(bins) if bins else None), _band_keys_of(bins), text_weight(text)
 
 
 def band_keys(text: str) -> tuple[int, ...]:

@@ -131,6 +131,9 @@ class Entry:
     duplicate_of: int | None = None
     merge_reason: str | None = None
     sort_at: datetime | None = None  # store-assigned place in the history (pagination cursors)
+    text_length: int = 0  # weight of the entry's text (dedupe.text_weight)
+    band_keys: tuple[int, ...] = ()  # near-duplicate index keys (dedupe.band_keys)
+    explanation: tuple[str, ...] = ()  # why the entry has its categories
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,31 @@ class FetchOutcome:
     next_fetch_at: datetime | None = None
     elapsed: float = 0.0
     bytes: int = 0
+
+
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    """A stored entry as the cross-source duplicate rules see it."""
+
+    entry_id: int
+    source_id: str
+    canonical_url: str | None
+    content_hash: str
+    fingerprint: int | None
+    text_length: int
+    duplicate_of: int | None
+
+
+@dataclass(frozen=True)
+class Drop:
+    """An entry the categorize rules or filters dropped."""
+
+    source_id: str
+    key: str
+    title: str
+    link: str | None
+    reason: str
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,13 @@ from datetime import datetime, timedelta
 from typing import Awaitable, Callable, Sequence
 
 from . import content, dedupe, schedule
+from .categorize import Categorizer, Decision, Fields
 from .clock import Clock
 from .config import Settings
 from .errors import AggregatorError
 from .logs import kv
 from .models import (
+    Drop,
     Entry,
     FeedHints,
     FetchOutcome,
@@ -53,15 +55,27 @@ class Processed:
     state: SourceState
     new: tuple[Entry, ...] = ()
     changed: tuple[Entry, ...] = ()
-    dropped: tuple[tuple[Entry, tuple[str, ...]], ...] = ()  # entries rules dropped, with why
+    dropped: tuple[Drop, ...] = ()  # entries the categorize rules or filters dropped, with why
 
 
 @dataclass(frozen=True)
-class _Decision:
-    categories: tuple[str, ...]
-    path: tuple[str, ...]
-    dropped: bool = False
-    explanation: tuple[str, ...] = ()
+class _Keyed:
+    """An item with its identity within the source (what dedupe.detect_rekeyed reads)."""
+
+    key: str
+    canonical_url: str | None
+    hash: str
+    item: Item
+
+    @property
+    def content_hash(self) -> str:
+        return self.hash
+
+
+def _candidate(e: Entry) -> dedupe.Candidate:
+    return dedupe.Candidate(
+        None, e.source_id, e.canonical_url, e.content_hash, e.fingerprint, e.text_length
+    )
 
 
 class Pipeline:
@@ -80,12 +94,14 @@ class Pipeline:
         self.clock = clock
         self.rng = rng or random.Random()
         self.owner = owner
+        self._write_lock = asyncio.Lock()
         self.use_settings(settings)
 
     def use_settings(self, settings: Settings) -> None:
         """Take new settings (a live reload); batches already running finish with the old ones
         where they already read them."""
         self.settings = settings
+        self.categorizer = Categorizer.from_settings(settings.categorize)
         self.clean_options = content.CleanOptions(
             image_proxy=settings.content.image_proxy,
             image_proxy_scope=settings.content.image_proxy_scope,
@@ -116,10 +132,12 @@ class Pipeline:
         progress: Callable[[FetchOutcome], None] | None,
     ) -> FetchOutcome:
         processed = await self.process(source, state, result, offline=offline)
-        self.store.apply(
-            processed.state, processed.new, processed.changed, processed.outcome,
-            self.clock.now(), self.owner,
-        )
+        async with self._write_lock:  # a story arriving from two sources in one batch merges
+            processed = self._merged(processed)
+            self.store.apply(
+                processed.state, processed.new, processed.changed, processed.outcome,
+                self.clock.now(), self.owner, dropped=processed.dropped,
+            )
         _log_outcome(processed.outcome)
         if progress:
             progress(processed.outcome)
@@ -127,7 +145,14 @@ class Pipeline:
 
     async def dry_run(self, source: Source, state: SourceState) -> Processed:
         """Everything a fetch of one source would store, without storing it."""
-        return await self.process(source, state, await self._fetch(source, state))
+        return self._merged(await self.process(source, state, await self._fetch(source, state)))
+
+    def _merged(self, processed: Processed) -> Processed:
+        if not processed.new:
+            return processed
+        new, merged = self.find_duplicates(processed.new)
+        outcome = replace(processed.outcome, merged=merged)
+        return replace(processed, new=tuple(new), outcome=outcome)
 
     async def _fetch(self, source: Source, state: SourceState) -> FetchResult:
         url = get_adapter(source.kind).request_url(source, state.url)
@@ -159,26 +184,24 @@ class Pipeline:
         started: datetime,
     ) -> Processed:
         now = self.clock.now()
-        tracking = self.settings.dedupe.tracking_params
-        keys = dedupe.entry_keys(parsed.items)
-        keyed = dict(zip(keys, parsed.items))
-        dead = self.store.tombstoned(source.id, keyed)
-        keyed = {k: i for k, i in keyed.items() if k not in dead}
+        keyed = self._identify(source, parsed.items)
         known = self.store.known(source.id, keyed)
-        hashes = {k: dedupe.content_hash(i.title, i.content, i.link, tracking) for k, i in keyed.items()}
-        todo = {k: i for k, i in keyed.items() if k not in known or known[k][1] != hashes[k]}
+        keyed = self._rekey(source, keyed, known)
+        known.update(self.store.known(source.id, [k for k in keyed if k not in known]))
+        todo = {k: ki for k, ki in keyed.items() if k not in known or known[k][1] != ki.hash}
         adapter = get_adapter(source.kind)
         enriched = await asyncio.gather(
-            *(adapter.enrich(source, item, self._extra_fetch) for item in todo.values())
+            *(adapter.enrich(source, ki.item, self._extra_fetch) for ki in todo.values())
         )
         new: list[Entry] = []
         changed: list[Entry] = []
-        dropped: list[tuple[Entry, tuple[str, ...]]] = []
+        dropped: list[Drop] = []
         base = parsed.link or result.url
-        for (key, _raw), item in zip(todo.items(), enriched):
-            entry, decision = self._entry(source, key, item, hashes[key], base, now)
+        for (key, ki), item in zip(todo.items(), enriched):
+            entry, decision = self._entry(source, key, item, ki, base, now)
             if decision.dropped:
-                dropped.append((entry, decision.explanation))
+                why = str(decision.dropped_by) if decision.dropped_by else "dropped"
+                dropped.append(Drop(source.id, key, entry.title, entry.link, why, now))
             elif key in known:
                 changed.append(replace(entry, id=known[key][0], first_seen=None))
             else:
@@ -195,15 +218,50 @@ class Pipeline:
         state = self._succeeded(state, result, outcome, parsed)
         return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped))
 
+    def _identify(self, source: Source, items: Sequence[Item]) -> dict[str, _Keyed]:
+        """Key, canonical URL and content hash of each item; tombstoned keys left out. Cheap on
+        purpose: fingerprints are computed later, only for new and changed items."""
+        tracking = self.settings.dedupe.tracking_params
+        keyed = {
+            key: _Keyed(
+                key,
+                dedupe.canonical_url(item.link, tracking) if item.link else None,
+                dedupe.content_hash(item.title, item.content or item.summary, item.link, tracking),
+                item,
+            )
+            for key, item in zip(dedupe.entry_keys(items), items)
+        }
+        dead = self.store.tombstoned(source.id, keyed)
+        return {k: v for k, v in keyed.items() if k not in dead}
+
+    def _rekey(
+        self, source: Source, keyed: dict[str, _Keyed], known: dict[str, tuple[int, str]]
+    ) -> dict[str, _Keyed]:
+        """When most keys are new, recognize entries the source already has under other keys (a
+        publisher that changed its id scheme) and use their old keys."""
+        if not keyed or len(known) > len(keyed) / 2:
+            return keyed
+        stored = self.store.source_identities(source.id)
+        mapping = dedupe.detect_rekeyed(list(keyed.values()), stored) if stored else {}
+        if not mapping:
+            return keyed
+        log.info("%s", kv(source=source.id, event="rekeyed", entries=len(mapping)))
+        return {mapping.get(k, k): replace(v, key=mapping.get(k, k)) for k, v in keyed.items()}
+
     def _entry(
-        self, source: Source, key: str, item: Item, item_hash: str, base: str, now: datetime
-    ) -> tuple[Entry, _Decision]:
+        self, source: Source, key: str, item: Item, ki: _Keyed, base: str, now: datetime
+    ) -> tuple[Entry, Decision]:
         link = item.link
         html = content.clean_html(item.content, link or base, self.clean_options)
-        summary = content.clean_html(item.summary, link or base, self.clean_options) if item.summary else None
+        summary = (
+            content.clean_html(item.summary, link or base, self.clean_options) if item.summary else None
+        )
         text = content.strip_html(html or summary or "")
         title = (item.title or "").strip() or _fallback_title(text)
-        decision = _Decision(item.categories, source.category)
+        decision = self.categorizer.decide(
+            source.id, Fields(title, text, item.author, link), source.category, item.categories
+        )
+        fingerprint, bands, weight = dedupe.signature(dedupe.document_text(title, html or summary))
         entry = Entry(
             source_id=source.id,
             key=key,
@@ -215,16 +273,39 @@ class Pipeline:
             published=item.published or item.updated,  # Atom may carry only <updated>
             updated=item.updated,
             categories=decision.categories,
-            category_path=decision.path,
+            category_path=decision.category_path,
             enclosures=item.enclosures,
             image=item.image or content.first_image(html),
-            content_hash=item_hash,
-            canonical_url=dedupe.canonical_url(link, self.settings.dedupe.tracking_params) if link else None,
-            fingerprint=dedupe.fingerprint(dedupe.normalize_text(f"{title} {text}")),
+            content_hash=ki.hash,
+            canonical_url=ki.canonical_url,
+            fingerprint=fingerprint,
             first_seen=now,
             changed_at=now,
+            text_length=weight,
+            band_keys=bands,
+            explanation=tuple(str(step) for step in decision.explanation),
         )
         return entry, decision
+
+    def find_duplicates(self, new: Sequence[Entry]) -> tuple[list[Entry], int]:
+        """New entries with ``duplicate_of`` and ``merge_reason`` set where another source already
+        has the story; and how many were merged."""
+        merged, out = 0, []
+        for e in new:
+            match = dedupe.find_duplicate(_candidate(e), self._candidates(e), self.settings.dedupe)
+            if match is not None:
+                e = replace(e, duplicate_of=match.primary_id, merge_reason=match.describe())
+                merged += 1
+            out.append(e)
+        return out, merged
+
+    def _candidates(self, e: Entry) -> list[dedupe.Candidate]:
+        rows = self.store.duplicate_candidates(e.source_id, e.canonical_url, e.content_hash, e.band_keys)
+        return [
+            dedupe.Candidate(r.entry_id, r.source_id, r.canonical_url, r.content_hash,
+                             r.fingerprint, r.text_length, r.duplicate_of)
+            for r in rows
+        ]
 
     async def _extra_fetch(self, url: str) -> FetchResult:
         return await self.fetch(url)

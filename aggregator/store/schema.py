@@ -128,6 +128,10 @@ entries = Table(
     # the sum of these over its selection, which changes on every insert, update and delete
     # whichever process (and whichever clock) made it. See SQLStore.last_change.
     Column("revision", BigInteger, nullable=False, server_default="0"),
+    # Dedupe and categorize (migration 3): the weight of the entry's text (short texts never
+    # near-match) and why the entry has its categories (JSON list of lines, for `explain`).
+    Column("text_length", Integer, nullable=False, server_default="0"),
+    Column("explanation", Text, nullable=False, server_default="[]"),
     UniqueConstraint("source_id", "key", name="uq_entries_source_key"),
     Index("ix_entries_sort", "sort_at", "id"),
     Index("ix_entries_source_sort", "source_id", "sort_at"),
@@ -159,6 +163,29 @@ fetch_log = Table(
 )
 
 
+# Locality-sensitive keys of each entry's fingerprint (dedupe.band_keys): a near-duplicate lookup
+# reads the entries sharing a band key instead of every stored entry.
+entry_bands = Table(
+    "entry_bands",
+    metadata,
+    Column("entry_id", Integer, nullable=False),
+    Column("band_key", BigInteger, nullable=False),
+    Index("ix_entry_bands_key", "band_key"),
+    Index("ix_entry_bands_entry", "entry_id"),
+)
+
+# Entries the categorize rules or filters dropped, with why: `aggregator explain` answers for them.
+drops = Table(
+    "drops",
+    metadata,
+    Column("source_id", String(100), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("link", Text),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
 # Where revisions come from: a sequence on PostgreSQL (no row lock shared by all workers), a
 # one-row counter on SQLite (writers are serialized there anyway).
 revision_seq = Sequence("entry_revision_seq", metadata=metadata)
@@ -186,7 +213,18 @@ def _v2_revisions(conn: Connection) -> None:
         conn.execute(counters.insert().values(name="revision", value=0))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_revisions]
+def _v3_dedupe(conn: Connection) -> None:
+    """Text length and category explanations on entries; band keys; dropped entries."""
+    have = {c["name"] for c in inspect(conn).get_columns("entries")}
+    if "text_length" not in have:
+        conn.execute(text("ALTER TABLE entries ADD COLUMN text_length INTEGER NOT NULL DEFAULT 0"))
+    if "explanation" not in have:
+        conn.execute(text("ALTER TABLE entries ADD COLUMN explanation TEXT NOT NULL DEFAULT '[]'"))
+    entry_bands.create(conn, checkfirst=True)
+    drops.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_revisions, _v3_dedupe]
 LATEST = len(MIGRATIONS)
 
 _MIGRATION_LOCK = 7_306_112_001  # pg_advisory_lock key: "aggregator schema"

@@ -39,8 +39,18 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
-from ..models import Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
-from .schema import counters, entries, fetch_log, migrate, revision_seq, sources, tombstones
+from ..models import Drop, Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
+from .identity import IdentityQueries, identity_columns
+from .schema import (
+    counters,
+    entries,
+    entry_bands,
+    fetch_log,
+    migrate,
+    revision_seq,
+    sources,
+    tombstones,
+)
 
 SEP = "\x1f"
 _SYNC_LOCK = 7_306_112_002  # pg_advisory_xact_lock key: "sync sources"
@@ -98,7 +108,7 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-class SQLStore:
+class SQLStore(IdentityQueries):
     """One store over one database; safe to share within a process."""
 
     def __init__(self, url: str, now: datetime) -> None:
@@ -249,9 +259,11 @@ class SQLStore:
         outcome: FetchOutcome,
         now: datetime,
         owner: str | None = None,
+        dropped: Sequence[Drop] = (),
     ) -> list[int]:
         """Write one fetch's results in one transaction: the source's new state (lease released),
-        new entries, changed entries and a fetch-log line. Returns the new entries' ids.
+        new entries (with their band keys), changed entries, dropped entries and a fetch-log line.
+        Returns the new entries' ids.
 
         With an ``owner``, nothing is written while another worker holds the source's lease (ours
         expired and was taken over: that worker writes its own fetch), and entries another worker
@@ -269,6 +281,9 @@ class SQLStore:
                     .where(entries.c.source_id == e.source_id, entries.c.key == e.key)
                     .values(**_entry_update_row(e, now), revision=revision)
                 )
+                if e.id is not None:
+                    self._write_bands(conn, e.id, e.band_keys)
+            self._record_drops(conn, dropped, now)
             conn.execute(fetch_log.insert().values(**_log_row(outcome, now)))
         return ids
 
@@ -302,7 +317,9 @@ class SQLStore:
         row = _entry_row(e, now)
         result = conn.execute(entries.insert().values(**row, revision=revision))
         key = result.inserted_primary_key
-        return int(key[0]) if key else 0
+        entry_id = int(key[0]) if key else 0
+        self._write_bands(conn, entry_id, e.band_keys)
+        return entry_id
 
     def list_entries(self, sel: Selection) -> list[Entry]:
         query = select(entries).where(*_filters(sel))
@@ -391,6 +408,7 @@ class SQLStore:
                 .where(entries.c.duplicate_of.in_(chunk))
                 .values(duplicate_of=None, merge_reason=None, revision=revision)
             )
+            conn.execute(delete(entry_bands).where(entry_bands.c.entry_id.in_(chunk)))
             conn.execute(delete(entries).where(entries.c.id.in_(chunk)))
 
     def fetch_history(self, source_id: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -570,6 +588,7 @@ def _entry_update_row(e: Entry, now: datetime) -> dict[str, Any]:
         "canonical_url": e.canonical_url,
         "fingerprint": e.fingerprint,
         "changed_at": e.changed_at or now,
+        **identity_columns(e),
     }
 
 
@@ -597,6 +616,8 @@ def _entry(r: RowMapping) -> Entry:
         duplicate_of=r["duplicate_of"],
         merge_reason=r["merge_reason"],
         sort_at=r["sort_at"],
+        text_length=r["text_length"] or 0,
+        explanation=tuple(json.loads(r["explanation"] or "[]")),
     )
 
 
