@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch", help="fetch every source once now, then exit")
     fetch.add_argument("--source", action="append", help="only this source (repeatable)")
     sub.add_parser("sources", help="a table of sources and their status")
+    explain = sub.add_parser(
+        "explain", help="why an entry has its categories, was merged, or was dropped"
+    )
+    explain.add_argument("entry", help="an entry id, key, link or canonical URL")
     export = sub.add_parser("export", help="export entries")
     export_sub = export.add_subparsers(dest="export_kind")
     hexo = export_sub.add_parser("hexo", help="write Hexo markdown posts")
@@ -67,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": cmd_check,
         "fetch": cmd_fetch,
         "sources": cmd_sources,
+        "explain": cmd_explain,
         "export": cmd_export,
         "import": cmd_import,
         "build": cmd_build,
@@ -190,6 +195,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     stats = export_hexo(settings, Path(args.out), args.source, category, args.limit)
     console.print(f"{stats.written} written, {stats.unchanged} unchanged, in {args.out}", highlight=False)
     return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .commands import explain
+
+    settings, _ = _settings(args)
+    return explain(settings, args.entry, console)
 
 
 def add_publish_parsers(sub: Any, export_sub: Any) -> None:

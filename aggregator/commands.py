@@ -25,7 +25,7 @@ from .models import FetchOutcome, Selection, Source, SourceState
 from .pipeline import Pipeline, Processed
 from .publish.hexo import ExportStats, export_posts
 from .report import SourceRow
-from .store import open_store
+from .store import Store, open_store
 
 
 async def fetch_all(
@@ -157,3 +157,42 @@ def export_hexo(
         store.close()
     names = {s.id: s.site_name or s.title or s.id for s in settings.source_records()}
     return export_posts(entries, names, out)
+
+
+def explain(settings: Settings, ref: str, console: Console, clock: Clock | None = None) -> int:
+    """Why an entry has its categories, which entry it was merged into, or which rule dropped it.
+    ``ref`` is an entry id, a key, a link or a canonical URL."""
+    store = open_store(settings.storage.url, (clock or SystemClock()).now())
+    try:
+        ids = store.find_entries(ref)
+        drops = store.find_drops(ref)
+        if not ids and not drops:
+            console.print(f"no stored or dropped entry matches {ref!r}", highlight=False, markup=False)
+            return 1
+        for entry_id in ids:
+            for line in _explain_entry(store, entry_id):
+                console.print(line, highlight=False, markup=False)
+        for d in drops:
+            console.print(f"dropped: {d.title!r} from {d.source_id} (key {d.key})", highlight=False, markup=False)
+            console.print(f"  - {d.reason}", highlight=False, markup=False)
+        return 0
+    finally:
+        store.close()
+
+
+def _explain_entry(store: Store, entry_id: int) -> list[str]:
+    e = store.get_entry(entry_id)
+    if e is None:
+        return []
+    lines = [f"entry {e.id}: {e.title!r} from {e.source_id} (key {e.key})"]
+    lines.append(f"  category path: {' / '.join(e.category_path) or '-'}")
+    lines.append(f"  categories: {', '.join(e.categories) or '-'}")
+    lines += [f"  - {step}" for step in e.explanation]
+    if e.duplicate_of is not None:
+        primary = store.get_entry(e.duplicate_of)
+        where = f"{primary.title!r} from {primary.source_id}" if primary else "a removed entry"
+        lines.append(f"  merged into entry {e.duplicate_of} ({where}): {e.merge_reason}")
+    copies = store.duplicates_of(entry_id)
+    if copies:
+        lines.append(f"  primary of a cluster; copies: {', '.join(map(str, copies))}")
+    return lines

@@ -1,0 +1,222 @@
+"""Identity, duplicates and categories through the real pipeline, store and feeds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.utils import format_datetime
+from html import escape
+from pathlib import Path
+
+import feedparser
+from starlette.testclient import TestClient
+
+from aggregator import cli
+from aggregator.clock import FakeClock
+from aggregator.models import Selection
+from aggregator.publish.feeds import FeedService
+from aggregator.server import create_app
+
+from .harness import Harness, harness_factory  # noqa: F401  (fixture)
+from .origin import Origin, Reply
+
+STORY_ZH = (
+    "国家统计局今天发布数据显示，十一月份全国居民消费价格同比上涨百分之零点三，环比下降百分之零点二。"
+    "其中城市上涨百分之零点四，农村持平；食品价格下降百分之一点二，非食品价格上涨百分之零点六。"
+    "分析人士认为，猪肉和鲜菜价格回落是拉低物价的主要因素，服务价格则保持温和上涨的态势。"
+)
+OTHER_ZH = (
+    "市气象台发布寒潮蓝色预警，预计未来三天全市将出现大风降温天气，最低气温将降至零下八度。"
+    "气象部门提醒市民注意防寒保暖，农业设施做好加固，出行车辆注意防滑，学校做好校舍安全检查。"
+)
+STORY_EN = (
+    "The city council voted on Tuesday to expand the riverside park by twelve acres, adding a "
+    "playground, a community garden and a new pedestrian bridge. Construction is expected to begin "
+    "in the spring and to finish within eighteen months, officials said after the meeting."
+)
+
+
+def rss(items: list[dict[str, str]]) -> str:
+    """A small RSS 2.0 document; each item may have title, link, guid, description, category."""
+    parts = []
+    for i, item in enumerate(items):
+        date = format_datetime(FakeClock().now() - timedelta(hours=i + 1), usegmt=True)
+        fields = "".join(
+            f"<{k}>{escape(v)}</{k}>" for k, v in item.items() if k in ("title", "link", "guid", "category")
+        )
+        desc = f"<description>{escape(item.get('description', ''))}</description>"
+        parts.append(f"<item>{fields}{desc}<pubDate>{date}</pubDate></item>")
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        f"<link>http://example.com/</link><description>d</description>{''.join(parts)}</channel></rss>"
+    )
+
+
+def all_entries(h: Harness, merge: bool = True, source: str | None = None):  # type: ignore[no-untyped-def]
+    sel = Selection(source_ids=(source,) if source else None, merge_duplicates=merge, limit=1000)
+    return h.store.list_entries(sel)
+
+
+async def test_same_story_from_two_sources_is_one_entry_in_merged_feeds(
+    origin: Origin, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """The same article (tracking parameters aside) from two sources: one entry in `all`, each
+    source keeps its copy, and the merge records its reason."""
+    origin.route("/a", Reply(rss([{"title": "Park grows", "link": "https://News.example.com/park?id=7",
+                                   "description": STORY_EN}])))
+    origin.route("/b", Reply(rss([{"title": "Council expands the park",
+                                   "link": "https://news.example.com/park?utm_source=x&id=7#top",
+                                   "description": "Wire copy."}])))
+    h = await harness_factory([("a", origin.url("/a")), ("b", origin.url("/b"))])
+    await h.tick()
+    merged = all_entries(h)
+    assert len(merged) == 1
+    assert len(all_entries(h, merge=False, source="a")) == len(all_entries(h, merge=False, source="b")) == 1
+    copy = [e for e in all_entries(h, merge=False) if e.duplicate_of is not None]
+    assert len(copy) == 1 and copy[0].duplicate_of == merged[0].id
+    assert "same canonical URL" in (copy[0].merge_reason or "")
+
+
+async def test_republished_chinese_story_with_new_headline_is_a_near_duplicate(
+    origin: Origin, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """A Chinese article republished elsewhere under a new headline with a byline and a trimmed
+    ending is merged as a near-duplicate; a different story is not."""
+    origin.route("/a", Reply(rss([{"title": "11月CPI同比上涨0.3%", "link": "http://a.example.cn/1",
+                                   "description": STORY_ZH},
+                                  {"title": "寒潮预警", "link": "http://a.example.cn/2",
+                                   "description": OTHER_ZH}])))
+    trimmed = "（本报记者 王芳）" + STORY_ZH[: int(len(STORY_ZH) * 0.8)]
+    origin.route("/b", Reply(rss([{"title": "物价数据出炉：猪肉价格回落", "link": "http://b.example.cn/x",
+                                   "description": trimmed}])))
+    h = await harness_factory([("a", origin.url("/a")), ("b", origin.url("/b"))])
+    await h.tick()
+    titles = sorted(e.title for e in all_entries(h))
+    assert titles == sorted(["11月CPI同比上涨0.3%", "寒潮预警"])
+    copy = [e for e in all_entries(h, merge=False) if e.duplicate_of is not None]
+    assert len(copy) == 1 and (copy[0].merge_reason or "").startswith("near-duplicate")
+
+
+async def test_source_whose_ids_all_change_makes_no_duplicates(
+    origin: Origin, clock: FakeClock, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """A publisher that changes every guid between two fetches gets no new entries in any feed."""
+    stories = [(f"Story {n}", f"http://pub.example.com/s/{n}", f"Body of story number {n}. " * 12) for n in range(6)]
+    first = [{"title": t, "link": l, "guid": f"old-{n}", "description": d} for n, (t, l, d) in enumerate(stories)]
+    second = [{"title": t, "link": l + "?utm_campaign=z", "guid": f"urn:new:{n}", "description": d}
+              for n, (t, l, d) in enumerate(stories)]
+    doc = {"body": rss(first)}
+    origin.route("/feed", lambda req: Reply(doc["body"]))
+    h = await harness_factory([("p", origin.url("/feed"))])
+    await h.tick()
+    keys = sorted(e.key for e in all_entries(h))
+    doc["body"] = rss(second)
+    clock.advance(3600)
+    await h.tick()
+    assert len(all_entries(h, merge=False)) == 6
+    assert sorted(e.key for e in all_entries(h)) == keys
+
+
+async def test_content_change_updates_in_place_but_noise_does_not(
+    origin: Origin, clock: FakeClock, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """A changed body updates the entry (same id, new changed time); whitespace and tracking
+    parameters alone do not."""
+    body = {"d": "<p>First  version of the text.</p>", "l": "http://x.example.com/a?utm_medium=rss"}
+    origin.route("/f", lambda req: Reply(rss([{"title": "T", "link": body["l"], "guid": "g1", "description": body["d"]}])))
+    h = await harness_factory([("s", origin.url("/f"))])
+    await h.tick()
+    (before,) = all_entries(h)
+    body.update(d="<p>First version   of the text.</p>\n", l="http://x.example.com/a?utm_medium=email")
+    clock.advance(3600)
+    await h.tick()
+    (same,) = all_entries(h)
+    assert same.changed_at == before.changed_at and same.content == before.content
+    body["d"] = "<p>Second version of the text.</p>"
+    clock.advance(3600)
+    await h.tick()
+    (after,) = all_entries(h)
+    assert after.id == before.id and after.changed_at > before.changed_at
+    assert "Second version" in (after.content or "")
+
+
+async def test_repeated_guid_in_one_document_is_two_entries(origin: Origin, harness_factory) -> None:  # type: ignore[no-untyped-def]
+    """Two different items sharing a guid inside one document are both kept."""
+    origin.route("/f", Reply(rss([{"title": "One", "guid": "same", "description": "first body"},
+                                  {"title": "Two", "guid": "same", "description": "second body"}])))
+    h = await harness_factory([("s", origin.url("/f"))])
+    await h.tick()
+    assert sorted(e.title for e in all_entries(h)) == ["One", "Two"]
+
+
+CATEGORIZE = """
+[categorize]
+aliases = { "科技" = ["Tech", "technology"] }
+
+[[categorize.rules]]
+name = "ai"
+field = "title"
+keywords = ["GPT", "人工智能"]
+add = ["AI"]
+
+[[categorize.rules]]
+name = "no-ads"
+field = "title"
+regex = "^\\\\[(AD|广告)\\\\]"
+drop = true
+
+[[categorize.filters]]
+source = "b"
+exclude = [{ field = "author", keywords = ["spammer"] }]
+"""
+
+
+async def test_categories_aliases_rules_filters_and_category_feeds(
+    origin: Origin, tmp_path: Path, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """Feed categories go through aliases, rules add and drop, per-source filters exclude; the
+    category feed serves everything under its path, and explain says why."""
+    origin.route("/a", Reply(rss([
+        {"title": "New GPT model released", "link": "http://a.example.com/1", "category": "technology",
+         "description": "A model."},
+        {"title": "[AD] Buy now", "link": "http://a.example.com/2", "description": "Cheap."},
+    ])))
+    origin.route("/b", Reply(rss([{"title": "人工智能大会开幕", "link": "http://b.example.com/1",
+                                   "description": "会议内容。"}])))
+    h = await harness_factory(
+        [("a", origin.url("/a"), "Test / A"), ("b", origin.url("/b"), "Test / B")], tail=CATEGORIZE,
+    )
+    await h.tick()
+    by_title = {e.title: e for e in all_entries(h)}
+    assert set(by_title) == {"New GPT model released", "人工智能大会开幕"}
+    gpt = by_title["New GPT model released"]
+    assert set(gpt.categories) == {"科技", "AI"}
+    assert any("rule 'ai'" in line for line in gpt.explanation)
+    assert h.store.find_drops("http://a.example.com/2")[0].reason.startswith("rule 'no-ads'")
+
+    feeds = FeedService(h.settings, h.store, lambda: {s.id: s for s in h.settings.source_records()})
+    client = TestClient(create_app(feeds))
+    doc = feedparser.parse(client.get("/feeds/category/Test.atom").content)
+    assert doc.bozo == 0 and len(doc.entries) == 2
+    assert client.get("/feeds/category/Nope.atom").status_code == 404
+
+
+async def test_explain_command_says_why(origin: Origin, tmp_path: Path, harness_factory, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`aggregator explain` prints categories with their rules, the merge and the drop reasons."""
+    origin.route("/a", Reply(rss([{"title": "GPT story", "link": "http://n.example.com/1", "description": STORY_EN},
+                                  {"title": "[AD] x", "link": "http://n.example.com/ad", "description": "ad"}])))
+    origin.route("/b", Reply(rss([{"title": "Same", "link": "http://n.example.com/1?utm_source=feed",
+                                   "description": "copy"}])))
+    h = await harness_factory([("a", origin.url("/a")), ("b", origin.url("/b"))], tail=CATEGORIZE)
+    await h.tick()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[storage]\nurl = "{h.settings.storage.url}"\n' + CATEGORIZE.replace('source = "b"', 'source = "a"')
+                   + '\n[[sources]]\nid = "a"\nurl = "http://x.example/a"\n', encoding="utf-8")
+    copy = [e for e in all_entries(h, merge=False) if e.duplicate_of is not None][0]
+    assert cli.main(["--config", str(cfg), "explain", str(copy.id)]) == 0
+    out = capsys.readouterr().out
+    assert f"merged into entry {copy.duplicate_of}" in out and "same canonical URL" in out
+    assert cli.main(["--config", str(cfg), "explain", "http://n.example.com/1"]) == 0
+    assert "rule 'ai'" in capsys.readouterr().out
+    assert cli.main(["--config", str(cfg), "explain", "http://n.example.com/ad"]) == 0
+    assert "dropped" in capsys.readouterr().out
+    assert cli.main(["--config", str(cfg), "explain", "nothing-like-this"]) == 1
