@@ -6,7 +6,8 @@ Everything else receives a ``Clock`` so tests can drive time with ``FakeClock`` 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 
@@ -20,7 +21,7 @@ class SystemClock:
     """Real time, timezone-aware UTC."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
@@ -30,7 +31,7 @@ class FakeClock:
     """A clock that only moves when told to; ``sleep`` advances it instantly."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
         self.slept: list[float] = []
 
     def now(self) -> datetime:
@@ -51,5 +52,17 @@ class FakeClock:
 def utc(dt: datetime) -> datetime:
     """Return ``dt`` as timezone-aware UTC (naive values are taken to be UTC)."""
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP date header (``Expires``, ``If-Modified-Since``…) as aware UTC; None when absent
+    or unreadable. A date without a zone is taken as UTC (HTTP dates are GMT)."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return utc(when)

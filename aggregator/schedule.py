@@ -22,8 +22,8 @@ from __future__ import annotations
 import random
 import re
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 
+from .clock import http_date
 from .config import ScheduleSettings
 from .models import FeedHints, FetchResult, FetchStatus
 
@@ -118,11 +118,11 @@ def _max_age(result: FetchResult) -> float | None:
 
 
 def _expires(now: datetime, result: FetchResult) -> float | None:
-    expires = _http_date(result.headers.get("expires"))
+    expires = http_date(result.headers.get("expires"))
     if expires is None:
         return None
     # Measured against the origin's own Date when it sent one, so its clock skew cancels out.
-    base = _http_date(result.headers.get("date")) or now
+    base = http_date(result.headers.get("date")) or now
     return (expires - base).total_seconds()
 
 
@@ -134,18 +134,8 @@ def _retry_after(now: datetime, result: FetchResult | None) -> float | None:
     value = result.headers.get("retry-after", "").strip()
     if value.isdigit():
         return float(value)
-    when = _http_date(value)
+    when = http_date(value)
     return (when - now).total_seconds() if when else None
-
-
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _skip(when: datetime, hints: FeedHints | None, spread: float, rng: random.Random) -> datetime:

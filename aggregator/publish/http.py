@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 
+from ..clock import http_date
 from ..errors import QueryError, SelectionError
 from .feeds import CONTENT_TYPES, FeedService, Rendered, cache_seconds, rendered
 from .opml import OPML_TYPE, export_opml
@@ -89,20 +89,10 @@ def _matching_tag(headers: Mapping[str, str], r: Rendered) -> str | None:
         if "*" in tags:
             return ""
         return next((t for t in current if t in tags), None)
-    since = _http_date(headers.get("if-modified-since"))
+    since = http_date(headers.get("if-modified-since"))
     if since is not None and r.last_modified is not None:
         return "" if r.last_modified.replace(microsecond=0) <= since else None
     return None
-
-
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo is not None else None
 
 
 def accepts_gzip(accept_encoding: str) -> bool:

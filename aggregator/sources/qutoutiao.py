@@ -24,9 +24,10 @@ from bs4 import BeautifulSoup, Tag
 from bs4.dammit import EntitySubstitution
 from bs4.formatter import HTMLFormatter
 
-from ..errors import FetchError, ParseError
+from ..errors import ParseError
 from ..models import FetchResult, Item, ParsedFeed, Source
 from . import FetchFn
+from .fields import fetch_extra
 
 
 class _InOrder(HTMLFormatter):
@@ -134,19 +135,8 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-async def _fetched(url: str | None, fetch: FetchFn) -> FetchResult | None:
-    """A successful fetch of ``url``, or None: an extra document never fails the item."""
-    if not url:
-        return None
-    try:
-        result = await fetch(url)
-    except FetchError:
-        return None
-    return result if result.ok and result.content else None
-
-
 async def _detail_html(item: Item, fetch: FetchFn) -> str | None:
-    result = await _fetched(item.extra.get("detail_url"), fetch)
+    result = await fetch_extra(item.extra.get("detail_url"), fetch)
     if result is None:
         return None
     try:
@@ -159,7 +149,7 @@ async def _detail_html(item: Item, fetch: FetchFn) -> str | None:
 
 
 async def _article_html(item: Item, fetch: FetchFn) -> str | None:
-    result = await _fetched(item.extra.get("article_url") or item.link, fetch)
+    result = await fetch_extra(item.extra.get("article_url") or item.link, fetch)
     if result is None:
         return None
     return article_content(_decode(result))
