@@ -252,11 +252,11 @@ class Pipeline:
         self, source: Source, key: str, item: Item, ki: _Keyed, base: str, now: datetime
     ) -> tuple[Entry, Decision]:
         link = item.link
-        html = content.clean_html(item.content, link or base, self.clean_options)
-        summary = (
-            content.clean_html(item.summary, link or base, self.clean_options) if item.summary else None
-        )
-        text = content.strip_html(html or summary or "")
+        body = content.clean(item.content, link or base, self.clean_options)
+        html = body.html
+        teaser = content.clean(item.summary, link or base, self.clean_options) if item.summary else None
+        summary = teaser.html if teaser else None
+        text = body.text if html else (teaser.text if teaser else "")
         title = (item.title or "").strip() or _fallback_title(text)
         decision = self.categorizer.decide(
             source.id, Fields(title, text, item.author, link), source.category, item.categories
@@ -275,7 +275,7 @@ class Pipeline:
             categories=decision.categories,
             category_path=decision.category_path,
             enclosures=item.enclosures,
-            image=item.image or content.first_image(html),
+            image=item.image or body.image,
             content_hash=ki.hash,
             canonical_url=ki.canonical_url,
             fingerprint=fingerprint,

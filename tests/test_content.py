@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.content import CleanOptions, clean_html, first_image, strip_html
+from aggregator.content import CleanOptions, clean, clean_html, first_image, strip_html
 
 QTT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "qutoutiao"
 PROXY = CleanOptions(image_proxy="https://cors.zfour.workers.dev/?")
@@ -119,3 +119,23 @@ def test_strip_html_gives_plain_text() -> None:
     html = "<p>One &amp; <b>two</b></p><p>three<script>x()</script></p><br>四"
     assert strip_html(html) == "One & two three 四"
     assert strip_html(None) == ""
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "seed",
+        "<p>One &amp; <b>two</b></p><p>three<script>x()</script></p><br>四&nbsp;五",
+        "<p>a<img src=''><img src='/b.png'></p>",
+        "<img alt='x > y src=\"q\"' src='/r?a=1&amp;b=2'><div>&lt;tag&gt;</div>tail",
+        "<ul><li>one</li><li>two</li></ul><span>in</span>line",
+        "plain text, no tags",
+        "",
+    ],
+)
+def test_clean_reads_text_and_image_like_the_tree_readers(html: str) -> None:
+    """clean() gives clean_html's HTML with the same text and image as strip_html/first_image."""
+    source = _detail() if html == "seed" else html
+    got = clean(source, BASE, PROXY)
+    assert got.html == clean_html(source, BASE, PROXY)
+    assert (got.text, got.image) == (strip_html(got.html), first_image(got.html))
