@@ -274,7 +274,7 @@ class SQLStore(IdentityQueries):
                 return []
             revision = self._next_revision(conn) if new or changed else 0
             present = self._present_keys(conn, state.source_id, [e.key for e in new])
-            ids = [self._insert_entry(conn, e, now, revision) for e in new if e.key not in present]
+            ids = self._insert_entries(conn, [e for e in new if e.key not in present], now, revision)
             for e in changed:
                 conn.execute(
                     update(entries)
@@ -313,13 +313,22 @@ class SQLStore(IdentityQueries):
         value = conn.execute(select(counters.c.value).where(counters.c.name == "revision"))
         return int(value.scalar_one())
 
-    def _insert_entry(self, conn: Connection, e: Entry, now: datetime, revision: int) -> int:
-        row = _entry_row(e, now)
-        result = conn.execute(entries.insert().values(**row, revision=revision))
-        key = result.inserted_primary_key
-        entry_id = int(key[0]) if key else 0
-        self._write_bands(conn, entry_id, e.band_keys)
-        return entry_id
+    def _insert_entries(
+        self, conn: Connection, new: Sequence[Entry], now: datetime, revision: int
+    ) -> list[int]:
+        """Insert entries and their band keys with one batched statement each (INSERT ...
+        RETURNING in the rows' order); their ids, in order."""
+        if not new:
+            return []
+        rows = [{**_entry_row(e, now), "revision": revision} for e in new]
+        query = entries.insert().returning(entries.c.id, sort_by_parameter_order=True)
+        ids = [int(r[0]) for r in conn.execute(query, rows)]
+        for chunk in _chunks(ids, 500):  # a reused SQLite rowid must not inherit old band keys
+            conn.execute(delete(entry_bands).where(entry_bands.c.entry_id.in_(chunk)))
+        bands = [{"entry_id": i, "band_key": k} for i, e in zip(ids, new) for k in e.band_keys]
+        if bands:
+            conn.execute(entry_bands.insert(), bands)
+        return ids
 
     def list_entries(self, sel: Selection) -> list[Entry]:
         query = select(entries).where(*_filters(sel))
