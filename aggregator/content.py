@@ -77,7 +77,14 @@ def clean_html(html: str | None, base_url: str | None, options: CleanOptions = _
     if not html or not html.strip():
         return ""
     soup = _parse(html)
+    dropped: set[int] = set()  # ids of elements inside a dropped one (bs4's own check is a search)
     for tag in soup.find_all(True):
+        if id(tag) in dropped:
+            continue
+        if tag.name in _DROP_WITH_CONTENT:
+            dropped.update(id(d) for d in tag.descendants)
+            tag.decompose()
+            continue
         _rewrite(tag, base_url, options)
     return nh3.clean(
         soup.decode(formatter=_FORMATTER),
@@ -165,11 +172,6 @@ def _parse(html: str) -> BeautifulSoup:
 
 
 def _rewrite(tag: Tag, base_url: str | None, options: CleanOptions) -> None:
-    if tag.decomposed:  # inside an element dropped earlier in this pass
-        return
-    if tag.name in _DROP_WITH_CONTENT:
-        tag.decompose()
-        return
     if tag.name == "img":
         tag.attrs = _lazy_to_src(tag.attrs)
     tag.attrs = {k: v for k, v in tag.attrs.items() if not k.lower().startswith("on")}

@@ -12,13 +12,37 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from ..models import Drop, DuplicateCandidate, Entry
 from .schema import drops, entries, entry_bands
 
 CANDIDATE_LIMIT = 200  # stored entries compared per new entry, newest first
+
+
+# Built once (bound parameters; a NULL URL or no band keys match nothing): building the statement
+# per new entry cost as much as running it.
+_CANDIDATES = (
+    select(
+        entries.c.id, entries.c.source_id, entries.c.canonical_url, entries.c.content_hash,
+        entries.c.fingerprint, entries.c.text_length, entries.c.duplicate_of,
+    )
+    .where(
+        entries.c.source_id != bindparam("exclude"),
+        or_(
+            entries.c.content_hash == bindparam("hash"),
+            entries.c.canonical_url == bindparam("url"),
+            entries.c.id.in_(
+                select(entry_bands.c.entry_id).where(
+                    entry_bands.c.band_key.in_(bindparam("bands", expanding=True))
+                )
+            ),
+        ),
+    )
+    .order_by(entries.c.id.desc())
+    .limit(CANDIDATE_LIMIT)
+)
 
 
 class IdentityQueries:
@@ -34,23 +58,10 @@ class IdentityQueries:
     ) -> list[DuplicateCandidate]:
         """Entries of other sources that could be the same story: the same canonical URL, the
         same content hash, or a shared near-duplicate band key."""
-        matches = [entries.c.content_hash == content_hash]
-        if canonical_url:
-            matches.append(entries.c.canonical_url == canonical_url)
-        if band_keys:
-            banded = select(entry_bands.c.entry_id).where(entry_bands.c.band_key.in_(list(band_keys)))
-            matches.append(entries.c.id.in_(banded))
-        query = (
-            select(
-                entries.c.id, entries.c.source_id, entries.c.canonical_url, entries.c.content_hash,
-                entries.c.fingerprint, entries.c.text_length, entries.c.duplicate_of,
-            )
-            .where(entries.c.source_id != exclude_source, or_(*matches))
-            .order_by(entries.c.id.desc())
-            .limit(CANDIDATE_LIMIT)
-        )
+        params = {"exclude": exclude_source, "hash": content_hash, "url": canonical_url,
+                  "bands": list(band_keys)}
         with self.engine.connect() as conn:
-            return [DuplicateCandidate(*row) for row in conn.execute(query)]
+            return [DuplicateCandidate(*row) for row in conn.execute(_CANDIDATES, params)]
 
     def source_identities(self, source_id: str, limit: int = 5000) -> list[Entry]:
         """The source's stored entries as keys, canonical URLs and content hashes (for spotting a
