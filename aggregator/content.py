@@ -24,9 +24,9 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 from bs4 import BeautifulSoup, Tag
-from bs4.dammit import EntitySubstitution
 from bs4.exceptions import ParserRejectedMarkup
-from bs4.formatter import HTMLFormatter
+
+from .markup import IN_ORDER
 
 
 @dataclass(frozen=True)
@@ -57,21 +57,6 @@ _BLOCKS = re.compile(
 _DEFAULT = CleanOptions()
 
 
-class _InOrder(HTMLFormatter):
-    """HTML5 serialization that keeps attributes in document order (bs4 sorts them by default)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            entity_substitution=EntitySubstitution.substitute_xml, void_element_close_prefix=""
-        )
-
-    def attributes(self, tag: Tag) -> list[tuple[str, Any]]:
-        return [(k, v) for k, v in tag.attrs.items() if v is not None]
-
-
-_FORMATTER = _InOrder()
-
-
 def clean_html(html: str | None, base_url: str | None, options: CleanOptions = _DEFAULT) -> str:
     """Sanitized, absolutized HTML with lazy images fixed and images proxied; "" for no HTML."""
     if not html or not html.strip():
@@ -87,7 +72,7 @@ def clean_html(html: str | None, base_url: str | None, options: CleanOptions = _
             continue
         _rewrite(tag, base_url, options)
     return nh3.clean(
-        soup.decode(formatter=_FORMATTER),
+        soup.decode(formatter=IN_ORDER),
         tags=set(_TAGS),
         clean_content_tags=set(_DROP_WITH_CONTENT),
         attributes=_ATTRIBUTES,

@@ -21,28 +21,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, Tag
-from bs4.dammit import EntitySubstitution
-from bs4.formatter import HTMLFormatter
 
 from ..errors import ParseError
+from ..markup import IN_ORDER
 from ..models import FetchResult, Item, ParsedFeed, Source
 from . import FetchFn
 from .fields import fetch_extra
-
-
-class _InOrder(HTMLFormatter):
-    """HTML5 serialization escaping only &, < and >, attributes in document order (bs4 sorts)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            entity_substitution=EntitySubstitution.substitute_xml, void_element_close_prefix=""
-        )
-
-    def attributes(self, tag: Tag) -> list[tuple[str, Any]]:
-        return [(k, v) for k, v in tag.attrs.items() if v is not None]
-
-
-_INNER_HTML = _InOrder()
 
 
 class QutoutiaoAdapter:
@@ -160,7 +144,7 @@ def article_content(page: str) -> str | None:
     div = BeautifulSoup(page, "lxml", multi_valued_attributes=None).select_one("div.content")
     if not isinstance(div, Tag):
         return None
-    html = div.decode_contents(formatter=_INNER_HTML).strip()
+    html = div.decode_contents(formatter=IN_ORDER).strip()
     return html or None
 
 
