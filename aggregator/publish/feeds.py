@@ -2,8 +2,9 @@
 
 Owns: turning a ``FeedSpec`` (catalog.py), a format and a ``FeedQuery`` (query.py) into a
 ``Rendered`` document with its validators (strong ETag over the bytes, Last-Modified, max-age); the
-rendered-bytes cache, checked against the store's newest change of the feed's selection on every
-request and bounded in bytes; and single flight: concurrent requests for the same uncached document
+rendered-bytes cache, checked against the store's newest change of the feed's selection whenever
+the store's change token moved (on SQLite a one-row read, done on the event loop: a hit needs no
+thread and no aggregate) and bounded in bytes; and single flight: concurrent requests for the same uncached document
 share one rendering, which runs in a worker thread so the event loop keeps serving. Does not own:
 which feeds exist (catalog.py), document syntax (render.py), HTTP (http.py and server.py).
 
@@ -61,6 +62,7 @@ class Rendered:
 class _Cached:
     valid_for: tuple[Any, ...]  # (store stamp, feed spec, filter_time window)
     rendered: Rendered
+    token: int | None = None  # the store's change token when valid_for was last confirmed
 
 
 def cache_seconds(interval: float) -> int:
@@ -139,6 +141,9 @@ class FeedService:
 
     async def serve(self, spec: FeedSpec, fmt: str, query: FeedQuery = _EMPTY) -> Rendered:
         """``render`` in a worker thread; concurrent calls for one document share one run."""
+        hit = self._unchanged(spec, fmt, query)  # the common case: no thread, no aggregate
+        if hit is not None:
+            return hit
         key = (spec, fmt, query.canonical())
         flight = self._inflight.get(key)
         if flight is None:
@@ -151,6 +156,17 @@ class FeedService:
         if self._inflight.get(key) is done:
             del self._inflight[key]
 
+    def _unchanged(self, spec: FeedSpec, fmt: str, query: FeedQuery) -> Rendered | None:
+        """The cached document when nothing was written to the store since it was confirmed (one
+        read of the store's change token, where the store has a cheap one); else None."""
+        key = (spec.id, fmt, query.canonical(), True)
+        cached = self._cache.get(key)
+        if cached is None or cached.token is None or fmt not in spec.formats:
+            return None
+        if cached.valid_for[1:] != (spec, _window(query, self.clock.now())):
+            return None
+        return cached.rendered if self.store.change_token() == cached.token else None
+
     def render(
         self, spec: FeedSpec, fmt: str, query: FeedQuery = _EMPTY, paging: bool = True
     ) -> Rendered:
@@ -159,15 +175,17 @@ class FeedService:
             raise SelectionError(f"feed {spec.id!r} is not served as {fmt!r}")
         now = self.clock.now()
         key = (spec.id, fmt, query.canonical(), paging)
+        token = self.store.change_token()  # read first: a later write moves it past this render
         valid_for = (self.store.last_change(spec.selection), spec, _window(query, now))
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None and cached.valid_for == valid_for:
+                self._cache[key] = replace(cached, token=token)
                 self._cache.move_to_end(key)
                 return cached.rendered
         fresh = self._render(spec, fmt, query, paging, now, valid_for[0][0])
         result = _keep_validators(cached.rendered if cached else None, fresh, now)
-        self._remember(key, _Cached(valid_for, result))
+        self._remember(key, _Cached(valid_for, result, token))
         return result
 
     def _render(

@@ -57,6 +57,7 @@ _SYNC_LOCK = 7_306_112_002  # pg_advisory_xact_lock key: "sync sources"
 _PRUNE_LOCK = 7_306_112_003  # pg_try_advisory_xact_lock key: "retention"
 
 log = logging.getLogger("aggregator.store")
+_TOKEN = select(counters.c.value).where(counters.c.name == "revision")
 
 
 class ChangeStamp(NamedTuple):
@@ -337,6 +338,15 @@ class SQLStore(IdentityQueries):
         query = query.order_by(entries.c.sort_at.desc(), entries.c.id.desc()).limit(sel.limit)
         with self.engine.connect() as conn:
             return [_entry(r) for r in conn.execute(query).mappings()]
+
+    def change_token(self) -> int | None:
+        """A cheap number that moves with every committed write to entries, store-wide (the
+        SQLite revision counter, bumped in the writing transaction); None on PostgreSQL, whose
+        sequence moves before its transaction commits (callers then use ``last_change``)."""
+        if self.dialect == "postgresql":
+            return None
+        with self.engine.connect() as conn:
+            return int(conn.execute(_TOKEN).scalar_one())
 
     def last_change(self, sel: Selection) -> ChangeStamp:
         """A stamp of the selected entries for caches: the newest change time, the count and the
