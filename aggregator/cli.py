@@ -99,7 +99,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import serve
 
     settings, path = _settings(args)
-    return asyncio.run(serve(settings, path, role=getattr(args, "role", "all")))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(serve(settings, path, role=getattr(args, "role", "all")))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (faster sockets for serving), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def cmd_db(args: argparse.Namespace) -> int:
