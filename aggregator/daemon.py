@@ -12,9 +12,9 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import uvicorn
 
@@ -150,7 +150,7 @@ async def _stop(
     scheduler.shutdown()
     try:
         await asyncio.wait_for(dispatcher.idle(), timeout=10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("%s", kv(event="shutdown_abandoned", reason="in-flight fetches took over 10s"))
     if websub is not None:  # pings of the last tick, before the store closes
         await websub.aclose()

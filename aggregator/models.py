@@ -7,10 +7,11 @@ owns only the data that flows through the pipeline and the store.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 
 class FetchStatus(str, Enum):

@@ -17,9 +17,9 @@ import asyncio
 import hashlib
 import logging
 import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Awaitable, Callable, Sequence
 
 from . import content, dedupe, schedule
 from .categorize import Categorizer, Decision, Fields

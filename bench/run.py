@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ for p in (str(BENCH), str(REPO)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from perf import feedgen, serving, servers  # noqa: E402
+from perf import feedgen, servers, serving
 
 PARTS = ("cold", "warm", "serve", "memory")
 

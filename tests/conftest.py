@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from aggregator.clock import FakeClock
 
+from .harness import harness_factory  # noqa: F401  (a fixture, shared by the pipeline tests)
 from .origin import Origin
 
 REPO = Path(__file__).resolve().parents[1]

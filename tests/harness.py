@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
@@ -18,7 +17,7 @@ from aggregator.pipeline import Pipeline
 from aggregator.scheduler import Dispatcher
 from aggregator.store import Store, open_store
 
-from .conftest import CORPUS
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 ATOM = (CORPUS / "miniflux+v2/small_atom.xml").read_bytes()
 HOUR = 3600.0

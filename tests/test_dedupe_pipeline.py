@@ -16,7 +16,7 @@ from aggregator.models import Selection
 from aggregator.publish.feeds import FeedService
 from aggregator.server import create_app
 
-from .harness import Harness, harness_factory  # noqa: F401  (fixture)
+from .harness import Harness
 from .origin import Origin, Reply
 
 STORY_ZH = (

@@ -8,7 +8,7 @@ from aggregator.clock import FakeClock
 from aggregator.models import FetchStatus, Selection
 
 from .conftest import CORPUS
-from .harness import ATOM, HOUR, harness_factory  # noqa: F401  (fixture)
+from .harness import ATOM, HOUR
 from .origin import Origin, Reply, Sequence_
 
 

@@ -8,7 +8,8 @@ politeness. The pipeline calls ``enrich`` only for items that are new or changed
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from ..models import FetchResult, Item, ParsedFeed, Source
 

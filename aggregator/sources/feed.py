@@ -10,8 +10,9 @@ from __future__ import annotations
 import calendar
 import json
 import re
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import feedparser
 
@@ -23,11 +24,11 @@ from .encoding import decode_feed
 
 install_date_handlers()
 
-_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*(<!doctype\s+html|<html)", re.I | re.S)
-_SKIP_HOURS = re.compile(rb"<skipHours>(.*?)</skipHours>", re.S | re.I)
-_SKIP_DAYS = re.compile(rb"<skipDays>(.*?)</skipDays>", re.S | re.I)
-_HOUR = re.compile(rb"<hour>\s*(\d{1,2})\s*</hour>", re.I)
-_DAY = re.compile(rb"<day>\s*([A-Za-z]+)\s*</day>", re.I)
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*(<!doctype\s+html|<html)", re.IGNORECASE | re.DOTALL)
+_SKIP_HOURS = re.compile(rb"<skipHours>(.*?)</skipHours>", re.DOTALL | re.IGNORECASE)
+_SKIP_DAYS = re.compile(rb"<skipDays>(.*?)</skipDays>", re.DOTALL | re.IGNORECASE)
+_HOUR = re.compile(rb"<hour>\s*(\d{1,2})\s*</hour>", re.IGNORECASE)
+_DAY = re.compile(rb"<day>\s*([A-Za-z]+)\s*</day>", re.IGNORECASE)
 
 
 class FeedAdapter:
@@ -100,7 +101,7 @@ def _item(e: Any) -> Item:
 def _date(e: Any, name: str) -> datetime | None:
     parsed = e.get(f"{name}_parsed")
     if parsed:
-        return datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
+        return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
     raw = e.get(name)
     return parse_date(raw) if raw else None
 

@@ -11,25 +11,19 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-WORDS = (
-    "feed aggregator server client request response cache header entry title link content "
-    "summary author update publish source network latency throughput memory process thread "
-    "event loop parser sanitize image paragraph category schedule backoff retry timeout "
-    "database index query commit transaction release version library python module package "
-    "the a of and to in is that for it with as on be by this are from at or an was have"
-).split()
+WORDS = ["feed", "aggregator", "server", "client", "request", "response", "cache", "header", "entry", "title", "link", "content", "summary", "author", "update", "publish", "source", "network", "latency", "throughput", "memory", "process", "thread", "event", "loop", "parser", "sanitize", "image", "paragraph", "category", "schedule", "backoff", "retry", "timeout", "database", "index", "query", "commit", "transaction", "release", "version", "library", "python", "module", "package", "the", "a", "of", "and", "to", "in", "is", "that", "for", "it", "with", "as", "on", "be", "by", "this", "are", "from", "at", "or", "an", "was", "have"]
 HANZI = (
     "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下"
     "过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都"
     "两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重"
     "新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想"
 )
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aggregator.models import Entry
@@ -24,7 +24,7 @@ def build(db: Path, urls: list[str], total_entries: int, seed: int, due: int) ->
     """Create ``db`` with one source per URL and ``total_entries`` entries spread over them;
     ``due`` sources are due now, the rest in a day. Returns the seconds it took."""
     started = time.perf_counter()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = open_store(f"sqlite:///{db}", now)
     from aggregator.models import Source
 

@@ -48,7 +48,7 @@ class Daemon:
         self.proc = subprocess.Popen([sys.executable, str(REPO / "run.py")], cwd=config.parent,
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def start(self, timeout: float = 120) -> "Daemon":
+    def start(self, timeout: float = 120) -> Daemon:
         wait_for_port(self.port, timeout, self.proc)
         return self
 
@@ -77,7 +77,7 @@ def _wrk(url: str, connections: int, seconds: float) -> dict[str, Any]:
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--latency", url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     errors = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
     return {"rps": rps, "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
