@@ -95,6 +95,11 @@ sources = Table(
     Column("not_modified_count", Integer, nullable=False, default=0),
     Column("lease_owner", String(100)),
     Column("lease_until", UTCDateTime),
+    # A summary of the source's entries, kept in the writing transaction (migration 4): feed caches
+    # compare these instead of aggregating over every entry (SQLStore.last_change).
+    Column("entries_version", BigInteger, nullable=False, server_default="0"),
+    Column("entries_count", BigInteger, nullable=False, server_default="0"),
+    Column("entries_changed_at", UTCDateTime),
     Index("ix_sources_due", "next_fetch_at"),
 )
 
@@ -224,7 +229,29 @@ def _v3_dedupe(conn: Connection) -> None:
     drops.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_revisions, _v3_dedupe]
+def _v4_source_summaries(conn: Connection) -> None:
+    """Per-source entry summaries (version, count, newest change), filled from the entries."""
+    have = {c["name"] for c in inspect(conn).get_columns("sources")}
+    for name, ddl in (
+        ("entries_version", "BIGINT NOT NULL DEFAULT 0"),
+        ("entries_count", "BIGINT NOT NULL DEFAULT 0"),
+        ("entries_changed_at", "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"),
+    ):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE sources ADD COLUMN {name} {ddl}"))
+    conn.execute(
+        text(
+            "UPDATE sources SET"
+            " entries_count = (SELECT COUNT(*) FROM entries WHERE entries.source_id = sources.id),"
+            " entries_changed_at = (SELECT MAX(changed_at) FROM entries"
+            " WHERE entries.source_id = sources.id)"
+        )
+    )
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_initial, _v2_revisions, _v3_dedupe, _v4_source_summaries,
+]
 LATEST = len(MIGRATIONS)
 
 _MIGRATION_LOCK = 7_306_112_001  # pg_advisory_lock key: "aggregator schema"

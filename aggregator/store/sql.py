@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    case,
     and_,
     create_engine,
     delete,
@@ -276,6 +277,9 @@ class SQLStore(IdentityQueries):
             revision = self._next_revision(conn) if new or changed else 0
             present = self._present_keys(conn, state.source_id, [e.key for e in new])
             ids = self._insert_entries(conn, [e for e in new if e.key not in present], now, revision)
+            if ids or changed:
+                newest = max((e.changed_at or now) for e in (*new, *changed))
+                _touch_sources(conn, [state.source_id], newest, {state.source_id: len(ids)})
             for e in changed:
                 conn.execute(
                     update(entries)
@@ -349,12 +353,22 @@ class SQLStore(IdentityQueries):
             return int(conn.execute(_TOKEN).scalar_one())
 
     def last_change(self, sel: Selection) -> ChangeStamp:
-        """A stamp of the selected entries for caches: the newest change time, the count and the
-        sum of revisions. It changes on every insert, update or delete in the selection, whichever
-        process wrote it, however late its transaction committed."""
+        """A stamp of the selected entries for caches, from the per-source summaries of the
+        sources the selection can draw from (all of them unless it names sources): the newest
+        change, the entry count and the sum of the sources' entry versions. Each write bumps its
+        source's version under that row's lock, so the stamp moves on every insert, update,
+        merge or delete, whichever process made it and however late it committed. Reading a few
+        source rows instead of aggregating over every entry keeps it cheap at millions of
+        entries; a category or query selection may re-render for a change outside it."""
         query = select(
-            func.max(entries.c.changed_at), func.count(), func.coalesce(func.sum(entries.c.revision), 0)
-        ).where(*_filters(sel))
+            func.max(sources.c.entries_changed_at),
+            func.coalesce(func.sum(sources.c.entries_count), 0),
+            func.coalesce(func.sum(sources.c.entries_version), 0),
+        )
+        if sel.source_ids is not None:
+            query = query.where(sources.c.id.in_(sel.source_ids))
+        if sel.exclude_source_ids:
+            query = query.where(sources.c.id.not_in(sel.exclude_source_ids))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
@@ -419,6 +433,12 @@ class SQLStore(IdentityQueries):
         """Delete entries and leave their tombstones; entries merged into them stand alone again."""
         revision = self._next_revision(conn)
         ids = list(victims)
+        unmerged: set[str] = set()
+        for chunk in _chunks(ids, 500):
+            found = select(entries.c.source_id).where(entries.c.duplicate_of.in_(chunk)).distinct()
+            unmerged.update(r[0] for r in conn.execute(found))
+        # Source rows first, in id order, as apply() does: row locks are always taken in one order.
+        _touch_sources(conn, sorted(unmerged | {source_id}), now, {source_id: -len(ids)})
         for chunk in _chunks(ids, 500):
             graves = [{"source_id": source_id, "key": victims[i], "removed_at": now} for i in chunk]
             conn.execute(_insert_ignoring_conflicts(self.dialect, tombstones), graves)
@@ -439,6 +459,24 @@ class SQLStore(IdentityQueries):
         )
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _touch_sources(
+    conn: Connection, source_ids: Sequence[str], now: datetime, added: dict[str, int]
+) -> None:
+    """Bump the entry summaries of sources whose entries this transaction changed; ``now`` is
+    the newest change written (the summary keeps the later of it and what it had)."""
+    newest = case((sources.c.entries_changed_at > now, sources.c.entries_changed_at), else_=now)
+    for sid in source_ids:
+        conn.execute(
+            update(sources)
+            .where(sources.c.id == sid)
+            .values(
+                entries_version=sources.c.entries_version + 1,
+                entries_count=sources.c.entries_count + added.get(sid, 0),
+                entries_changed_at=newest,
+            )
+        )
 
 
 def _filters(sel: Selection) -> list[Any]:
