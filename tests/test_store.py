@@ -436,6 +436,20 @@ def test_pruning_an_original_frees_its_duplicates(store: SQLStore) -> None:
     assert left.source_id == "b" and left.duplicate_of is None
 
 
+def test_pruning_a_primary_keeps_its_copies_one_cluster(store: SQLStore) -> None:
+    """When retention removes a cluster's primary, the oldest surviving copy becomes the primary
+    and the other copies point at it: merged feeds still carry the story once."""
+    store.sync_sources([src("a"), src("b"), src("c")], T0)
+    [old] = add(store, "a", [entry("a", "1", T0 - timedelta(days=60))])
+    [first] = add(store, "b", [entry("b", "1", T0, duplicate_of=old)])
+    [second] = add(store, "c", [entry("c", "1", T0, duplicate_of=old)])
+    store.prune(T0, None, 30 * 86400)
+    [left] = store.list_entries(everything())
+    assert left.id == first and left.duplicate_of is None
+    copy = store.get_entry(second)
+    assert copy is not None and copy.duplicate_of == first
+
+
 def test_tombstones_survive_and_prune_is_idempotent(store: SQLStore) -> None:
     """Pruning twice removes nothing more and keeps one tombstone per removed key."""
     store.sync_sources([src("a")], T0)

@@ -430,7 +430,8 @@ class SQLStore(IdentityQueries):
         return PruneResult(removed, touched)
 
     def _bury(self, conn: Connection, source_id: str, victims: dict[int, str], now: datetime) -> None:
-        """Delete entries and leave their tombstones; entries merged into them stand alone again."""
+        """Delete entries and leave their tombstones. The copies of a removed primary stay one
+        cluster: the oldest surviving copy becomes its primary, the others point at it."""
         revision = self._next_revision(conn)
         ids = list(victims)
         unmerged: set[str] = set()
@@ -442,13 +443,29 @@ class SQLStore(IdentityQueries):
         for chunk in _chunks(ids, 500):
             graves = [{"source_id": source_id, "key": victims[i], "removed_at": now} for i in chunk]
             conn.execute(_insert_ignoring_conflicts(self.dialect, tombstones), graves)
-            conn.execute(
-                update(entries)
-                .where(entries.c.duplicate_of.in_(chunk))
-                .values(duplicate_of=None, merge_reason=None, revision=revision)
-            )
+            self._promote_copies(conn, chunk, set(ids), revision)
             conn.execute(delete(entry_bands).where(entry_bands.c.entry_id.in_(chunk)))
             conn.execute(delete(entries).where(entries.c.id.in_(chunk)))
+
+    def _promote_copies(
+        self, conn: Connection, primaries: list[int], removed: set[int], revision: int
+    ) -> None:
+        copies = conn.execute(
+            select(entries.c.id, entries.c.duplicate_of)
+            .where(entries.c.duplicate_of.in_(primaries))
+            .order_by(entries.c.id)
+        ).all()
+        heirs: dict[int, int] = {}
+        for copy_id, primary in copies:
+            if copy_id in removed:
+                continue
+            heir = heirs.setdefault(primary, copy_id)
+            values: dict[str, Any] = {"revision": revision}
+            if heir == copy_id:
+                values.update(duplicate_of=None, merge_reason=None)
+            else:
+                values.update(duplicate_of=heir)
+            conn.execute(update(entries).where(entries.c.id == copy_id).values(**values))
 
     def fetch_history(self, source_id: str, limit: int = 20) -> list[dict[str, Any]]:
         query = (
