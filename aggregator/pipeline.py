@@ -64,12 +64,8 @@ class _Keyed:
 
     key: str
     canonical_url: str | None
-    hash: str
+    content_hash: str
     item: Item
-
-    @property
-    def content_hash(self) -> str:
-        return self.hash
 
 
 def _candidate(e: Entry) -> dedupe.Candidate:
@@ -186,9 +182,10 @@ class Pipeline:
         now = self.clock.now()
         keyed = self._identify(source, parsed.items)
         known = self.store.known(source.id, keyed)
-        keyed = self._rekey(source, keyed, known)
-        known.update(self.store.known(source.id, [k for k in keyed if k not in known]))
-        todo = {k: ki for k, ki in keyed.items() if k not in known or known[k][1] != ki.hash}
+        keyed, old_keys = self._rekey(source, keyed, known)
+        if old_keys:
+            known.update(self.store.known(source.id, old_keys))
+        todo = {k: ki for k, ki in keyed.items() if k not in known or known[k][1] != ki.content_hash}
         adapter = get_adapter(source.kind)
         enriched = await asyncio.gather(
             *(adapter.enrich(source, ki.item, self._extra_fetch) for ki in todo.values())
@@ -236,17 +233,18 @@ class Pipeline:
 
     def _rekey(
         self, source: Source, keyed: dict[str, _Keyed], known: dict[str, tuple[int, str]]
-    ) -> dict[str, _Keyed]:
+    ) -> tuple[dict[str, _Keyed], list[str]]:
         """When most keys are new, recognize entries the source already has under other keys (a
-        publisher that changed its id scheme) and use their old keys."""
+        publisher that changed its id scheme) and use their old keys; also return those old keys."""
         if not keyed or len(known) > len(keyed) / 2:
-            return keyed
+            return keyed, []
         stored = self.store.source_identities(source.id)
         mapping = dedupe.detect_rekeyed(list(keyed.values()), stored) if stored else {}
         if not mapping:
-            return keyed
+            return keyed, []
         log.info("%s", kv(source=source.id, event="rekeyed", entries=len(mapping)))
-        return {mapping.get(k, k): replace(v, key=mapping.get(k, k)) for k, v in keyed.items()}
+        renamed = {mapping.get(k, k): replace(v, key=mapping.get(k, k)) for k, v in keyed.items()}
+        return renamed, list(mapping.values())
 
     def _entry(
         self, source: Source, key: str, item: Item, ki: _Keyed, base: str, now: datetime
@@ -276,7 +274,7 @@ class Pipeline:
             category_path=decision.category_path,
             enclosures=item.enclosures,
             image=item.image or body.image,
-            content_hash=ki.hash,
+            content_hash=ki.content_hash,
             canonical_url=ki.canonical_url,
             fingerprint=fingerprint,
             first_seen=now,

@@ -11,6 +11,7 @@ from aggregator.clock import FakeClock
 
 from .harness import harness_factory  # noqa: F401  (a fixture, shared by the pipeline tests)
 from .origin import Origin
+from .pg import empty_url  # noqa: F401  (a fixture: an empty database on each backend)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

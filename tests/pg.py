@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -61,5 +62,15 @@ def empty_tables(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url) as conn:
-        for table in ("fetch_log", "tombstones", "entries", "sources"):
+        for table in ("fetch_log", "tombstones", "drops", "entry_bands", "entries", "sources"):
             conn.execute(f"DELETE FROM {table}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+    else:
+        with pg_schema() as url:
+            yield url

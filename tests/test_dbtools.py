@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,14 +18,10 @@ from .pg import pg_schema
 from .test_store import T0, add, entry, everything, fetched, ok, src
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database to copy into."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'target.db'}"
-    else:
-        with pg_schema() as url:
-            yield url
+@pytest.fixture
+def target_url(empty_url: str) -> str:
+    """An empty database to copy into (SQLite and PostgreSQL)."""
+    return empty_url
 
 
 def write_config(tmp: Path, url: str, extra: str = "") -> Path:

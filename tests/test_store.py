@@ -44,16 +44,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with no tables at all."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-    else:
-        with pg_schema() as url:
-            yield url
-
-
 @pytest.fixture
 def store(store_url: str) -> Iterator[SQLStore]:
     handle = SQLStore(store_url, T0)

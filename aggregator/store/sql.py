@@ -7,8 +7,8 @@ fetch next, or how to render (callers pass those decisions in).
 
 Several processes may share one PostgreSQL database: claims use ``FOR UPDATE SKIP LOCKED`` and a
 lease, a write from a worker whose lease was taken over is dropped, syncing the configured sources
-is serialized with an advisory lock, and every entry write carries a store-wide revision so caches
-in other processes notice it (``last_change``).
+is serialized with an advisory lock, and every entry write bumps its source's entry summary under
+that source row's lock, so caches in other processes notice it (``last_change``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    case,
     and_,
+    case,
     create_engine,
     delete,
     event,
@@ -64,9 +64,11 @@ _TOKEN = select(counters.c.value).where(counters.c.name == "revision")
 class ChangeStamp(NamedTuple):
     """What a cache of a selection compares: equal stamps mean the selected entries are unchanged.
 
+    Read from the per-source entry summaries of the sources a selection can draw from:
     ``changed_at`` (the newest change, for Last-Modified) alone misses writes from other processes
-    whose clocks, or whose moment of committing, lag behind; ``total`` (the count) catches deletes and
-    ``revisions`` (the sum of the rows' store-wide revision numbers) catches inserts and updates."""
+    whose clocks, or whose moment of committing, lag behind; ``total`` is the entry count and
+    ``revisions`` the sum of the sources' entry versions, which every insert, update, merge or
+    delete bumps."""
 
     changed_at: datetime | None
     total: int
