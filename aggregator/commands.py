@@ -41,8 +41,14 @@ async def fetch_all(
         states = {s.source_id: s for s in store.list_states()}
         claims = [(src, states[src.id]) for src in sources if src.id in states]
         async with Fetcher(settings.fetch, clock) as fetcher:
-            pipeline = Pipeline(settings, store, fetcher.fetch, clock, owner=owner_id())
-            return await pipeline.run_batch(claims, progress)
+            # worker processes pay off from a few documents on; they start in about a second
+            processes = 1 if len(claims) < 4 else None
+            pipeline = Pipeline(settings, store, fetcher.fetch, clock, owner=owner_id(),
+                                processes=processes)
+            try:
+                return await pipeline.run_batch(claims, progress)
+            finally:
+                pipeline.close()
     finally:
         store.close()
 
@@ -61,7 +67,7 @@ async def dry_run(
     try:
         state = _dry_state(store.get_state(source_id), source)
         async with Fetcher(settings.fetch, clock) as fetcher:
-            pipeline = Pipeline(settings, store, fetcher.fetch, clock, owner=owner_id())
+            pipeline = Pipeline(settings, store, fetcher.fetch, clock, owner=owner_id(), processes=1)
             processed = await pipeline.dry_run(source, state)
     finally:
         store.close()

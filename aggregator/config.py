@@ -89,6 +89,8 @@ class ServerSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
     base_url: str | None = None  # public URL of the server, for self links; default http://host:port
     admin_token: str | None = None
+    # HTTP processes on the one port: the daemon itself and processes - 1 web processes it forks
+    processes: int = Field(1, ge=1, le=64)
 
     @property
     def public_base(self) -> str:
@@ -141,6 +143,9 @@ class ScheduleSettings(_Section):
 class ContentSettings(_Section):
     image_proxy: str | None = None  # prefix put before image URLs, e.g. "https://cors.example/?"
     image_proxy_scope: Literal["http", "all"] = "http"
+    # worker processes that parse, clean and fingerprint fetched documents; 0 = one per CPU,
+    # 1 = none (a thread of the daemon does it)
+    processes: int = Field(0, ge=0, le=64)
 
 
 class DedupeSettings(_Section):

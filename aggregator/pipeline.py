@@ -39,6 +39,7 @@ from .models import (
     Source,
     SourceState,
 )
+from .offload import Keyed, Offload, Prepared
 from .sources import get_adapter
 from .store import Store
 
@@ -58,16 +59,6 @@ class Processed:
     dropped: tuple[Drop, ...] = ()  # entries the categorize rules or filters dropped, with why
 
 
-@dataclass(frozen=True)
-class _Keyed:
-    """An item with its identity within the source (what dedupe.detect_rekeyed reads)."""
-
-    key: str
-    canonical_url: str | None
-    content_hash: str
-    item: Item
-
-
 def _candidate(e: Entry) -> dedupe.Candidate:
     return dedupe.Candidate(
         None, e.source_id, e.canonical_url, e.content_hash, e.fingerprint, e.text_length
@@ -83,6 +74,7 @@ class Pipeline:
         clock: Clock,
         rng: random.Random | None = None,
         owner: str | None = None,  # the lease owner the dispatcher claimed with; None: no lease
+        processes: int | None = None,  # worker processes; None: [content] processes
     ) -> None:
         self.settings = settings
         self.store = store
@@ -91,6 +83,10 @@ class Pipeline:
         self.rng = rng or random.Random()
         self.owner = owner
         self._write_lock = asyncio.Lock()
+        self._processes = processes
+        self.offload = Offload(
+            settings.content.processes if processes is None else processes, settings.logging
+        )
         self.use_settings(settings)
 
     def use_settings(self, settings: Settings) -> None:
@@ -102,6 +98,12 @@ class Pipeline:
             image_proxy=settings.content.image_proxy,
             image_proxy_scope=settings.content.image_proxy_scope,
         )
+        if self._processes is None:
+            self.offload.resize(settings.content.processes)
+
+    def close(self) -> None:
+        """Stop the worker processes (waits for jobs they are running)."""
+        self.offload.close()
 
     # --- batches ------------------------------------------------------------------------------
 
@@ -164,12 +166,12 @@ class Pipeline:
             return self._failed(source, state, result, result.error, offline)
         if result.not_modified or _body_hash(result) == state.body_hash:
             return self._unchanged(source, state, result)
-        adapter = get_adapter(source.kind)
+        tracking = self.settings.dedupe.tracking_params
         try:
-            parsed = await asyncio.to_thread(adapter.parse, source, result)
+            parsed, identified = await self.offload.identify(source, result, tracking)
         except AggregatorError as exc:
             return self._failed(source, state, result, str(exc), False)
-        return await self._ingest(source, state, result, parsed, started)
+        return await self._ingest(source, state, result, parsed, identified, started)
 
     async def _ingest(
         self,
@@ -177,10 +179,11 @@ class Pipeline:
         state: SourceState,
         result: FetchResult,
         parsed: ParsedFeed,
+        identified: Sequence[Keyed],
         started: datetime,
     ) -> Processed:
         now = self.clock.now()
-        keyed = self._identify(source, parsed.items)
+        keyed = self._alive(source, identified)
         known = self.store.known(source.id, keyed)
         keyed, old_keys = self._rekey(source, keyed, known)
         if old_keys:
@@ -190,12 +193,12 @@ class Pipeline:
         enriched = await asyncio.gather(
             *(adapter.enrich(source, ki.item, self._extra_fetch) for ki in todo.values())
         )
+        prepared = await self.offload.prepare(enriched, parsed.link or result.url, self.clean_options)
         new: list[Entry] = []
         changed: list[Entry] = []
         dropped: list[Drop] = []
-        base = parsed.link or result.url
-        for (key, ki), item in zip(todo.items(), enriched):
-            entry, decision = self._entry(source, key, item, ki, base, now)
+        for (key, ki), item, ready in zip(todo.items(), enriched, prepared):
+            entry, decision = self._entry(source, key, item, ki, ready, now)
             if decision.dropped:
                 why = str(decision.dropped_by) if decision.dropped_by else "dropped"
                 dropped.append(Drop(source.id, key, entry.title, entry.link, why, now))
@@ -215,25 +218,16 @@ class Pipeline:
         state = self._succeeded(state, result, outcome, parsed)
         return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped))
 
-    def _identify(self, source: Source, items: Sequence[Item]) -> dict[str, _Keyed]:
-        """Key, canonical URL and content hash of each item; tombstoned keys left out. Cheap on
-        purpose: fingerprints are computed later, only for new and changed items."""
-        tracking = self.settings.dedupe.tracking_params
-        keyed = {
-            key: _Keyed(
-                key,
-                dedupe.canonical_url(item.link, tracking) if item.link else None,
-                dedupe.content_hash(item.title, item.content or item.summary, item.link, tracking),
-                item,
-            )
-            for key, item in zip(dedupe.entry_keys(items), items)
-        }
+    def _alive(self, source: Source, identified: Sequence[Keyed]) -> dict[str, Keyed]:
+        """The identified items by key, tombstoned keys left out (fingerprints are computed
+        later, only for new and changed items)."""
+        keyed = {ki.key: ki for ki in identified}
         dead = self.store.tombstoned(source.id, keyed)
         return {k: v for k, v in keyed.items() if k not in dead}
 
     def _rekey(
-        self, source: Source, keyed: dict[str, _Keyed], known: dict[str, tuple[int, str]]
-    ) -> tuple[dict[str, _Keyed], list[str]]:
+        self, source: Source, keyed: dict[str, Keyed], known: dict[str, tuple[int, str]]
+    ) -> tuple[dict[str, Keyed], list[str]]:
         """When most keys are new, recognize entries the source already has under other keys (a
         publisher that changed its id scheme) and use their old keys; also return those old keys."""
         if not keyed or len(known) > len(keyed) / 2:
@@ -247,40 +241,33 @@ class Pipeline:
         return renamed, list(mapping.values())
 
     def _entry(
-        self, source: Source, key: str, item: Item, ki: _Keyed, base: str, now: datetime
+        self, source: Source, key: str, item: Item, ki: Keyed, ready: Prepared, now: datetime
     ) -> tuple[Entry, Decision]:
-        link = item.link
-        body = content.clean(item.content, link or base, self.clean_options)
-        html = body.html
-        teaser = content.clean(item.summary, link or base, self.clean_options) if item.summary else None
-        summary = teaser.html if teaser else None
-        text = body.text if html else (teaser.text if teaser else "")
-        title = (item.title or "").strip() or _fallback_title(text)
+        link, title = item.link, ready.title
         decision = self.categorizer.decide(
-            source.id, Fields(title, text, item.author, link), source.category, item.categories
+            source.id, Fields(title, ready.text, item.author, link), source.category, item.categories
         )
-        fingerprint, bands, weight = dedupe.signature(dedupe.document_text(title, html or summary))
         entry = Entry(
             source_id=source.id,
             key=key,
             title=title,
             link=link,
-            content=html or None,
-            summary=summary,
+            content=ready.html or None,
+            summary=ready.summary,
             author=item.author,
             published=item.published or item.updated,  # Atom may carry only <updated>
             updated=item.updated,
             categories=decision.categories,
             category_path=decision.category_path,
             enclosures=item.enclosures,
-            image=item.image or body.image,
+            image=ready.image,
             content_hash=ki.content_hash,
             canonical_url=ki.canonical_url,
-            fingerprint=fingerprint,
+            fingerprint=ready.fingerprint,
             first_seen=now,
             changed_at=now,
-            text_length=weight,
-            band_keys=bands,
+            text_length=ready.weight,
+            band_keys=ready.band_keys,
             explanation=tuple(str(step) for step in decision.explanation),
         )
         return entry, decision
@@ -404,11 +391,6 @@ def _looks_offline(results: Sequence[FetchResult]) -> bool:
 
 def _body_hash(result: FetchResult) -> str | None:
     return hashlib.sha256(result.content).hexdigest() if result.content else None
-
-
-def _fallback_title(text: str) -> str:
-    text = " ".join(text.split())
-    return (text[:77] + "…") if len(text) > 80 else (text or "(untitled)")
 
 
 def _log_outcome(o: FetchOutcome) -> None:

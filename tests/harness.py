@@ -43,7 +43,7 @@ class Harness:
         self.clock = clock
         self.store: Store = open_store(settings.storage.url, clock.now())
         self.store.sync_sources(settings.source_records(), clock.now())
-        self.pipeline = Pipeline(settings, self.store, fetcher.fetch, clock, random.Random(1))
+        self.pipeline = Pipeline(settings, self.store, fetcher.fetch, clock, random.Random(1), processes=1)
         by_id = {s.id: s for s in settings.source_records()}
         self.dispatcher = Dispatcher(self.store, self.pipeline, lambda: by_id, clock, "t", 100, 600)
 

@@ -122,7 +122,8 @@ async def _running_stack(path: Path, clock: FakeClock, serve: bool) -> AsyncIter
     store = open_configured_store(settings, clock)
     live = LiveSources(settings)
     async with Fetcher(settings.fetch, clock) as fetcher:
-        pipeline = Pipeline(settings, store, fetcher.fetch, clock, rng=random.Random(1), owner="test")
+        pipeline = Pipeline(settings, store, fetcher.fetch, clock, rng=random.Random(1), owner="test",
+                            processes=1)
         dispatcher = Dispatcher(store, pipeline, live.get, clock, "test",
                                 settings.schedule.batch_size, settings.schedule.lease)
         feeds = FeedService(settings, store, live.get)

@@ -74,6 +74,23 @@ def test_both_cleaning_routes_write_the_same_html(lazy: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("<IMG Data-Src='/a.jpg' SRC=blank.gif alt=x>", '<img src="https://e.example/a.jpg" alt="x"'),
+        ('<img alt="a > b" data-original=/b.jpg>', '<img alt="a &gt; b" src="https://e.example/b.jpg"'),
+        ('<img data-src=" " data-lazy-src="/c.jpg" src="s.gif">', '<img src="https://e.example/c.jpg"'),
+        ("<img src=\"/d.jpg\" data-src=''>", '<img src="https://e.example/d.jpg"'),
+        ("<img data-src='/e.jpg?q=\"1\"'/>", '<img src="https://e.example/e.jpg?q=&quot;1&quot;"'),
+    ],
+)
+def test_lazy_sources_in_any_spelling_of_the_tag(tag: str, expected: str) -> None:
+    """Lazy sources are found whatever the case and quoting; a quoted ">" does not end the tag;
+    an empty lazy attribute leaves src alone."""
+    out = clean_html(f"<p>{tag} data-src=text</p>", "https://e.example/", CleanOptions())
+    assert out == f'<p>{expected} referrerpolicy="no-referrer"> data-src=text</p>'
+
+
 def test_scripts_styles_handlers_and_javascript_urls_are_removed() -> None:
     """Scripts and styles vanish with their content; on* attributes and javascript: links too."""
     html = (

@@ -176,7 +176,7 @@ category = "Local"
     publisher = WebSubPublisher.configured(world.feeds, world.clock)
     assert publisher is not None
     async with Fetcher(settings.fetch, world.clock) as fetcher:
-        pipeline = Pipeline(settings, world.store, fetcher.fetch, world.clock)
+        pipeline = Pipeline(settings, world.store, fetcher.fetch, world.clock, processes=1)
         dispatcher = Dispatcher(world.store, pipeline, lambda: world.sources, world.clock, "test", 10, 60,
                                 on_outcomes=publisher.hook(None))
         world.store.sync_sources(settings.source_records(), world.clock.now())

@@ -1,0 +1,174 @@
+"""The CPU-heavy, pure stages of the pipeline, run in worker processes so a batch uses every core.
+
+Owns the two jobs and where they run:
+
+- ``identify``: an adapter's parse of one fetched document, then each item's key within the source,
+  canonical URL and content hash (what the pipeline compares with the store);
+- ``prepare``: for new and changed items only, cleaned HTML, plain text, fallback title and the
+  near-duplicate signature (fingerprint, band keys, weight).
+
+``Offload`` runs them in a process pool (``[content] processes``: 0 is one per CPU), started on
+first use with the ``spawn`` method (the daemon has threads; a fork would copy their locks), or in
+a thread of the calling process when there is one process or one CPU. Both give the same results:
+they are the same functions of their arguments. A worker that dies (a crash in a C parser, the OOM
+killer) fails only the documents it had in hand: the pool is replaced and the error reaches those
+sources' outcomes like any other parse error.
+
+Does not own: anything that reads or writes the store, extra fetches (``enrich``), categorizing,
+or which items are new (pipeline.py decides from ``identify``'s keys and hashes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import TypeVar
+
+from . import content, dedupe
+from .config import LoggingSettings
+from .errors import ParseError
+from .logs import setup_logging
+from .models import FetchResult, Item, ParsedFeed, Source
+from .sources import get_adapter
+
+log = logging.getLogger("aggregator.offload")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """An item with its identity within the source (what dedupe.detect_rekeyed reads)."""
+
+    key: str
+    canonical_url: str | None
+    content_hash: str
+    item: Item
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What cleaning and fingerprinting made of one item."""
+
+    html: str  # cleaned content; "" for none
+    summary: str | None  # cleaned summary
+    text: str  # plain text of the content, else of the summary
+    title: str  # the item's title, else the start of its text
+    image: str | None  # the item's image, else the content's first image
+    fingerprint: int | None
+    band_keys: tuple[int, ...]
+    weight: int  # text_length
+
+
+def identify(
+    source: Source, result: FetchResult, tracking: Sequence[str]
+) -> tuple[ParsedFeed, list[Keyed]]:
+    """Parse one document and key its items (in document order); raises the adapter's errors."""
+    parsed = get_adapter(source.kind).parse(source, result)
+    keys = dedupe.entry_keys(parsed.items)
+    return parsed, [
+        Keyed(
+            key,
+            dedupe.canonical_url(item.link, tracking) if item.link else None,
+            dedupe.content_hash(item.title, item.content or item.summary, item.link, tracking),
+            item,
+        )
+        for key, item in zip(keys, parsed.items)
+    ]
+
+
+def prepare(
+    items: Sequence[Item], base: str | None, options: content.CleanOptions
+) -> list[Prepared]:
+    """Clean and fingerprint items; relative URLs resolve against each item's link, else ``base``."""
+    return [_prepare_one(item, base, options) for item in items]
+
+
+def _prepare_one(item: Item, base: str | None, options: content.CleanOptions) -> Prepared:
+    against = item.link or base
+    body = content.clean(item.content, against, options)
+    teaser = content.clean(item.summary, against, options) if item.summary else None
+    summary = teaser.html if teaser else None
+    text = body.text if body.html else (teaser.text if teaser else "")
+    title = (item.title or "").strip() or fallback_title(text)
+    fingerprint, bands, weight = dedupe.signature(dedupe.document_text(title, body.html or summary))
+    return Prepared(body.html, summary, text, title, item.image or body.image, fingerprint, bands,
+                    weight)
+
+
+def fallback_title(text: str) -> str:
+    text = " ".join(text.split())
+    return (text[:77] + "…") if len(text) > 80 else (text or "(untitled)")
+
+
+def process_count(configured: int) -> int:
+    """Worker processes for a ``[content] processes`` value: 0 means one per CPU."""
+    return configured if configured > 0 else (os.cpu_count() or 1)
+
+
+class Offload:
+    """Runs ``identify`` and ``prepare`` in ``processes`` worker processes (1: in a thread)."""
+
+    def __init__(self, processes: int, logging_settings: LoggingSettings | None = None) -> None:
+        self.processes = process_count(processes)
+        self._logging = logging_settings or LoggingSettings()
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def identify(
+        self, source: Source, result: FetchResult, tracking: Sequence[str]
+    ) -> tuple[ParsedFeed, list[Keyed]]:
+        return await self._run(identify, source, _portable(result), tuple(tracking))
+
+    async def prepare(
+        self, items: Sequence[Item], base: str | None, options: content.CleanOptions
+    ) -> list[Prepared]:
+        if not items:
+            return []
+        return await self._run(prepare, list(items), base, options)
+
+    def resize(self, processes: int) -> None:
+        """Use another number of processes from the next job on (running jobs finish)."""
+        count = process_count(processes)
+        if count != self.processes:
+            self.processes = count
+            self.close(wait=False)
+
+    def close(self, wait: bool = True) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        if self.processes <= 1:
+            return await asyncio.to_thread(fn, *args)
+        pool = self._pool or self._start()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool as exc:
+            if self._pool is pool:  # the first job to notice replaces the pool
+                self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+                log.error("event=worker_died processes=%d", self.processes)
+            raise ParseError(f"the worker process parsing this document died ({exc})") from exc
+
+    def _start(self) -> ProcessPoolExecutor:
+        self._pool = ProcessPoolExecutor(
+            self.processes, mp_context=multiprocessing.get_context("spawn"),
+            initializer=setup_logging, initargs=(self._logging,),
+        )
+        return self._pool
+
+
+def _portable(result: FetchResult) -> FetchResult:
+    """The result with plain-dict headers (a header class of the HTTP client need not pickle)."""
+    if type(result.headers) is dict:
+        return result
+    from dataclasses import replace
+
+    return replace(result, headers=dict(result.headers))
