@@ -97,11 +97,10 @@ def _settings(args: argparse.Namespace) -> tuple[Settings, Path]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import serve
+    from .daemon import run
 
     settings, path = _settings(args)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(serve(settings, path, role=getattr(args, "role", "all")))
+    return run(settings, path, role=getattr(args, "role", "all"), loop_factory=_loop_factory())
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

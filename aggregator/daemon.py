@@ -1,7 +1,11 @@
 """Composition of a running service: settings, store, fetcher, pipeline, scheduler and server.
 
 Owns: building these for one config, the process's lifetime (start, serve, clean stop on SIGTERM
-or SIGINT), and the live set of configured sources. Does not own: what any of them do.
+or SIGINT), and the live set of configured sources. With ``[server] processes = N`` (N > 1) the
+daemon forks N - 1 read-only web processes onto its port first (``webprocs``): it forwards
+SIGTERM, SIGINT and SIGHUP to them and reaps them before it exits; each watches the config file
+itself (live reload reaches it) and stops when its parent is gone. Does not own: what any of
+them do.
 """
 
 from __future__ import annotations
@@ -12,26 +16,29 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
 
+from . import webprocs
 from .clock import Clock, SystemClock
 from .config import Settings
 from .fetch import Fetcher
 from .logs import kv, setup_logging
-from .models import Source
-from .operate import attach
+from .models import FetchOutcome, Source
+from .operate import Operations, attach
 from .pipeline import Pipeline
 from .publish.feeds import FeedService
 from .publish.websub import WebSubPublisher
 from .scheduler import Dispatcher, Retention, Scheduler
 from .server import create_app
 from .store import Store, open_store
+from .webprocs import WebProcesses
 
 log = logging.getLogger("aggregator.daemon")
+OutcomeHook = Callable[[list[FetchOutcome]], None]
 
 
 @dataclass
@@ -63,12 +70,51 @@ def open_configured_store(settings: Settings, clock: Clock) -> Store:
 
 
 ROLES = ("all", "worker", "web")  # worker: scheduler only; web: read-only HTTP server only
+# Seconds a cached feed is served without asking the store whether anything changed: the longest
+# a write by another process (a worker) takes to show in this process's feeds.
+RECHECK_AFTER = 1.0
+
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
+
+
+def run(settings: Settings, config_path: Path, role: str = "all", loop_factory: LoopFactory = None) -> int:
+    """The daemon in ``role`` until SIGTERM or SIGINT, each process on its own event loop: with
+    ``[server] processes = N > 1`` (roles that serve HTTP) N - 1 web processes are forked first
+    onto sockets bound here, then this process serves beside them. Returns the exit code: 0
+    after a clean stop of every process."""
+    extra = settings.server.processes - 1 if role != "worker" else 0
+    if extra == 0:
+        return _on_loop(serve(settings, config_path, role=role), loop_factory)
+
+    def web_process(sock: socket.socket, parent: int) -> int:
+        return _on_loop(serve(settings, config_path, role="web", sock=sock, parent=parent), loop_factory)
+
+    # Create or migrate the schema once, here: processes opening a new database at once would
+    # race to create it. Closed before forking, so no process inherits a connection.
+    open_store(settings.storage.url, SystemClock().now()).close()
+    sock, web = webprocs.fork(settings.server.host, settings.server.port, extra + 1, web_process)
+    try:
+        code = _on_loop(serve(settings, config_path, role=role, sock=sock, web=web), loop_factory)
+    finally:
+        web.signal(signal.SIGTERM)  # already stopping after a signal; not if serve() failed
+        codes = web.wait()
+    return code or max((1 for c in codes.values() if c != 0), default=0)
+
+
+def _on_loop(main: Coroutine[None, None, int], loop_factory: LoopFactory) -> int:
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main)
 
 
 async def serve(
-    settings: Settings, config_path: Path, clock: Clock | None = None, role: str = "all"
+    settings: Settings, config_path: Path, clock: Clock | None = None, role: str = "all",
+    sock: socket.socket | None = None, parent: int | None = None, web: WebProcesses | None = None,
 ) -> int:
-    """Run the daemon in ``role`` until SIGTERM or SIGINT; return the exit code."""
+    """Run the daemon in ``role`` until SIGTERM or SIGINT; return the exit code. ``sock``: a
+    bound socket to serve on instead of binding ``[server]`` host and port; ``parent``: a pipe
+    whose end-of-file means the parent process is gone (stop then); ``web``: forked web
+    processes to pass signals on to."""
     clock = clock or SystemClock()
     setup_logging(settings.logging)
     if role == "web":  # a reader: never writes sources or entries
@@ -85,13 +131,14 @@ async def serve(
         )
         retention = Retention(store, clock, lambda: live.settings.retention)
         scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every, retention)
-        feeds = FeedService(settings, store, live.get, clock)
+        feeds = FeedService(settings, store, live.get, clock, recheck_after=RECHECK_AFTER)
         app = create_app(feeds, ready=(lambda: scheduler.running) if role != "web" else None)
         ops = attach(
             app, settings=settings, config_path=config_path, store=store, clock=clock,
             update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
             dispatcher=dispatcher, poke=scheduler.poke, sync_store=role != "web",
         )
+        dispatcher.on_outcomes = _then_changed(feeds, dispatcher.on_outcomes)
         websub = WebSubPublisher.configured(feeds, clock) if role != "web" else None
         if websub is not None:  # chained after the hooks attach() installed; primed before ticks
             dispatcher.on_outcomes = websub.hook(dispatcher.on_outcomes)
@@ -100,26 +147,44 @@ async def serve(
             uvicorn.Config(
                 app, host=settings.server.host, port=settings.server.port,
                 log_level="warning", access_log=False, lifespan="off", log_config=None,
+                server_header=False,
             )
         )
-        _on_signals(server)
+        _on_signals(server, web)
         if role != "web":
             scheduler.start()
         ops.start()
+        _lifelines(server, ops, web, parent)
+        port = sock.getsockname()[1] if sock is not None else settings.server.port
         log.info("%s", kv(
-            event="started", role=role, sources=len(live.by_id),
-            listen=f"http://{settings.server.host}:{settings.server.port}" if role != "worker" else "none",
+            event="started", role=role, pid=os.getpid(), sources=len(live.by_id),
+            listen=f"http://{settings.server.host}:{port}" if role != "worker" else "none",
+            processes=1 + len(web.pids) if web else None,
             store=settings.storage.url.split("@")[-1], config=config_path,
         ))
         try:
-            if role != "worker":
-                await server.serve()  # returns once a signal sets should_exit
+            if role != "worker":  # returns once a signal sets should_exit
+                await server.serve(sockets=[sock] if sock is not None else None)
             while role == "worker" and not server.should_exit:  # no HTTP listener in a worker
                 await asyncio.sleep(0.2)
         finally:
             await ops.stop()
             await _stop(scheduler, dispatcher, store, owner, websub)
+            if web is not None:
+                _report(web, await asyncio.to_thread(web.wait))
     return 0
+
+
+def _then_changed(feeds: FeedService, hook: OutcomeHook | None) -> OutcomeHook:
+    """The dispatcher's outcome hook, then: cached feeds look at the store again (this process's
+    writes show at once; WebSub, chained after, compares freshly confirmed documents)."""
+
+    def both(outcomes: list[FetchOutcome]) -> None:
+        if hook is not None:
+            hook(outcomes)
+        feeds.changed()
+
+    return both
 
 
 class _Server(uvicorn.Server):
@@ -131,15 +196,59 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _on_signals(server: uvicorn.Server) -> None:
+def _on_signals(server: uvicorn.Server, web: WebProcesses | None = None) -> None:
     loop = asyncio.get_running_loop()
 
-    def stop(signame: str) -> None:
-        log.info("%s", kv(event="signal", signal=signame, action="stop"))
+    def stop(sig: signal.Signals) -> None:
+        log.info("%s", kv(event="signal", signal=sig.name, action="stop"))
         server.should_exit = True
+        if web is not None:
+            web.signal(signal.SIGTERM)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop, sig.name)
+        loop.add_signal_handler(sig, stop, sig)
+
+
+def _lifelines(
+    server: uvicorn.Server, ops: Operations, web: WebProcesses | None, parent: int | None
+) -> None:
+    """A web process stops when its parent is gone; a parent passes SIGHUP on and logs a web
+    process that exits on its own (it is not restarted: the others keep serving the port)."""
+    loop = asyncio.get_running_loop()
+    if parent is not None:
+        def orphaned() -> None:
+            loop.remove_reader(parent)
+            log.warning("%s", kv(event="parent_gone", action="stop"))
+            server.should_exit = True
+
+        loop.add_reader(parent, orphaned)
+    if web is not None:
+        def hangup() -> None:  # replaces the handler ops.start() installed, and does its work
+            log.info("%s", kv(event="signal", signal="SIGHUP", action="reload"))
+            ops.reloader.reload("SIGHUP")
+            web.signal(signal.SIGHUP)
+
+        loop.add_signal_handler(signal.SIGHUP, hangup)
+        _watch(web, server)
+
+
+def _watch(web: WebProcesses, server: uvicorn.Server, every: float = 1.0) -> None:
+    loop = asyncio.get_running_loop()
+
+    def look() -> None:
+        if server.should_exit:  # stopping: serve() reaps and reports them
+            return
+        for pid, code in web.poll():
+            log.error("%s", kv(event="web_process_exited", pid=pid, code=code, restarted="no"))
+        if web.running:
+            loop.call_later(every, look)
+
+    loop.call_later(every, look)
+
+
+def _report(web: WebProcesses, codes: Mapping[int, int]) -> None:
+    for pid, code in sorted(codes.items()):
+        log.info("%s", kv(event="web_process_stopped", pid=pid, code=code))
 
 
 async def _stop(

@@ -2,11 +2,18 @@
 
 Owns: turning a ``FeedSpec`` (catalog.py), a format and a ``FeedQuery`` (query.py) into a
 ``Rendered`` document with its validators (strong ETag over the bytes, Last-Modified, max-age); the
-rendered-bytes cache, checked against the store's newest change of the feed's selection whenever
-the store's change token moved (on SQLite a one-row read, done on the event loop: a hit needs no
-thread and no aggregate) and bounded in bytes; and single flight: concurrent requests for the same uncached document
-share one rendering, which runs in a worker thread so the event loop keeps serving. Does not own:
-which feeds exist (catalog.py), document syntax (render.py), HTTP (http.py and server.py).
+rendered-bytes cache, bounded in bytes, checked against the store's newest change of the feed's
+selection whenever the store's change token moved (on SQLite a one-row read, done on the event
+loop: a hit needs no thread and no aggregate); and single flight: concurrent requests for the same
+uncached document share one rendering, which runs in a worker thread so the event loop keeps
+serving. Does not own: which feeds exist (catalog.py), document syntax (render.py), HTTP (http.py
+and server.py).
+
+With ``recheck_after`` (the daemon: ``RECHECK_AFTER``), a cached document confirmed against the
+store less than that many seconds ago is served without asking the store again, so a busy server
+reads the store a few times a second instead of once per request. A write in another process (a
+worker, or another web process's admin action) therefore shows in ``serve`` within that bound;
+``changed()`` makes writes of this process show at once. ``render`` always asks the store.
 
 feedgen sets the process locale while it formats RSS dates (``feedgen.util.formatRFC2822``), so
 renderings never run in two threads at once: ``_RENDER_LOCK`` serializes them (store reads do not
@@ -22,8 +29,8 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import Clock, SystemClock
@@ -39,6 +46,7 @@ from .render import CONTENT_TYPES, FeedMeta, render
 __all__ = ["CONTENT_TYPES", "FORMATS", "FeedService", "FeedSpec", "Rendered", "cache_seconds", "rendered"]
 
 CACHE_BYTES = 64 << 20  # rendered documents kept, plain and gzip together
+RESOLVED_MAX = 4096  # URL paths remembered with their feed (a client can invent many spellings)
 _RENDER_LOCK = threading.Lock()
 _EMPTY = FeedQuery()
 
@@ -52,6 +60,11 @@ class Rendered:
     max_age: int  # seconds; RSS <ttl> says the same in minutes
     gzip_body: bytes = b""
     gzip_etag: str = ""  # strong, over ``gzip_body`` (a different representation, another tag)
+    # What the HTTP layer derives from this document (its replies), built once per document;
+    # ``replace`` starts a new one.
+    memo: dict[object, object] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @property
     def size(self) -> int:
@@ -63,6 +76,8 @@ class _Cached:
     valid_for: tuple[Any, ...]  # (store stamp, feed spec, filter_time window)
     rendered: Rendered
     token: int | None = None  # the store's change token when valid_for was last confirmed
+    checked_at: datetime | None = None  # when valid_for was last confirmed (before the reads)
+    epoch: int = 0  # FeedService.changed() calls before that confirmation
 
 
 def cache_seconds(interval: float) -> int:
@@ -90,11 +105,13 @@ class FeedService:
         sources: Callable[[], Mapping[str, Source]],
         clock: Clock | None = None,
         cache_bytes: int = CACHE_BYTES,
+        recheck_after: float = 0.0,
     ) -> None:
         self.store = store
         self.sources = sources
         self.clock = clock or SystemClock()
         self.cache_bytes = cache_bytes
+        self.recheck_after = timedelta(seconds=recheck_after)
         self._settings = settings
         self.catalog = Catalog(settings, sources)
         self.renders = 0  # documents rendered (not served from the cache)
@@ -102,6 +119,9 @@ class FeedService:
         self._cached_bytes = 0
         self._lock = threading.Lock()
         self._inflight: dict[tuple[Any, ...], asyncio.Future[Rendered]] = {}
+        self._epoch = 0
+        self._resolved: dict[str, tuple[FeedSpec, str]] = {}
+        self._resolved_for: Mapping[str, Source] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -115,6 +135,12 @@ class FeedService:
         """Use a reloaded configuration (cached documents are re-validated against it)."""
         self._settings = settings
         self.catalog = Catalog(settings, self.sources)
+        self._resolved_for = None
+
+    def changed(self) -> None:
+        """Something was written to the store by this process: confirm cached documents again
+        before serving them (without this, ``serve`` sees it within ``recheck_after``)."""
+        self._epoch += 1
 
     # --- which feed ---------------------------------------------------------------------------
 
@@ -128,23 +154,37 @@ class FeedService:
         return self.catalog.category(path)
 
     def resolve(self, rest: str) -> tuple[FeedSpec, str]:
-        """Feed and format of a URL path under /feeds/ (as sent, percent-encoded)."""
-        return self.catalog.resolve(rest)
+        """Feed and format of a URL path under /feeds/ (as sent, percent-encoded); remembered
+        while the configuration and the live set of sources stay the same objects."""
+        sources = self.sources()
+        if self._resolved_for is not sources:
+            self._resolved, self._resolved_for = {}, sources
+        found = self._resolved.get(rest)
+        if found is None:
+            found = self.catalog.resolve(rest)  # an unknown path raises and is not remembered
+            if len(self._resolved) < RESOLVED_MAX:
+                self._resolved[rest] = found
+        return found
 
     def every(self) -> list[FeedSpec]:
         return list(self.catalog.every())
 
     def query(self, params: Iterable[tuple[str, str]]) -> FeedQuery:
-        return parse_query(params, self.settings.publish.max_limit)
+        """The query of a feed URL (the shared default object when it asks for nothing)."""
+        if isinstance(params, (tuple, list)) and not params:
+            return _EMPTY
+        query = parse_query(params, self.settings.publish.max_limit)
+        return _EMPTY if query == _EMPTY else query
 
     # --- serving ------------------------------------------------------------------------------
 
     async def serve(self, spec: FeedSpec, fmt: str, query: FeedQuery = _EMPTY) -> Rendered:
         """``render`` in a worker thread; concurrent calls for one document share one run."""
-        hit = self._unchanged(spec, fmt, query)  # the common case: no thread, no aggregate
+        here = _canonical(query)
+        hit = self._unchanged(spec, fmt, query, here)  # the common case: no thread, no aggregate
         if hit is not None:
             return hit
-        key = (spec, fmt, query.canonical())
+        key = (spec, fmt, here)
         flight = self._inflight.get(key)
         if flight is None:
             flight = asyncio.ensure_future(asyncio.to_thread(self.render, spec, fmt, query))
@@ -156,16 +196,31 @@ class FeedService:
         if self._inflight.get(key) is done:
             del self._inflight[key]
 
-    def _unchanged(self, spec: FeedSpec, fmt: str, query: FeedQuery) -> Rendered | None:
-        """The cached document when nothing was written to the store since it was confirmed (one
-        read of the store's change token, where the store has a cheap one); else None."""
-        key = (spec.id, fmt, query.canonical(), True)
+    def _unchanged(self, spec: FeedSpec, fmt: str, query: FeedQuery, here: str) -> Rendered | None:
+        """The cached document when it was confirmed less than ``recheck_after`` ago, or when
+        nothing was written to the store since (one read of the store's change token, where the
+        store has a cheap one); else None."""
+        key = (spec.id, fmt, here, True)
         cached = self._cache.get(key)
-        if cached is None or cached.token is None or fmt not in spec.formats:
+        if cached is None or fmt not in spec.formats:
             return None
-        if cached.valid_for[1:] != (spec, _window(query, self.clock.now())):
+        now = self.clock.now()
+        if cached.valid_for[1:] != (spec, _window(query, now)):
             return None
-        return cached.rendered if self.store.change_token() == cached.token else None
+        if self._recent(cached, now):
+            return cached.rendered
+        if cached.token is None or self.store.change_token() != cached.token:
+            return None
+        with self._lock:
+            if self._cache.get(key) is cached:
+                self._cache[key] = replace(cached, checked_at=now, epoch=self._epoch)
+        return cached.rendered
+
+    def _recent(self, cached: _Cached, now: datetime) -> bool:
+        if cached.checked_at is None or cached.epoch != self._epoch:
+            return False
+        age = now - cached.checked_at
+        return age.days >= 0 and age < self.recheck_after  # a clock set back is not recent
 
     def render(
         self, spec: FeedSpec, fmt: str, query: FeedQuery = _EMPTY, paging: bool = True
@@ -173,19 +228,20 @@ class FeedService:
         """One page of a feed, from the cache while the feed's selection has not changed."""
         if fmt not in spec.formats:
             raise SelectionError(f"feed {spec.id!r} is not served as {fmt!r}")
-        now = self.clock.now()
-        key = (spec.id, fmt, query.canonical(), paging)
+        now = self.clock.now()  # read before the store: the confirmation is at least this new
+        epoch = self._epoch
+        key = (spec.id, fmt, _canonical(query), paging)
         token = self.store.change_token()  # read first: a later write moves it past this render
         valid_for = (self.store.last_change(spec.selection), spec, _window(query, now))
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None and cached.valid_for == valid_for:
-                self._cache[key] = replace(cached, token=token)
+                self._cache[key] = replace(cached, token=token, checked_at=now, epoch=epoch)
                 self._cache.move_to_end(key)
                 return cached.rendered
         fresh = self._render(spec, fmt, query, paging, now, valid_for[0][0])
         result = _keep_validators(cached.rendered if cached else None, fresh, now)
-        self._remember(key, _Cached(valid_for, result, token))
+        self._remember(key, _Cached(valid_for, result, token, now, epoch))
         return result
 
     def _render(
@@ -245,6 +301,10 @@ def _keep_validators(old: Rendered | None, new: Rendered, now: datetime) -> Rend
 def _newest(entries: Sequence[Entry]) -> datetime | None:
     times = [t for e in entries if (t := e.changed_at or e.updated or e.published or e.first_seen)]
     return max(times) if times else None
+
+
+def _canonical(query: FeedQuery) -> str:
+    return "" if query is _EMPTY else query.canonical()
 
 
 def _window(query: FeedQuery, now: datetime) -> int | None:

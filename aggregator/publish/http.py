@@ -4,7 +4,12 @@ Owns: mapping errors to 404 (unknown feed, source, category or format) and 400 (
 query); conditional requests (If-None-Match before If-Modified-Since, answered with 304);
 content negotiation of gzip (the compressed bytes are cached with the document and carry their
 own strong ETag); the caching headers. Framework-free: server.py turns a ``Reply`` into a Starlette
-response and does nothing else. Does not own: routing (server.py) or rendering (feeds.py).
+response (or raw ASGI messages) and does nothing else. Does not own: routing (server.py) or
+rendering (feeds.py).
+
+A cached document's 200 and 304 replies, their header lines already encoded for the wire, are
+built once and kept with the document (``Rendered.memo``): answering a cached feed costs a few
+header look-ups, not a header dict, a date format and an encoding per request.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import format_datetime
+from functools import cached_property
+from typing import cast
 
 from ..clock import http_date
 from ..errors import QueryError, SelectionError
@@ -32,6 +39,15 @@ class Reply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+
+    @cached_property
+    def wire_headers(self) -> list[tuple[bytes, bytes]]:
+        """``headers`` as ASGI header lines (lower-case latin-1), with Content-Length unless 304.
+        Computed once per reply; never mutate the list."""
+        lines = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        if self.status != 304:
+            lines.append((b"content-length", str(len(self.body)).encode("ascii")))
+        return lines
 
 
 async def feed_reply(
@@ -66,11 +82,19 @@ def not_found(message: str) -> Reply:
 def conditional(headers: Mapping[str, str], r: Rendered) -> Reply:
     """200 with the document (gzip when accepted), or 304 when the reader's copy is current."""
     packed = bool(r.gzip_body) and accepts_gzip(headers.get("accept-encoding", ""))
+    matched = _matching_tag(headers, r)
+    key = (packed, matched)
+    reply = r.memo.get(key)
+    if reply is None:
+        reply = r.memo[key] = _reply(r, packed, matched)
+    return cast(Reply, reply)
+
+
+def _reply(r: Rendered, packed: bool, matched: str | None) -> Reply:
     etag = r.gzip_etag if packed else r.etag
     out = {"ETag": etag, "Cache-Control": f"public, max-age={r.max_age}", "Vary": "Accept-Encoding"}
     if r.last_modified is not None:
         out["Last-Modified"] = format_datetime(r.last_modified.replace(microsecond=0), usegmt=True)
-    matched = _matching_tag(headers, r)
     if matched is not None:
         return Reply(304, {**out, "ETag": matched or etag})
     out["Content-Type"] = r.content_type
@@ -97,6 +121,8 @@ def _matching_tag(headers: Mapping[str, str], r: Rendered) -> str | None:
 
 def accepts_gzip(accept_encoding: str) -> bool:
     """Whether an Accept-Encoding header allows gzip (``gzip`` or ``*`` with q above 0)."""
+    if not accept_encoding:
+        return False
     allowed: dict[str, bool] = {}
     for item in accept_encoding.lower().split(","):
         name, _, params = item.strip().partition(";")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 NGINX_CONF = """\
 {user}
@@ -87,7 +88,7 @@ class StaticServer:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> StaticServer:
+    def start(self) -> Self:
         self.tmp.mkdir(parents=True, exist_ok=True)
         if self.kind == "nginx":
             self.proc = self._start_nginx()
@@ -118,7 +119,7 @@ class StaticServer:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> StaticServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
