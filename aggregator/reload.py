@@ -39,6 +39,7 @@ log = logging.getLogger("aggregator.reload")
 RESTART_ONLY: tuple[tuple[str, str | None], ...] = (
     ("server", "host"),
     ("server", "port"),
+    ("server", "processes"),  # web processes are forked at start
     ("storage", "url"),
     ("fetch", None),  # the HTTP client, its limits and proxy are built once
     ("schedule", "dispatch_every"),  # the scheduler's job interval

@@ -22,6 +22,7 @@ import pytest
 from aggregator import config
 from aggregator.errors import ConfigError
 from aggregator.publish.feeds import FeedService
+from aggregator.reload import diff, restart_safe
 
 from .conftest import REPO
 from .feedworld import World, entry, make_world
@@ -235,3 +236,11 @@ async def test_a_clock_set_back_does_not_keep_a_document_unchecked(tmp_path: Pat
     write_elsewhere(world, "after")
     world.clock.advance(-3600)
     assert b"Title after" in (await feeds.serve(spec, "atom")).body
+
+
+def test_a_reload_cannot_change_the_number_of_processes() -> None:
+    """server.processes is read at start: a reload reports it as needing a restart and keeps
+    running with the old number."""
+    running, edited = config.parse("[server]\nprocesses = 2\n"), config.parse("[server]\nprocesses = 4\n")
+    assert diff(running, edited).needs_restart == ("server.processes: running with 2, the file says 4",)
+    assert restart_safe(running, edited).server.processes == 2
