@@ -12,7 +12,8 @@ first use with the ``spawn`` method (the daemon has threads; a fork would copy t
 a thread of the calling process when there is one process or one CPU. Both give the same results:
 they are the same functions of their arguments. A worker that dies (a crash in a C parser, the OOM
 killer) fails only the documents it had in hand: the pool is replaced and the error reaches those
-sources' outcomes like any other parse error.
+sources' outcomes like any other parse error. A worker whose daemon is gone (even by SIGKILL)
+exits within half a second.
 
 Does not own: anything that reads or writes the store, extra fetches (``enrich``), categorizing,
 or which items are new (pipeline.py decides from ``identify``'s keys and hashes).
@@ -24,6 +25,8 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +43,7 @@ from .sources import get_adapter
 log = logging.getLogger("aggregator.offload")
 
 T = TypeVar("T")
+PARENT_CHECK = 0.5  # seconds between a worker's checks that the daemon still lives
 
 
 @dataclass(frozen=True)
@@ -160,9 +164,23 @@ class Offload:
     def _start(self) -> ProcessPoolExecutor:
         self._pool = ProcessPoolExecutor(
             self.processes, mp_context=multiprocessing.get_context("spawn"),
-            initializer=setup_logging, initargs=(self._logging,),
+            initializer=_worker_started, initargs=(self._logging, os.getpid()),
         )
         return self._pool
+
+
+def _worker_started(logging_settings: LoggingSettings, parent: int) -> None:
+    """In each worker: the daemon's log format, and an exit when the daemon is gone. A worker
+    holds both ends of the pool's job queue, so a parent killed with SIGKILL would otherwise
+    leave it waiting for jobs forever."""
+    setup_logging(logging_settings)
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK)
+    os._exit(0)
 
 
 def _portable(result: FetchResult) -> FetchResult:

@@ -83,6 +83,7 @@ class Pipeline:
         self.rng = rng or random.Random()
         self.owner = owner
         self._write_lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(4)  # sources between parse and store at once (see _finish)
         self._processes = processes
         self.offload = Offload(
             settings.content.processes if processes is None else processes, settings.logging
@@ -100,6 +101,7 @@ class Pipeline:
         )
         if self._processes is None:
             self.offload.resize(settings.content.processes)
+        self._slots = asyncio.Semaphore(max(4, 2 * self.offload.processes))
 
     def close(self) -> None:
         """Stop the worker processes (waits for jobs they are running)."""
@@ -112,14 +114,25 @@ class Pipeline:
         claims: Sequence[tuple[Source, SourceState]],
         progress: Callable[[FetchOutcome], None] | None = None,
     ) -> list[FetchOutcome]:
-        """Fetch and process claimed sources concurrently; one outcome per source."""
-        results = await asyncio.gather(*(self._fetch(src, st) for src, st in claims))
-        offline = _looks_offline(results)
-        jobs = [
-            self._finish(src, st, res, offline, progress)
-            for (src, st), res in zip(claims, results)
-        ]
-        return list(await asyncio.gather(*jobs))
+        """Fetch and process claimed sources concurrently; one outcome per source.
+
+        A source is processed as soon as its answer arrives: any answer shows the machine is
+        online. Only a network failure waits for the whole round, to tell a dead source from a
+        dead network (``_looks_offline``)."""
+        fetches = [asyncio.ensure_future(self._fetch(src, st)) for src, st in claims]
+        everything = asyncio.gather(*fetches)
+
+        async def one(source: Source, state: SourceState, fetch: asyncio.Future[FetchResult]) -> FetchOutcome:
+            result = await fetch
+            offline = False
+            if result.error is not None and result.status_code is None:
+                offline = _looks_offline(await asyncio.shield(everything))
+            return await self._finish(source, state, result, offline, progress)
+
+        try:
+            return list(await asyncio.gather(*(one(s, st, f) for (s, st), f in zip(claims, fetches))))
+        finally:
+            everything.cancel()  # only when a job failed: it is done otherwise
 
     async def _finish(
         self,
@@ -129,13 +142,17 @@ class Pipeline:
         offline: bool,
         progress: Callable[[FetchOutcome], None] | None,
     ) -> FetchOutcome:
-        processed = await self.process(source, state, result, offline=offline)
-        async with self._write_lock:  # a story arriving from two sources in one batch merges
-            processed = self._merged(processed)
-            self.store.apply(
-                processed.state, processed.new, processed.changed, processed.outcome,
-                self.clock.now(), self.owner, dropped=processed.dropped,
-            )
+        # A few sources at a time from parse to store, so stored sources free their memory and
+        # the store's work overlaps the worker processes' (the pool's queue is first come,
+        # first served: without this every parse would queue before any cleaning).
+        async with self._slots:
+            processed = await self.process(source, state, result, offline=offline)
+            async with self._write_lock:  # a story arriving from two sources in one batch merges
+                processed = self._merged(processed)
+                self.store.apply(
+                    processed.state, processed.new, processed.changed, processed.outcome,
+                    self.clock.now(), self.owner, dropped=processed.dropped,
+                )
         _log_outcome(processed.outcome)
         if progress:
             progress(processed.outcome)
