@@ -43,6 +43,7 @@ for p in (str(BENCH), str(REPO)):
 from perf import feedgen, servers, serving
 
 PARTS = ("cold", "warm", "serve", "memory")
+SERVE_PROCESSES = os.cpu_count() or 1  # nginx runs `worker_processes auto`: one per CPU
 
 
 @dataclass
@@ -118,13 +119,14 @@ def ingest(opts: argparse.Namespace, urls: list[str], paths: list[Path], work: P
 
 def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row],
           results: dict[str, Any]) -> None:
-    """The daemon over the cold-ingested store (fetching it first when needed)."""
+    """The daemon over the cold-ingested store (fetching it first when needed), with as many
+    HTTP processes (``[server] processes``) as nginx has workers: one per CPU."""
     db = work / "ours.db"
     if not db.exists():
         run_part("ours", {"urls": urls, "db": str(db), "concurrency": opts.concurrency}, work)
     _nothing_due(db)
     port = serving.port()
-    config = serving.write_config(work / "serve.toml", urls, db, port)
+    config = serving.write_config(work / "serve.toml", urls, db, port, processes=SERVE_PROCESSES)
     daemon = serving.Daemon(config, port, work / "daemon-serve.log").start()
     static = work / "static"
     try:
@@ -139,12 +141,13 @@ def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row]
         daemon.stop()
     nginx = None
     if servers.nginx_path():
-        with servers.StaticServer(static, work / "nginx-static") as ngx:
+        with servers.StaticServer(static, work / "nginx-static", workers=str(SERVE_PROCESSES)) as ngx:
             nginx = serving.load(f"{ngx.base}/all.atom", 64, opts.duration)
     results.update(serve_ours=ours, serve_nginx=nginx, serve_bytes=len(body))
     cmd = f".venv/bin/python bench/run.py --sources {len(urls)} --only serve"
     other = nginx["rps"] if nginx else None
-    rows.append(Row(f"serving /feeds/all.atom ({len(body) // 1024} KB), req/s, 64 conns",
+    rows.append(Row(f"serving /feeds/all.atom ({len(body) // 1024} KB), req/s, 64 conns, "
+                    f"{SERVE_PROCESSES} processes / nginx workers",
                     fmt(ours["rps"]), fmt(other), _ratio(ours["rps"], other), ">= 0.5x",
                     _met(ours["rps"], other, 0.5), cmd))
     rows.append(Row("serving p99 latency, ms", fmt(ours["p99_ms"]),

@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def write_config(path: Path, urls: list[str], db: Path, port: int, interval: str = "1d",
-                 extra: str = "") -> Path:
+                 extra: str = "", processes: int = 1) -> Path:
     lines = [
-        "[server]", 'host = "127.0.0.1"', f"port = {port}",
+        "[server]", 'host = "127.0.0.1"', f"port = {port}", f"processes = {processes}",
         "[storage]", f'url = "sqlite:///{db}"',
         "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "concurrency = 32",
         "per_host_concurrency = 32", "max_retries = 0",
@@ -63,7 +63,16 @@ class Daemon:
         self.log.close()
 
     def peak_rss_mb(self) -> float:
-        return peak_rss_mb(self.proc.pid)
+        """The daemon's peak RSS plus that of the web processes it forked."""
+        return sum(peak_rss_mb(pid) for pid in [self.proc.pid, *children(self.proc.pid)])
+
+
+def children(pid: int) -> list[int]:
+    try:
+        listed = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in listed.split()]
 
 
 def load(url: str, connections: int, seconds: float) -> dict[str, Any]:
