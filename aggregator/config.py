@@ -42,7 +42,7 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None
 def parse_duration(value: Any) -> float:
     """Seconds from a number or a string such as ``"90s"``, ``"30m"``, ``"24h"``, ``"7d"``."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30 (seconds), '30m', '2h' or '1d'")
+        raise ValueError("expected a duration such as 30 (seconds), '30m', '2h' or '1d'")  # noqa: TRY004 (pydantic reports ValueError)
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value)):

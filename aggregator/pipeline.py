@@ -290,24 +290,26 @@ class Pipeline:
         return entry, decision
 
     def find_duplicates(self, new: Sequence[Entry]) -> tuple[list[Entry], int]:
-        """New entries with ``duplicate_of`` and ``merge_reason`` set where another source already
-        has the story; and how many were merged."""
+        """New entries (of one source) with ``duplicate_of`` and ``merge_reason`` set where
+        another source already has the story; and how many were merged."""
+        if not new:
+            return [], 0
+        found = self.store.duplicate_candidates_many(
+            new[0].source_id, [(e.canonical_url, e.content_hash, e.band_keys) for e in new]
+        )
         merged, out = 0, []
-        for e in new:
-            match = dedupe.find_duplicate(_candidate(e), self._candidates(e), self.settings.dedupe)
+        for e, rows in zip(new, found):
+            candidates = [
+                dedupe.Candidate(r.entry_id, r.source_id, r.canonical_url, r.content_hash,
+                                 r.fingerprint, r.text_length, r.duplicate_of)
+                for r in rows
+            ]
+            match = dedupe.find_duplicate(_candidate(e), candidates, self.settings.dedupe)
             if match is not None:
                 e = replace(e, duplicate_of=match.primary_id, merge_reason=match.describe())
                 merged += 1
             out.append(e)
         return out, merged
-
-    def _candidates(self, e: Entry) -> list[dedupe.Candidate]:
-        rows = self.store.duplicate_candidates(e.source_id, e.canonical_url, e.content_hash, e.band_keys)
-        return [
-            dedupe.Candidate(r.entry_id, r.source_id, r.canonical_url, r.content_hash,
-                             r.fingerprint, r.text_length, r.duplicate_of)
-            for r in rows
-        ]
 
     async def _extra_fetch(self, url: str) -> FetchResult:
         return await self.fetch(url)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from ..models import Drop, DuplicateCandidate, Entry
@@ -21,28 +21,41 @@ from .schema import drops, entries, entry_bands
 CANDIDATE_LIMIT = 200  # stored entries compared per new entry, newest first
 
 
-# Built once (bound parameters; a NULL URL or no band keys match nothing): building the statement
-# per new entry cost as much as running it.
-_CANDIDATES = (
-    select(
-        entries.c.id, entries.c.source_id, entries.c.canonical_url, entries.c.content_hash,
-        entries.c.fingerprint, entries.c.text_length, entries.c.duplicate_of,
-    )
-    .where(
-        entries.c.source_id != bindparam("exclude"),
-        or_(
-            entries.c.content_hash == bindparam("hash"),
-            entries.c.canonical_url == bindparam("url"),
-            entries.c.id.in_(
-                select(entry_bands.c.entry_id).where(
-                    entry_bands.c.band_key.in_(bindparam("bands", expanding=True))
-                )
-            ),
-        ),
-    )
-    .order_by(entries.c.id.desc())
-    .limit(CANDIDATE_LIMIT)
+_COLUMNS = (
+    entries.c.id, entries.c.source_id, entries.c.canonical_url, entries.c.content_hash,
+    entries.c.fingerprint, entries.c.text_length, entries.c.duplicate_of,
 )
+# Built once (bound parameters, expanding lists): building the statements per source cost as much
+# as running them. A NULL URL matches nothing.
+_BY_HASH_OR_URL = select(*_COLUMNS).where(
+    entries.c.source_id != bindparam("exclude"),
+    or_(
+        entries.c.content_hash.in_(bindparam("hashes", expanding=True)),
+        entries.c.canonical_url.in_(bindparam("urls", expanding=True)),
+    ),
+)
+_banded = (
+    select(
+        entry_bands.c.band_key, entry_bands.c.entry_id,
+        func.row_number().over(
+            partition_by=entry_bands.c.band_key, order_by=entry_bands.c.entry_id.desc()
+        ).label("rank"),
+    )
+    .join(entries, entries.c.id == entry_bands.c.entry_id)
+    .where(
+        entry_bands.c.band_key.in_(bindparam("bands", expanding=True)),
+        entries.c.source_id != bindparam("exclude"),
+    )
+    .subquery()
+)
+# Each band key's newest CANDIDATE_LIMIT entries: enough, because an entry among the newest
+# CANDIDATE_LIMIT of all an item's matches is among the newest of each band it matched by.
+_BY_BAND = (
+    select(_banded.c.band_key, *_COLUMNS)
+    .join(entries, entries.c.id == _banded.c.entry_id)
+    .where(_banded.c.rank <= CANDIDATE_LIMIT)
+)
+_CHUNK = 500  # values per IN list (SQLite allows 32,766 parameters; PostgreSQL 65,535)
 
 
 class IdentityQueries:
@@ -57,11 +70,44 @@ class IdentityQueries:
         band_keys: Sequence[int],
     ) -> list[DuplicateCandidate]:
         """Entries of other sources that could be the same story: the same canonical URL, the
-        same content hash, or a shared near-duplicate band key."""
-        params = {"exclude": exclude_source, "hash": content_hash, "url": canonical_url,
-                  "bands": list(band_keys)}
+        same content hash, or a shared near-duplicate band key; the newest ``CANDIDATE_LIMIT``."""
+        return self.duplicate_candidates_many(exclude_source, [(canonical_url, content_hash, band_keys)])[0]
+
+    def duplicate_candidates_many(
+        self, exclude_source: str, wanted: Sequence[tuple[str | None, str, Sequence[int]]]
+    ) -> list[list[DuplicateCandidate]]:
+        """``duplicate_candidates`` for several entries of one source (canonical URL, content
+        hash, band keys each) with a few queries in all, not a few per entry."""
+        hashes = list({h for _, h, _ in wanted})
+        urls = list({u for u, _, _ in wanted if u})
+        bands = list({k for _, _, keys in wanted for k in keys})
+        rows: dict[int, DuplicateCandidate] = {}
+        by_hash: dict[str, set[int]] = {}
+        by_url: dict[str, set[int]] = {}
+        by_band: dict[int, set[int]] = {}
         with self.engine.connect() as conn:
-            return [DuplicateCandidate(*row) for row in conn.execute(_CANDIDATES, params)]
+            for i in range(0, max(len(hashes), len(urls)), _CHUNK):
+                params = {"exclude": exclude_source, "hashes": hashes[i : i + _CHUNK],
+                          "urls": urls[i : i + _CHUNK]}
+                for r in conn.execute(_BY_HASH_OR_URL, params):
+                    rows[r[0]] = DuplicateCandidate(*r)
+                    by_hash.setdefault(r.content_hash, set()).add(r[0])
+                    if r.canonical_url:
+                        by_url.setdefault(r.canonical_url, set()).add(r[0])
+            for i in range(0, len(bands), _CHUNK):
+                band_params: dict[str, Any] = {"exclude": exclude_source,
+                                               "bands": bands[i : i + _CHUNK]}
+                for band in conn.execute(_BY_BAND, band_params):
+                    rows[band[1]] = DuplicateCandidate(*band[1:])
+                    by_band.setdefault(band[0], set()).add(band[1])
+        out = []
+        for url, content_hash, keys in wanted:
+            ids = set(by_hash.get(content_hash, ())) | (by_url.get(url, set()) if url else set())
+            for k in keys:
+                ids |= by_band.get(k, set())
+            newest = sorted(ids, reverse=True)[:CANDIDATE_LIMIT]
+            out.append([rows[i] for i in newest])
+        return out
 
     def source_identities(self, source_id: str, limit: int = 5000) -> list[Entry]:
         """The source's stored entries as keys, canonical URLs and content hashes (for spotting a
