@@ -458,3 +458,42 @@ def test_open_store_reports_an_unreachable_database() -> None:
     with pytest.raises(StoreError) as caught:
         open_store("postgresql://me:secret@127.0.0.1:1/nowhere?connect_timeout=2", T0)
     assert "127.0.0.1:1/nowhere" in str(caught.value) and "secret" not in str(caught.value)
+
+
+# --- duplicate candidates ------------------------------------------------------------------------
+
+
+def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLStore) -> None:
+    """Candidates for several new entries at once: each gets the other sources' entries sharing
+    its content hash, canonical URL or a band key, newest first, capped at CANDIDATE_LIMIT (the
+    cap taken over all of an entry's matches, not per band); its own source never counts."""
+    from aggregator.store.identity import CANDIDATE_LIMIT
+
+    store.sync_sources([src("a"), src("b"), src("c")], T0)
+
+    def e(sid: str, key: str, *, url: str | None = None, h: str | None = None,
+          bands: tuple[int, ...] = ()) -> Entry:
+        return replace(entry(sid, key), canonical_url=url, content_hash=h or f"h-{sid}-{key}",
+                       band_keys=bands)
+
+    crowd = [e("b", f"c{i}", bands=(7,)) for i in range(CANDIDATE_LIMIT + 5)]
+    ids_b = add(store, "b", [e("b", "u", url="http://x/1"), e("b", "h", h="same"), *crowd])
+    ids_c = add(store, "c", [e("c", "band", bands=(1, 2)), e("c", "c-crowd", bands=(7, 8))])
+    add(store, "a", [e("a", "mine", url="http://x/1", h="same", bands=(1,))])  # own source
+    found = store.duplicate_candidates_many("a", [
+        ("http://x/1", "none", ()),  # URL only
+        (None, "same", (2, 99)),  # hash and a band of c's entry
+        (None, "none", (7,)),  # the crowded band alone
+        (None, "none", (8, 7)),  # crowded band plus a rare one: the rare match is newest
+        (None, "none", (12345,)),  # nothing
+    ])
+    ids = [[c.entry_id for c in row] for row in found]
+    assert ids[0] == [ids_b[0]]
+    assert ids[1] == sorted([ids_b[1], ids_c[0]], reverse=True)
+    crowd_ids = sorted(ids_b[2:] + [ids_c[1]], reverse=True)
+    assert ids[2] == crowd_ids[:CANDIDATE_LIMIT] and len(ids[2]) == CANDIDATE_LIMIT
+    assert ids[3] == crowd_ids[:CANDIDATE_LIMIT]
+    assert ids[4] == []
+    single = store.duplicate_candidates("a", None, "same", (2,))
+    assert [c.entry_id for c in single] == ids[1]
+    assert {c.source_id for row in found for c in row} <= {"b", "c"}
