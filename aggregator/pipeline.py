@@ -148,15 +148,21 @@ class Pipeline:
         async with self._slots:
             processed = await self.process(source, state, result, offline=offline)
             async with self._write_lock:  # a story arriving from two sources in one batch merges
-                processed = self._merged(processed)
-                self.store.apply(
-                    processed.state, processed.new, processed.changed, processed.outcome,
-                    self.clock.now(), self.owner, dropped=processed.dropped,
-                )
+                # in a thread: SQLite and the database driver work without the GIL, so the event
+                # loop goes on fetching and feeding the workers meanwhile
+                processed = await asyncio.to_thread(self._store, processed)
         _log_outcome(processed.outcome)
         if progress:
             progress(processed.outcome)
         return processed.outcome
+
+    def _store(self, processed: Processed) -> Processed:
+        processed = self._merged(processed)
+        self.store.apply(
+            processed.state, processed.new, processed.changed, processed.outcome,
+            self.clock.now(), self.owner, dropped=processed.dropped,
+        )
+        return processed
 
     async def dry_run(self, source: Source, state: SourceState) -> Processed:
         """Everything a fetch of one source would store, without storing it."""
