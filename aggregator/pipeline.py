@@ -83,6 +83,8 @@ class Pipeline:
         self.rng = rng or random.Random()
         self.owner = owner
         self._write_lock = asyncio.Lock()
+        self._quiet: list[tuple[Processed, asyncio.Future[None]]] = []  # see _store_quiet
+        self._quiet_writer: asyncio.Future[None] | None = None
         self._slots = asyncio.Semaphore(4)  # sources between parse and store at once (see _finish)
         self._processes = processes
         self.offload = Offload(
@@ -147,10 +149,13 @@ class Pipeline:
         # first served: without this every parse would queue before any cleaning).
         async with self._slots:
             processed = await self.process(source, state, result, offline=offline)
-            async with self._write_lock:  # a story arriving from two sources in one batch merges
-                # in a thread: SQLite and the database driver work without the GIL, so the event
-                # loop goes on fetching and feeding the workers meanwhile
-                processed = await asyncio.to_thread(self._store, processed)
+            if not (processed.new or processed.changed or processed.dropped):
+                await self._store_quiet(processed)
+            else:
+                async with self._write_lock:  # a story arriving from two sources at once merges
+                    # in a thread: SQLite and the database driver work without the GIL, so the
+                    # event loop goes on fetching and feeding the workers meanwhile
+                    processed = await asyncio.to_thread(self._store, processed)
         _log_outcome(processed.outcome)
         if progress:
             progress(processed.outcome)
@@ -163,6 +168,33 @@ class Pipeline:
             self.clock.now(), self.owner, dropped=processed.dropped,
         )
         return processed
+
+    async def _store_quiet(self, processed: Processed) -> None:
+        """Store a fetch that brought no entries together with the others that arrive while the
+        store is busy: one transaction for all of them (group commit). Returns once it is stored."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._quiet.append((processed, done))
+        if self._quiet_writer is None or self._quiet_writer.done():
+            self._quiet_writer = asyncio.ensure_future(self._write_quiet())
+        await done
+
+    async def _write_quiet(self) -> None:
+        while self._quiet:
+            async with self._write_lock:
+                group, self._quiet = self._quiet, []
+                try:
+                    await asyncio.to_thread(
+                        self.store.apply_quiet, [(p.state, p.outcome) for p, _ in group],
+                        self.clock.now(), self.owner,
+                    )
+                except Exception as exc:  # each waiting fetch gets the store's error
+                    for _, waiter in group:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+            for _, waiter in group:
+                if not waiter.done():  # its caller may have been cancelled meanwhile
+                    waiter.set_result(None)
 
     async def dry_run(self, source: Source, state: SourceState) -> Processed:
         """Everything a fetch of one source would store, without storing it."""

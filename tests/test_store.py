@@ -497,3 +497,27 @@ def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLS
     single = store.duplicate_candidates("a", None, "same", (2,))
     assert [c.entry_id for c in single] == ids[1]
     assert {c.source_id for row in found for c in row} <= {"b", "c"}
+
+
+def test_quiet_fetches_are_stored_together_under_the_lease_rule(store: SQLStore) -> None:
+    """apply_quiet writes several entry-less fetches in one call: each source's state and a
+    fetch-log line, except for a source whose lease another worker holds."""
+    store.sync_sources([src("a"), src("b"), src("c")], T0)
+    mine = store.claim_due(T0, 2, "me", LEASE)
+    theirs = store.claim_due(T0, 10, "them", LEASE)
+    assert len(mine) == 2 and len(theirs) == 1
+    later = T0 + timedelta(minutes=1)
+    not_modified = [
+        (replace(fetched(s, later), not_modified_count=s.not_modified_count + 1),
+         FetchOutcome(source_id=s.source_id, status=FetchStatus.NOT_MODIFIED))
+        for s in [*mine, *theirs]
+    ]
+    store.apply_quiet(not_modified, later, "me")
+    for s in mine:
+        state = store.get_state(s.source_id)
+        assert state is not None and state.not_modified_count == 1
+        assert [h["status"] for h in store.fetch_history(s.source_id)] == ["not_modified"]
+    [lost] = theirs
+    state = store.get_state(lost.source_id)
+    assert state is not None and state.not_modified_count == 0
+    assert store.fetch_history(lost.source_id) == []

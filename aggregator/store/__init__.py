@@ -34,6 +34,10 @@ class Store(Protocol):
         owner: str | None = None,
         dropped: Sequence[Drop] = (),
     ) -> list[int]: ...
+    def apply_quiet(
+        self, results: Sequence[tuple[SourceState, FetchOutcome]], now: datetime,
+        owner: str | None = None,
+    ) -> None: ...
     def duplicate_candidates(
         self, exclude_source: str, canonical_url: str | None, content_hash: str,
         band_keys: Sequence[int],

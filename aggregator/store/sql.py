@@ -294,6 +294,26 @@ class SQLStore(IdentityQueries):
             conn.execute(fetch_log.insert().values(**_log_row(outcome, now)))
         return ids
 
+    def apply_quiet(
+        self, results: Sequence[tuple[SourceState, FetchOutcome]], now: datetime,
+        owner: str | None = None,
+    ) -> None:
+        """``apply`` for several fetches that stored no entries (not modified, unchanged, failed)
+        in one transaction: each source's new state and fetch-log line, with the same lease rule.
+        A round of 304s commits once instead of once per source."""
+        if not results:
+            return
+        with self.engine.begin() as conn:
+            logged = []
+            for state, outcome in results:
+                if self._write_state(conn, state, owner):
+                    logged.append(_log_row(outcome, now))
+                else:
+                    log.warning("source=%s event=lease_lost owner=%s results=dropped",
+                                state.source_id, owner)
+            if logged:
+                conn.execute(fetch_log.insert(), logged)
+
     def _write_state(self, conn: Connection, state: SourceState, owner: str | None) -> bool:
         """Store the source's new state unless another owner holds its lease; the UPDATE comes
         first so it takes the row lock (PostgreSQL) or the write lock (SQLite) at once."""
