@@ -187,7 +187,7 @@ class Pipeline:
                         self.store.apply_quiet, [(p.state, p.outcome) for p, _ in group],
                         self.clock.now(), self.owner,
                     )
-                except Exception as exc:  # each waiting fetch gets the store's error
+                except Exception as exc:  # noqa: BLE001 (handed on: each waiting fetch gets the error)
                     for _, waiter in group:
                         if not waiter.done():
                             waiter.set_exception(exc)
