@@ -170,6 +170,7 @@ async def serve(
         finally:
             await ops.stop()
             await _stop(scheduler, dispatcher, store, owner, websub)
+            pipeline.close()  # its worker processes
             if web is not None:
                 _report(web, await asyncio.to_thread(web.wait))
     return 0
