@@ -85,6 +85,8 @@ class Item:
     enclosures: tuple[Enclosure, ...] = ()
     image: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # adapter-private hints (e.g. detail URL)
+    base: str | None = None  # what relative URLs in content and summary resolve against (a feed's
+    #   xml:base or its own URL); None: the item's link, else the source document's link or URL
 
 
 @dataclass(frozen=True)

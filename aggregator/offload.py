@@ -90,12 +90,13 @@ def identify(
 def prepare(
     items: Sequence[Item], base: str | None, options: content.CleanOptions
 ) -> list[Prepared]:
-    """Clean and fingerprint items; relative URLs resolve against each item's link, else ``base``."""
+    """Clean and fingerprint items; relative URLs resolve against each item's ``base``, else its
+    link, else ``base`` (the document's link or URL)."""
     return [_prepare_one(item, base, options) for item in items]
 
 
 def _prepare_one(item: Item, base: str | None, options: content.CleanOptions) -> Prepared:
-    against = item.link or base
+    against = item.base or item.link or base
     body = content.clean(item.content, against, options)
     teaser = content.clean(item.summary, against, options) if item.summary else None
     summary = teaser.html if teaser else None

@@ -118,3 +118,37 @@ async def test_gb2312_feed_is_stored_without_mojibake(origin: Origin, harness_fa
     text = " ".join((e.title or "") + (e.content or "") for e in entries)
     assert entries and any("\u4e00" <= ch <= "\u9fff" for ch in text)
     assert "Ã" not in text and "\ufffd" not in text
+
+
+async def test_relative_urls_in_content_resolve_against_xml_base_or_the_document(
+    origin: Origin, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """Relative links and image sources (lazy ones too) in entry HTML resolve as feedparser
+    would resolve them: against xml:base where the feed sets one, else the feed's own URL, not
+    the item's link; the publisher's attribute order is kept."""
+    atom = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://a.example/dir/"><title>A</title>'
+        b'<id>urn:a</id><updated>2026-01-01T00:00:00Z</updated>'
+        b'<entry xml:base="sub/"><id>urn:1</id><title>one</title><updated>2026-01-01T00:00:00Z</updated>'
+        b'<link href="http://elsewhere.example/post"/><content type="html">'
+        b'&lt;a href="q.html"&gt;q&lt;/a&gt;&lt;img width="3" data-src="i.png" alt="i"&gt;'
+        b'</content></entry></feed>'
+    )
+    rss = (
+        b'<rss version="2.0"><channel><title>R</title><link>http://r.example/</link><item>'
+        b'<guid>1</guid><title>two</title><link>http://elsewhere.example/2</link><description>'
+        b'&lt;img width="3" src="/img/x.png" alt="x"&gt;</description></item></channel></rss>'
+    )
+    origin.route("/atom", Reply(atom, content_type="application/atom+xml"))
+    origin.route("/feeds/rss", Reply(rss, content_type="application/rss+xml"))
+    h = await harness_factory([("a", origin.url("/atom")), ("r", origin.url("/feeds/rss"))])
+    await h.tick()
+    [a] = h.store.list_entries(Selection(source_ids=("a",), limit=5))
+    [r] = h.store.list_entries(Selection(source_ids=("r",), limit=5))
+    assert a.content == (
+        '<a href="http://a.example/dir/sub/q.html" rel="noopener noreferrer">q</a>'
+        '<img width="3" src="http://a.example/dir/sub/i.png" alt="i" referrerpolicy="no-referrer">'
+    )
+    assert r.summary is None and r.content == (
+        f'<img width="3" src="{origin.url("/img/x.png")}" alt="x" referrerpolicy="no-referrer">'
+    )

@@ -62,6 +62,9 @@ def parse_xml_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedF
             "content-location": url,
         },
         sanitize_html=False,  # our own cleaner runs later, with our own allowlist
+        # and resolves relative URLs in content against each item's ``base`` (xml:base or the
+        # document URL, as feedparser would): 40% of feedparser's time, done once, not twice
+        resolve_relative_uris=False,
     )
     if not parsed.get("version") and not parsed.entries:
         if _HTML_START.match(body[:2048]):
@@ -83,6 +86,7 @@ def _item(e: Any) -> Item:
     if e.get("content"):
         content = "".join(c.get("value", "") for c in e.content if c.get("value"))
     summary = e.get("summary")
+    detail = e.content[0] if content else e.get("summary_detail")
     return Item(
         guid=e.get("id") or None,
         link=e.get("link") or None,
@@ -95,6 +99,7 @@ def _item(e: Any) -> Item:
         categories=tuple(t.get("term") for t in e.get("tags", []) if t.get("term")),
         enclosures=tuple(_enclosures(e.get("links", []))),
         image=_image(e),
+        base=(detail.get("base") or None) if detail else None,
     )
 
 
