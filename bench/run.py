@@ -126,7 +126,8 @@ def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row]
         run_part("ours", {"urls": urls, "db": str(db), "concurrency": opts.concurrency}, work)
     _nothing_due(db)
     port = serving.port()
-    config = serving.write_config(work / "serve.toml", urls, db, port, processes=SERVE_PROCESSES)
+    config = serving.write_config(work / "serve.toml", _stored_urls(db, urls), db, port,
+                                  processes=SERVE_PROCESSES)
     daemon = serving.Daemon(config, port, work / "daemon-serve.log").start()
     static = work / "static"
     try:
@@ -152,6 +153,17 @@ def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row]
                     _met(ours["rps"], other, 0.5), cmd))
     rows.append(Row("serving p99 latency, ms", fmt(ours["p99_ms"]),
                     fmt(nginx["p99_ms"]) if nginx else "-", "", "", "", cmd))
+
+
+def _stored_urls(db: Path, urls: list[str]) -> list[str]:
+    """The URLs the store already has for these sources: the origin's port differs from run to
+    run, and a source whose configured URL changed is due at once, so a daemon started with this
+    run's URLs would spend the measurement refetching every source."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        stored = dict(conn.execute("SELECT id, configured_url FROM sources").fetchall())
+    return [stored.get(f"s{i:05d}", url) for i, url in enumerate(urls)]
 
 
 def _nothing_due(db: Path) -> None:
