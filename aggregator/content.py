@@ -23,12 +23,13 @@ import html as _html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urljoin, urlsplit
 
 import nh3
-from bs4 import BeautifulSoup, Tag
-from bs4.exceptions import ParserRejectedMarkup
+
+if TYPE_CHECKING:  # BeautifulSoup is loaded only by the helpers below that parse a tree
+    from bs4 import BeautifulSoup
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,8 @@ def first_image(html: str | None) -> str | None:
     if not html:
         return None
     img = _parse(html).find("img", src=True)
+    from bs4 import Tag
+
     src = img.get("src") if isinstance(img, Tag) else None
     return src if isinstance(src, str) and src else None
 
@@ -200,6 +203,9 @@ def strip_html(html: str | None) -> str:
 
 
 def _parse(html: str) -> BeautifulSoup:
+    from bs4 import BeautifulSoup
+    from bs4.exceptions import ParserRejectedMarkup
+
     try:
         return BeautifulSoup(html, "html.parser", multi_valued_attributes=None)
     except ParserRejectedMarkup:  # html.parser gives up on some broken markup; libxml2 does not

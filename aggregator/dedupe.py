@@ -39,11 +39,13 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from .config import DedupeSettings
 from .models import Item
+
+if TYPE_CHECKING:  # parser worker processes import this module without the config
+    from .config import DedupeSettings
 
 CJK_WEIGHT = 3  # a CJK character carries about as much as three letters
 SHINGLE = 15  # weight of a shingle: 15 letters or digits (two or three words), 5 CJK characters

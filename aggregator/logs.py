@@ -7,8 +7,10 @@ import logging
 import shlex
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from .config import LoggingSettings
+if TYPE_CHECKING:  # a parser worker process sets up logging without the config module
+    from .config import LoggingSettings
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -64,10 +66,15 @@ def parse_pairs(message: str) -> dict[str, str]:
 
 
 def setup_logging(settings: LoggingSettings) -> None:
+    log_to_stderr(settings.format, settings.level)
+
+
+def log_to_stderr(format: str, level: str) -> None:
+    """The root logger writes ``format`` ("kv" or "json") lines from ``level`` up to stderr."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.format == "json" else KeyValueFormatter())
+    handler.setFormatter(JsonFormatter() if format == "json" else KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.level)
+    root.setLevel(level)
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -31,14 +31,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from . import content, dedupe
-from .config import LoggingSettings
 from .errors import ParseError
-from .logs import setup_logging
+from .logs import log_to_stderr
 from .models import FetchResult, Item, ParsedFeed, Source
 from .sources import get_adapter
+
+if TYPE_CHECKING:  # not imported in the workers: the config module alone costs them 30 MB
+    from .config import LoggingSettings
 
 log = logging.getLogger("aggregator.offload")
 
@@ -122,7 +124,7 @@ class Offload:
 
     def __init__(self, processes: int, logging_settings: LoggingSettings | None = None) -> None:
         self.processes = process_count(processes)
-        self._logging = logging_settings or LoggingSettings()
+        self._logging = (logging_settings.format, logging_settings.level) if logging_settings else None
         self._pool: ProcessPoolExecutor | None = None
 
     async def identify(
@@ -170,11 +172,12 @@ class Offload:
         return self._pool
 
 
-def _worker_started(logging_settings: LoggingSettings, parent: int) -> None:
+def _worker_started(logging: tuple[str, str] | None, parent: int) -> None:
     """In each worker: the daemon's log format, and an exit when the daemon is gone. A worker
     holds both ends of the pool's job queue, so a parent killed with SIGKILL would otherwise
     leave it waiting for jobs forever."""
-    setup_logging(logging_settings)
+    if logging is not None:
+        log_to_stderr(*logging)
     threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
 
 

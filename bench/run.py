@@ -196,7 +196,9 @@ def memory(opts: argparse.Namespace, base: str, work: Path, rows: list[Row],
         paths = ["/feeds/all.atom", "/feeds/all.rss", "/feeds/all.json",
                  "/feeds/category/Bench/c1.atom"] + [f"/feeds/source/s{i:05d}.atom" for i in range(0, n_sources, max(1, n_sources // 50))]
         served = _browse(daemon.base, paths, opts.memory_seconds)
-        peak = daemon.peak_rss_mb()
+        by_process = daemon.peak_rss_by_process()
+        peak = sum(by_process.values())
+        results["memory_by_process_mb"] = by_process
     finally:
         daemon.stop()
     results.update(memory_peak_mb=peak, memory_db_bytes=size, memory_build_s=build_s,
@@ -205,6 +207,8 @@ def memory(opts: argparse.Namespace, base: str, work: Path, rows: list[Row],
            f"--memory-entries {n_entries}")
     rows.append(Row(f"daemon peak RSS, {n_sources:,} sources, {n_entries:,} entries, MB",
                     fmt(peak), "-", "", "< 300 MB", "yes" if peak < 300 else "NO", cmd))
+    parts = ", ".join(f"{name.split()[0]} {mb:.0f}" for name, mb in by_process.items())
+    rows.append(Row("peak RSS by process, MB", parts, "-", "", "", "", cmd))
     rows.append(Row("database bytes per entry", fmt(size / max(1, n_entries)), "-", "", "", "", cmd))
 
 

@@ -4,17 +4,20 @@ worker fails only its documents, and workers never outlive the daemon."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import astuple
 from pathlib import Path
 
 import pytest
 
+from aggregator import content, offload
 from aggregator.clock import FakeClock
 from aggregator.commands import fetch_all
 from aggregator.config import Settings
@@ -65,14 +68,14 @@ async def test_worker_processes_store_exactly_what_a_thread_stores(
 async def test_a_dead_worker_fails_only_its_documents() -> None:
     """A worker killed by a signal breaks the pool: the job that meets it fails as a parse error
     naming the cause, and the next job runs in a new pool."""
-    offload = Offload(2)
+    pool_owner = Offload(2)
     source = Source(id="s", url="http://127.0.0.1/feed")
     result = FetchResult(url=source.url, status_code=200,
                          content=(CORPUS / "miniflux+v2/small_atom.xml").read_bytes())
     try:
-        parsed, keyed = await offload.identify(source, result, TRACKING)
+        parsed, keyed = await pool_owner.identify(source, result, TRACKING)
         assert len(keyed) == len(parsed.items) > 0
-        pool = offload._pool
+        pool = pool_owner._pool
         assert pool is not None
         victim = next(iter(pool._processes))  # a pid
         os.kill(victim, signal.SIGKILL)
@@ -80,11 +83,11 @@ async def test_a_dead_worker_fails_only_its_documents() -> None:
         while not pool._broken and time.monotonic() < deadline:  # the pool notices by itself
             await asyncio.sleep(0.05)
         with pytest.raises(ParseError, match="worker process parsing this document died"):
-            await offload.identify(source, result, TRACKING)
-        again, _ = await offload.identify(source, result, TRACKING)
-        assert again == parsed and offload._pool is not pool
+            await pool_owner.identify(source, result, TRACKING)
+        again, _ = await pool_owner.identify(source, result, TRACKING)
+        assert again == parsed and pool_owner._pool is not pool
     finally:
-        offload.close()
+        pool_owner.close()
 
 
 def test_workers_exit_when_the_daemon_is_killed(tmp_path: Path) -> None:
@@ -127,3 +130,20 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_a_worker_that_parses_feeds_loads_neither_the_config_nor_bs4() -> None:
+    """A spawned process that parses, cleans and fingerprints a feed imports only what that
+    needs: not the config module (pydantic), the web stack or BeautifulSoup, which cost a worker
+    50 MB. (One process, so the check runs where the work ran.)"""
+    source = Source(id="s", url="http://127.0.0.1/feed")
+    body = (CORPUS / "miniflux+v2/large_atom.xml").read_bytes()
+    result = FetchResult(url=source.url, status_code=200, content=body)
+    check = ("sorted(m for m in __import__('sys').modules if m.split('.')[0] in "
+             "('pydantic', 'bs4', 'starlette', 'sqlalchemy', 'httpx') or m == 'aggregator.config')")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parsed, keyed = pool.submit(offload.identify, source, result, TRACKING).result()
+        prepared = pool.submit(offload.prepare, [k.item for k in keyed], parsed.link,
+                               content.CleanOptions()).result()
+        assert len(prepared) == len(keyed) > 0
+        assert pool.submit(eval, check).result() == []

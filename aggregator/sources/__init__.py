@@ -35,17 +35,22 @@ class Adapter(Protocol):
 
 def get_adapter(kind: str) -> Adapter:
     """The adapter for a source kind (the config has already checked that the kind exists)."""
-    from . import feed
+    # Imported on first use of a kind: a parser worker that only ever sees feeds does not load
+    # the HTML and JSON adapters (and the config module they read their options from).
+    if kind == "feed":
+        from .feed import FeedAdapter
 
-    adapters: dict[str, Adapter] = {"feed": feed.FeedAdapter()}
-    try:
-        from . import qutoutiao
+        return FeedAdapter()
+    if kind == "qutoutiao":
+        from .qutoutiao import QutoutiaoAdapter
 
-        adapters["qutoutiao"] = qutoutiao.QutoutiaoAdapter()
-    except ImportError:  # pragma: no cover - present once the adapter lands
-        pass
-    from . import html_page, json_api
+        return QutoutiaoAdapter()
+    if kind == "json":
+        from .json_api import JsonAdapter
 
-    adapters["json"] = json_api.JsonAdapter()
-    adapters["html"] = html_page.HtmlAdapter()
-    return adapters[kind]
+        return JsonAdapter()
+    if kind == "html":
+        from .html_page import HtmlAdapter
+
+        return HtmlAdapter()
+    raise KeyError(kind)

@@ -63,8 +63,26 @@ class Daemon:
         self.log.close()
 
     def peak_rss_mb(self) -> float:
-        """The daemon's peak RSS plus that of the web processes it forked."""
-        return sum(peak_rss_mb(pid) for pid in [self.proc.pid, *children(self.proc.pid)])
+        """The daemon's peak RSS plus that of every process it started (web processes, parser
+        workers): a sum of peaks, so at least the most it held at once."""
+        return sum(self.peak_rss_by_process().values())
+
+    def peak_rss_by_process(self) -> dict[str, float]:
+        """Peak RSS (MB) of the daemon and of each of its child processes, by a short name."""
+        out = {"daemon": peak_rss_mb(self.proc.pid)}
+        for pid in children(self.proc.pid):
+            out[f"{_kind(pid)} {pid}"] = peak_rss_mb(pid)
+        return out
+
+
+def _kind(pid: int) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "gone"
+    if "resource_tracker" in cmd:
+        return "resource-tracker"
+    return "parser-worker" if "multiprocessing" in cmd else "web"
 
 
 def children(pid: int) -> list[int]:
