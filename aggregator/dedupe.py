@@ -53,6 +53,7 @@ WINDOW = 500  # weight of the leading text fingerprinted: a story's lede (~90 wo
 #   a trimmed ending, a footer or related links after it do not move the fingerprint
 BODY_ALONE = 200  # a body at least this heavy is fingerprinted without its (often rewritten) title
 BITS = BINS = 64
+_BLAKE8 = hashlib.blake2b(digest_size=8)  # copied per shingle, never updated itself
 BANDS, ROWS = 21, 3  # band_keys: 21 bands of 3 bins (63 of the 64 bins)
 _MASK = (1 << BITS) - 1
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -261,16 +262,17 @@ def shingles(text: str) -> set[str]:
 def _bins(text: str) -> list[tuple[int, int]] | None:
     """One-permutation MinHash: the smallest shingle hash in each of ``BINS`` bins, an empty bin
     borrowing from the next full one (value, distance), so short texts fill every bin."""
-    mins: list[int | None] = [None] * BINS
-    blake, from_bytes = hashlib.blake2b, int.from_bytes
+    copy, from_bytes = _BLAKE8.copy, int.from_bytes
+    hashes = []
     for shingle in shingles(text):
-        h = from_bytes(blake(shingle.encode(), digest_size=8).digest(), "big")
-        slot, value = h & (BINS - 1), h >> 6
-        current = mins[slot]
-        if current is None or value < current:
-            mins[slot] = value
-    if all(m is None for m in mins):
+        h = copy()  # cheaper than a new blake2b(..., digest_size=8) per shingle
+        h.update(shingle.encode())
+        hashes.append(from_bytes(h.digest(), "big"))
+    if not hashes:
         return None
+    hashes.sort(reverse=True)  # within a bin (the low 6 bits) the order of h is that of h >> 6,
+    found = {h & (BINS - 1): h >> 6 for h in hashes}  # so the last one written is the minimum
+    mins = [found.get(slot) for slot in range(BINS)]
     return [_fill(mins, i) for i in range(BINS)]
 
 
