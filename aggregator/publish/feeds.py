@@ -205,15 +205,17 @@ class FeedService:
         if cached is None or fmt not in spec.formats:
             return None
         now = self.clock.now()
-        if cached.valid_for[1:] != (spec, _window(query, now)):
+        wanted = (spec, _window(query, now))
+        if cached.valid_for[1:] != wanted:
             return None
         if self._recent(cached, now):
             return cached.rendered
         if cached.token is None or self.store.change_token() != cached.token:
             return None
-        with self._lock:
+        with self._lock:  # confirmed; keep this spec object, so later checks compare identity
             if self._cache.get(key) is cached:
-                self._cache[key] = replace(cached, checked_at=now, epoch=self._epoch)
+                self._cache[key] = replace(cached, valid_for=(cached.valid_for[0], *wanted),
+                                           checked_at=now, epoch=self._epoch)
         return cached.rendered
 
     def _recent(self, cached: _Cached, now: datetime) -> bool:
@@ -236,7 +238,9 @@ class FeedService:
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None and cached.valid_for == valid_for:
-                self._cache[key] = replace(cached, token=token, checked_at=now, epoch=epoch)
+                self._cache[key] = replace(  # the new spec object: later checks compare identity
+                    cached, valid_for=valid_for, token=token, checked_at=now, epoch=epoch
+                )
                 self._cache.move_to_end(key)
                 return cached.rendered
         fresh = self._render(spec, fmt, query, paging, now, valid_for[0][0])
