@@ -22,7 +22,7 @@ from pathlib import Path
 
 import uvicorn
 
-from . import webprocs
+from . import fastlane, webprocs
 from .clock import Clock, SystemClock
 from .config import Settings
 from .fetch import Fetcher
@@ -147,7 +147,7 @@ async def serve(
             uvicorn.Config(
                 app, host=settings.server.host, port=settings.server.port,
                 log_level="warning", access_log=False, lifespan="off", log_config=None,
-                server_header=False,
+                server_header=False, http=fastlane.protocol(feeds),
             )
         )
         _on_signals(server, web)

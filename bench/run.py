@@ -128,7 +128,8 @@ def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row]
     port = serving.port()
     config = serving.write_config(work / "serve.toml", _stored_urls(db, urls), db, port,
                                   processes=SERVE_PROCESSES)
-    daemon = serving.Daemon(config, port, work / "daemon-serve.log").start()
+    daemon = serving.Daemon(config, port, work / "daemon-serve.log").start(
+        processes=SERVE_PROCESSES, warm="/feeds/all.atom")
     static = work / "static"
     try:
         import httpx

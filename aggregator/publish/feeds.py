@@ -192,6 +192,12 @@ class FeedService:
             flight.add_done_callback(lambda done: self._land(key, done))
         return await asyncio.shield(flight)
 
+    def cached(self, spec: FeedSpec, fmt: str, query: FeedQuery = _EMPTY) -> Rendered | None:
+        """What ``serve`` returns when it can answer at once, without a rendering or a worker
+        thread (the document is cached and confirmed recently, or the store's change token did
+        not move); else None. Never blocks on more than that one token read."""
+        return self._unchanged(spec, fmt, query, _canonical(query))
+
     def _land(self, key: tuple[Any, ...], done: asyncio.Future[Rendered]) -> None:
         if self._inflight.get(key) is done:
             del self._inflight[key]

@@ -49,6 +49,11 @@ class Reply:
             lines.append((b"content-length", str(len(self.body)).encode("ascii")))
         return lines
 
+    @cached_property
+    def wire_head(self) -> bytes:
+        """``wire_headers`` as the bytes of HTTP/1.1 header lines (each ending in CRLF)."""
+        return b"".join(name + b": " + value + b"\r\n" for name, value in self.wire_headers)
+
 
 async def feed_reply(
     feeds: FeedService,
@@ -66,6 +71,24 @@ async def feed_reply(
     except SelectionError as exc:
         return not_found(str(exc))
     return conditional(headers, rendered)
+
+
+def cached_reply(
+    feeds: FeedService,
+    rest: str,
+    params: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+) -> Reply | None:
+    """``feed_reply``'s answer when it needs neither the store nor a rendering (the document is
+    cached and confirmed: ``FeedService.cached``); None when ``feed_reply`` must be asked (a miss,
+    an unknown feed, a malformed query)."""
+    try:
+        spec, fmt = feeds.resolve(rest)
+        query = feeds.query(params)
+    except SelectionError:  # QueryError included: feed_reply words the 404 or 400
+        return None
+    doc = feeds.cached(spec, fmt, query)
+    return None if doc is None else conditional(headers, doc)
 
 
 def opml_reply(feeds: FeedService, headers: Mapping[str, str]) -> Reply:

@@ -48,8 +48,25 @@ class Daemon:
         self.proc = subprocess.Popen([sys.executable, str(REPO / "run.py")], cwd=config.parent,
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def start(self, timeout: float = 120) -> Daemon:
+    def start(self, timeout: float = 120, processes: int = 1, warm: str | None = None) -> Daemon:
+        """Wait until all ``processes`` HTTP processes answer (each names its pid in /healthz;
+        new connections until every one was seen), so a load run does not begin on the first
+        process alone while the others are still starting; ``warm``: a path each process
+        answers once first (on the connection that found it), so every process has it cached."""
         wait_for_port(self.port, timeout, self.proc)
+        deadline = time.monotonic() + timeout
+        seen: set[str] = set()
+        while len(seen) < processes:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"only {len(seen)} of {processes} processes answered")
+            try:
+                with httpx.Client(base_url=self.base, timeout=120) as client:
+                    pid = client.get("/healthz").text.strip()
+                    if pid not in seen and warm:
+                        client.get(warm).raise_for_status()
+                    seen.add(pid)
+            except httpx.HTTPError:
+                time.sleep(0.05)
         return self
 
     def stop(self) -> None:

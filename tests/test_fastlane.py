@@ -1,0 +1,207 @@
+"""The fast lane: cached feeds answered by the connection itself, everything else by uvicorn.
+
+A real uvicorn server on 127.0.0.1 with ``fastlane.protocol`` (as the daemon runs it), over the
+published test world; requests are raw bytes on real sockets, so pipelining, HEAD, keep-alive and
+hand-over are seen as a client sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from aggregator import fastlane
+from aggregator.server import create_app
+
+from .feedworld import World, make_world
+
+GET = b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def same_as(self, other: Answer) -> bool:
+        """Equal but for the date (uvicorn's clock)."""
+        mine = {k: v for k, v in self.headers.items() if k != "date"}
+        theirs = {k: v for k, v in other.headers.items() if k != "date"}
+        return (self.status, mine, self.body) == (other.status, theirs, other.body)
+
+
+class _Quiet(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Served:
+    world: World
+    server: uvicorn.Server
+    port: int
+
+    def lane(self, writer: asyncio.StreamWriter) -> str:
+        """Who serves the client's connection now: "here" (the fast lane) or "uvicorn"."""
+        me = writer.get_extra_info("sockname")
+        for conn in self.server.server_state.connections:
+            if conn.transport.get_extra_info("peername") == me:
+                return "here" if isinstance(conn, fastlane.FeedConnection) else "uvicorn"
+        raise AssertionError("no such connection")
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection("127.0.0.1", self.port)
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    world = make_world(tmp_path)
+    world.add("hn", 3)
+    world.add("ruan", 2)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(create_app(world.feeds), log_level="warning", access_log=False,
+                            lifespan="off", log_config=None, server_header=False,
+                            http=fastlane.protocol(world.feeds), timeout_keep_alive=0.3)
+    server = _Quiet(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)  # uvicorn starting on this loop
+    try:
+        yield Served(world, server, sock.getsockname()[1])
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def read_answer(reader: asyncio.StreamReader, head: bool = False) -> Answer:
+    lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if line)
+    length = 0 if head or lines[0].split()[1] == "304" else int(headers.get("content-length", 0))
+    return Answer(int(lines[0].split()[1]), headers, await reader.readexactly(length))
+
+
+async def ask(served: Served, raw: bytes, heads: tuple[bool, ...] = (False,)) -> list[Answer]:
+    """Send ``raw`` on a new connection and read one answer per entry of ``heads`` (True: HEAD)."""
+    reader, writer = await served.connect()
+    writer.write(raw)
+    try:
+        return [await read_answer(reader, head) for head in heads]
+    finally:
+        writer.close()
+
+
+async def cached_on_a_connection(served: Served) -> Answer:
+    """The plain GET of all.atom once the document is cached (the first render is uvicorn's)."""
+    (first,) = await ask(served, GET)
+    (again,) = await ask(served, GET)
+    assert again.same_as(first)
+    return again
+
+
+async def test_a_cached_feed_is_answered_here_with_the_apps_bytes(served: Served) -> None:
+    """A cached feed is answered by the connection itself, with the status, headers and body the
+    ASGI app gives the same request, and the connection stays in the fast lane."""
+    via_uvicorn = (await ask(served, GET))[0]  # not cached yet: handed to uvicorn, rendered
+    reader, writer = await served.connect()
+    writer.write(GET)
+    here = await read_answer(reader)
+    assert served.lane(writer) == "here"
+    assert here.same_as(via_uvicorn)
+    assert here.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    assert int(here.headers["content-length"]) == len(here.body) > 1000
+    assert "date" in here.headers
+    writer.close()
+
+
+async def test_pipelined_feed_requests_are_answered_in_order(served: Served) -> None:
+    """GET, HEAD, a conditional GET and a gzip GET sent at once come back in order, each right."""
+    plain = await cached_on_a_connection(served)
+    etag = plain.headers["etag"]
+    raw = (GET + b"HEAD /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"
+           + b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nIf-None-Match: " + etag.encode() + b"\r\n\r\n"
+           + b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n")
+    got, head, not_modified, packed = await ask(served, raw, (False, True, False, False))
+    assert got.same_as(plain)
+    assert (head.status, head.body, head.headers["content-length"]) == (200, b"", str(len(plain.body)))
+    assert (not_modified.status, not_modified.body, not_modified.headers["etag"]) == (304, b"", etag)
+    assert packed.headers["content-encoding"] == "gzip" and packed.headers["etag"] != etag
+
+
+async def test_a_request_the_lane_does_not_answer_hands_the_connection_to_uvicorn(
+    served: Served,
+) -> None:
+    """After a cached feed, /healthz on the same connection (pipelined) is answered by uvicorn,
+    in order, and so is everything after it."""
+    await cached_on_a_connection(served)
+    reader, writer = await served.connect()
+    writer.write(GET + b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" + GET)
+    feed, health, feed_again = [await read_answer(reader) for _ in range(3)]
+    assert (feed.status, health.status, feed_again.status) == (200, 200, 200)
+    assert health.body.startswith(b"ok pid=")
+    assert feed_again.same_as(feed)
+    assert served.lane(writer) == "uvicorn"
+    writer.close()
+
+
+@pytest.mark.parametrize(("raw", "status"), [
+    (b"GET /feeds/nope.atom HTTP/1.1\r\nHost: t\r\n\r\n", 404),
+    (b"GET /feeds/all.atom?filter=(a HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    (b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 200),
+    (b"GET /feeds/all.atom HTTP/1.0\r\n\r\n", 200),
+    (b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi", 200),
+    (b"DELETE /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n", 405),
+    (b"GET /feeds/all.atom HTTP/1.1\r\nHost t\r\n\r\n", 400),
+])
+async def test_unusual_requests_get_uvicorns_answer(served: Served, raw: bytes, status: int) -> None:
+    """Unknown feeds, bad queries, Connection: close, HTTP/1.0, a body, other methods and bytes
+    that do not parse go to uvicorn, which answers as it always does."""
+    await cached_on_a_connection(served)
+    (answer,) = await ask(served, raw)
+    assert answer.status == status
+
+
+async def test_a_request_in_pieces_is_answered_once(served: Served) -> None:
+    """A request arriving a few bytes at a time is answered once it is complete."""
+    plain = await cached_on_a_connection(served)
+    reader, writer = await served.connect()
+    for i in range(0, len(GET), 7):
+        writer.write(GET[i:i + 7])
+        await writer.drain()
+        await asyncio.sleep(0)  # let the server read each piece on its own
+    assert (await read_answer(reader)).same_as(plain)
+    writer.close()
+
+
+async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(served: Served) -> None:
+    """After its answer, an idle connection in the lane is closed once timeout_keep_alive
+    (0.3 s here) passed, as uvicorn closes its own."""
+    await cached_on_a_connection(served)
+    reader, writer = await served.connect()
+    writer.write(GET)
+    await read_answer(reader)
+    started = time.monotonic()
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    assert 0.2 < time.monotonic() - started < 5
+    writer.close()
+
+
+async def test_shutdown_closes_idle_lane_connections(served: Served) -> None:
+    """A graceful stop closes connections idling in the lane instead of waiting for them."""
+    await cached_on_a_connection(served)
+    reader, writer = await served.connect()
+    writer.write(GET)
+    await read_answer(reader)
+    served.server.should_exit = True
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
