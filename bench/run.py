@@ -43,7 +43,7 @@ for p in (str(BENCH), str(REPO)):
 from perf import feedgen, servers, serving
 
 PARTS = ("cold", "warm", "serve", "memory")
-SERVE_PROCESSES = os.cpu_count() or 1  # nginx runs `worker_processes auto`: one per CPU
+SERVE_PROCESSES = os.cpu_count() or 1  # default for both: nginx's `worker_processes auto`
 
 
 @dataclass
@@ -127,9 +127,9 @@ def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row]
     _nothing_due(db)
     port = serving.port()
     config = serving.write_config(work / "serve.toml", _stored_urls(db, urls), db, port,
-                                  processes=SERVE_PROCESSES)
+                                  processes=opts.serve_processes)
     daemon = serving.Daemon(config, port, work / "daemon-serve.log").start(
-        processes=SERVE_PROCESSES, warm="/feeds/all.atom")
+        processes=opts.serve_processes, warm="/feeds/all.atom")
     static = work / "static"
     try:
         import httpx
@@ -149,7 +149,7 @@ def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row]
     cmd = f".venv/bin/python bench/run.py --sources {len(urls)} --only serve"
     other = nginx["rps"] if nginx else None
     rows.append(Row(f"serving /feeds/all.atom ({len(body) // 1024} KB), req/s, 64 conns, "
-                    f"{SERVE_PROCESSES} processes / nginx workers",
+                    f"{opts.serve_processes} processes / {SERVE_PROCESSES} nginx workers",
                     fmt(ours["rps"]), fmt(other), _ratio(ours["rps"], other), ">= 0.5x",
                     _met(ours["rps"], other, 0.5), cmd))
     rows.append(Row("serving p99 latency, ms", fmt(ours["p99_ms"]),
@@ -276,6 +276,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-reader", action="store_true")
     ap.add_argument("--concurrency", type=int, default=32, help="our fetch concurrency")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
+    ap.add_argument("--serve-processes", type=int, default=SERVE_PROCESSES,
+                    help="the daemon's [server] processes in the serve part (default: CPUs, "
+                         "as many as nginx's workers)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "aggregator-bench")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     opts = ap.parse_args(argv)
