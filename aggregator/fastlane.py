@@ -16,6 +16,11 @@ connection goes to uvicorn's own protocol for good, with every byte of that requ
 follows, as uvicorn hands a connection to its WebSocket protocol. So each request is answered
 once, in order, and everything but a cached feed behaves exactly as uvicorn does.
 
+Relies on what uvicorn gives any protocol class (``config``, ``server_state``, ``app_state``,
+``_loop``) and on ``ServerState``'s ``connections`` (graceful shutdown calls ``shutdown()`` on
+each), ``default_headers`` and ``total_requests``, as its own protocols do;
+``tests/test_fastlane.py`` pins the behaviour over real sockets.
+
 Does not own: which feeds exist or whether a document is fresh (publish/), the ASGI app
 (server.py).
 """
