@@ -213,14 +213,20 @@ async def test_a_confirmed_feed_is_served_unchecked_for_recheck_after(tmp_path: 
     assert b"Title late" in (await feeds.serve(spec, "atom")).body
 
 
-async def test_changed_shows_this_process_writes_at_once(tmp_path: Path) -> None:
-    """``changed()`` (the daemon calls it after each dispatcher batch) makes the next serve
-    confirm the document against the store."""
+async def _served_once(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A one-source world whose all-feed was served once, rechecked only every 60 s."""
     world = make_world(tmp_path)
     world.add("hn")
     feeds = rechecking(world, 60.0)
     spec = feeds.all()
     await feeds.serve(spec, "atom")
+    return world, feeds, spec
+
+
+async def test_changed_shows_this_process_writes_at_once(tmp_path: Path) -> None:
+    """``changed()`` (the daemon calls it after each dispatcher batch) makes the next serve
+    confirm the document against the store."""
+    world, feeds, spec = await _served_once(tmp_path)
     write_elsewhere(world, "mine")
     feeds.changed()
     assert b"Title mine" in (await feeds.serve(spec, "atom")).body
@@ -228,11 +234,7 @@ async def test_changed_shows_this_process_writes_at_once(tmp_path: Path) -> None
 
 async def test_a_clock_set_back_does_not_keep_a_document_unchecked(tmp_path: Path) -> None:
     """A confirmation time in the future (the clock went back) does not count as recent."""
-    world = make_world(tmp_path)
-    world.add("hn")
-    feeds = rechecking(world, 60.0)
-    spec = feeds.all()
-    await feeds.serve(spec, "atom")
+    world, feeds, spec = await _served_once(tmp_path)
     write_elsewhere(world, "after")
     world.clock.advance(-3600)
     assert b"Title after" in (await feeds.serve(spec, "atom")).body
