@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from . import content, dedupe
@@ -191,6 +191,4 @@ def _portable(result: FetchResult) -> FetchResult:
     """The result with plain-dict headers (a header class of the HTTP client need not pickle)."""
     if type(result.headers) is dict:
         return result
-    from dataclasses import replace
-
     return replace(result, headers=dict(result.headers))
