@@ -494,7 +494,7 @@ def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLS
     assert ids[2] == crowd_ids[:CANDIDATE_LIMIT] and len(ids[2]) == CANDIDATE_LIMIT
     assert ids[3] == crowd_ids[:CANDIDATE_LIMIT]
     assert ids[4] == []
-    single = store.duplicate_candidates("a", None, "same", (2,))
+    [single] = store.duplicate_candidates_many("a", [(None, "same", (2,))])
     assert [c.entry_id for c in single] == ids[1]
     assert {c.source_id for row in found for c in row} <= {"b", "c"}
 

@@ -38,10 +38,6 @@ class Store(Protocol):
         self, results: Sequence[tuple[SourceState, FetchOutcome]], now: datetime,
         owner: str | None = None,
     ) -> None: ...
-    def duplicate_candidates(
-        self, exclude_source: str, canonical_url: str | None, content_hash: str,
-        band_keys: Sequence[int],
-    ) -> list[DuplicateCandidate]: ...
     def duplicate_candidates_many(
         self, exclude_source: str, wanted: Sequence[tuple[str | None, str, Sequence[int]]]
     ) -> list[list[DuplicateCandidate]]: ...

@@ -62,22 +62,13 @@ class IdentityQueries:
     engine: Engine
     dialect: str
 
-    def duplicate_candidates(
-        self,
-        exclude_source: str,
-        canonical_url: str | None,
-        content_hash: str,
-        band_keys: Sequence[int],
-    ) -> list[DuplicateCandidate]:
-        """Entries of other sources that could be the same story: the same canonical URL, the
-        same content hash, or a shared near-duplicate band key; the newest ``CANDIDATE_LIMIT``."""
-        return self.duplicate_candidates_many(exclude_source, [(canonical_url, content_hash, band_keys)])[0]
-
     def duplicate_candidates_many(
         self, exclude_source: str, wanted: Sequence[tuple[str | None, str, Sequence[int]]]
     ) -> list[list[DuplicateCandidate]]:
-        """``duplicate_candidates`` for several entries of one source (canonical URL, content
-        hash, band keys each) with a few queries in all, not a few per entry."""
+        """For each of several new entries of one source (canonical URL, content hash, band keys
+        each): the entries of other sources that could be the same story, sharing its canonical
+        URL, its content hash or a near-duplicate band key; the newest ``CANDIDATE_LIMIT``, newest
+        first. A few queries in all, not a few per entry."""
         hashes = list({h for _, h, _ in wanted})
         urls = list({u for u, _, _ in wanted if u})
         bands = list({k for _, _, keys in wanted for k in keys})
