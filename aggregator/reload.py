@@ -40,7 +40,7 @@ RESTART_ONLY: tuple[tuple[str, str | None], ...] = (
     ("server", "host"),
     ("server", "port"),
     ("server", "processes"),  # web processes are forked at start
-    ("storage", "url"),
+    ("storage", None),  # the engine and its timeouts are built once
     ("fetch", None),  # the HTTP client, its limits and proxy are built once
     ("schedule", "dispatch_every"),  # the scheduler's job interval
 )

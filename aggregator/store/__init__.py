@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..config import StorageSettings
 from ..models import Drop, DuplicateCandidate, Entry, FetchOutcome, Selection, Source, SourceState
 from .sql import ChangeStamp, PruneResult, SQLStore
 
@@ -56,9 +57,10 @@ class Store(Protocol):
     def fetch_history(self, source_id: str, limit: int = 20) -> list[dict[str, Any]]: ...
 
 
-def open_store(url: str, now: datetime) -> Store:
-    """Open (and migrate) the store at ``url``: ``sqlite:///path`` or ``postgresql://…``."""
-    return SQLStore(url, now)
+def open_store(url: str, now: datetime, limits: StorageSettings | None = None) -> Store:
+    """Open (and migrate) the store at ``url``: ``sqlite:///path`` or ``postgresql://…``, its
+    connections bounded by the ``[storage]`` timeouts in ``limits`` (defaults when None)."""
+    return SQLStore(url, now, limits)
 
 
 __all__ = ["ChangeStamp", "PruneResult", "SQLStore", "Store", "open_store"]
