@@ -2,7 +2,9 @@
 
 Owns: URL routing and compression. Feed and OPML answers (status, conditional requests, ETag /
 Last-Modified / 304, content types, gzip of cached documents) come from ``publish.http``; everything
-it serves comes from ``publish.feeds.FeedService`` or the store.
+it serves comes from ``publish.feeds.FeedService`` or the store, whose calls run in threads
+through the feed service's ``StoreGuard``: ``/healthz`` never asks the database, ``/readyz`` is 503
+within ``[storage] request_timeout`` when it is down or hung.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl, quote
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .errors import StoreUnavailable
 from .publish import http as feed_http
 from .publish.feeds import FeedService
 
@@ -34,14 +36,17 @@ def create_app(feeds: FeedService, ready: Callable[[], bool] | None = None) -> S
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     async def opml(request: Request) -> Response:
-        reply = await run_in_threadpool(feed_http.opml_reply, feeds, request.headers)
+        try:
+            reply = await feeds.guard.call("opml", feed_http.opml_reply, feeds, request.headers)
+        except StoreUnavailable as exc:
+            reply = feed_http.unavailable(exc)
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     async def healthz(request: Request) -> Response:  # the pid tells the processes of a port apart
-        return PlainTextResponse(f"ok pid={os.getpid()}\n")
+        return PlainTextResponse(f"ok pid={os.getpid()}\n")  # never asks the database
 
-    async def readyz(request: Request) -> Response:
-        store_ok = feeds.store.ping()
+    async def readyz(request: Request) -> Response:  # 503 within [storage] request_timeout
+        store_ok = await feeds.guard.ready()
         sched_ok = ready() if ready else True
         body = f"store={'ok' if store_ok else 'down'} scheduler={'ok' if sched_ok else 'down'}\n"
         return PlainTextResponse(body, status_code=200 if store_ok and sched_ok else 503)

@@ -1,7 +1,8 @@
 """Feed requests as HTTP: status, headers and body for a request to a feed or to the OPML list.
 
-Owns: mapping errors to 404 (unknown feed, source, category or format) and 400 (a malformed
-query); conditional requests (If-None-Match before If-Modified-Since, answered with 304);
+Owns: mapping errors to 404 (unknown feed, source, category or format), 400 (a malformed
+query) and 503 with Retry-After (the database is unavailable and the document was never
+rendered); conditional requests (If-None-Match before If-Modified-Since, answered with 304);
 content negotiation of gzip (the compressed bytes are cached with the document and carry their
 own strong ETag); the caching headers. Framework-free: server.py turns a ``Reply`` into a Starlette
 response (or raw ASGI messages) and does nothing else. Does not own: routing (server.py) or
@@ -21,7 +22,7 @@ from functools import cached_property
 from typing import cast
 
 from ..clock import http_date
-from ..errors import QueryError, SelectionError
+from ..errors import QueryError, SelectionError, StoreUnavailable
 from .feeds import CONTENT_TYPES, FeedService, Rendered, cache_seconds, rendered
 from .opml import OPML_TYPE, export_opml
 
@@ -70,6 +71,8 @@ async def feed_reply(
         return Reply(400, {"Content-Type": TEXT}, f"400 Bad Request: {exc}\n".encode())
     except SelectionError as exc:
         return not_found(str(exc))
+    except StoreUnavailable as exc:
+        return unavailable(exc)
     return conditional(headers, rendered)
 
 
@@ -96,6 +99,13 @@ def opml_reply(feeds: FeedService, headers: Mapping[str, str]) -> Reply:
     body = export_opml(feeds.settings, feeds.sources(), feeds.store.list_states(include_disabled=True))
     doc = rendered(body, OPML_TYPE, None, cache_seconds(feeds.settings.schedule.interval))
     return conditional(headers, doc)
+
+
+def unavailable(exc: StoreUnavailable) -> Reply:
+    """503 with Retry-After: the database is unavailable and there is nothing cached to serve."""
+    return Reply(503, {"Content-Type": TEXT, "Retry-After": str(exc.retry_after),
+                       "Cache-Control": "no-store"},
+                 f"503 Service Unavailable: {exc}; try again in {exc.retry_after} s\n".encode())
 
 
 def not_found(message: str) -> Reply:
