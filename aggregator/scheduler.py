@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .clock import Clock
 from .config import RetentionSettings
-from .models import FetchOutcome, Source
+from .logs import kv
+from .models import FetchOutcome, Source, SourceState
 from .pipeline import Pipeline
 from .store import PruneResult, Store
+from .store.guard import first_line, is_outage
 
 log = logging.getLogger("aggregator.scheduler")
+T = TypeVar("T")
 
 
 class Dispatcher:
@@ -39,6 +43,7 @@ class Dispatcher:
         batch_size: int,
         lease: float,
         on_outcomes: Callable[[list[FetchOutcome]], None] | None = None,
+        timeout: float = 5.0,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
@@ -48,6 +53,8 @@ class Dispatcher:
         self.batch_size = batch_size
         self.lease = lease
         self.on_outcomes = on_outcomes
+        self.timeout = timeout  # seconds a claim or release is awaited ([storage] request_timeout)
+        self._claiming: asyncio.Future[list[SourceState]] | None = None
         self._lock = asyncio.Lock()
         self.ticks = 0
 
@@ -56,12 +63,13 @@ class Dispatcher:
         async with self._lock:
             self.ticks += 1
             configured = self.sources()
-            claims = self.store.claim_due(self.clock.now(), self.batch_size, self.owner, self.lease)
+            claims = await self._claim()
             pairs = []
             for state in claims:
                 source = configured.get(state.source_id)
                 if source is None:  # removed from the config since the claim
-                    self.store.release(state.source_id, self.owner)
+                    await self._waited("release", asyncio.to_thread(
+                        self.store.release, state.source_id, self.owner))
                     continue
                 pairs.append((source, state))
             if not pairs:
@@ -71,6 +79,31 @@ class Dispatcher:
                 self.on_outcomes(outcomes)
             return outcomes
 
+
+    async def _claim(self) -> list[SourceState]:
+        """The due sources, claimed in a thread and awaited at most ``timeout``; none (and one
+        log line) when the database refuses or does not answer. A claim still running when the
+        wait gives up is not started again: a later tick takes what it claimed."""
+        if self._claiming is None:
+            self._claiming = asyncio.ensure_future(asyncio.to_thread(
+                self.store.claim_due, self.clock.now(), self.batch_size, self.owner, self.lease))
+        claiming = self._claiming
+        claims = await self._waited("claim", claiming)
+        if claiming.done():
+            self._claiming = None
+        return claims or []
+
+    async def _waited(self, what: str, work: Awaitable[T]) -> T | None:
+        """``work`` (a store call in a thread) awaited at most ``timeout``; None with one log
+        line when the database refuses or does not answer (the call goes on in its thread)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(work)), self.timeout)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            error = f"no answer in {self.timeout:g}s" if isinstance(exc, TimeoutError) else first_line(exc)
+            log.warning("%s", kv(event="db_error", where=f"dispatcher.{what}", error=error))
+            return None
 
     async def idle(self) -> None:
         """Return once no tick is running."""

@@ -34,8 +34,10 @@ class DbProxy:
 
     def stop(self) -> None:
         self.cut()
+        self._run(self._finish())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        self.loop.close()
 
     def cut(self) -> None:
         """Refuse new connections and reset the open ones (the database went away)."""
@@ -80,6 +82,12 @@ class DbProxy:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+
+    async def _finish(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._server is None:

@@ -263,8 +263,9 @@ async def test_a_dispatcher_tick_survives_an_outage_and_the_next_one_works(
             async with Fetcher(settings.fetch, clock) as fetcher:
                 pipeline = Pipeline(settings, store, fetcher.fetch, clock, random.Random(1),
                                     processes=1)
-                dispatcher = Dispatcher(store, pipeline, lambda: by_id, clock, "t", 10, 600)
-                for outage in (proxy.hang, proxy.cut):
+                dispatcher = Dispatcher(store, pipeline, lambda: by_id, clock, "t", 10, 600,
+                                        timeout=settings.storage.request_timeout)
+                for outage in (proxy.cut, proxy.hang):  # the hung claim lands after restore()
                     outage()
                     caplog.clear()
                     stop = asyncio.Event()
@@ -277,7 +278,7 @@ async def test_a_dispatcher_tick_survives_an_outage_and_the_next_one_works(
                     assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
                     proxy.restore()
                 outcomes = []
-                for _ in range(20):  # a claim left behind by the hang may still be landing
+                for _ in range(20):  # the claim the hang held up lands, and a tick takes it
                     outcomes = await dispatcher.tick()
                     if outcomes:
                         break
