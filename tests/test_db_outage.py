@@ -36,6 +36,7 @@ from aggregator.publish.feeds import FeedService
 from aggregator.scheduler import Dispatcher
 from aggregator.server import create_app
 from aggregator.store import Store, open_store
+from aggregator.web.routes import WebContext, routes
 
 from .dbproxy import DbProxy
 from .feedworld import SOURCES, entry
@@ -93,7 +94,11 @@ def serve(feeds: FeedService) -> Iterator[str]:
     """The app (with the fast lane, as the daemon runs it) on a thread of its own; its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = _Quiet(uvicorn.Config(create_app(feeds), log_level="warning", access_log=False,
+    app = create_app(feeds)
+    app.router.routes.extend(routes(WebContext(
+        store=feeds.store, feeds=feeds, clock=feeds.clock, settings=lambda: feeds.settings,
+        sources=feeds.sources)))
+    server = _Quiet(uvicorn.Config(app, log_level="warning", access_log=False,
                                    lifespan="off", log_config=None,
                                    http=fastlane.protocol(feeds)))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
@@ -185,6 +190,20 @@ def test_readyz_is_503_at_once_when_the_database_refuses(site: Site) -> None:
     ready, took = site.get("/readyz")
     assert ready.status_code == 503 and took < 1.0
     assert site.get("/healthz")[0].status_code == 200
+
+
+@pytest.mark.parametrize("outage", ["cut", "hang"])
+def test_status_pages_answer_503_during_an_outage(site: Site, outage: str) -> None:
+    """The status pages read the store off the event loop: during an outage they are a quick
+    503 with Retry-After (and /healthz still answers), afterwards 200 again."""
+    assert site.get("/")[0].status_code == site.get("/sources/hn")[0].status_code == 200
+    getattr(site.proxy, outage)()
+    for path in ("/", "/sources/hn", "/", "/opml"):
+        page, took = site.get(path)
+        assert page.status_code == 503 and "retry-after" in page.headers and took < 1.0, path
+        assert site.get("/healthz")[1] < 0.3
+    site.proxy.restore()
+    wait_until(lambda: site.get("/")[0].status_code == 200)
 
 
 def test_an_outage_logs_a_line_per_error_never_a_flood(

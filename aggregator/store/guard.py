@@ -156,5 +156,5 @@ class StoreGuard:
             try:
                 if await asyncio.wait_for(asyncio.shield(ping), self.timeout):
                     self.recovered()
-            except Exception:  # still down; the probe's failures are not logged one by one
-                continue
+            except _OUTAGES as exc:  # still down; the probe's failures are not logged one by one
+                log.debug("%s", kv(event="db_probe", error=first_line(exc)))

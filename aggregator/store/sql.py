@@ -106,7 +106,7 @@ def make_engine(url: str, limits: StorageSettings | None = None) -> Engine:
 
 
 def _pg_connect_args(query: Mapping[str, Any], limits: StorageSettings) -> dict[str, Any]:
-    waits = {
+    waits: dict[str, Any] = {
         "connect_timeout": max(1, math.ceil(limits.connect_timeout)),
         "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
         "tcp_user_timeout": int((limits.connect_timeout + limits.statement_timeout + 30) * 1000),
