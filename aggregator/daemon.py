@@ -64,7 +64,7 @@ def owner_id() -> str:
 
 
 def open_configured_store(settings: Settings, clock: Clock) -> Store:
-    store = open_store(settings.storage.url, clock.now())
+    store = open_store(settings.storage.url, clock.now(), settings.storage)
     store.sync_sources(settings.source_records(), clock.now())
     return store
 
@@ -92,7 +92,7 @@ def run(settings: Settings, config_path: Path, role: str = "all", loop_factory: 
 
     # Create or migrate the schema once, here: processes opening a new database at once would
     # race to create it. Closed before forking, so no process inherits a connection.
-    open_store(settings.storage.url, SystemClock().now()).close()
+    open_store(settings.storage.url, SystemClock().now(), settings.storage).close()
     sock, web = webprocs.fork(settings.server.host, settings.server.port, extra + 1, web_process)
     try:
         code = _on_loop(serve(settings, config_path, role=role, sock=sock, web=web), loop_factory)
@@ -118,7 +118,7 @@ async def serve(
     clock = clock or SystemClock()
     setup_logging(settings.logging)
     if role == "web":  # a reader: never writes sources or entries
-        store = open_store(settings.storage.url, clock.now())
+        store = open_store(settings.storage.url, clock.now(), settings.storage)
     else:
         store = open_configured_store(settings, clock)
     live = LiveSources(settings)
@@ -128,6 +128,7 @@ async def serve(
         dispatcher = Dispatcher(
             store, pipeline, live.get, clock, owner,
             settings.schedule.batch_size, settings.schedule.lease,
+            timeout=settings.storage.request_timeout,
         )
         retention = Retention(store, clock, lambda: live.settings.retention)
         scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every, retention)
