@@ -9,6 +9,12 @@ uncached document share one rendering, which runs in a worker thread so the even
 serving. Does not own: which feeds exist (catalog.py), document syntax (render.py), HTTP (http.py
 and server.py).
 
+Through a database outage (``self.guard``, store/guard.py: the rendering is awaited at most
+``[storage] request_timeout``, and after a failure the store is not asked until a probe answers)
+a document rendered before is served as it was, same bytes and ETag, and one never rendered
+raises ``StoreUnavailable`` (HTTP 503 with Retry-After); once the database answers again,
+documents are confirmed and refreshed as usual.
+
 With ``recheck_after`` (the daemon: ``RECHECK_AFTER``), a cached document confirmed against the
 store less than that many seconds ago is served without asking the store again, so a busy server
 reads the store a few times a second instead of once per request. A write in another process (a
