@@ -10,6 +10,7 @@ under test can block on it without blocking the proxy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import Coroutine
@@ -99,8 +100,9 @@ class DbProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer),
-                             return_exceptions=True)
+        with contextlib.suppress(asyncio.CancelledError):  # stop(): the connection just ends
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer),
+                                 return_exceptions=True)
         for w in (writer, up_writer):
             self._writers.discard(w)
             w.transport.abort()

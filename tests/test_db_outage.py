@@ -28,14 +28,15 @@ from sqlalchemy import text
 
 from aggregator import config, fastlane
 from aggregator.clock import FakeClock
-from aggregator.errors import StoreError
+from aggregator.errors import StoreError, StoreUnavailable
 from aggregator.fetch import Fetcher
-from aggregator.models import FetchStatus
+from aggregator.models import FetchStatus, Selection
 from aggregator.pipeline import Pipeline
 from aggregator.publish.feeds import FeedService
 from aggregator.scheduler import Dispatcher
 from aggregator.server import create_app
 from aggregator.store import Store, open_store
+from aggregator.store.guard import StoreGuard
 from aggregator.web.routes import WebContext, routes
 
 from .dbproxy import DbProxy
@@ -225,6 +226,24 @@ def test_an_outage_logs_a_line_per_error_never_a_flood(
     assert len(ours) <= 10, [r.getMessage() for r in ours]
     assert text_lines <= 150
     assert any("event=db_error" in r.getMessage() for r in ours)
+
+
+async def test_a_traceback_is_logged_once_per_error_per_five_minutes(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each failed store call logs one db_error line; the traceback of an error comes with the
+    first one and again only five minutes later."""
+    guard = StoreGuard(site.store.ping, 0.5, site.clock)
+    site.proxy.cut()
+    for _ in range(2):
+        for _ in range(3):
+            with pytest.raises(StoreUnavailable):
+                await guard.wait("test", asyncio.to_thread(site.store.list_entries, Selection()))
+        site.clock.advance(301)
+    errors = [r for r in caplog.records if "event=db_error" in r.getMessage()]
+    assert len(errors) == 6 and all(len(r.getMessage().splitlines()) == 1 for r in errors)
+    assert [bool(r.exc_info) for r in errors] == [True, False, False, True, False, False]
+    assert len([r for r in caplog.records if "event=db_down" in r.getMessage()]) == 1
 
 
 def test_postgresql_sessions_carry_the_statement_timeout_and_pool_wait(site: Site) -> None:

@@ -124,6 +124,8 @@ class StoreGuard:
         last = self._tracebacks.get(signature)
         trace = last is None or not 0 <= (now - last).total_seconds() < TRACEBACK_EVERY
         if trace:
+            if len(self._tracebacks) >= 256:  # distinct errors are few; never let them pile up
+                self._tracebacks.clear()
             self._tracebacks[signature] = now
         log.warning("%s", kv(event="db_error", where=where, error=signature),
                     exc_info=exc if trace and exc.__traceback__ else None)
