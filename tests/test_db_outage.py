@@ -48,7 +48,7 @@ from .pg import pg_schema
 TIMEOUTS = """
 [storage]
 connect_timeout = "1s"
-statement_timeout = "1s"
+statement_timeout = "0.5s"
 pool_timeout = "1s"
 request_timeout = "0.5s"
 """
@@ -249,9 +249,9 @@ async def test_a_traceback_is_logged_once_per_error_per_five_minutes(
 def test_postgresql_sessions_carry_the_statement_timeout_and_pool_wait(site: Site) -> None:
     """[storage] statement_timeout reaches the server; a longer statement is cancelled by it."""
     with site.store.engine.connect() as conn:  # type: ignore[attr-defined]
-        assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "1s"
+        assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "500ms"
         with pytest.raises(Exception, match="statement timeout"):
-            conn.execute(text("SELECT pg_sleep(3)"))
+            conn.execute(text("SELECT pg_sleep(2)"))
     assert site.store.engine.pool.timeout() == 1.0  # type: ignore[attr-defined]
 
 

@@ -62,7 +62,7 @@ class StoreGuard:
     def __init__(self, ping: Callable[[], bool], timeout: float, clock: Clock | None = None) -> None:
         self.ping = ping
         self.timeout = timeout
-        self.retry = max(1.0, timeout)  # seconds between two probes while down
+        self.retry = timeout  # seconds between two probes while down
         self.clock = clock or SystemClock()
         self.down_since: datetime | None = None
         self.errors = 0  # failures seen (outages, not bugs)
