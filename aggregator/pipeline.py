@@ -7,8 +7,13 @@ For each claimed source::
     ─► categorize (rules may drop) ─► dedupe across sources ─► store.apply ─► schedule next fetch
 
 Every failure of one source becomes a ``FetchOutcome`` value, so one broken source never stops a
-batch; an unexpected exception is a bug and propagates. When every source of a round fails with a
-network error the machine is offline, and the round is not counted against the sources.
+batch. An unexpected exception in any stage of one source (a bug, or input that reaches one) is
+that source's failure too: status ``error``, ``last_error`` ``internal error (ValueError: …)``,
+backed off like any failure, its traceback logged once at ERROR; the other sources go on. A
+source's fetch and processing are bounded by its budget (90% of the lease): past it the source
+fails with ``took too long``, so no source keeps its lease longer than the lease time. When every
+source of a round fails with a network error the machine is offline, and the round is not counted
+against the sources.
 """
 
 from __future__ import annotations
@@ -123,43 +128,101 @@ class Pipeline:
         dead network (``_looks_offline``)."""
         fetches = [asyncio.ensure_future(self._fetch(src, st)) for src, st in claims]
         everything = asyncio.gather(*fetches)
-
-        async def one(source: Source, state: SourceState, fetch: asyncio.Future[FetchResult]) -> FetchOutcome:
-            result = await fetch
-            offline = False
-            if result.error is not None and result.status_code is None:
-                offline = _looks_offline(await asyncio.shield(everything))
-            return await self._finish(source, state, result, offline, progress)
-
+        # a fetch cut off by its source's budget is cancelled, which fails the gather: read
+        # its outcome so that is not reported as an error nobody retrieved
+        everything.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
-            return list(await asyncio.gather(*(one(s, st, f) for (s, st), f in zip(claims, fetches))))
+            return list(await asyncio.gather(
+                *(self._one(s, st, f, everything, progress) for (s, st), f in zip(claims, fetches))
+            ))
         finally:
-            everything.cancel()  # only when a job failed: it is done otherwise
+            everything.cancel()  # only when a job was cancelled: it is done otherwise
 
-    async def _finish(
+    async def _one(
         self,
         source: Source,
         state: SourceState,
-        result: FetchResult,
-        offline: bool,
+        fetch: asyncio.Future[FetchResult],
+        everything: asyncio.Future[list[FetchResult]],
         progress: Callable[[FetchOutcome], None] | None,
     ) -> FetchOutcome:
+        """One source of a batch, from its answer to its stored outcome; never raises (but for
+        cancellation): whatever goes wrong becomes this source's failed outcome."""
+        budget = self.budget()
+        result = FetchResult(url=state.url, status_code=None)
+        deadline = asyncio.timeout(budget)
+        try:
+            async with deadline:
+                result = await fetch
+                offline = False
+                if result.error is not None and result.status_code is None:
+                    offline = _looks_offline(await asyncio.shield(everything))
+                processed = await self._process_slot(source, state, result, offline)
+        except TimeoutError as exc:
+            if not deadline.expired():  # raised by something inside: a bug like any other
+                processed = self._internal_error(source, state, result, exc, "process")
+            else:
+                error = f"took too long (over its budget of {budget:g} s, 90% of the lease)"
+                processed = self._failed(source, state, result, error, False)
+        except Exception as exc:  # noqa: BLE001 (a bug: logged with its traceback, fails only this source)
+            processed = self._internal_error(source, state, result, exc, "process")
+        return await self._record(source, state, result, processed, progress)
+
+    def budget(self) -> float:
+        """Seconds one source's fetch and processing may take: 90% of the lease, so its outcome
+        is stored while it still holds the lease."""
+        return max(1.0, 0.9 * self.settings.schedule.lease)
+
+    async def _process_slot(
+        self, source: Source, state: SourceState, result: FetchResult, offline: bool
+    ) -> Processed:
         # A few sources at a time from parse to store, so stored sources free their memory and
         # the store's work overlaps the worker processes' (the pool's queue is first come,
         # first served: without this every parse would queue before any cleaning).
         async with self._slots:
-            processed = await self.process(source, state, result, offline=offline)
-            if not (processed.new or processed.changed or processed.dropped):
+            return await self.process(source, state, result, offline=offline)
+
+    async def _record(
+        self,
+        source: Source,
+        state: SourceState,
+        result: FetchResult,
+        processed: Processed,
+        progress: Callable[[FetchOutcome], None] | None,
+    ) -> FetchOutcome:
+        """Store one source's results; a bug while storing them fails only this source (its
+        failure is stored instead, when the store still can)."""
+        try:
+            processed = await self._write(processed)
+        except Exception as exc:  # noqa: BLE001 (logged with its traceback; other sources go on)
+            processed = self._internal_error(source, state, result, exc, "store")
+            try:
                 await self._store_quiet(processed)
-            else:
-                async with self._write_lock:  # a story arriving from two sources at once merges
-                    # in a thread: SQLite and the database driver work without the GIL, so the
-                    # event loop goes on fetching and feeding the workers meanwhile
-                    processed = await asyncio.to_thread(self._store, processed)
+            except Exception as again:  # noqa: BLE001 (the store itself is failing: the lease expires)
+                log.error("%s", kv(source=source.id, event="outcome_not_stored",
+                                   error=f"{type(again).__name__}: {again}"))
         _log_outcome(processed.outcome)
         if progress:
             progress(processed.outcome)
         return processed.outcome
+
+    async def _write(self, processed: Processed) -> Processed:
+        if not (processed.new or processed.changed or processed.dropped):
+            await self._store_quiet(processed)
+            return processed
+        async with self._write_lock:  # a story arriving from two sources at once merges
+            # in a thread: SQLite and the database driver work without the GIL, so the
+            # event loop goes on fetching and feeding the workers meanwhile
+            return await asyncio.to_thread(self._store, processed)
+
+    def _internal_error(
+        self, source: Source, state: SourceState, result: FetchResult, exc: BaseException, stage: str
+    ) -> Processed:
+        """A bug met while handling one source: its traceback logged once, the source failed."""
+        error = internal_error(exc)
+        log.error("%s", kv(source=source.id, event="internal_error", stage=stage, error=error),
+                  exc_info=exc)
+        return self._failed(source, state, result, error, False)
 
     def _store(self, processed: Processed) -> Processed:
         processed = self._merged(processed)
@@ -197,8 +260,13 @@ class Pipeline:
                     waiter.set_result(None)
 
     async def dry_run(self, source: Source, state: SourceState) -> Processed:
-        """Everything a fetch of one source would store, without storing it."""
-        return self._merged(await self.process(source, state, await self._fetch(source, state)))
+        """Everything a fetch of one source would store, without storing it; a bug met on the
+        way is the dry run's failed outcome, as it would be the fetch's."""
+        result = await self._fetch(source, state)
+        try:
+            return self._merged(await self.process(source, state, result))
+        except Exception as exc:  # noqa: BLE001 (logged with its traceback)
+            return self._internal_error(source, state, result, exc, "process")
 
     def _merged(self, processed: Processed) -> Processed:
         if not processed.new:
@@ -208,8 +276,14 @@ class Pipeline:
         return replace(processed, new=tuple(new), outcome=outcome)
 
     async def _fetch(self, source: Source, state: SourceState) -> FetchResult:
-        url = get_adapter(source.kind).request_url(source, state.url)
-        return await self.fetch(url, etag=state.etag, last_modified=state.last_modified)
+        """The source's document; a bug in fetching is this source's failed fetch, never raised."""
+        try:
+            url = get_adapter(source.kind).request_url(source, state.url)
+            return await self.fetch(url, etag=state.etag, last_modified=state.last_modified)
+        except Exception as exc:  # a bug: logged with its traceback
+            log.error("%s", kv(source=source.id, event="internal_error", stage="fetch",
+                               error=internal_error(exc)), exc_info=exc)
+            return FetchResult(url=state.url, status_code=0, error=internal_error(exc))
 
     # --- one source ---------------------------------------------------------------------------
 
@@ -219,6 +293,8 @@ class Pipeline:
         started = self.clock.now()
         if result.error is not None:
             return self._failed(source, state, result, result.error, offline)
+        if not result.not_modified and not result.content.strip():
+            return self._failed(source, state, result, "empty response", False)
         if result.not_modified or _body_hash(result) == state.body_hash:
             return self._unchanged(source, state, result)
         tracking = self.settings.dedupe.tracking_params
@@ -238,11 +314,8 @@ class Pipeline:
         started: datetime,
     ) -> Processed:
         now = self.clock.now()
-        keyed = self._alive(source, identified)
-        known = self.store.known(source.id, keyed)
-        keyed, old_keys = self._rekey(source, keyed, known)
-        if old_keys:
-            known.update(self.store.known(source.id, old_keys))
+        # the store's look-ups in a thread: a slow or hung database never blocks the event loop
+        keyed, known = await asyncio.to_thread(self._lookup, source, identified)
         todo = {k: ki for k, ki in keyed.items() if k not in known or known[k][1] != ki.content_hash}
         adapter = get_adapter(source.kind)
         enriched = await asyncio.gather(
@@ -272,6 +345,18 @@ class Pipeline:
         )
         state = self._succeeded(state, result, outcome, parsed)
         return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped))
+
+    def _lookup(
+        self, source: Source, identified: Sequence[Keyed]
+    ) -> tuple[dict[str, Keyed], dict[str, tuple[int, str]]]:
+        """The live items by key (re-keyed where the source changed its id scheme) and what the
+        store knows of them: key -> (entry id, content hash)."""
+        keyed = self._alive(source, identified)
+        known = self.store.known(source.id, keyed)
+        keyed, old_keys = self._rekey(source, keyed, known)
+        if old_keys:
+            known.update(self.store.known(source.id, old_keys))
+        return keyed, known
 
     def _alive(self, source: Source, identified: Sequence[Keyed]) -> dict[str, Keyed]:
         """The identified items by key, tombstoned keys left out (fingerprints are computed
@@ -434,6 +519,13 @@ class Pipeline:
             fetch_count=state.fetch_count + 1,
         )
         return Processed(outcome, new_state)
+
+
+def internal_error(exc: BaseException) -> str:
+    """How a bug met while handling a source reads in its ``last_error``."""
+    text = " ".join(str(exc).split())
+    text = text[:300] + "…" if len(text) > 300 else text
+    return f"internal error ({type(exc).__name__}: {text})" if text else f"internal error ({type(exc).__name__})"
 
 
 def _looks_offline(results: Sequence[FetchResult]) -> bool:

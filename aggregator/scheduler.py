@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .clock import Clock
 from .config import RetentionSettings
-from .models import FetchOutcome, Source
+from .models import FetchOutcome, Source, SourceState
 from .pipeline import Pipeline
 from .store import PruneResult, Store
 
@@ -27,7 +27,9 @@ log = logging.getLogger("aggregator.scheduler")
 
 
 class Dispatcher:
-    """Claims due sources and runs them; one tick at a time, never overlapping itself."""
+    """Claims due sources and runs them. A tick claims what is due (up to ``batch_size`` sources
+    in flight), starts them and returns: a slow source holds only its own slot, never the next
+    tick, so the other sources are fetched on time."""
 
     def __init__(
         self,
@@ -48,34 +50,66 @@ class Dispatcher:
         self.batch_size = batch_size
         self.lease = lease
         self.on_outcomes = on_outcomes
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # one claim at a time
+        self._batches: set[asyncio.Task[list[FetchOutcome]]] = set()
+        self._in_flight = 0
         self.ticks = 0
 
     async def tick(self) -> list[FetchOutcome]:
-        """Run every source that is due now; return their outcomes."""
+        """Claim the sources due now, run them and return their outcomes (the CLI and tests
+        wait for a round this way; the scheduler calls ``dispatch``)."""
+        batch = await self.dispatch()
+        return await batch if batch is not None else []
+
+    async def dispatch(self) -> asyncio.Task[list[FetchOutcome]] | None:
+        """Claim what is due now into the free slots and start it; returns the started batch
+        (None when nothing was due) without waiting for it."""
         async with self._lock:
             self.ticks += 1
+            free = self.batch_size - self._in_flight
+            if free <= 0:
+                return None
             configured = self.sources()
-            claims = self.store.claim_due(self.clock.now(), self.batch_size, self.owner, self.lease)
+            claims = await asyncio.to_thread(
+                self.store.claim_due, self.clock.now(), free, self.owner, self.lease
+            )
             pairs = []
             for state in claims:
                 source = configured.get(state.source_id)
                 if source is None:  # removed from the config since the claim
-                    self.store.release(state.source_id, self.owner)
+                    await asyncio.to_thread(self.store.release, state.source_id, self.owner)
                     continue
                 pairs.append((source, state))
             if not pairs:
-                return []
-            outcomes = await self.pipeline.run_batch(pairs)
-            if self.on_outcomes:
-                self.on_outcomes(outcomes)
-            return outcomes
+                return None
+            self._in_flight += len(pairs)
+            batch = asyncio.create_task(self._run(pairs), name="batch")
+            self._batches.add(batch)
+            batch.add_done_callback(self._finished)
+            return batch
 
+    def _finished(self, batch: asyncio.Task[list[FetchOutcome]]) -> None:
+        self._batches.discard(batch)
+        if not batch.cancelled() and batch.exception() is not None:
+            log.error("event=batch_failed", exc_info=batch.exception())
+
+    async def _run(self, pairs: list[tuple[Source, SourceState]]) -> list[FetchOutcome]:
+        try:
+            outcomes = await self.pipeline.run_batch(pairs)
+        finally:
+            self._in_flight -= len(pairs)
+        if self.on_outcomes:
+            try:
+                self.on_outcomes(outcomes)
+            except Exception:  # a bug in a hook (feeds, WebSub) must not lose the outcomes
+                log.exception("event=outcome_hook_failed")
+        return outcomes
 
     async def idle(self) -> None:
-        """Return once no tick is running."""
+        """Return once no batch is running."""
         async with self._lock:
-            return
+            while self._batches:
+                await asyncio.wait(set(self._batches))
 
 
 class Retention:
@@ -149,7 +183,7 @@ class Scheduler:
 
     async def _safe_tick(self) -> None:
         try:
-            await self.dispatcher.tick()
+            await self.dispatcher.dispatch()
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug in one tick must not kill the daemon; it is logged loudly
