@@ -136,8 +136,9 @@ class ScheduleSettings(_Section):
     max_backoff: Duration = 86400.0
     backoff_base: Duration = 60.0  # first retry after a failed fetch
     dispatch_every: Duration = 5.0  # how often the dispatcher looks for due sources
-    batch_size: int = Field(100, ge=1)  # sources claimed per dispatcher tick
+    batch_size: int = Field(100, ge=1)  # sources in flight at once (claimed by the dispatcher)
     lease: Duration = 600.0  # how long a claimed source stays claimed
+    detail_attempts: int = Field(5, ge=1)  # fetches of an entry's detail before giving up on it
 
 
 class ContentSettings(_Section):

@@ -60,6 +60,11 @@ class SourceState:
     enabled: bool = True
     fetch_count: int = 0
     not_modified_count: int = 0
+    # entries of the source's current document whose detail (full text) fetch failed: how many,
+    # the last error, and when the next retry is due (None: no retry left)
+    details_missing: int = 0
+    detail_error: str | None = None
+    detail_retry_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,17 @@ class Item:
     extra: Mapping[str, Any] = field(default_factory=dict)  # adapter-private hints (e.g. detail URL)
     base: str | None = None  # what relative URLs in content and summary resolve against (a feed's
     #   xml:base or its own URL); None: the item's link, else the source document's link or URL
+    detail_error: str | None = None  # set by ``enrich`` when the item's detail could not be had
+
+
+@dataclass(frozen=True)
+class DetailAttempt:
+    """An entry whose detail fetch failed: how often so far, the last error, the next retry."""
+
+    key: str
+    attempts: int
+    error: str
+    retry_at: datetime | None  # None: the attempts are used up
 
 
 @dataclass(frozen=True)

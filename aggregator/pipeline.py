@@ -26,13 +26,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from . import content, dedupe, schedule
+from . import content, dedupe, details, schedule
 from .categorize import Categorizer, Decision, Fields
 from .clock import Clock
 from .config import Settings
 from .errors import AggregatorError
 from .logs import kv
 from .models import (
+    DetailAttempt,
     Drop,
     Entry,
     FeedHints,
@@ -53,6 +54,9 @@ log = logging.getLogger("aggregator.pipeline")
 FetchFn = Callable[..., Awaitable[FetchResult]]
 
 
+NO_DETAIL_CHANGES = details.DetailChanges()
+
+
 @dataclass(frozen=True)
 class Processed:
     """What one source's fetch would write: used for real runs and for dry runs alike."""
@@ -62,6 +66,7 @@ class Processed:
     new: tuple[Entry, ...] = ()
     changed: tuple[Entry, ...] = ()
     dropped: tuple[Drop, ...] = ()  # entries the categorize rules or filters dropped, with why
+    details: details.DetailChanges = NO_DETAIL_CHANGES  # failed and recovered detail fetches
 
 
 def _candidate(e: Entry) -> dedupe.Candidate:
@@ -209,11 +214,18 @@ class Pipeline:
     async def _write(self, processed: Processed) -> Processed:
         if not (processed.new or processed.changed or processed.dropped):
             await self._store_quiet(processed)
-            return processed
-        async with self._write_lock:  # a story arriving from two sources at once merges
-            # in a thread: SQLite and the database driver work without the GIL, so the
-            # event loop goes on fetching and feeding the workers meanwhile
-            return await asyncio.to_thread(self._store, processed)
+        else:
+            async with self._write_lock:  # a story arriving from two sources at once merges
+                # in a thread: SQLite and the database driver work without the GIL, so the
+                # event loop goes on fetching and feeding the workers meanwhile
+                processed = await asyncio.to_thread(self._store, processed)
+        if processed.details:
+            change = processed.details
+            await asyncio.to_thread(
+                self.store.save_detail_attempts, processed.state.source_id, change.failed,
+                change.cleared,
+            )
+        return processed
 
     def _internal_error(
         self, source: Source, state: SourceState, result: FetchResult, exc: BaseException, stage: str
@@ -276,9 +288,12 @@ class Pipeline:
         return replace(processed, new=tuple(new), outcome=outcome)
 
     async def _fetch(self, source: Source, state: SourceState) -> FetchResult:
-        """The source's document; a bug in fetching is this source's failed fetch, never raised."""
+        """The source's document; a bug in fetching is this source's failed fetch, never raised.
+        Without validators when details are due for a retry (they need the items again)."""
         try:
             url = get_adapter(source.kind).request_url(source, state.url)
+            if details.retry_due(state, self.clock.now()):
+                return await self.fetch(url)
             return await self.fetch(url, etag=state.etag, last_modified=state.last_modified)
         except Exception as exc:  # a bug: logged with its traceback
             log.error("%s", kv(source=source.id, event="internal_error", stage="fetch",
@@ -295,7 +310,8 @@ class Pipeline:
             return self._failed(source, state, result, result.error, offline)
         if not result.not_modified and not result.content.strip():
             return self._failed(source, state, result, "empty response", False)
-        if result.not_modified or _body_hash(result) == state.body_hash:
+        unchanged = result.not_modified or _body_hash(result) == state.body_hash
+        if unchanged and not (details.retry_due(state, started) and result.content):
             return self._unchanged(source, state, result)
         tracking = self.settings.dedupe.tracking_params
         try:
@@ -315,17 +331,24 @@ class Pipeline:
     ) -> Processed:
         now = self.clock.now()
         # the store's look-ups in a thread: a slow or hung database never blocks the event loop
-        keyed, known = await asyncio.to_thread(self._lookup, source, identified)
-        todo = {k: ki for k, ki in keyed.items() if k not in known or known[k][1] != ki.content_hash}
-        adapter = get_adapter(source.kind)
-        enriched = await asyncio.gather(
-            *(adapter.enrich(source, ki.item, self._extra_fetch) for ki in todo.values())
+        keyed, known, attempts = await asyncio.to_thread(self._lookup, source, identified, state)
+        retry = details.due(attempts, keyed, now)
+        todo = {
+            k: ki for k, ki in keyed.items()
+            if k not in known or known[k][1] != ki.content_hash or k in retry
+        }
+        enriched = await self._enrich(source, list(todo.values()))
+        detail_changes = details.changes(
+            attempts, keyed, list(zip(todo, enriched)), now, self.settings.schedule
         )
+        _log_details(source, detail_changes)
         prepared = await self.offload.prepare(enriched, parsed.link or result.url, self.clean_options)
         new: list[Entry] = []
         changed: list[Entry] = []
         dropped: list[Drop] = []
         for (key, ki), item, ready in zip(todo.items(), enriched, prepared):
+            if key in retry and item.detail_error and known.get(key, (0, ""))[1] == ki.content_hash:
+                continue  # a retry that failed again: the stored entry is as it was
             entry, decision = self._entry(source, key, item, ki, ready, now)
             if decision.dropped:
                 why = str(decision.dropped_by) if decision.dropped_by else "dropped"
@@ -343,20 +366,43 @@ class Pipeline:
             elapsed=(self.clock.now() - started).total_seconds() + result.elapsed,
             bytes=len(result.content),
         )
-        state = self._succeeded(state, result, outcome, parsed)
-        return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped))
+        state = details.summarized(self._succeeded(state, result, outcome, parsed), attempts,
+                                   detail_changes)
+        return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped),
+                         detail_changes)
+
+    async def _enrich(self, source: Source, todo: Sequence[Keyed]) -> list[Item]:
+        """The items completed by the adapter's ``enrich`` (detail fetches) within the source's
+        enrichment budget (half its budget); those still unfinished then keep what the document
+        gave and are marked for a retry at a later fetch."""
+        if not todo:
+            return []
+        adapter = get_adapter(source.kind)
+        tasks = [asyncio.ensure_future(adapter.enrich(source, ki.item, self._extra_fetch)) for ki in todo]
+        budget = self.budget() / 2
+        try:
+            _done, pending = await asyncio.wait(tasks, timeout=budget)
+        finally:
+            for task in tasks:
+                task.cancel()  # a no-op for finished ones
+        late = f"detail not fetched within the source's enrichment budget ({budget:g} s)"
+        return [
+            replace(ki.item, detail_error=late) if task in pending else task.result()
+            for ki, task in zip(todo, tasks)
+        ]
 
     def _lookup(
-        self, source: Source, identified: Sequence[Keyed]
-    ) -> tuple[dict[str, Keyed], dict[str, tuple[int, str]]]:
-        """The live items by key (re-keyed where the source changed its id scheme) and what the
-        store knows of them: key -> (entry id, content hash)."""
+        self, source: Source, identified: Sequence[Keyed], state: SourceState
+    ) -> tuple[dict[str, Keyed], dict[str, tuple[int, str]], dict[str, DetailAttempt]]:
+        """The live items by key (re-keyed where the source changed its id scheme), what the
+        store knows of them (key -> (entry id, content hash)) and its failed detail fetches."""
         keyed = self._alive(source, identified)
         known = self.store.known(source.id, keyed)
         keyed, old_keys = self._rekey(source, keyed, known)
         if old_keys:
             known.update(self.store.known(source.id, old_keys))
-        return keyed, known
+        attempts = self.store.detail_attempts(source.id) if state.details_missing else {}
+        return keyed, known, attempts
 
     def _alive(self, source: Source, identified: Sequence[Keyed]) -> dict[str, Keyed]:
         """The identified items by key, tombstoned keys left out (fingerprints are computed
@@ -540,6 +586,13 @@ def _looks_offline(results: Sequence[FetchResult]) -> bool:
 
 def _body_hash(result: FetchResult) -> str | None:
     return hashlib.sha256(result.content).hexdigest() if result.content else None
+
+
+def _log_details(source: Source, change: details.DetailChanges) -> None:
+    for a in change.failed:
+        retry = a.retry_at.isoformat() if a.retry_at else "never (attempts used up)"
+        log.warning("%s", kv(source=source.id, event="detail_failed", key=a.key, attempt=a.attempts,
+                             retry=retry, error=a.error))
 
 
 def _log_outcome(o: FetchOutcome) -> None:

@@ -21,7 +21,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -293,15 +293,31 @@ def selected_html(text: str, selector: str, remove: Sequence[str]) -> tuple[str 
 # --- extra documents -----------------------------------------------------------------------------
 
 
-async def fetch_extra(url: str | None, fetch: FetchFn) -> FetchResult | None:
-    """A successful fetch of ``url``, or None: an extra document never fails the item."""
+@dataclass(frozen=True)
+class Extra:
+    """An extra document (an item's detail or article page): its successful fetch, or why not."""
+
+    result: FetchResult | None
+    error: str | None = None  # why there is no result; None when there was no URL to fetch
+
+    def missing(self, item: Item) -> Item:
+        """``item`` marked as missing its detail for this reason (unchanged without a reason)."""
+        return replace(item, detail_error=self.error) if self.error else item
+
+
+async def fetch_extra(url: str | None, fetch: FetchFn) -> Extra:
+    """Fetch ``url``; an extra document never fails the item, its failure is only recorded
+    (``Item.detail_error``) so the item's detail is retried at later fetches."""
     if not url:
-        return None
+        return Extra(None)
     try:
         result = await fetch(url)
-    except FetchError:
-        return None
-    return result if result.ok and result.content else None
+    except FetchError as exc:
+        return Extra(None, f"{url}: {exc}")
+    if result.ok and result.content.strip():
+        return Extra(result)
+    why = result.error or ("empty response" if result.ok else f"HTTP {result.status_code}")
+    return Extra(None, f"{url}: {why}")
 
 
 def content_type(result: FetchResult) -> str | None:

@@ -45,8 +45,13 @@ class QutoutiaoAdapter:
         )
 
     async def enrich(self, source: Source, item: Item, fetch: FetchFn) -> Item:
-        content = await _detail_html(item, fetch) or await _article_html(item, fetch)
-        return replace(item, content=content) if content else item
+        content, detail_error = await _detail_html(item, fetch)
+        if not content:
+            content, article_error = await _article_html(item, fetch)
+            if not content:  # both failed: the item keeps its summary, and the detail is retried
+                why = "; ".join(e for e in (detail_error, article_error) if e)
+                return replace(item, detail_error=why) if why else item
+        return replace(item, content=content)
 
 
 def _json_body(body: bytes, what: str) -> dict[str, Any]:
@@ -119,24 +124,29 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-async def _detail_html(item: Item, fetch: FetchFn) -> str | None:
-    result = await fetch_extra(item.extra.get("detail_url"), fetch)
-    if result is None:
-        return None
+async def _detail_html(item: Item, fetch: FetchFn) -> tuple[str | None, str | None]:
+    """The detail JSON's HTML, else None and why not."""
+    url = item.extra.get("detail_url")
+    extra = await fetch_extra(url, fetch)
+    if extra.result is None:
+        return None, extra.error
     try:
-        data = _json_body(result.content, "article detail")
-    except ParseError:
-        return None
+        data = _json_body(extra.result.content, "article detail")
+    except ParseError as exc:
+        return None, f"{url}: {exc}"
     detail = data.get("data")
     html = detail.get("detail") if isinstance(detail, dict) else None
-    return html if isinstance(html, str) and html.strip() else None
+    return (html, None) if isinstance(html, str) and html.strip() else (None, f"{url}: no detail")
 
 
-async def _article_html(item: Item, fetch: FetchFn) -> str | None:
-    result = await fetch_extra(item.extra.get("article_url") or item.link, fetch)
-    if result is None:
-        return None
-    return article_content(_decode(result))
+async def _article_html(item: Item, fetch: FetchFn) -> tuple[str | None, str | None]:
+    """The article page's content, else None and why not."""
+    url = item.extra.get("article_url") or item.link
+    extra = await fetch_extra(url, fetch)
+    if extra.result is None:
+        return None, extra.error
+    html = article_content(_decode(extra.result))
+    return (html, None) if html else (None, f"{url}: no div.content in the article page")
 
 
 def article_content(page: str) -> str | None:

@@ -7,7 +7,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..models import Drop, DuplicateCandidate, Entry, FetchOutcome, Selection, Source, SourceState
+from ..models import (
+    DetailAttempt,
+    Drop,
+    DuplicateCandidate,
+    Entry,
+    FetchOutcome,
+    Selection,
+    Source,
+    SourceState,
+)
 from .sql import ChangeStamp, PruneResult, SQLStore
 
 
@@ -54,6 +63,10 @@ class Store(Protocol):
     def get_entry(self, entry_id: int) -> Entry | None: ...
     def entry_counts(self) -> dict[str, int]: ...
     def fetch_history(self, source_id: str, limit: int = 20) -> list[dict[str, Any]]: ...
+    def detail_attempts(self, source_id: str) -> dict[str, DetailAttempt]: ...
+    def save_detail_attempts(
+        self, source_id: str, failed: Sequence[DetailAttempt], cleared: Sequence[str]
+    ) -> None: ...
 
 
 def open_store(url: str, now: datetime) -> Store:

@@ -41,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
 from ..models import Drop, Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
+from .details import DetailQueries
 from .identity import IdentityQueries, identity_columns
 from .schema import (
     counters,
@@ -112,7 +113,7 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-class SQLStore(IdentityQueries):
+class SQLStore(IdentityQueries, DetailQueries):
     """One store over one database; safe to share within a process."""
 
     def __init__(self, url: str, now: datetime) -> None:
@@ -621,6 +622,9 @@ def _state(r: RowMapping) -> SourceState:
         enabled=bool(r["enabled"]) and not bool(r["gone"]),
         fetch_count=r["fetch_count"] or 0,
         not_modified_count=r["not_modified_count"] or 0,
+        details_missing=r["details_missing"] or 0,
+        detail_error=r["detail_error"],
+        detail_retry_at=r["detail_retry_at"],
     )
 
 
@@ -643,6 +647,9 @@ def _state_row(s: SourceState) -> dict[str, Any]:
         "gone": s.last_status == "gone",
         "fetch_count": s.fetch_count,
         "not_modified_count": s.not_modified_count,
+        "details_missing": s.details_missing,
+        "detail_error": s.detail_error,
+        "detail_retry_at": s.detail_retry_at,
         "lease_owner": None,
         "lease_until": None,
     }
