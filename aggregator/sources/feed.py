@@ -1,6 +1,8 @@
 """The feed adapter: RSS 0.9x/1.0/2.0 and Atom through feedparser, JSON Feed 1.0/1.1 by hand.
 
-feedparser is handed bytes and headers, never a URL, so every request goes through our fetcher.
+feedparser is handed a file object and headers, never a URL nor the bytes themselves: given a
+``str`` or ``bytes`` it first tries them as a local path or a URL (a body of ``/etc/passwd`` would be
+read from disk), so every document goes through our fetcher and nothing else.
 Bytes are first decoded by ``encoding.decode_feed`` (GB18030 for GB2312/GBK, UTF-8 wins when the
 declarations disagree with valid UTF-8 bytes). This module does not clean HTML: the pipeline does.
 """
@@ -8,6 +10,7 @@ declarations disagree with valid UTF-8 bytes). This module does not clean HTML: 
 from __future__ import annotations
 
 import calendar
+import io
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -56,7 +59,7 @@ def _looks_like_json(body: bytes, content_type: str | None) -> bool:
 def parse_xml_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     data, _encoding = decode_feed(body, headers.get("content-type"))
     parsed = feedparser.parse(
-        data,
+        io.BytesIO(data),  # never the bytes: feedparser would open() them as a path or URL
         response_headers={
             "content-type": "application/xml; charset=utf-8",
             "content-location": url,
