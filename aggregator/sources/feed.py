@@ -9,12 +9,11 @@ declarations disagree with valid UTF-8 bytes). This module does not clean HTML: 
 
 from __future__ import annotations
 
-import calendar
 import io
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import feedparser
@@ -22,8 +21,9 @@ import feedparser
 from ..errors import NotAFeedError, ParseError
 from ..models import Enclosure, FeedHints, FetchResult, Item, ParsedFeed, Source
 from . import FetchFn
-from .dates import install_date_handlers, parse_date
+from .dates import from_struct, install_date_handlers, parse_date
 from .encoding import decode_feed
+from .limits import newest, trim_xml
 
 install_date_handlers()
 
@@ -41,10 +41,10 @@ class FeedAdapter:
         return effective_url
 
     def parse(self, source: Source, result: FetchResult) -> ParsedFeed:
-        body = result.content
+        body, keep = result.content, source.limits.max_entries
         if _looks_like_json(body, result.headers.get("content-type")):
-            return parse_json_feed(body)
-        return parse_xml_feed(body, result.headers, result.url)
+            return parse_json_feed(body, keep)
+        return parse_xml_feed(body, result.headers, result.url, keep)
 
     async def enrich(self, source: Source, item: Item, fetch: FetchFn) -> Item:
         return item
@@ -56,8 +56,14 @@ def _looks_like_json(body: bytes, content_type: str | None) -> bool:
     return body.lstrip()[:1] == b"{"
 
 
-def parse_xml_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
+def parse_xml_feed(
+    body: bytes, headers: Mapping[str, str], url: str, keep: int | None = None
+) -> ParsedFeed:
+    """The items of an RSS, Atom or RDF document; with ``keep``, only its newest ``keep`` items
+    reach feedparser (``limits.trim_xml``)."""
     data, _encoding = decode_feed(body, headers.get("content-type"))
+    if keep is not None:
+        data = trim_xml(data, keep)
     parsed = feedparser.parse(
         io.BytesIO(data),  # never the bytes: feedparser would open() them as a path or URL
         response_headers={
@@ -109,7 +115,7 @@ def _item(e: Any) -> Item:
 def _date(e: Any, name: str) -> datetime | None:
     parsed = e.get(f"{name}_parsed")
     if parsed:
-        return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+        return from_struct(parsed)
     raw = e.get(name)
     return parse_date(raw) if raw else None
 
@@ -155,7 +161,7 @@ def _hints(feed: Any, body: bytes) -> FeedHints:
 # --- JSON Feed 1.0 / 1.1 -------------------------------------------------------------------------
 
 
-def parse_json_feed(body: bytes) -> ParsedFeed:
+def parse_json_feed(body: bytes, keep: int | None = None) -> ParsedFeed:
     try:
         doc = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -165,7 +171,10 @@ def parse_json_feed(body: bytes) -> ParsedFeed:
     raw_items = doc.get("items")
     if not isinstance(raw_items, list):
         raise ParseError("not a feed: JSON Feed without an items list")
-    items = tuple(_json_item(i) for i in raw_items if isinstance(i, dict))
+    raw = [i for i in raw_items if isinstance(i, dict)]
+    if keep is not None:  # only the newest become items (limits.newest)
+        raw = newest(raw, _json_raw_date, keep)
+    items = tuple(_json_item(i) for i in raw)
     return ParsedFeed(title=_str(doc.get("title")), link=_str(doc.get("home_page_url")), items=items)
 
 
@@ -186,6 +195,10 @@ def _json_item(i: Mapping[str, Any]) -> Item:
         enclosures=tuple(_json_attachments(i.get("attachments") or [])),
         image=_str(i.get("image")) or _str(i.get("banner_image")),
     )
+
+
+def _json_raw_date(i: Mapping[str, Any]) -> datetime | None:
+    return _json_date(i.get("date_published")) or _json_date(i.get("date_modified"))
 
 
 def _json_attachments(attachments: Iterable[Any]) -> Iterable[Enclosure]:
