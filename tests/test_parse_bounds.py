@@ -13,14 +13,16 @@ import feedparser
 import pytest
 
 from aggregator.clock import FakeClock
+from aggregator.commands import fetch_all
 from aggregator.config import FieldSpec
-from aggregator.models import Entry, Selection
-from aggregator.sources.dates import from_struct, parse_date, plausible
+from aggregator.models import Entry, FetchResult, FetchStatus, ParseLimits, Selection, Source
+from aggregator.offload import Offload, ParseTimeout
 from aggregator.sources import limits
+from aggregator.sources.dates import from_struct, parse_date, plausible
 from aggregator.sources.fields import to_date
 from aggregator.sources.limits import newest_indexes, trim_xml
 
-from .harness import ATOM, Harness
+from .harness import ATOM, Harness, make_settings
 from .origin import Origin, Reply
 
 
@@ -197,3 +199,41 @@ async def test_stored_text_fields_are_capped(
     assert {len(c) for c in entry.categories} == {limits.CATEGORY_CHARS}
     assert entry.link is None and entry.key.startswith("sha256:")
     assert entry.content is not None and len(entry.content) <= limits.CONTENT_CHARS + 10
+
+
+def many_attributes(n: int = 8_000) -> bytes:
+    """A document whose parse costs feedparser seconds of CPU (quadratic in ``n``)."""
+    attrs = " ".join(f'a{i}="v"' for i in range(n))
+    return rss(f"<item><title {attrs}>t</title><link>http://example.com/x</link></item>")
+
+
+async def test_a_parse_over_its_cpu_budget_fails_only_its_source(
+    origin: Origin, tmp_path: Path, clock: FakeClock
+) -> None:
+    """With worker processes and [content] parse_cpu_budget = 0.5, a document whose parse takes
+    seconds of CPU fails with 'parse took too long'; the other sources of the batch are stored."""
+    sources = [("slow", origin.route("/slow", Reply(many_attributes())))]
+    sources += [(f"g{i}", origin.route(f"/g{i}", Reply(rss(item(i))))) for i in range(3)]
+    settings = make_settings(tmp_path, sources, extra="[content]\nprocesses = 2\nparse_cpu_budget = 0.5")
+    outcomes = {o.source_id: o for o in await fetch_all(settings, settings.source_records(), clock=clock)}
+    assert outcomes["slow"].status == FetchStatus.ERROR
+    assert (outcomes["slow"].error or "").startswith("parse took too long")
+    assert [outcomes[f"g{i}"].status for i in range(3)] == [FetchStatus.OK] * 3
+
+
+async def test_a_worker_over_budget_is_replaced_and_the_next_job_runs() -> None:
+    """The job over its budget raises ParseTimeout (a ParseError), the pool is replaced, and the
+    next document parses in a new worker."""
+    offload = Offload(2)
+    slow = Source(id="s", url="http://127.0.0.1/feed", limits=ParseLimits(cpu_budget=0.5))
+    try:
+        result = FetchResult(url=slow.url, status_code=200, content=many_attributes())
+        with pytest.raises(ParseTimeout, match="parse took too long"):
+            await offload.identify(slow, result, ())
+        pool = offload._pool
+        assert pool is None  # replaced: the next job starts a new one
+        good = FetchResult(url=slow.url, status_code=200, content=ATOM)
+        parsed, keyed = await offload.identify(slow, good, ())
+        assert len(keyed) == len(parsed.items) == 20
+    finally:
+        offload.close()
