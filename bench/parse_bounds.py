@@ -55,20 +55,20 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants."""
-    total, todo = 0, [pid]
+def tree_rss(pid: int) -> dict[int, int]:
+    """Resident bytes of ``pid`` and each of its descendants."""
+    found, todo = {}, [pid]
     while todo:
         p = todo.pop()
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+                    found[p] = int(line.split()[1]) * 1024
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return total
+    return found
 
 
 def main() -> None:
@@ -96,13 +96,17 @@ def main() -> None:
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "run.py", "--config", str(config), "fetch"], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
+    peak, main_peak, worker_peak = 0, 0, 0
     while proc.poll() is None:
-        peak = max(peak, tree_rss(proc.pid))
+        sample = tree_rss(proc.pid)
+        peak = max(peak, sum(sample.values()))
+        main_peak = max(main_peak, sample.get(proc.pid, 0))
+        worker_peak = max([worker_peak, *(v for k, v in sample.items() if k != proc.pid)])
         time.sleep(0.02)
     wall = time.monotonic() - started
     print(f"case={args.case} document={size / 1e6:.1f} MB exit={proc.returncode} "
-          f"wall={wall:.1f} s peak_rss_tree={peak / 1e6:.0f} MB")
+          f"wall={wall:.1f} s peak_rss_tree={peak / 1e6:.0f} MB (main {main_peak / 1e6:.0f} MB, "
+          f"largest child {worker_peak / 1e6:.0f} MB)")
     with sqlite3.connect(work / "agg.db") as db:
         for row in db.execute("SELECT id, last_status, last_error, (SELECT count(*) FROM entries e "
                               "WHERE e.source_id = s.id) FROM sources s ORDER BY id"):
