@@ -137,10 +137,12 @@ async def test_entries_per_fetch_are_capped_newest_first(
     origin: Origin, harness_factory  # type: ignore[no-untyped-def]
 ) -> None:
     """With [fetch] max_entries = 3, an RSS feed, an Atom feed and a JSON Feed of ten entries
-    each store their three newest (dates out of document order; undated ones come last)."""
+    each store their three newest (dates out of document order; undated ones, and those dated
+    implausibly far ahead, come last)."""
     days = [3, 9, 1, None, 7, 2, 8, None, 4, 5]  # newest three: items 1, 6 and 4
     rss_items = [item(i, f"<pubDate>{_rfc822(d)}</pubDate>" if d else "") for i, d in enumerate(days)]
-    origin.route("/rss", Reply(rss(*rss_items)))
+    future = item(10, "<pubDate>01 Jan 2099 00:00:00 +0000</pubDate>")  # absent: counts as undated
+    origin.route("/rss", Reply(rss(future, *rss_items)))
     atom = "".join(f"<entry><title>item {i}</title><id>urn:{i}</id>"
                    + (f"<updated>2025-01-{d:02}T00:00:00Z</updated>" if d else "") + "</entry>"
                    for i, d in enumerate(days))

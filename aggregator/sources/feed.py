@@ -21,7 +21,7 @@ import feedparser
 from ..errors import NotAFeedError, ParseError
 from ..models import Enclosure, FeedHints, FetchResult, Item, ParsedFeed, Source
 from . import FetchFn
-from .dates import from_struct, install_date_handlers, parse_date
+from .dates import from_struct, install_date_handlers, parse_date, plausible
 from .encoding import decode_feed
 from .limits import newest, trim_xml
 
@@ -41,10 +41,10 @@ class FeedAdapter:
         return effective_url
 
     def parse(self, source: Source, result: FetchResult) -> ParsedFeed:
-        body, keep = result.content, source.limits.max_entries
+        body, keep, now = result.content, source.limits.max_entries, result.fetched_at
         if _looks_like_json(body, result.headers.get("content-type")):
-            return parse_json_feed(body, keep)
-        return parse_xml_feed(body, result.headers, result.url, keep)
+            return parse_json_feed(body, keep, now)
+        return parse_xml_feed(body, result.headers, result.url, keep, now)
 
     async def enrich(self, source: Source, item: Item, fetch: FetchFn) -> Item:
         return item
@@ -57,13 +57,14 @@ def _looks_like_json(body: bytes, content_type: str | None) -> bool:
 
 
 def parse_xml_feed(
-    body: bytes, headers: Mapping[str, str], url: str, keep: int | None = None
+    body: bytes, headers: Mapping[str, str], url: str, keep: int | None = None,
+    now: datetime | None = None,
 ) -> ParsedFeed:
     """The items of an RSS, Atom or RDF document; with ``keep``, only its newest ``keep`` items
-    reach feedparser (``limits.trim_xml``)."""
+    (dates plausible at ``now``, the fetch time) reach feedparser (``limits.trim_xml``)."""
     data, _encoding = decode_feed(body, headers.get("content-type"))
     if keep is not None:
-        data = trim_xml(data, keep)
+        data = trim_xml(data, keep, now)
     parsed = feedparser.parse(
         io.BytesIO(data),  # never the bytes: feedparser would open() them as a path or URL
         response_headers={
@@ -161,7 +162,9 @@ def _hints(feed: Any, body: bytes) -> FeedHints:
 # --- JSON Feed 1.0 / 1.1 -------------------------------------------------------------------------
 
 
-def parse_json_feed(body: bytes, keep: int | None = None) -> ParsedFeed:
+def parse_json_feed(
+    body: bytes, keep: int | None = None, now: datetime | None = None
+) -> ParsedFeed:
     try:
         doc = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -173,7 +176,7 @@ def parse_json_feed(body: bytes, keep: int | None = None) -> ParsedFeed:
         raise ParseError("not a feed: JSON Feed without an items list")
     raw = [i for i in raw_items if isinstance(i, dict)]
     if keep is not None:  # only the newest become items (limits.newest)
-        raw = newest(raw, _json_raw_date, keep)
+        raw = newest(raw, lambda i: plausible(_json_raw_date(i), now), keep)
     items = tuple(_json_item(i) for i in raw)
     return ParsedFeed(title=_str(doc.get("title")), link=_str(doc.get("home_page_url")), items=items)
 

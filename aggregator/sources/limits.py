@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..models import Item, ParsedFeed
 from .dates import parse_date, plausible
@@ -59,10 +59,10 @@ def newest_indexes(dates: Sequence[datetime | None], keep: int) -> list[int]:
     newest first, then undated ones in document order."""
     if len(dates) <= keep:
         return list(range(len(dates)))
-    dated = sorted((i for i, d in enumerate(dates) if d is not None),
-                   key=lambda i: dates[i], reverse=True)  # type: ignore[arg-type, return-value]
+    dated = [(d, i) for i, d in enumerate(dates) if d is not None]
+    dated.sort(key=lambda pair: pair[0], reverse=True)  # stable: equal dates keep their order
     undated = [i for i, d in enumerate(dates) if d is None]
-    return sorted((dated + undated)[:keep])
+    return sorted(([i for _, i in dated] + undated)[:keep])
 
 
 def newest(items: Sequence[T], date: Callable[[T], datetime | None], keep: int) -> list[T]:
@@ -94,7 +94,7 @@ def many_items(data: bytes, keep: int) -> bool:
     return sum(1 for _ in zip(_ITEM_TAG.finditer(data), range(keep + 1))) > keep
 
 
-def trim_xml(data: bytes, keep: int) -> bytes:
+def trim_xml(data: bytes, keep: int, now: datetime | None = None) -> bytes:
     """An RSS/Atom/RDF document with only its ``keep`` newest items (``newest_indexes``), in
     two streaming passes that hold at most the kept items; the document itself when it has no
     more, or when lxml cannot read it even in recovery mode (then its first items are kept:
@@ -104,13 +104,13 @@ def trim_xml(data: bytes, keep: int) -> bytes:
     from lxml import etree
 
     try:
-        wanted = set(newest_indexes(_item_dates(data), keep))
+        wanted = set(newest_indexes(_item_dates(data, now), keep))
         return _keep_items(data, wanted)
     except (etree.LxmlError, ValueError):
         return _cut_after_items(data, keep)
 
 
-def _iterparse(data: bytes):  # type: ignore[no-untyped-def]  # lxml's iterparse is untyped
+def _iterparse(data: bytes) -> Any:  # lxml.etree.iterparse
     from lxml import etree
 
     return etree.iterparse(
@@ -119,10 +119,10 @@ def _iterparse(data: bytes):  # type: ignore[no-untyped-def]  # lxml's iterparse
     )
 
 
-def _item_dates(data: bytes) -> list[datetime | None]:
+def _item_dates(data: bytes, now: datetime | None) -> list[datetime | None]:
     dates: list[datetime | None] = []
     for _, elem in _iterparse(data):
-        dates.append(_first_date(elem, _PUBLISHED) or _first_date(elem, _UPDATED))
+        dates.append(_first_date(elem, _PUBLISHED, now) or _first_date(elem, _UPDATED, now))
         elem.clear()
         parent = elem.getparent()
         while parent is not None and elem.getprevious() is not None:
@@ -130,10 +130,10 @@ def _item_dates(data: bytes) -> list[datetime | None]:
     return dates
 
 
-def _first_date(elem, tags: Sequence[str]) -> datetime | None:  # type: ignore[no-untyped-def]
+def _first_date(elem: Any, tags: Sequence[str], now: datetime | None) -> datetime | None:
     for tag in tags:
         text = elem.findtext(tag)
-        if text and (found := parse_date(text.strip())):
+        if text and (found := plausible(parse_date(text.strip()), now)):
             return found
     return None
 
@@ -142,16 +142,16 @@ def _keep_items(data: bytes, wanted: set[int]) -> bytes:
     from lxml import etree
 
     context = _iterparse(data)
-    dropped: list[object] = []
+    dropped: list[Any] = []
     for index, (_, elem) in enumerate(context):
         for old in dropped:  # earlier siblings may go once the parser is past them
-            old.getparent().remove(old)  # type: ignore[attr-defined]
+            old.getparent().remove(old)
         dropped.clear()
         if index not in wanted:
             elem.clear()
             dropped.append(elem)
     for old in dropped:
-        old.getparent().remove(old)  # type: ignore[attr-defined]
+        old.getparent().remove(old)
     root = context.root
     if root is None:
         raise ValueError("no root element")
