@@ -222,10 +222,12 @@ def within_budget(budget: float, fn: Callable[..., T], *args: object) -> T:
     previous = signal.signal(signal.SIGPROF, _over_budget)
     try:
         resource.setrlimit(resource.RLIMIT_CPU, (min(hard_stop, hard) if hard >= 0 else hard_stop, hard))
+        _timer.armed = True
         signal.setitimer(signal.ITIMER_PROF, budget)
         try:
             return fn(*args)
         finally:
+            _timer.armed = False  # a signal handled after this point is ignored
             signal.setitimer(signal.ITIMER_PROF, 0)
     except _OverBudget:
         raise ParseTimeout(_too_long(budget)) from None
@@ -234,8 +236,16 @@ def within_budget(budget: float, fn: Callable[..., T], *args: object) -> T:
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+class _Timer:
+    armed = False  # whether SIGPROF means the running parse is over its budget
+
+
+_timer = _Timer()
+
+
 def _over_budget(signum: int, frame: object) -> None:
-    raise _OverBudget
+    if _timer.armed:
+        raise _OverBudget
 
 
 def _too_long(budget: float) -> str:
