@@ -21,6 +21,7 @@ from aggregator.sources import limits
 from aggregator.sources.dates import from_struct, parse_date, plausible
 from aggregator.sources.fields import to_date
 from aggregator.sources.limits import newest_indexes, trim_xml
+from aggregator.sources.qutoutiao import QutoutiaoAdapter
 
 from .harness import ATOM, Harness, make_settings
 from .origin import Origin, Reply
@@ -239,3 +240,13 @@ async def test_a_worker_over_budget_is_replaced_and_the_next_job_runs() -> None:
         assert len(keyed) == len(parsed.items) == 20
     finally:
         offload.close()
+
+
+def test_qutoutiao_times_out_of_range_fall_back_or_are_absent() -> None:
+    """An overflowing or pre-1970 show_time falls back to publish_time, else the item is undated."""
+    raws = [{"url": "http://x.example/1", "show_time": "1e300", "publish_time": "1518478934000"},
+            {"url": "http://x.example/2", "show_time": "-86400", "publish_time": "1e400"}]
+    body = json.dumps({"code": 0, "data": {"data": raws}}).encode()
+    source = Source(id="q", url="http://x.example/list", kind="qutoutiao")
+    items = QutoutiaoAdapter().parse(source, FetchResult(url=source.url, status_code=200, content=body)).items
+    assert [i.published for i in items] == [datetime(2018, 2, 12, 23, 42, 14, tzinfo=UTC), None]
