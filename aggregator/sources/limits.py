@@ -97,15 +97,18 @@ def many_items(data: bytes, keep: int) -> bool:
 def trim_xml(data: bytes, keep: int, now: datetime | None = None) -> bytes:
     """An RSS/Atom/RDF document with only its ``keep`` newest items (``newest_indexes``), in
     two streaming passes that hold at most the kept items; the document itself when it has no
-    more, or when lxml cannot read it even in recovery mode (then its first items are kept:
-    the document is cut after the ``keep``-th item and feedparser reads what is left)."""
+    more. When lxml cannot read it, even in recovery mode, or reads fewer items than the quick
+    scan saw, its first items are kept: the document is cut after the ``keep``-th item and
+    feedparser reads what is left."""
     if not many_items(data, keep):
         return data
     from lxml import etree
 
     try:
-        wanted = set(newest_indexes(_item_dates(data, now), keep))
-        return _keep_items(data, wanted)
+        dates = _item_dates(data, now)
+        if len(dates) <= keep:  # lxml's recovery lost items the quick scan saw
+            return _cut_after_items(data, keep)
+        return _keep_items(data, set(newest_indexes(dates, keep)))
     except (etree.LxmlError, ValueError):
         return _cut_after_items(data, keep)
 
