@@ -212,12 +212,14 @@ class Offload:
         return self._pool
 
 
-def within_budget(budget: float, fn: Callable[..., T], *args: object) -> T:
+def within_budget(
+    budget: float, fn: Callable[..., T], *args: object, hard_after: float = HARD_STOP_AFTER
+) -> T:
     """``fn(*args)`` in this (worker) process, stopped with ParseTimeout after ``budget`` seconds
     of CPU: by SIGPROF between two Python steps, else by RLIMIT_CPU (SIGXCPU kills the process)
-    ``HARD_STOP_AFTER`` seconds later. Runs in the main thread of a worker process."""
+    ``hard_after`` seconds later. Runs in the main thread of a worker process."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    hard_stop = math.ceil(usage.ru_utime + usage.ru_stime + budget + HARD_STOP_AFTER)
+    hard_stop = math.ceil(usage.ru_utime + usage.ru_stime + budget + hard_after)
     soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
     previous = signal.signal(signal.SIGPROF, _over_budget)
     try:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -250,3 +253,12 @@ def test_qutoutiao_times_out_of_range_fall_back_or_are_absent() -> None:
     source = Source(id="q", url="http://x.example/list", kind="qutoutiao")
     items = QutoutiaoAdapter().parse(source, FetchResult(url=source.url, status_code=200, content=body)).items
     assert [i.published for i in items] == [datetime(2018, 2, 12, 23, 42, 14, tzinfo=UTC), None]
+
+
+def test_a_job_stuck_in_c_code_is_killed_by_its_cpu_limit() -> None:
+    """A job that never returns to Python (a C loop) ignores the timer; RLIMIT_CPU kills its
+    process with SIGXCPU (the pool then fails the job as too long, see Offload._run)."""
+    code = ("from aggregator.offload import within_budget\n"
+            "within_budget(0.1, sum, range(10**13), hard_after=0.0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGXCPU, proc.stderr[-500:]
