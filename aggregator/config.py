@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
-from .models import Source
+from .models import ParseLimits, Source
 
 DEFAULT_CONFIG = Path("config/aggregator.toml")
 ENV_CONFIG = "AGGREGATOR_CONFIG"
@@ -115,6 +115,7 @@ class FetchSettings(_Section):
     timeout: Duration = 30.0  # whole request, body included
     connect_timeout: Duration = 10.0
     max_body_bytes: int = Field(15 * 1024 * 1024, gt=0)
+    max_entries: int = Field(500, ge=1)  # items kept from one document, newest first
     concurrency: int = Field(20, ge=1)  # requests in flight, all hosts together
     per_host_concurrency: int = Field(2, ge=1)
     per_host_delay: Duration = 1.0  # minimum gap between two requests to one host
@@ -147,6 +148,8 @@ class ContentSettings(_Section):
     # worker processes that parse, clean and fingerprint fetched documents; 0 = one per CPU,
     # 1 = none (a thread of the daemon does it)
     processes: int = Field(0, ge=0, le=64)
+    # CPU time one document's parse may take in a worker process before it is stopped; 0: none
+    parse_cpu_budget: Duration = 20.0
 
 
 class DedupeSettings(_Section):
@@ -616,10 +619,13 @@ class Settings(_Section):
         return self
 
     def source_records(self) -> tuple[Source, ...]:
-        return tuple(to_source(s, self.schedule) for s in self.sources if s.enabled)
+        limits = ParseLimits(self.fetch.max_entries, self.content.parse_cpu_budget)
+        return tuple(to_source(s, self.schedule, limits) for s in self.sources if s.enabled)
 
 
-def to_source(s: SourceSettings, schedule: ScheduleSettings) -> Source:
+def to_source(
+    s: SourceSettings, schedule: ScheduleSettings, limits: ParseLimits | None = None
+) -> Source:
     defaults = SOURCE_DEFAULTS.get(s.kind, {})
     options = s.options
     url = s.url or default_url(s.kind, options)
@@ -632,6 +638,7 @@ def to_source(s: SourceSettings, schedule: ScheduleSettings) -> Source:
         category=s.category if s.category is not None else defaults.get("category", ()),
         site_name=s.site_name or defaults.get("site_name"),
         options=options,
+        limits=limits or ParseLimits(),
     )
 
 

@@ -143,7 +143,8 @@ class Fetcher:
                 retry_after=failure.retry_after,
             )
         self._remember_hold(result)
-        return replace(result, elapsed=(self._clock.now() - started).total_seconds())
+        elapsed = (self._clock.now() - started).total_seconds()
+        return replace(result, elapsed=elapsed, fetched_at=started)
 
     async def _follow(self, url: str, headers: dict[str, str]) -> FetchResult:
         seen, hops = {url}, list[int]()

@@ -24,6 +24,14 @@ class FetchStatus(str, Enum):
 
 
 @dataclass(frozen=True)
+class ParseLimits:
+    """How much work one fetched document of a source may cost (``sources/limits.py``)."""
+
+    max_entries: int = 500  # [fetch] max_entries: items kept per document, newest first
+    cpu_budget: float = 20.0  # [content] parse_cpu_budget: CPU seconds of one parse; 0: none
+
+
+@dataclass(frozen=True)
 class Source:
     """A source as the operator configured it (immutable; the config is its owner)."""
 
@@ -35,6 +43,8 @@ class Source:
     category: tuple[str, ...] = ()
     site_name: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings
+    # the same for every source (from [fetch] and [content]); not part of what a reload compares
+    limits: ParseLimits = field(default=ParseLimits(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -167,6 +177,7 @@ class FetchResult:
     permanent_redirect: str | None = None  # set when every hop was 301/308
     retry_after: datetime | None = None
     elapsed: float = 0.0
+    fetched_at: datetime | None = None  # when the fetch started (the fetcher's clock)
 
     @property
     def not_modified(self) -> bool:

@@ -2,7 +2,7 @@
 item to ``Item`` records, and precise reports when a config does not fit a document.
 
 Owns: converting found values (text, links made absolute, dates by strptime format, Unix time unit
-or ``dates.parse_date``, patterns), the per-field checks that turn a config mistake into one
+or ``dates.read_date``, patterns), the per-field checks that turn a config mistake into one
 ``ParseError`` naming every field at fault with a sample of what was found, decoding HTML (meta
 charset), describing a page whose selector matched nothing, the inner HTML of a detail document's
 selected element, and fetching an extra document without failing the item. Does not own: finding
@@ -33,7 +33,7 @@ from ..config import FieldSpec
 from ..errors import FetchError, ParseError
 from ..models import FetchResult, Item
 from . import FetchFn
-from .dates import parse_date
+from .dates import plausible, read_date
 from .encoding import decode_text, header_charset
 
 log = logging.getLogger("aggregator.sources")
@@ -174,8 +174,9 @@ def _pattern(spec: FieldSpec, text: str) -> str:
     return (match.group(1) if match.re.groups else match.group(0)).strip()
 
 
-def to_date(text: str, spec: FieldSpec) -> datetime:
-    """The instant ``text`` names, by the spec's unit or format, else in any form dates knows."""
+def to_date(text: str, spec: FieldSpec) -> datetime | None:
+    """The instant ``text`` names, by the spec's unit or format, else in any form dates knows;
+    None (absent) for a date that is no plausible instant (``dates.plausible``)."""
     if spec.unit:
         return _from_epoch(text, spec.unit)
     if spec.format:
@@ -185,9 +186,9 @@ def to_date(text: str, spec: FieldSpec) -> datetime:
             raise ValueError(f"{text!r} does not match format {spec.format!r}") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=zone(spec.timezone))
-        return parsed.astimezone(UTC)
-    found = parse_date(text)
-    if found is None:
+        return plausible(parsed)
+    is_date, found = read_date(text)
+    if not is_date:
         raise ValueError(f"{text!r} is not a date (give format or unit)")
     return found
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,6 +26,7 @@ from ..errors import ParseError
 from ..markup import IN_ORDER
 from ..models import FetchResult, Item, ParsedFeed, Source
 from . import FetchFn
+from .dates import from_timestamp
 from .fields import fetch_extra
 
 
@@ -105,9 +106,10 @@ def _published(raw: Mapping[str, Any]) -> datetime | None:
     for key, scale in (("show_time", 1), ("publish_time", 1000)):
         try:
             seconds = float(raw[key]) / scale
-            return datetime.fromtimestamp(seconds, UTC)
-        except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        except (KeyError, TypeError, ValueError):
             continue
+        if (when := from_timestamp(seconds)) is not None:
+            return when
     return None
 
 
