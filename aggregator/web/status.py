@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from ..models import Entry
 from ..report import COLUMNS, TIME_COLUMNS, SourceRow, fmt_time
+from ..urls import public_link
 
 FORMAT_NAMES = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
 
@@ -70,13 +71,10 @@ def esc(value: object) -> str:
 
 
 def safe_href(url: str | None) -> str | None:
-    """The URL, escaped for an attribute, when it is an http(s) or site-relative URL."""
-    if not url:
-        return None
-    lowered = url.strip().lower()
-    if lowered.startswith(("http://", "https://")) or (url.startswith("/") and not url.startswith("//")):
-        return esc(url.strip())
-    return None
+    """The URL, escaped for an attribute, when the URL policy lets it be published
+    (``urls.public_link``: absolute http/https only)."""
+    link = public_link(url)
+    return esc(link) if link else None
 
 
 def overview_page(o: Overview) -> str:
