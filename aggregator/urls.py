@@ -89,14 +89,13 @@ def host_address(host: str) -> IPAddress | None:
 
 
 def canonical_host(host: str) -> str | None:
-    """The standard spelling of a numeric host (``127.0.0.1``, ``[::1]``) when ``host`` is
-    written another way, else None: what to send instead, so nothing downstream (a proxy) reads
-    it as a name."""
+    """The dotted spelling of an IPv4 host written another way (``127.1``, ``2130706433``),
+    else None: what to send instead, so that nothing downstream (a proxy) reads it as a name.
+    IPv6 literals are never taken for names and are left as they are."""
     address = host_address(host)
-    if address is None:
+    if address is None or address.version == 6 or str(address) == host:
         return None
-    text = str(address) if address.version == 4 else f"[{address}]"
-    return None if text == host else text
+    return str(address)
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
