@@ -153,6 +153,9 @@ class FeedConnection(asyncio.Protocol):
                 or p.get_method() not in (b"GET", b"HEAD") or p.get_http_version() != "1.1"
                 or not p.should_keep_alive() or p.should_upgrade()):
             return None
+        server = self.feeds.settings.server
+        if server.access_key and "feeds" in server.private:
+            return None  # private feeds: uvicorn's side checks the key (web/access.py)
         url = httptools.parse_url(self.url)
         rest = url.path.decode("utf-8", "replace").removeprefix(PREFIX.decode())
         params = parse_qsl(url.query.decode("latin-1"), keep_blank_values=True) if url.query else ()

@@ -29,7 +29,15 @@ from ..publish.feeds import FeedService, FeedSpec
 from ..reload import ReloadState
 from ..report import row_of, source_rows
 from ..store import Store
-from .status import FeedLink, Notice, Overview, SourceDetail, overview_page, source_page
+from .status import (
+    PAGE_HEADERS,
+    FeedLink,
+    Notice,
+    Overview,
+    SourceDetail,
+    overview_page,
+    source_page,
+)
 
 log = logging.getLogger("aggregator.web")
 
@@ -90,7 +98,7 @@ async def overview(ctx: WebContext, request: Request) -> Response:
         newest=tuple(ctx.store.list_entries(Selection(limit=NEWEST))),
         names=display_names(ctx.sources()),
     )
-    return HTMLResponse(overview_page(page), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(overview_page(page), headers=PAGE_HEADERS)
 
 
 async def source(ctx: WebContext, request: Request) -> Response:
@@ -115,7 +123,7 @@ async def source(ctx: WebContext, request: Request) -> Response:
         admin=bool(ctx.settings().server.admin_token),
         message=ACTIONS.get(done) if done else None,
     )
-    return HTMLResponse(source_page(page), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(source_page(page), headers=PAGE_HEADERS)
 
 
 async def metrics(ctx: WebContext, request: Request) -> Response:
