@@ -67,3 +67,15 @@ def test_redaction_forms() -> None:
     assert redact("https://tok@h.test/") == "https://***@h.test/"
     assert redact("sqlite:///data/a.db") == "sqlite:///data/a.db"
     assert redact_text("invalid URL 'http://u:p@h/x'") == "invalid URL 'http://u:***@h/x'"
+
+
+def test_log_lines_never_carry_url_passwords() -> None:
+    """Whoever logs a URL with credentials, both log formats write its password as ***."""
+    from aggregator.logs import JsonFormatter, KeyValueFormatter, kv
+
+    record = logging.LogRecord("aggregator.x", logging.WARNING, __file__, 1, "%s", (
+        kv(event="fetch", url="http://alice:pw1@h.test/feed", error="proxy https://u:pw2@p.test failed"),
+    ), None)
+    for formatter in (KeyValueFormatter(), JsonFormatter()):
+        line = formatter.format(record)
+        assert "pw1" not in line and "pw2" not in line and "alice:***@h.test" in line

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from ..models import Entry
 from ..report import COLUMNS, TIME_COLUMNS, SourceRow, fmt_time
-from ..urls import public_link
+from ..urls import public_link, redact_text
 
 FORMAT_NAMES = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
 
@@ -135,7 +135,7 @@ def _header(title: str, subtitle: str, now: datetime, summary: str, raw_summary:
 
 
 def _notice(n: Notice) -> str:
-    items = "".join(f"<li>{esc(line)}</li>" for line in n.lines)
+    items = "".join(f"<li>{esc(redact_text(line))}</li>" for line in n.lines)
     return f'<section class="notice {esc(n.level)}" role="alert"><h2>{esc(n.title)}</h2><ul>{items}</ul></section>'
 
 
@@ -197,7 +197,7 @@ def _history(history: Sequence[Mapping[str, Any]]) -> str:
         status = str(h.get("status") or "")
         bad = " bad" if status in ("error", "gone") else ""
         counts = f"+{h.get('added', 0)} new, {h.get('updated', 0)} changed, {_size(h.get('bytes') or 0)}"
-        error = f'<br><span class="err">{esc(h["error"])}</span>' if h.get("error") else ""
+        error = f'<br><span class="err">{esc(redact_text(h["error"]))}</span>' if h.get("error") else ""
         rows.append(
             f'<li class="h{bad}"><b>{esc(status)}</b> {esc(fmt_time(h.get("at")))} · {esc(counts)}'
             f" · {float(h.get('elapsed') or 0):.2f} s{error}</li>"
