@@ -41,6 +41,12 @@ RESTART_ONLY: tuple[tuple[str, str | None], ...] = (
     ("server", "host"),
     ("server", "port"),
     ("server", "processes"),  # web processes are forked at start
+    # the connection classes and uvicorn's keep-alive are built at start
+    ("server", "max_request_line"),
+    ("server", "max_header_bytes"),
+    ("server", "header_timeout"),
+    ("server", "keep_alive_timeout"),
+    ("server", "max_connections"),
     ("storage", "url"),
     ("fetch", None),  # the HTTP client, its limits and proxy are built once
     ("schedule", "dispatch_every"),  # the scheduler's job interval
