@@ -11,7 +11,7 @@ Owns three small decisions every stage uses:
 - ``host_address`` and ``is_public``: a URL's host in any form a resolver accepts (decimal
   ``2130706433``, hex ``0x7f000001``, octal ``017700000001``, short dotted ``127.1``, a trailing
   dot, IPv6 with a zone id) read as the IP address it is, and an address judged by the IPv4
-  address it carries (IPv4-mapped and -compatible, NAT64 ``64:ff9b::/96`` and ``64:ff9b:1::/48``,
+  address it carries (IPv4-mapped, -compatible and -translated, NAT64 ``64:ff9b::/96`` and ``64:ff9b:1::/48``,
   6to4 ``2002::/16``, Teredo).
 - ``redact``: a URL with its password (or a lone user name, often a token) and secret query
   parameters replaced by ``***``, for status pages, OPML, logs and notices.
@@ -99,14 +99,16 @@ def canonical_host(host: str) -> str | None:
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), if any."""
+    """The IPv4 address an IPv6 address carries (mapped, compatible, translated, NAT64, 6to4),
+    if any."""
     if isinstance(address, ipaddress.IPv4Address):
         return None
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if any(address in net for net in _NAT64) or int(address) >> 32 == 0:
+    # NAT64, and ::/64: IPv4-compatible ::a.b.c.d and -translated ::ffff:0:a.b.c.d
+    if any(address in net for net in _NAT64) or int(address) >> 64 == 0:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if int(address) > 1 else None
     return None
 

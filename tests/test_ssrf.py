@@ -44,7 +44,8 @@ async def test_public_numeric_host_goes_to_the_proxy_as_an_address(origin: Origi
 
 
 @pytest.mark.parametrize("host", ["[64:ff9b::7f00:1]", "[64:ff9b:1::7f00:1]", "[2002:7f00:1::]",
-                                  "[::7f00:1]", "[::ffff:127.0.0.1]", "[fe80::1%25lo]"])
+                                  "[::7f00:1]", "[::ffff:127.0.0.1]", "[::ffff:0:7f00:1]",
+                                  "[fe80::1%25lo]"])
 async def test_ipv6_forms_of_private_addresses_are_refused(origin: Origin, clock: FakeClock, host: str) -> None:
     """NAT64, 6to4, IPv4-compatible and -mapped addresses are judged by their IPv4 address."""
     async with Fetcher(_settings(), clock) as fetcher:
