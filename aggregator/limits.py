@@ -146,6 +146,8 @@ class GuardedHttpTools(HttpToolsProtocol):
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.waiting():  # bytes between requests (even bare line breaks) start the clock
+            self.deadline.start()
         for start in range(0, len(data), PIECE):
             piece = data[start : start + PIECE]
             if self.in_head:

@@ -139,6 +139,26 @@ async def test_slow_and_silent_clients_are_closed(served: Served) -> None:
     assert time.monotonic() - started < 3.0
 
 
+@pytest.mark.parametrize("first", [HEALTHZ, b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"],
+                         ids=["uvicorn", "fast-lane"])
+async def test_blank_lines_do_not_keep_a_connection_open(served: Served, first: bytes) -> None:
+    """After an answer, a client sending only line breaks (no request) is closed at header_timeout,
+    although every byte resets the keep-alive timer."""
+    await served.ask(first)  # a feed is then cached: answered by the fast lane
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(first)
+    assert (await _read(reader, 2.0)).startswith(b"HTTP/1.1 200")
+    closed = asyncio.create_task(reader.read())
+    for _ in range(20):  # 2 s of blank lines every 0.1 s
+        if closed.done():
+            break
+        with contextlib.suppress(ConnectionError):
+            writer.write(b"\r\n")
+        await asyncio.sleep(0.1)
+    writer.close()
+    assert closed.done()
+
+
 async def test_half_open_connections_never_keep_healthz_out(served: Served) -> None:
     """A thousand connections that send nothing: at most max_connections stay open, the oldest
     are closed, and /healthz and a feed are answered throughout."""
