@@ -5,6 +5,8 @@ listed; health checks are never private; HTML pages carry the security headers."
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,25 @@ async def test_feeds_can_be_private_too(tmp_path: Path, origin: Origin, clock: F
             assert (await http.get("/feeds/all.atom")).status_code == 403
             assert (await http.get("/feeds/all.atom", params={"code": _code("/feeds/all.atom")})).status_code == 200
             assert (await http.get("/")).status_code == 200  # not listed: public
+
+
+async def test_private_pages_link_with_per_url_codes(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+    """A private status page links to the other private pages and feeds with their per-URL
+    codes, which open them without the key; the key itself is never in the page."""
+    extra = f'access_key = "{KEY}"\nprivate = ["status", "feeds", "opml", "metrics"]'
+    path, _ = make_config(tmp_path, origin, {"a": atom("a", ["A1"])}, server_extra=extra)
+    async with running_stack(path, clock) as st:
+        await st.tick()
+        async with st.client() as http:
+            page = (await http.get("/", headers={"X-Access-Key": KEY})).text
+            links = {html.unescape(m) for m in re.findall(r'href="(/[^"]*)"', page)}
+            assert KEY not in page
+            assert {"/sources/a?code=" + _code("/sources/a"), "/feeds/all.atom?code=" + _code("/feeds/all.atom")} <= links
+            for link in links:
+                assert (await http.get(link)).status_code == 200, link
+            detail = (await http.get("/sources/a?code=" + _code("/sources/a"))).text
+            back = {html.unescape(m) for m in re.findall(r'href="(/[^"]*)"', detail)}
+            assert "/?code=" + _code("/") in back
 
 
 async def test_no_key_nothing_private_and_pages_carry_security_headers(

@@ -7,7 +7,8 @@ feeds stay public) answer only a request that brings the key as ``?key=KEY``, as
 ``?code=md5(path + KEY)`` (a per-URL code that does not reveal the key, as RSSHub computes it:
 the hex MD5 of the path without query followed by the key), or in an ``X-Access-Key`` header.
 Keys and codes are compared in constant time. ``/healthz`` and ``/readyz`` are never private;
-admin actions (POST) keep their own token (``server.admin_token``).
+admin actions (POST) keep their own token (``server.admin_token``). Private status pages (seen
+only by who has the key) link to the other private pages with their per-URL codes, never the key.
 
 Does not own: the routes (server.py, web/routes.py), where the settings come from.
 """
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
+import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from starlette.types import Scope, Send
 
@@ -61,8 +64,39 @@ def granted(server: ServerSettings, method: str, path: str, query: str,
     if given is not None and hmac.compare_digest(given.encode(), key):
         return True
     code = params.get("code")
-    expected = hashlib.md5(path.encode() + key, usedforsecurity=False).hexdigest()
-    return code is not None and hmac.compare_digest(code.lower().encode(), expected.encode())
+    return code is not None and hmac.compare_digest(code.lower().encode(), _code(path, key).encode())
+
+
+def _code(path: str, key: bytes) -> str:
+    """RSSHub's per-URL code: the hex MD5 of the (decoded) path followed by the key."""
+    return hashlib.md5(path.encode() + key, usedforsecurity=False).hexdigest()
+
+
+def signed(server: ServerSettings, target: str) -> str:
+    """``target`` (a site-relative URL, percent-encoded as in a link) with its ``code`` added
+    when it is in a private area."""
+    path, _, query = target.partition("?")
+    decoded = unquote(path)
+    if not server.access_key or not is_private(server, area_of(decoded)):
+        return target
+    code = "code=" + _code(decoded, server.access_key.encode())
+    return f"{path}?{query}&{code}" if query else f"{path}?{code}"
+
+
+_OWN_LINK = re.compile(r'(href|action|formaction)="(/(?!/)[^"]*)"')
+
+
+def sign_links(page: str, server: ServerSettings) -> str:
+    """A private status page's links to other private pages, each with its per-URL code (the
+    page is shown only to who has the key; a public page is returned unchanged)."""
+    if not is_private(server, "status"):
+        return page
+
+    def sign(m: re.Match[str]) -> str:
+        target = html.unescape(m[2])
+        return f'{m[1]}="{html.escape(signed(server, target))}"'
+
+    return _OWN_LINK.sub(sign, page)
 
 
 def scope_granted(server: ServerSettings, scope: Scope) -> bool:
