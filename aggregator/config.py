@@ -80,17 +80,48 @@ def check_http_url(value: str) -> str:
 HttpUrl = Annotated[str, BeforeValidator(lambda v: check_http_url(str(v)) if v is not None else v)]
 
 
+_ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+ENV_ACCESS_KEY = "AGGREGATOR_ACCESS_KEY"
+
+
+def from_environment(value: Any) -> Any:
+    """``"${NAME}"`` read from the environment variable NAME (for secrets kept out of the file)."""
+    if not isinstance(value, str) or not (m := _ENV_REFERENCE.match(value.strip())):
+        return value
+    found = os.environ.get(m.group(1))
+    if found is None:
+        raise ValueError(f"environment variable {m.group(1)} is not set")
+    return found
+
+
+Secret = Annotated[str, BeforeValidator(from_environment)]  # a value that may be "${NAME}"
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Area = Literal["status", "opml", "feeds", "metrics"]
 
 
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     base_url: str | None = None  # public URL of the server, for self links; default http://host:port
-    admin_token: str | None = None
+    admin_token: Secret | None = None
     # HTTP processes on the one port: the daemon itself and processes - 1 web processes it forks
     processes: int = Field(1, ge=1, le=64)
+    # Access control (RSSHub's ACCESS_KEY conventions): with a key set, the areas in ``private``
+    # answer only a request with ``?key=KEY``, ``?code=md5(path + KEY)`` or ``X-Access-Key: KEY``.
+    # Default: $AGGREGATOR_ACCESS_KEY when set.
+    access_key: Secret | None = Field(default_factory=lambda: os.environ.get(ENV_ACCESS_KEY) or None)
+    private: tuple[Area, ...] = ("status", "opml", "metrics")
+    # Limits against hostile clients, per process
+    max_request_line: int = Field(8 * 1024, ge=256)  # bytes of the request line (414 beyond)
+    max_header_bytes: int = Field(64 * 1024, ge=1024)  # request line and headers together (431)
+    header_timeout: Duration = Field(10.0, gt=0)  # from connecting or a request's first byte to its last header
+    keep_alive_timeout: Duration = Field(5.0, gt=0)  # idle keep-alive connections are closed after this
+    max_connections: int = Field(1000, ge=2)  # beyond it the oldest connection still waiting for a request is closed
 
     @property
     def public_base(self) -> str:
@@ -98,7 +129,7 @@ class ServerSettings(_Section):
 
 
 class StorageSettings(_Section):
-    url: str = "sqlite:///data/aggregator.db"  # or postgresql://user@host/db
+    url: Secret = "sqlite:///data/aggregator.db"  # or postgresql://user@host/db, or "${NAME}"
 
 
 class RetentionSettings(_Section):
@@ -125,7 +156,7 @@ class FetchSettings(_Section):
     max_redirects: int = Field(10, ge=0)
     permanent_redirect_after: int = Field(3, ge=1)  # consecutive fetches before the URL moves
     retry_after_per_host: bool = False  # a 429's Retry-After holds back the whole host
-    proxy: str | None = None  # http://host:port, used for every request
+    proxy: Secret | None = None  # http://host:port, used for every request; or "${NAME}"
     allow_private_networks: bool = False
 
 
@@ -580,7 +611,7 @@ def feed_problems(settings: Settings) -> list[str]:
 
 
 class Settings(_Section):
-    server: ServerSettings = ServerSettings()
+    server: ServerSettings = Field(default_factory=ServerSettings)  # reads the environment
     storage: StorageSettings = StorageSettings()
     retention: RetentionSettings = RetentionSettings()
     fetch: FetchSettings = FetchSettings()

@@ -147,7 +147,9 @@ async def serve(
             uvicorn.Config(
                 app, host=settings.server.host, port=settings.server.port,
                 log_level="warning", access_log=False, lifespan="off", log_config=None,
-                server_header=False, http=fastlane.protocol(feeds),
+                server_header=False, http=fastlane.protocol(feeds),  # holds [server] limits
+                timeout_keep_alive=settings.server.keep_alive_timeout,  # type: ignore[arg-type]
+                h11_max_incomplete_event_size=settings.server.max_header_bytes,
             )
         )
         _on_signals(server, web)

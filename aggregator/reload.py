@@ -32,6 +32,7 @@ from .pipeline import Pipeline
 from .publish.feeds import FeedService
 from .scheduler import Dispatcher
 from .store import Store
+from .urls import redact, redact_text
 
 log = logging.getLogger("aggregator.reload")
 
@@ -40,6 +41,12 @@ RESTART_ONLY: tuple[tuple[str, str | None], ...] = (
     ("server", "host"),
     ("server", "port"),
     ("server", "processes"),  # web processes are forked at start
+    # the connection classes and uvicorn's keep-alive are built at start
+    ("server", "max_request_line"),
+    ("server", "max_header_bytes"),
+    ("server", "header_timeout"),
+    ("server", "keep_alive_timeout"),
+    ("server", "max_connections"),
     ("storage", "url"),
     ("fetch", None),  # the HTTP client, its limits and proxy are built once
     ("schedule", "dispatch_every"),  # the scheduler's job interval
@@ -96,8 +103,19 @@ def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
         now: dict[str, Any] = getattr(new, section).model_dump()
         for key in [name] if name else sorted(now):
             if was[key] != now[key]:
-                lines.append(f"{section}.{key}: running with {was[key]!r}, the file says {now[key]!r}")
+                old_value, new_value = shown(key, was[key]), shown(key, now[key])
+                lines.append(f"{section}.{key}: running with {old_value!r}, the file says {new_value!r}")
     return lines
+
+
+_SECRET_KEYS = ("token", "key", "password", "secret")
+
+
+def shown(key: str, value: Any) -> Any:
+    """A setting's value as notices and logs may show it: secrets masked, URLs redacted."""
+    if isinstance(value, str) and any(word in key for word in _SECRET_KEYS):
+        return "***" if value else value
+    return redact(value) if isinstance(value, str) and "://" in value else value
 
 
 def restart_safe(running: Settings, new: Settings) -> Settings:
@@ -191,12 +209,12 @@ class Reloader:
         self.state.last_change = change
 
     def _rejected(self, reason: str, problems: Sequence[str]) -> None:
-        self.state.error = tuple(problems)
+        self.state.error = tuple(redact_text(p) for p in problems)
         self.state.error_at = self.clock.now()
         log.error(
             "%s",
             kv(event="reload", result="rejected", reason=reason, path=self.path,
-               problems="; ".join(problems), keeping="the running config"),
+               problems=redact_text("; ".join(problems)), keeping="the running config"),
         )
 
     def _log_applied(self, reason: str, change: Change) -> None:

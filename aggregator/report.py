@@ -14,6 +14,7 @@ from datetime import datetime
 
 from .models import SourceState
 from .store import Store
+from .urls import redact, redact_text
 
 COLUMNS: tuple[str, ...] = (
     "id", "status", "last ok", "fails", "next fetch", "entries", "304s", "url", "last error",
@@ -88,11 +89,11 @@ def row_of(state: SourceState, entries: int) -> SourceRow:
         entries=entries,
         fetches=state.fetch_count,
         not_modified=state.not_modified_count,
-        url=state.url,
-        moved_from=state.configured_url if state.configured_url not in ("", state.url) else None,
-        last_error=state.last_error,
+        url=redact(state.url),  # credentials in a source URL are never shown
+        moved_from=redact(state.configured_url) if state.configured_url not in ("", state.url) else None,
+        last_error=redact_text(state.last_error) if state.last_error else None,
         details_missing=state.details_missing,
-        detail_error=state.detail_error,
+        detail_error=redact_text(state.detail_error) if state.detail_error else None,
     )
 
 

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from .publish import http as feed_http
 from .publish.feeds import FeedService
+from .web import access
 
 NOT_FOUND_HINT = feed_http.HINT
 PRECOMPRESSED = feed_http.PRECOMPRESSED
@@ -76,6 +77,9 @@ class _FeedsFirst(Starlette):
     feeds: FeedService
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not access.scope_granted(self.feeds.settings.server, scope):
+            await access.deny(send)  # server.access_key: private areas (web/access.py)
+            return
         if (scope["type"] != "http" or scope["method"] not in _FEED_METHODS
                 or not scope["path"].startswith("/feeds/")):
             await super().__call__(scope, receive, send)

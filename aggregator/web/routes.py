@@ -29,7 +29,16 @@ from ..publish.feeds import FeedService, FeedSpec
 from ..reload import ReloadState
 from ..report import row_of, source_rows
 from ..store import Store
-from .status import FeedLink, Notice, Overview, SourceDetail, overview_page, source_page
+from .access import sign_links, signed
+from .status import (
+    PAGE_HEADERS,
+    FeedLink,
+    Notice,
+    Overview,
+    SourceDetail,
+    overview_page,
+    source_page,
+)
 
 log = logging.getLogger("aggregator.web")
 
@@ -90,7 +99,7 @@ async def overview(ctx: WebContext, request: Request) -> Response:
         newest=tuple(ctx.store.list_entries(Selection(limit=NEWEST))),
         names=display_names(ctx.sources()),
     )
-    return HTMLResponse(overview_page(page), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(sign_links(overview_page(page), settings.server), headers=PAGE_HEADERS)
 
 
 async def source(ctx: WebContext, request: Request) -> Response:
@@ -115,7 +124,7 @@ async def source(ctx: WebContext, request: Request) -> Response:
         admin=bool(ctx.settings().server.admin_token),
         message=ACTIONS.get(done) if done else None,
     )
-    return HTMLResponse(source_page(page), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(sign_links(source_page(page), ctx.settings().server), headers=PAGE_HEADERS)
 
 
 async def metrics(ctx: WebContext, request: Request) -> Response:
@@ -151,7 +160,8 @@ async def admin(ctx: WebContext, request: Request) -> Response:
     if ctx.poke:
         ctx.poke()
     log.info("%s", kv(event="admin", action=action, source=sid, result="done"))
-    return RedirectResponse(f"/sources/{quote(sid, safe='')}?done={action}", status_code=303)
+    target = signed(ctx.settings().server, f"/sources/{quote(sid, safe='')}?done={action}")
+    return RedirectResponse(target, status_code=303)
 
 
 async def presented_token(request: Request) -> str | None:
