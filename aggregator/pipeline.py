@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from . import content, dedupe, details, schedule
+from . import content, dedupe, details, schedule, urls
 from .categorize import Categorizer, Decision, Fields
 from .clock import Clock
 from .config import Settings
@@ -349,7 +349,7 @@ class Pipeline:
         for (key, ki), item, ready in zip(todo.items(), enriched, prepared):
             if key in retry and item.detail_error and known.get(key, (0, ""))[1] == ki.content_hash:
                 continue  # a retry that failed again: the stored entry is as it was
-            entry, decision = self._entry(source, key, item, ki, ready, now)
+            entry, decision = self._entry(source, key, _absolute(item, result.url), ki, ready, now)
             if decision.dropped:
                 why = str(decision.dropped_by) if decision.dropped_by else "dropped"
                 dropped.append(Drop(source.id, key, entry.title, entry.link, why, now))
@@ -446,7 +446,7 @@ class Pipeline:
             categories=decision.categories,
             category_path=decision.category_path,
             enclosures=item.enclosures,
-            image=ready.image,
+            image=item.image or urls.public_link(ready.image),  # else the content's
             content_hash=ki.content_hash,
             canonical_url=ki.canonical_url,
             fingerprint=ready.fingerprint,
@@ -565,6 +565,20 @@ class Pipeline:
             fetch_count=state.fetch_count + 1,
         )
         return Processed(outcome, new_state)
+
+
+def _absolute(item: Item, document_url: str) -> Item:
+    """The item with its link and enclosure URLs resolved against its base (else the document's
+    URL) and kept only when they are web links (urls.public_link: the one URL policy)."""
+    base = item.base or document_url
+    link = urls.public_link(item.link, base) if item.link else None
+    enclosures = tuple(
+        replace(e, url=u) for e in item.enclosures if (u := urls.public_link(e.url, base))
+    )
+    image = urls.public_link(item.image, base) if item.image else None
+    if (link, enclosures, image) == (item.link, item.enclosures, item.image):
+        return item
+    return replace(item, link=link, enclosures=enclosures, image=image)
 
 
 def internal_error(exc: BaseException) -> str:

@@ -90,7 +90,11 @@ async def test_hostile_links_never_reach_a_feed(origin: Origin, harness_factory:
     items = [i for i in json.loads(render("json", META, entries))["items"]
              if i["title"].startswith(("script", "number", "no link"))]
     assert len(items) == (len(SCRIPTS) - 1) + 1 + len(SCRIPTS)  # atom "no link", number, scripts
-    assert all("url" not in i and "image" not in i and "attachments" not in i for i in items)
+    linked = [i for i in items if "url" in i or "image" in i or "attachments" in i]
+    # a JSON string without a scheme is a relative URL, resolved against the document's: harmless
+    assert [(i["title"], i["url"]) for i in linked] == [
+        ("script 7", origin.url("/jAvAsCrIpT&colon;alert(8)"))
+    ]
 
 
 def test_opml_publishes_only_web_links_and_plain_titles(tmp_path: Path) -> None:
@@ -122,3 +126,27 @@ def test_enclosure_relative_to_the_entry_link_is_resolved() -> None:
     bare = json.loads(render("json", META, [entry("s", link="1.2", canonical_url=None,
                                                    enclosures=(Enclosure("/m.mp3", None, 1),))]))
     assert "url" not in bare["items"][0] and "attachments" not in bare["items"][0]
+
+
+async def test_relative_item_links_are_stored_resolved_and_script_links_not_at_all(
+    origin: Origin, clock: Any, harness_factory: Any
+) -> None:
+    """At ingest, a JSON Feed item's relative url, image and attachment are resolved against the
+    document's URL; a script url is not stored as the entry's link."""
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1", "title": "j",
+        "items": [
+            {"id": "1", "url": "/post/1", "image": "img/1.png", "content_text": "one",
+             "attachments": [{"url": "media/1.mp3", "mime_type": "audio/mpeg"}]},
+            {"id": "2", "url": " JAVASCRIPT:alert(1)", "content_text": "two"},
+        ],
+    }
+    url = origin.route("/feeds/j.json", Reply(json.dumps(doc), content_type="application/feed+json"))
+    h = await harness_factory([("j", url)])
+    await h.tick()
+    stored = {e.key: e for e in h.store.list_entries(Selection(source_ids=("j",), limit=10))}
+    assert len(stored) == 2
+    one = next(e for e in stored.values() if e.link and e.link.endswith("/post/1"))
+    assert one.link == origin.url("/post/1") and one.image == origin.url("/feeds/img/1.png")
+    assert [e.url for e in one.enclosures] == [origin.url("/feeds/media/1.mp3")]
+    assert [e.link for e in stored.values() if e is not one] == [None]

@@ -51,9 +51,14 @@ class FeedAdapter:
 
 
 def _looks_like_json(body: bytes, content_type: str | None) -> bool:
-    if content_type and "json" in content_type.lower():
+    """JSON by its first character, else by the declared type: a server that labels its RSS
+    ``application/json`` still has its feed read."""
+    first = body.lstrip().removeprefix(b"\xef\xbb\xbf")[:1]
+    if first in (b"{", b"["):
         return True
-    return body.lstrip()[:1] == b"{"
+    if first == b"<":
+        return False
+    return bool(content_type and "json" in content_type.lower())
 
 
 def parse_xml_feed(
@@ -187,7 +192,7 @@ def _json_item(i: Mapping[str, Any]) -> Item:
     html, text = _str(i.get("content_html")), _str(i.get("content_text"))
     return Item(
         guid=_str(i.get("id")),
-        link=_str(i.get("url")) or _str(i.get("external_url")),
+        link=_url(i.get("url")) or _url(i.get("external_url")),
         title=_str(i.get("title")),
         content=html or (_escape(text) if text else None),
         summary=_str(i.get("summary")),
@@ -196,7 +201,7 @@ def _json_item(i: Mapping[str, Any]) -> Item:
         updated=_json_date(i.get("date_modified")),
         categories=tuple(str(t) for t in i.get("tags") or [] if isinstance(t, (str, int))),
         enclosures=tuple(_json_attachments(i.get("attachments") or [])),
-        image=_str(i.get("image")) or _str(i.get("banner_image")),
+        image=_url(i.get("image")) or _url(i.get("banner_image")),
     )
 
 
@@ -206,7 +211,7 @@ def _json_raw_date(i: Mapping[str, Any]) -> datetime | None:
 
 def _json_attachments(attachments: Iterable[Any]) -> Iterable[Enclosure]:
     for a in attachments:
-        if isinstance(a, dict) and a.get("url"):
+        if isinstance(a, dict) and _url(a.get("url")):
             size = a.get("size_in_bytes")
             yield Enclosure(
                 url=str(a["url"]),
@@ -217,6 +222,11 @@ def _json_attachments(attachments: Iterable[Any]) -> Iterable[Enclosure]:
 
 def _json_date(value: Any) -> datetime | None:
     return parse_date(value) if isinstance(value, str) and value.strip() else None
+
+
+def _url(value: Any) -> str | None:
+    """A URL field: only a string is one (a number such as ``1.2`` is no link)."""
+    return _str(value) if isinstance(value, str) else None
 
 
 def _str(value: Any) -> str | None:
