@@ -60,6 +60,9 @@ class SourceState:
     enabled: bool = True
     fetch_count: int = 0
     not_modified_count: int = 0
+    # The fencing number of the claim this state was read under (the store adds one at every
+    # claim): a write carrying it is rejected once the source has been claimed again since.
+    lease_token: int | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -123,6 +124,10 @@ class SQLStore(IdentityQueries):
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store at {_redact(url)}: {exc}") from None
         self.dialect = self.engine.dialect.name
+        # Writes of a fetch rejected because the source was claimed again since its claim (the
+        # worker's lease expired and another took over): for the lease_lost metric.
+        self.leases_lost = 0
+        self._counting = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -177,7 +182,7 @@ class SQLStore(IdentityQueries):
             conn.execute(
                 update(sources)
                 .where(sources.c.id.in_(ids), due)
-                .values(lease_owner=owner, lease_until=until)
+                .values(lease_owner=owner, lease_until=until, lease_token=sources.c.lease_token + 1)
             )
             rows = conn.execute(
                 select(sources).where(sources.c.id.in_(ids), sources.c.lease_owner == owner)
@@ -269,12 +274,14 @@ class SQLStore(IdentityQueries):
         new entries (with their band keys), changed entries, dropped entries and a fetch-log line.
         Returns the new entries' ids.
 
-        With an ``owner``, nothing is written while another worker holds the source's lease (ours
-        expired and was taken over: that worker writes its own fetch), and entries another worker
-        stored meanwhile are not stored twice."""
+        Fenced by the claim: nothing is written when the source was claimed again since
+        ``state`` was read under its claim (``state.lease_token``; ours expired and was taken over,
+        and the taker writes its own fetch, even if it has finished meanwhile), nor, with an
+        ``owner``, while another worker holds the source's lease. Such a write is logged as
+        ``lease_lost`` and counted in ``leases_lost``."""
         with self.engine.begin() as conn:
             if not self._write_state(conn, state, owner):
-                log.warning("source=%s event=lease_lost owner=%s results=dropped", state.source_id, owner)
+                self._lost(state, owner)
                 return []
             revision = self._next_revision(conn) if new or changed else 0
             present = self._present_keys(conn, state.source_id, [e.key for e in new])
@@ -309,18 +316,26 @@ class SQLStore(IdentityQueries):
                 if self._write_state(conn, state, owner):
                     logged.append(_log_row(outcome, now))
                 else:
-                    log.warning("source=%s event=lease_lost owner=%s results=dropped",
-                                state.source_id, owner)
+                    self._lost(state, owner)
             if logged:
                 conn.execute(fetch_log.insert(), logged)
 
     def _write_state(self, conn: Connection, state: SourceState, owner: str | None) -> bool:
-        """Store the source's new state unless another owner holds its lease; the UPDATE comes
-        first so it takes the row lock (PostgreSQL) or the write lock (SQLite) at once."""
+        """Store the source's new state unless the source was claimed since ``state`` was read
+        (its fencing number moved on) or another owner holds its lease; the UPDATE comes first so
+        it takes the row lock (PostgreSQL) or the write lock (SQLite) at once."""
         query = update(sources).where(sources.c.id == state.source_id)
+        if state.lease_token is not None:
+            query = query.where(sources.c.lease_token == state.lease_token)
         if owner is not None:
             query = query.where(or_(sources.c.lease_owner.is_(None), sources.c.lease_owner == owner))
         return conn.execute(query.values(**_state_row(state))).rowcount > 0
+
+    def _lost(self, state: SourceState, owner: str | None) -> None:
+        with self._counting:
+            self.leases_lost += 1
+        log.warning("source=%s event=lease_lost owner=%s token=%s results=dropped",
+                    state.source_id, owner, state.lease_token)
 
     def _present_keys(self, conn: Connection, source_id: str, keys: list[str]) -> set[str]:
         present: set[str] = set()
@@ -621,6 +636,7 @@ def _state(r: RowMapping) -> SourceState:
         enabled=bool(r["enabled"]) and not bool(r["gone"]),
         fetch_count=r["fetch_count"] or 0,
         not_modified_count=r["not_modified_count"] or 0,
+        lease_token=r["lease_token"],
     )
 
 
