@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..models import Drop, DuplicateCandidate, Entry, FetchOutcome, Selection, Source, SourceState
+from .identity import CandidateLookup, Merge, Wanted
 from .sql import ChangeStamp, PruneResult, SQLStore
 
 
@@ -35,13 +36,14 @@ class Store(Protocol):
         now: datetime,
         owner: str | None = None,
         dropped: Sequence[Drop] = (),
+        merge: Merge | None = None,
     ) -> list[int]: ...
     def apply_quiet(
         self, results: Sequence[tuple[SourceState, FetchOutcome]], now: datetime,
         owner: str | None = None,
     ) -> None: ...
     def duplicate_candidates_many(
-        self, exclude_source: str, wanted: Sequence[tuple[str | None, str, Sequence[int]]]
+        self, exclude_source: str, wanted: Wanted
     ) -> list[list[DuplicateCandidate]]: ...
     def source_identities(self, source_id: str, limit: int = 5000) -> list[Entry]: ...
     def find_entries(self, ref: str, limit: int = 20) -> list[int]: ...
@@ -63,4 +65,7 @@ def open_store(url: str, now: datetime) -> Store:
     return SQLStore(url, now)
 
 
-__all__ = ["ChangeStamp", "PruneResult", "SQLStore", "Store", "open_store"]
+__all__ = [
+    "CandidateLookup", "ChangeStamp", "Merge", "PruneResult", "SQLStore", "Store", "Wanted",
+    "open_store",
+]

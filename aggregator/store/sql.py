@@ -42,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
 from ..models import Drop, Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
-from .identity import IdentityQueries, identity_columns
+from .identity import IdentityQueries, Merge, identity_columns, read_candidates
 from .schema import (
     counters,
     entries,
@@ -269,10 +269,16 @@ class SQLStore(IdentityQueries):
         now: datetime,
         owner: str | None = None,
         dropped: Sequence[Drop] = (),
+        merge: Merge | None = None,
     ) -> list[int]:
         """Write one fetch's results in one transaction: the source's new state (lease released),
         new entries (with their band keys), changed entries, dropped entries and a fetch-log line.
         Returns the new entries' ids.
+
+        With a ``merge``, the new entries' duplicates among other sources' entries are decided in
+        the same transaction, under the story locks of the new entries (``lock_stories``): it is
+        called with the new entries not stored yet and a candidate look-up on this transaction,
+        and what it returns is inserted. Workers storing one story at once so make one primary.
 
         Fenced by the claim: nothing is written when the source was claimed again since
         ``state`` was read under its claim (``state.lease_token``; ours expired and was taken over,
@@ -280,12 +286,17 @@ class SQLStore(IdentityQueries):
         ``owner``, while another worker holds the source's lease. Such a write is logged as
         ``lease_lost`` and counted in ``leases_lost``."""
         with self.engine.begin() as conn:
+            if merge is not None:  # before any row lock, so waiting here holds none
+                self.lock_stories(conn, new)
             if not self._write_state(conn, state, owner):
                 self._lost(state, owner)
                 return []
             revision = self._next_revision(conn) if new or changed else 0
             present = self._present_keys(conn, state.source_id, [e.key for e in new])
-            ids = self._insert_entries(conn, [e for e in new if e.key not in present], now, revision)
+            fresh: Sequence[Entry] = [e for e in new if e.key not in present]
+            if merge is not None and fresh:
+                fresh = merge(fresh, lambda exclude, wanted: read_candidates(conn, exclude, wanted))
+            ids = self._insert_entries(conn, fresh, now, revision)
             if ids or changed:
                 newest = max((e.changed_at or now) for e in (*new, *changed))
                 _touch_sources(conn, [state.source_id], newest, {state.source_id: len(ids)})
