@@ -5,23 +5,32 @@ reload that every worker applies marking a changed source due once."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
-from aggregator import config
+from aggregator import config, owners
 from aggregator.clock import FakeClock
 from aggregator.fetch import Fetcher
-from aggregator.models import Selection
+from aggregator.models import Selection, Source
 from aggregator.pipeline import Pipeline
 from aggregator.store import SQLStore
+from aggregator.store.schema import sources
 
-from .origin import Origin, Reply
+from .conftest import CORPUS
+from .origin import Origin, Reply, Request
 from .pg import pg_schema
+from .test_e2e import FEEDS, Daemon, free_port
 
 WORKERS = 4
 WORDS = [f"{a}{b}" for a in ("lo", "ra", "ki", "mu", "te", "sa", "no", "vi") for b in ("ban", "dor", "fel", "gim", "hup", "jex", "kol", "mir")]
@@ -112,3 +121,90 @@ def test_workers_storing_the_same_stories_at_once_make_one_primary_each(
         if e.duplicate_of is None:
             primaries[e.title] = primaries.get(e.title, 0) + 1
     assert primaries == {f"Story {i}": 1 for i in range(stories)}
+
+
+# --- leases of processes that are gone ----------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_owner_id_names_host_pid_and_start_time_and_tells_gone_processes() -> None:
+    """This process's owner id is host:pid:start time and is not gone; the same pid with another
+    start time (a pid reused after a crash) and a pid that exited are gone; another host's
+    owners are never judged."""
+    me = owners.owner_id()
+    host, pid, started = me.split(":")
+    assert host == socket.gethostname() and int(pid) == os.getpid() and started.isdigit()
+    assert not owners.is_gone(me)
+    assert owners.is_gone(f"{host}:{pid}:{int(started) + 1}")
+    assert owners.is_gone(f"{host}:{dead_pid()}:1")
+    assert owners.is_gone(f"{host}:{dead_pid()}")  # an owner id from before start times
+    assert not owners.is_gone(f"elsewhere.example:{dead_pid()}:1")
+    assert not owners.is_gone("a test owner")
+
+
+def test_a_starting_daemon_releases_the_leases_of_gone_processes(db_url: str, clock: FakeClock) -> None:
+    """On PostgreSQL a starting daemon gives back only the leases of its host's processes that
+    are gone; on SQLite, where one daemon owns every lease, all of them. Released sources are
+    claimed at once instead of after the lease."""
+    store = SQLStore(db_url, clock.now())
+    host = socket.gethostname()
+    holders = {
+        "crashed": f"{host}:{dead_pid()}:1",
+        "reused": f"{host}:{os.getpid()}:1",
+        "alive": owners.owner_id(),
+        "remote": f"elsewhere.example:{dead_pid()}:1",
+    }
+    store.sync_sources([Source(id=sid, url=f"http://origin.test/{sid}") for sid in holders], clock.now())
+    with store.engine.begin() as conn:  # each source leased to its holder for ten minutes
+        for sid, owner in holders.items():
+            conn.execute(update(sources).where(sources.c.id == sid).values(
+                lease_owner=owner, lease_until=clock.now() + timedelta(minutes=10)))
+    released = store.release_orphaned(owners.is_gone)
+    again = {s.source_id for s in store.claim_due(clock.now(), 10, "next", 600)}
+    store.close()
+    expected = set(holders) if db_url.startswith("sqlite") else {"crashed", "reused"}
+    assert again == expected and released == len(expected)
+
+
+@pytest.mark.slow
+def test_after_a_kill_9_the_restarted_daemon_fetches_the_held_sources_at_once(
+    tmp_path: Path, origin: Origin
+) -> None:
+    """A daemon killed with SIGKILL while it fetches (holding the lease, 10 minutes by default)
+    is restarted on the same SQLite store: the source is fetched again within seconds."""
+    release = threading.Event()
+    body = (CORPUS / FEEDS["atom"][0]).read_bytes()
+
+    def first_hangs(request: Request) -> Reply:
+        if len(origin.hits("/held")) == 1:
+            release.wait(30)  # the first fetch never finishes while its daemon lives
+        return Reply(body, content_type="application/atom+xml")
+
+    port = free_port()
+    cfg = tmp_path / "aggregator.toml"
+    cfg.write_text("\n".join([
+        "[server]", 'host = "127.0.0.1"', f"port = {port}",
+        "[storage]", f'url = "sqlite:///{tmp_path / "agg.db"}"',
+        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
+        'timeout = "60s"', "[schedule]", 'dispatch_every = "0.2s"',
+        "[[sources]]", 'id = "held"', f'url = "{origin.route("/held", first_hangs)}"',
+    ]) + "\n", encoding="utf-8")
+    first = Daemon(cfg, port)
+    try:
+        first.wait_for(lambda: origin.hits("/held"))
+    finally:
+        first.proc.kill()
+        first.proc.wait(10)
+        release.set()
+    second = Daemon(cfg, port)
+    try:
+        second.wait_for(lambda: second.get("/feeds/all.json").json()["items"], timeout=15)
+        assert len(origin.hits("/held")) == 2
+    finally:
+        assert second.stop() == 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -205,6 +205,23 @@ class SQLStore(IdentityQueries):
                 .where(sources.c.lease_owner == owner)
                 .values(lease_owner=None, lease_until=None)
             )
+
+    def release_orphaned(self, gone: Callable[[str], bool]) -> int:
+        """Give back the leases of processes that no longer exist (a starting daemon calls this,
+        so the sources a crashed process held are fetched at once, not after their lease); how
+        many. On SQLite one daemon owns every lease (the store is embedded in it), so all are
+        released; on PostgreSQL, those of the owners ``gone`` says are gone (it only judges
+        this host's processes)."""
+        held = sources.c.lease_owner.is_not(None)
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                owners = [r[0] for r in conn.execute(select(sources.c.lease_owner).where(held).distinct())]
+                held = sources.c.lease_owner.in_([o for o in owners if gone(o)])
+            query = update(sources).where(held).values(lease_owner=None, lease_until=None)
+            released = int(conn.execute(query).rowcount)
+        if released:
+            log.info("event=leases_released sources=%d reason=owner_gone", released)
+        return released
 
     def get_state(self, source_id: str) -> SourceState | None:
         with self.engine.connect() as conn:
