@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -22,8 +23,9 @@ from sqlalchemy import update
 from aggregator import config, owners
 from aggregator.clock import FakeClock
 from aggregator.fetch import Fetcher
-from aggregator.models import Selection, Source
+from aggregator.models import Entry, FetchOutcome, FetchStatus, Selection, Source
 from aggregator.pipeline import Pipeline
+from aggregator.reload import Reloader
 from aggregator.store import SQLStore
 from aggregator.store.schema import sources
 
@@ -208,3 +210,97 @@ def test_after_a_kill_9_the_restarted_daemon_fetches_the_held_sources_at_once(
         assert len(origin.hits("/held")) == 2
     finally:
         assert second.stop() == 0
+
+
+# --- reload across processes ----------------------------------------------------------------------
+
+
+def write_config(path: Path, url: str, interval: str, category: str) -> None:
+    path.write_text("\n".join([
+        "[storage]", f'url = "{url}"',
+        "[[sources]]", 'id = "a"', 'url = "http://origin.test/a"', f'interval = "{interval}"',
+        f'category = "{category}"',
+        "[[sources]]", 'id = "b"', 'url = "http://origin.test/b"', f'category = "{category}"',
+    ]) + "\n", encoding="utf-8")
+
+
+def fetch_stored(store: SQLStore, clock: FakeClock, entries: Sequence[Entry] = ()) -> set[str]:
+    """Claim what is due now and store a fetch of each (next fetch in an hour); the claimed ids."""
+    claimed = store.claim_due(clock.now(), 10, "worker", 600)
+    for state in claimed:
+        mine = [e for e in entries if e.source_id == state.source_id]
+        done = replace(state, last_fetch_at=clock.now(), next_fetch_at=clock.now() + timedelta(hours=1))
+        store.apply(done, mine, [], FetchOutcome(state.source_id, FetchStatus.OK, added=len(mine)),
+                    clock.now(), "worker")
+    return {s.source_id for s in claimed}
+
+
+def test_a_source_edited_live_is_marked_due_once_across_processes(
+    db_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Two processes reload the same edit of one source: the first marks it due and a worker
+    fetches it; the second's reload of the same edit does not make it due again, and the
+    source left alone is not due either."""
+    path = tmp_path / "agg.toml"
+    write_config(path, db_url, "1h", "News")
+    running = config.load(path)
+    stores = [SQLStore(db_url, clock.now()) for _ in range(2)]
+    stores[0].sync_sources(running.source_records(), clock.now())
+    assert fetch_stored(stores[0], clock) == {"a", "b"}
+    reloaders = [Reloader(path, running, s, clock) for s in stores]
+    clock.advance(60)
+    write_config(path, db_url, "2h", "News")
+    assert reloaders[0].reload("test")
+    assert fetch_stored(stores[0], clock) == {"a"}
+    assert reloaders[1].reload("test")
+    assert fetch_stored(stores[1], clock) == set()
+    [s.close() for s in stores]
+
+
+def test_the_first_sync_after_the_upgrade_marks_nothing_due(db_url: str, clock: FakeClock) -> None:
+    """Rows synced before the configured-source digest existed get it on the next sync without
+    becoming due: an upgrade does not refetch every source at once."""
+    store = SQLStore(db_url, clock.now())
+    configured = [Source(id="a", url="http://origin.test/a", category=("News",))]
+    store.sync_sources(configured, clock.now())
+    assert fetch_stored(store, clock) == {"a"}
+    with store.engine.begin() as conn:
+        conn.execute(update(sources).values(config_digest=None, category_path=None))
+    store.sync_sources(configured, clock.now())
+    assert fetch_stored(store, clock) == set()
+    store.sync_sources([replace(configured[0], interval=60.0)], clock.now())
+    assert fetch_stored(store, clock) == {"a"}
+    store.close()
+
+
+def test_a_category_change_refiles_the_sources_stored_entries(
+    db_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    """When a reload moves a source to another category, its stored entries move with it: the
+    new category's feed has them, the old one's has none, and another source's stay put."""
+    path = tmp_path / "agg.toml"
+    write_config(path, db_url, "1h", "News / Old")
+    running = config.load(path)
+    store = SQLStore(db_url, clock.now())
+    store.sync_sources(running.source_records(), clock.now())
+    stored = [
+        Entry(source_id=sid, key=f"{sid}{i}", title=f"{sid} {i}", link=None, content="c",
+              summary=None, author=None, published=clock.now(), updated=None,
+              category_path=("News", "Old"), content_hash=f"{sid}{i}")
+        for sid in ("a", "b") for i in range(3)
+    ]
+    fetch_stored(store, clock, stored)
+    before = store.last_change(Selection(category_prefix=("News", "New")))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[lines.index('category = "News / Old"')] = 'category = "News / New"'  # source a's
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert Reloader(path, running, store, clock).reload("test")
+
+    def titles(*category: str) -> list[str]:
+        sel = Selection(category_prefix=category, limit=100)
+        return sorted(e.title for e in store.list_entries(sel))
+
+    assert titles("News", "New") == ["a 0", "a 1", "a 2"]
+    assert titles("News", "Old") == ["b 0", "b 1", "b 2"]
+    assert store.last_change(Selection(category_prefix=("News", "New"))) != before
+    store.close()

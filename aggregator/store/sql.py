@@ -13,6 +13,7 @@ that source row's lock, so caches in other processes notice it (``last_change``)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -144,7 +145,13 @@ class SQLStore(IdentityQueries):
 
     def sync_sources(self, configured: Sequence[Source], now: datetime) -> None:
         """Make the source rows match the config: add new ones (due now), update changed ones,
-        disable removed ones (their entries stay)."""
+        disable removed ones (their entries stay).
+
+        A source whose configured fields changed since the last sync (its stored digest differs)
+        is due now, once: every process of a deployment syncs the same edit on its reload, and
+        only the first finds something changed (the rows are read and written under one lock on
+        PostgreSQL; the due time is set by a conditional UPDATE). A source moved to another
+        category takes its stored entries along (``_refile``)."""
         wanted = {s.id: s for s in configured}
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":  # processes starting together sync one at a time
@@ -156,10 +163,39 @@ class SQLStore(IdentityQueries):
                     insert = _insert_ignoring_conflicts(self.dialect, sources)  # raced by a peer
                     conn.execute(insert.values(**_new_source_row(src, now)))
                 else:
-                    conn.execute(update(sources).where(sources.c.id == sid).values(**_changed_source(row, src, now)))
+                    self._sync_one(conn, row, src, now)
             gone = [sid for sid, row in rows.items() if sid not in wanted and row["enabled"]]
             if gone:
                 conn.execute(update(sources).where(sources.c.id.in_(gone)).values(enabled=False))
+
+    def _sync_one(self, conn: Connection, row: RowMapping, src: Source, now: datetime) -> None:
+        digest = _config_digest(src)
+        edited = and_(sources.c.config_digest.is_not(None), sources.c.config_digest != digest)
+        values = _changed_source(row, src, now)
+        values.update(
+            config_digest=digest,
+            category_path=_json_path(src.category),
+            next_fetch_at=case((edited, now), else_=values.get("next_fetch_at", sources.c.next_fetch_at)),
+        )
+        conn.execute(update(sources).where(sources.c.id == src.id).values(**values))
+        was = row["category_path"]
+        if was is not None and was != _json_path(src.category):  # NULL: synced before migration 5
+            self._refile(conn, src.id, tuple(json.loads(was)), src.category, now)
+
+    def _refile(
+        self, conn: Connection, source_id: str, old: Sequence[str], new: Sequence[str], now: datetime
+    ) -> None:
+        """Move the source's entries filed under its old category to its new one (an entry's
+        category path is its source's: categorize.py), bumping revisions for the feed caches."""
+        revision = self._next_revision(conn)
+        moved = conn.execute(
+            update(entries)
+            .where(entries.c.source_id == source_id, entries.c.category_key == category_key(old))
+            .values(category_path=_json_path(new), category_key=category_key(new), revision=revision)
+        ).rowcount
+        if moved:
+            _touch_sources(conn, [source_id], now, {})
+            log.info("source=%s event=refiled entries=%d", source_id, moved)
 
     def claim_due(self, now: datetime, limit: int, owner: str, lease: float) -> list[SourceState]:
         """Lease up to ``limit`` due sources to ``owner``; each due source goes to one claimer."""
@@ -610,8 +646,23 @@ def _redact(url: str) -> str:
     return url
 
 
+def _config_digest(src: Source) -> str:
+    """A digest of everything the operator configures about a source."""
+    fields = {
+        "url": src.url, "kind": src.kind, "title": src.title, "interval": src.interval,
+        "category": list(src.category), "site_name": src.site_name, "options": dict(src.options),
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _json_path(path: Sequence[str]) -> str:
+    return json.dumps(list(path), ensure_ascii=False)
+
+
 def _new_source_row(src: Source, now: datetime) -> dict[str, Any]:
     return {
+        "config_digest": _config_digest(src),
+        "category_path": _json_path(src.category),
         "id": src.id,
         "kind": src.kind,
         "configured_url": src.url,
