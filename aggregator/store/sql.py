@@ -6,9 +6,12 @@ retention (pruning old entries behind tombstones). Does not own: deciding what i
 fetch next, or how to render (callers pass those decisions in).
 
 Several processes may share one PostgreSQL database: claims use ``FOR UPDATE SKIP LOCKED`` and a
-lease, a write from a worker whose lease was taken over is dropped, syncing the configured sources
-is serialized with an advisory lock, and every entry write bumps its source's entry summary under
-that source row's lock, so caches in other processes notice it (``last_change``).
+lease, and each claim adds one to the source's fencing number, so a write from a worker whose
+claim is no longer the latest is rejected (``lease_lost``); new entries' duplicates are decided in
+their inserting transaction under story locks (identity.py), so concurrent workers make one
+primary per story; syncing the configured sources is serialized with an advisory lock and marks a
+source due only when its configuration changed; and every entry write bumps its source's entry
+summary under that source row's lock, so caches in other processes notice it (``last_change``).
 """
 
 from __future__ import annotations
