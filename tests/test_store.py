@@ -254,6 +254,7 @@ def test_a_late_result_after_the_takeover_finished_is_fenced_off(
     assert state is not None and state.next_fetch_at == after + timedelta(seconds=1800)
     assert state.fetch_count == 1
     assert store.leases_lost == 2 and other.leases_lost == 0
+    assert other.lease_takeovers == 1 and store.lease_takeovers == 0
     lost = [r for r in caplog.records if "event=lease_lost" in r.getMessage()]
     assert len(lost) == 2 and all(r.levelname == "WARNING" for r in lost)
 

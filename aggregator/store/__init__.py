@@ -14,6 +14,7 @@ from .sql import ChangeStamp, PruneResult, SQLStore
 
 class Store(Protocol):
     leases_lost: int  # writes rejected by lease fencing (``lease_lost``), since the store opened
+    lease_takeovers: int  # sources claimed over another owner's expired lease, since it opened
 
     def close(self) -> None: ...
     def ping(self) -> bool: ...

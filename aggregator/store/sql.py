@@ -131,6 +131,9 @@ class SQLStore(IdentityQueries):
         # Writes of a fetch rejected because the source was claimed again since its claim (the
         # worker's lease expired and another took over): for the lease_lost metric.
         self.leases_lost = 0
+        # Sources claimed while another owner's lease on them had expired: for the
+        # lease-takeovers metric.
+        self.lease_takeovers = 0
         self._counting = threading.Lock()
 
     def close(self) -> None:
@@ -208,13 +211,17 @@ class SQLStore(IdentityQueries):
             sources.c.next_fetch_at <= now,
             or_(sources.c.lease_until.is_(None), sources.c.lease_until < now),
         )
-        query = select(sources.c.id).where(due).order_by(sources.c.next_fetch_at).limit(limit)
+        query = (
+            select(sources.c.id, sources.c.lease_owner)
+            .where(due).order_by(sources.c.next_fetch_at).limit(limit)
+        )
         if self.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
         with self.engine.begin() as conn:
             if self.dialect == "sqlite":
                 conn.exec_driver_sql("SELECT 1")  # the UPDATE below takes the write lock
-            ids = [r[0] for r in conn.execute(query)]
+            held = dict(conn.execute(query).all())  # id -> the owner of an expired lease, or None
+            ids = list(held)
             if not ids:
                 return []
             until = now + timedelta(seconds=lease)
@@ -226,7 +233,13 @@ class SQLStore(IdentityQueries):
             rows = conn.execute(
                 select(sources).where(sources.c.id.in_(ids), sources.c.lease_owner == owner)
             ).mappings()
-            return [_state(r) for r in rows]
+            claimed = [_state(r) for r in rows]
+        taken = [c.source_id for c in claimed if held[c.source_id] not in (None, owner)]
+        if taken:
+            with self._counting:
+                self.lease_takeovers += len(taken)
+            log.info("event=lease_takeover owner=%s sources=%s", owner, ",".join(taken))
+        return claimed
 
     def release(self, source_id: str, owner: str) -> None:
         with self.engine.begin() as conn:
