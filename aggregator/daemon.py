@@ -29,6 +29,7 @@ from .fetch import Fetcher
 from .logs import kv, setup_logging
 from .models import FetchOutcome, Source
 from .operate import Operations, attach
+from .owners import is_gone, owner_id
 from .pipeline import Pipeline
 from .publish.feeds import FeedService
 from .publish.websub import WebSubPublisher
@@ -57,10 +58,6 @@ class LiveSources:
 
     def get(self) -> Mapping[str, Source]:
         return self.by_id
-
-
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def open_configured_store(settings: Settings, clock: Clock) -> Store:
@@ -121,6 +118,7 @@ async def serve(
         store = open_store(settings.storage.url, clock.now())
     else:
         store = open_configured_store(settings, clock)
+        store.release_orphaned(is_gone)  # a crashed predecessor's sources are due again at once
     live = LiveSources(settings)
     owner = owner_id()
     async with Fetcher(settings.fetch, clock) as fetcher:

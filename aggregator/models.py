@@ -75,6 +75,9 @@ class SourceState:
     details_missing: int = 0
     detail_error: str | None = None
     detail_retry_at: datetime | None = None
+    # The fencing number of the claim this state was read under (the store adds one at every
+    # claim): a write carrying it is rejected once the source has been claimed again since.
+    lease_token: int | None = None
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from .models import (
 )
 from .offload import Keyed, Offload, Prepared
 from .sources import get_adapter
-from .store import Store
+from .store import CandidateLookup, Store
 
 log = logging.getLogger("aggregator.pipeline")
 
@@ -237,12 +237,20 @@ class Pipeline:
         return self._failed(source, state, result, error, False)
 
     def _store(self, processed: Processed) -> Processed:
-        processed = self._merged(processed)
+        """Store one fetch; its new entries' duplicates are decided inside the store's
+        transaction (``merge``), so workers storing one story at once make one primary."""
+        stored = processed
+
+        def merge(new: Sequence[Entry], lookup: CandidateLookup) -> Sequence[Entry]:
+            nonlocal stored
+            stored = self._merged(replace(processed, new=tuple(new)), lookup)
+            return stored.new
+
         self.store.apply(
             processed.state, processed.new, processed.changed, processed.outcome,
-            self.clock.now(), self.owner, dropped=processed.dropped,
+            self.clock.now(), self.owner, dropped=processed.dropped, merge=merge,
         )
-        return processed
+        return stored
 
     async def _store_quiet(self, processed: Processed) -> None:
         """Store a fetch that brought no entries together with the others that arrive while the
@@ -280,10 +288,10 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001 (logged with its traceback)
             return self._internal_error(source, state, result, exc, "process")
 
-    def _merged(self, processed: Processed) -> Processed:
+    def _merged(self, processed: Processed, lookup: CandidateLookup | None = None) -> Processed:
         if not processed.new:
             return processed
-        new, merged = self.find_duplicates(processed.new)
+        new, merged = self.find_duplicates(processed.new, lookup)
         outcome = replace(processed.outcome, merged=merged)
         return replace(processed, new=tuple(new), outcome=outcome)
 
@@ -458,12 +466,15 @@ class Pipeline:
         )
         return entry, decision
 
-    def find_duplicates(self, new: Sequence[Entry]) -> tuple[list[Entry], int]:
+    def find_duplicates(
+        self, new: Sequence[Entry], lookup: CandidateLookup | None = None
+    ) -> tuple[list[Entry], int]:
         """New entries (of one source) with ``duplicate_of`` and ``merge_reason`` set where
-        another source already has the story; and how many were merged."""
+        another source already has the story; and how many were merged. ``lookup`` reads the
+        candidates (the store's, inside its writing transaction); by default a read of its own."""
         if not new:
             return [], 0
-        found = self.store.duplicate_candidates_many(
+        found = (lookup or self.store.duplicate_candidates_many)(
             new[0].source_id, [(e.canonical_url, e.content_hash, e.band_keys) for e in new]
         )
         merged, out = 0, []

@@ -194,10 +194,8 @@ class Reloader:
     def _apply(self, settings: Settings, change: Change) -> None:
         now = self.clock.now()
         if not change.empty:
-            if self.sync_store:
+            if self.sync_store:  # changed sources become due now, once across all processes
                 self.store.sync_sources(settings.source_records(), now)
-                for source_id in change.changed:  # take the new settings at once
-                    self.store.fetch_now(source_id, now)
             self.settings = settings
             for apply in self.appliers:
                 apply(settings)

@@ -3,7 +3,7 @@ scale out; both are ``SQLStore`` over SQLAlchemy Core with one schema (``schema.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,16 +17,21 @@ from ..models import (
     Source,
     SourceState,
 )
+from .identity import CandidateLookup, Merge, Wanted
 from .sql import ChangeStamp, PruneResult, SQLStore
 
 
 class Store(Protocol):
+    leases_lost: int  # writes rejected by lease fencing (``lease_lost``), since the store opened
+    lease_takeovers: int  # sources claimed over another owner's expired lease, since it opened
+
     def close(self) -> None: ...
     def ping(self) -> bool: ...
     def sync_sources(self, configured: Sequence[Source], now: datetime) -> None: ...
     def claim_due(self, now: datetime, limit: int, owner: str, lease: float) -> list[SourceState]: ...
     def release(self, source_id: str, owner: str) -> None: ...
     def release_all(self, owner: str) -> None: ...
+    def release_orphaned(self, gone: Callable[[str], bool]) -> int: ...
     def get_state(self, source_id: str) -> SourceState | None: ...
     def list_states(self, include_disabled: bool = False) -> list[SourceState]: ...
     def reset_source(self, source_id: str, now: datetime) -> None: ...
@@ -42,13 +47,14 @@ class Store(Protocol):
         now: datetime,
         owner: str | None = None,
         dropped: Sequence[Drop] = (),
+        merge: Merge | None = None,
     ) -> list[int]: ...
     def apply_quiet(
         self, results: Sequence[tuple[SourceState, FetchOutcome]], now: datetime,
         owner: str | None = None,
     ) -> None: ...
     def duplicate_candidates_many(
-        self, exclude_source: str, wanted: Sequence[tuple[str | None, str, Sequence[int]]]
+        self, exclude_source: str, wanted: Wanted
     ) -> list[list[DuplicateCandidate]]: ...
     def source_identities(self, source_id: str, limit: int = 5000) -> list[Entry]: ...
     def find_entries(self, ref: str, limit: int = 20) -> list[int]: ...
@@ -74,4 +80,7 @@ def open_store(url: str, now: datetime) -> Store:
     return SQLStore(url, now)
 
 
-__all__ = ["ChangeStamp", "PruneResult", "SQLStore", "Store", "open_store"]
+__all__ = [
+    "CandidateLookup", "ChangeStamp", "Merge", "PruneResult", "SQLStore", "Store", "Wanted",
+    "open_store",
+]
