@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from aggregator import cli, content
+from aggregator import cli, content, dedupe
 from aggregator.categorize import Categorizer
 from aggregator.clock import FakeClock
 from aggregator.fetch import Fetcher
@@ -103,7 +103,7 @@ def _mentions_mark(args: Any, kwargs: Any) -> bool:
 
 
 def _bad_source(args: Any, kwargs: Any) -> bool:
-    return "'bad'" in repr(args)
+    return "source_id='bad'" in repr(args[:1])
 
 
 STAGES = {
@@ -112,7 +112,7 @@ STAGES = {
     "enrich": (FeedAdapter, "enrich", True, _mentions_mark),
     "clean": (content, "clean", False, _mentions_mark),
     "categorize": (Categorizer, "decide", False, _mentions_mark),
-    "dedupe": (SQLStore, "duplicate_candidates_many", False, _bad_source),
+    "dedupe": (dedupe, "find_duplicate", False, _bad_source),
     "store": (SQLStore, "apply", False, lambda a, k: "source_id='bad'" in repr(a)),
 }
 
