@@ -91,6 +91,8 @@ class ServerSettings(_Section):
     admin_token: str | None = None
     # HTTP processes on the one port: the daemon itself and processes - 1 web processes it forks
     processes: int = Field(1, ge=1, le=64)
+    # a --role worker process serves /metrics, /healthz and /readyz on this port (none: no HTTP)
+    worker_port: int | None = Field(None, ge=0, le=65535)
 
     @property
     def public_base(self) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import fastlane, webprocs
 from .clock import Clock, SystemClock
@@ -39,6 +40,9 @@ from .webprocs import WebProcesses
 
 log = logging.getLogger("aggregator.daemon")
 OutcomeHook = Callable[[list[FetchOutcome]], None]
+Adjust = Callable[[Settings], Settings]
+# What a worker's listener answers; everything else is 404 there (it serves no feeds).
+WORKER_PATHS = ("/metrics", "/healthz", "/readyz")
 
 
 @dataclass
@@ -69,7 +73,7 @@ def open_configured_store(settings: Settings, clock: Clock) -> Store:
     return store
 
 
-ROLES = ("all", "worker", "web")  # worker: scheduler only; web: read-only HTTP server only
+ROLES = ("all", "worker", "web")  # worker: scheduler (+ health and metrics); web: read-only HTTP
 # Seconds a cached feed is served without asking the store whether anything changed: the longest
 # a write by another process (a worker) takes to show in this process's feeds.
 RECHECK_AFTER = 1.0
@@ -78,24 +82,53 @@ RECHECK_AFTER = 1.0
 LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
 
 
-def run(settings: Settings, config_path: Path, role: str = "all", loop_factory: LoopFactory = None) -> int:
+def command_line(host: str | None, port: int | None, role: str) -> Adjust | None:
+    """The settings as ``run --host/--port`` changes them (for every load, reloads included):
+    ``--port`` is ``server.port``, or ``server.worker_port`` for a worker. None: no change."""
+    server: dict[str, object] = {}
+    if host is not None:
+        server["host"] = host
+    if port is not None:
+        server["worker_port" if role == "worker" else "port"] = port
+    if not server:
+        return None
+
+    def adjust(settings: Settings) -> Settings:
+        return settings.model_copy(update={"server": settings.server.model_copy(update=server)})
+
+    return adjust
+
+
+def listen_port(settings: Settings, role: str) -> int | None:
+    """The port this role serves HTTP on (None: a worker without ``worker_port``)."""
+    return settings.server.worker_port if role == "worker" else settings.server.port
+
+
+def run(
+    settings: Settings, config_path: Path, role: str = "all", loop_factory: LoopFactory = None,
+    adjust: Adjust | None = None,
+) -> int:
     """The daemon in ``role`` until SIGTERM or SIGINT, each process on its own event loop: with
     ``[server] processes = N > 1`` (roles that serve HTTP) N - 1 web processes are forked first
     onto sockets bound here, then this process serves beside them. Returns the exit code: 0
     after a clean stop of every process."""
+    if adjust is not None:
+        settings = adjust(settings)
     extra = settings.server.processes - 1 if role != "worker" else 0
     if extra == 0:
-        return _on_loop(serve(settings, config_path, role=role), loop_factory)
+        return _on_loop(serve(settings, config_path, role=role, adjust=adjust), loop_factory)
 
     def web_process(sock: socket.socket, parent: int) -> int:
-        return _on_loop(serve(settings, config_path, role="web", sock=sock, parent=parent), loop_factory)
+        return _on_loop(serve(settings, config_path, role="web", sock=sock, parent=parent,
+                              adjust=adjust), loop_factory)
 
     # Create or migrate the schema once, here: processes opening a new database at once would
     # race to create it. Closed before forking, so no process inherits a connection.
     open_store(settings.storage.url, SystemClock().now()).close()
     sock, web = webprocs.fork(settings.server.host, settings.server.port, extra + 1, web_process)
     try:
-        code = _on_loop(serve(settings, config_path, role=role, sock=sock, web=web), loop_factory)
+        code = _on_loop(serve(settings, config_path, role=role, sock=sock, web=web, adjust=adjust),
+                        loop_factory)
     finally:
         web.signal(signal.SIGTERM)  # already stopping after a signal; not if serve() failed
         codes = web.wait()
@@ -110,11 +143,13 @@ def _on_loop(main: Coroutine[None, None, int], loop_factory: LoopFactory) -> int
 async def serve(
     settings: Settings, config_path: Path, clock: Clock | None = None, role: str = "all",
     sock: socket.socket | None = None, parent: int | None = None, web: WebProcesses | None = None,
+    adjust: Adjust | None = None,
 ) -> int:
     """Run the daemon in ``role`` until SIGTERM or SIGINT; return the exit code. ``sock``: a
-    bound socket to serve on instead of binding ``[server]`` host and port; ``parent``: a pipe
-    whose end-of-file means the parent process is gone (stop then); ``web``: forked web
-    processes to pass signals on to."""
+    bound socket to serve on instead of binding ``[server]`` host and port (``worker_port`` for
+    a worker; a worker without one has no HTTP); ``parent``: a pipe whose end-of-file means the
+    parent process is gone (stop then); ``web``: forked web processes to pass signals on to;
+    ``adjust``: the command line's overrides, applied again to every reloaded config."""
     clock = clock or SystemClock()
     setup_logging(settings.logging)
     if role == "web":  # a reader: never writes sources or entries
@@ -137,17 +172,20 @@ async def serve(
             app, settings=settings, config_path=config_path, store=store, clock=clock,
             update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
             dispatcher=dispatcher, poke=scheduler.poke, sync_store=role != "web",
+            role=role, process=owner, scheduler=scheduler if role != "web" else None, adjust=adjust,
         )
         dispatcher.on_outcomes = _then_changed(feeds, dispatcher.on_outcomes)
         websub = WebSubPublisher.configured(feeds, clock) if role != "web" else None
         if websub is not None:  # chained after the hooks attach() installed; primed before ticks
             dispatcher.on_outcomes = websub.hook(dispatcher.on_outcomes)
             await websub.prime()
+        port = listen_port(settings, role)
         server = _Server(
             uvicorn.Config(
-                app, host=settings.server.host, port=settings.server.port,
+                app if role != "worker" else _only(app, WORKER_PATHS),
+                host=settings.server.host, port=port or 0,
                 log_level="warning", access_log=False, lifespan="off", log_config=None,
-                server_header=False, http=fastlane.protocol(feeds),
+                server_header=False, http=fastlane.protocol(feeds) if role != "worker" else "auto",
             )
         )
         _on_signals(server, web)
@@ -155,17 +193,17 @@ async def serve(
             scheduler.start()
         ops.start()
         _lifelines(server, ops, web, parent)
-        port = sock.getsockname()[1] if sock is not None else settings.server.port
+        port = sock.getsockname()[1] if sock is not None else port
         log.info("%s", kv(
             event="started", role=role, pid=os.getpid(), sources=len(live.by_id),
-            listen=f"http://{settings.server.host}:{port}" if role != "worker" else "none",
+            listen=f"http://{settings.server.host}:{port}" if port is not None else "none",
             processes=1 + len(web.pids) if web else None,
             store=settings.storage.url.split("@")[-1], config=config_path,
         ))
         try:
-            if role != "worker":  # returns once a signal sets should_exit
+            if port is not None:  # returns once a signal sets should_exit
                 await server.serve(sockets=[sock] if sock is not None else None)
-            while role == "worker" and not server.should_exit:  # no HTTP listener in a worker
+            while port is None and not server.should_exit:  # a worker without a listener
                 await asyncio.sleep(0.2)
         finally:
             await ops.stop()
@@ -174,6 +212,22 @@ async def serve(
             if web is not None:
                 _report(web, await asyncio.to_thread(web.wait))
     return 0
+
+
+def _only(app: ASGIApp, paths: tuple[str, ...]) -> ASGIApp:
+    """``app`` answering only ``paths``; a plain 404 for anything else."""
+
+    async def only(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in paths:
+            await app(scope, receive, send)
+            return
+        body = f"404 Not Found: a worker serves only {', '.join(paths)}\n".encode()
+        await send({"type": "http.response.start", "status": 404, "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return only
 
 
 def _then_changed(feeds: FeedService, hook: OutcomeHook | None) -> OutcomeHook:

@@ -184,6 +184,16 @@ class SQLStore(IdentityQueries):
             ).mappings()
             return [_state(r) for r in rows]
 
+    def oldest_due(self, now: datetime) -> datetime | None:
+        """The earliest ``next_fetch_at`` of the enabled sources due at ``now`` (leased ones
+        included), or None when none is due: how far the dispatchers are behind."""
+        query = select(func.min(sources.c.next_fetch_at)).where(
+            sources.c.enabled.is_(True), sources.c.gone.is_(False), sources.c.next_fetch_at <= now
+        )
+        with self.engine.connect() as conn:
+            found: datetime | None = conn.execute(query).scalar_one()
+        return found
+
     def release(self, source_id: str, owner: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
