@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_port,
         help="listen on this port (overrides server.port; with --role worker, server.worker_port)",
     )
+    # A replacement web process (started by the daemon): its inherited listening socket and pipe.
+    run.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)
     check = sub.add_parser("check", help="validate the config (exit 0 when valid)")
     check.add_argument("--source", help="also fetch this source once and show what would be stored")
     fetch = sub.add_parser("fetch", help="fetch every source once now, then exit")
@@ -109,11 +112,13 @@ def _settings(args: argparse.Namespace) -> tuple[Settings, Path]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import command_line, run
+    from .daemon import command_line, run, run_web_child
 
     settings, path = _settings(args)
     role = getattr(args, "role", "all")
     adjust = command_line(getattr(args, "host", None), getattr(args, "port", None), role)
+    if getattr(args, "listen_fd", None) is not None and args.parent_fd is not None:
+        return run_web_child(settings, path, args.listen_fd, args.parent_fd, _loop_factory(), adjust)
     return run(settings, path, role=role, loop_factory=_loop_factory(), adjust=adjust)
 
 

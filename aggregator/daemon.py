@@ -126,6 +126,7 @@ def run(
     # race to create it. Closed before forking, so no process inherits a connection.
     open_store(settings.storage.url, SystemClock().now()).close()
     sock, web = webprocs.fork(settings.server.host, settings.server.port, extra + 1, web_process)
+    web.respawn = (web_command(settings, config_path), sock)
     try:
         code = _on_loop(serve(settings, config_path, role=role, sock=sock, web=web, adjust=adjust),
                         loop_factory)
@@ -133,6 +134,27 @@ def run(
         web.signal(signal.SIGTERM)  # already stopping after a signal; not if serve() failed
         codes = web.wait()
     return code or max((1 for c in codes.values() if c != 0), default=0)
+
+
+def web_command(settings: Settings, config_path: Path) -> list[str]:
+    """``aggregator`` arguments for a web process like the forked ones: the same config file,
+    with the host and port this daemon runs with (so its self links are the same)."""
+    host, port = settings.server.host, settings.server.port
+    return ["--config", str(config_path), "run", "--role", "web", "--host", host, "--port", str(port)]
+
+
+def run_web_child(
+    settings: Settings, config_path: Path, listen_fd: int, parent_fd: int,
+    loop_factory: LoopFactory = None, adjust: Adjust | None = None,
+) -> int:
+    """A replacement web process (``webprocs.WebProcesses.replace``): serve on the inherited
+    listening socket until SIGTERM or the parent pipe's end-of-file."""
+    if adjust is not None:
+        settings = adjust(settings)
+    sock = socket.socket(fileno=listen_fd)
+    os.set_inheritable(parent_fd, False)
+    return _on_loop(serve(settings, config_path, role="web", sock=sock, parent=parent_fd,
+                          adjust=adjust), loop_factory)
 
 
 def _on_loop(main: Coroutine[None, None, int], loop_factory: LoopFactory) -> int:
@@ -267,8 +289,8 @@ def _on_signals(server: uvicorn.Server, web: WebProcesses | None = None) -> None
 def _lifelines(
     server: uvicorn.Server, ops: Operations, web: WebProcesses | None, parent: int | None
 ) -> None:
-    """A web process stops when its parent is gone; a parent passes SIGHUP on and logs a web
-    process that exits on its own (it is not restarted: the others keep serving the port)."""
+    """A web process stops when its parent is gone; a parent passes SIGHUP on, and logs and
+    replaces a web process that exits on its own (with backoff: ``webprocs``)."""
     loop = asyncio.get_running_loop()
     if parent is not None:
         def orphaned() -> None:
@@ -294,9 +316,25 @@ def _watch(web: WebProcesses, server: uvicorn.Server, every: float = 1.0) -> Non
         if server.should_exit:  # stopping: serve() reaps and reports them
             return
         for pid, code in web.poll():
-            log.error("%s", kv(event="web_process_exited", pid=pid, code=code, restarted="no"))
-        if web.running:
-            loop.call_later(every, look)
+            delay = web.restart_delay(pid)
+            log.error("%s", kv(event="web_process_exited", pid=pid, code=code,
+                               restart_in=f"{delay:g}s" if web.respawn else None))
+            if web.respawn is not None:
+                loop.call_later(delay, replace, pid)
+        loop.call_later(every, look)
+
+    def replace(dead: int) -> None:
+        if server.should_exit:
+            return
+        try:
+            pid = web.replace(dead)
+        except OSError as exc:
+            delay = web.restart_delay(dead)
+            log.error("%s", kv(event="web_process_restart_failed", replacing=dead, error=str(exc),
+                               retry_in=f"{delay:g}s"))
+            loop.call_later(delay, replace, dead)
+            return
+        log.warning("%s", kv(event="web_process_restarted", pid=pid, replacing=dead))
 
     loop.call_later(every, look)
 
