@@ -32,6 +32,7 @@ from .models import FetchOutcome, Source
 from .operate import Operations, attach
 from .pipeline import Pipeline
 from .publish.feeds import FeedService
+from .publish.opmlcache import OpmlDocument
 from .publish.websub import WebSubPublisher
 from .scheduler import Dispatcher, Retention, Scheduler
 from .server import create_app
@@ -189,7 +190,9 @@ async def serve(
         retention = Retention(store, clock, lambda: live.settings.retention)
         scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every, retention)
         feeds = FeedService(settings, store, live.get, clock, recheck_after=RECHECK_AFTER)
-        app = create_app(feeds, ready=(lambda: scheduler.running) if role != "web" else None)
+        opml = OpmlDocument(feeds)
+        app = create_app(feeds, ready=(lambda: scheduler.running) if role != "web" else None,
+                         opml=opml)
         ops = attach(
             app, settings=settings, config_path=config_path, store=store, clock=clock,
             update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
@@ -207,7 +210,8 @@ async def serve(
                 app if role != "worker" else _only(app, WORKER_PATHS),
                 host=settings.server.host, port=port or 0,
                 log_level="warning", access_log=False, lifespan="off", log_config=None,
-                server_header=False, http=fastlane.protocol(feeds) if role != "worker" else "auto",
+                server_header=False,
+                http=fastlane.protocol(feeds, opml) if role != "worker" else "auto",
             )
         )
         _on_signals(server, web)
