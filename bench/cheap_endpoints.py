@@ -4,6 +4,7 @@ keep-alive connections ask for a mix of feeds. Prints the figures; asserts nothi
     .venv/bin/python bench/cheap_endpoints.py                 # 100 sources, 500 connections, 10 s
     .venv/bin/python bench/cheap_endpoints.py --connections 200 --seconds 5 --sources 30
     .venv/bin/python bench/cheap_endpoints.py --repo /path/to/other/checkout   # the same, other code
+    .venv/bin/python bench/cheap_endpoints.py --pg postgresql://postgres@127.0.0.1/test
 
 Phases, each against the real daemon (``python run.py``, one process) over a store filled by
 fetching ``--sources`` generated feeds from a local origin:
@@ -11,6 +12,7 @@ fetching ``--sources`` generated feeds from a local origin:
          turn for /feeds/all.atom, per-source and per-category feeds in the three formats (a
          few with a ``limit`` query, so some renderings miss the cache), while this process
          opens a new connection for /healthz every 0.2 s and times it;
+  mix+   the same with /opml for one request in eleven (probed as above);
   opml   the same number of connections asking for /opml only: requests a second and the
          median and 99th percentile latency (and /healthz probed as above).
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +132,9 @@ def during(port: int, paths: list[str], connections: int, seconds: float,
 # --- set-up --------------------------------------------------------------------------------------
 
 
-def write_config(path: Path, urls: list[str], db: Path, port: int) -> None:
+def write_config(path: Path, urls: list[str], store: str, port: int) -> None:
     lines = ["[server]", 'host = "127.0.0.1"', f"port = {port}",
-             "[storage]", f'url = "sqlite:///{db}"',
+             "[storage]", f'url = "{store}"',
              "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "concurrency = 32",
              "per_host_concurrency = 32", "max_retries = 0",
              "[schedule]", 'interval = "1d"', 'max_interval = "1d"', 'dispatch_every = "1s"',
@@ -178,15 +182,17 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repo", type=Path, default=BENCH.parent, help="the checkout to run")
+    parser.add_argument("--pg", metavar="URL",
+                        help="store in a new schema of this PostgreSQL database (dropped after)")
     opts = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp_:
+    with tempfile.TemporaryDirectory() as tmp_, store_url(opts.pg, Path(tmp_)) as store:
         tmp = Path(tmp_)
         feedgen.write(tmp / "feeds", opts.sources, seed=7)
         with servers.StaticServer(tmp / "feeds", tmp / "origin") as origin:
             port = servers.free_port()
             urls = [f"{origin.base}/{s.name}" for s in feedgen.specs(opts.sources, 7)]
             cfg = tmp / "bench.toml"
-            write_config(cfg, urls, tmp / "agg.db", port)
+            write_config(cfg, urls, store, port)
             log = (tmp / "daemon.log").open("wb")
             env = {**os.environ, "AGGREGATOR_CONFIG": str(cfg), "PYTHONPATH": str(opts.repo)}
             daemon = subprocess.Popen([sys.executable, str(opts.repo / "run.py")], cwd=tmp, env=env,
@@ -201,6 +207,24 @@ def main() -> None:
                 log.close()
 
 
+@contextlib.contextmanager
+def store_url(pg: str | None, tmp: Path) -> Iterator[str]:
+    """A SQLite file in ``tmp``, or a fresh schema in the PostgreSQL database ``pg``."""
+    if pg is None:
+        yield f"sqlite:///{tmp / 'agg.db'}"
+        return
+    import psycopg
+
+    name = f"bench_{os.getpid()}"
+    with psycopg.connect(pg, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(pg, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
 def report(port: int, opts: argparse.Namespace) -> None:
     idle = [probe(port, "/healthz") for _ in range(20)]
     print(f"code: {opts.repo}; {opts.sources} sources, {opts.connections} connections, "
@@ -209,6 +233,12 @@ def report(port: int, opts: argparse.Namespace) -> None:
     mix, health = during(port, feed_paths(opts.sources), opts.connections, opts.seconds, "/healthz")
     print(f"feed mix: {mix['rps']:.0f} req/s, median {mix['p50_ms']:.0f} ms, p99 {mix['p99_ms']:.0f} ms")
     print(figures("/healthz, new connection, during the feed mix", health))
+    paths = feed_paths(opts.sources)
+    mixed, health = during(port, paths + ["/opml"] * (len(paths) // 10), opts.connections,
+                           opts.seconds, "/healthz")
+    print(f"feed mix with 10% /opml: {mixed['rps']:.0f} req/s, median {mixed['p50_ms']:.0f} ms, "
+          f"p99 {mixed['p99_ms']:.0f} ms")
+    print(figures("/healthz, new connection, during the feed mix with /opml", health))
     opml, health = during(port, ["/opml"], opts.connections, opts.seconds, "/healthz")
     print(f"/opml only: {opml['rps']:.0f} req/s, median {opml['p50_ms']:.0f} ms, "
           f"p99 {opml['p99_ms']:.0f} ms")
