@@ -3,7 +3,8 @@
 Owns: the metric names and what they count. Per-source gauges (last success time, consecutive
 failures, next fetch time, entry count) are read from the store at scrape time, so they are right
 whichever process did the fetching, and carry no process labels (every process reads the same
-rows). Everything else is this process's own and carries the labels ``role`` (all, worker, web)
+rows; workers leave them to the roles that serve HTTP, so scraping many workers does not repeat
+the query; a scrape while the database is away counts a database error and shows the rest). Everything else is this process's own and carries the labels ``role`` (all, worker, web)
 and ``process`` (host:pid, the owner name of its leases), so the series of every process of a
 deployment can be summed: counters (fetches by outcome, bytes, entries added, updated and merged)
 and the fetch-time histogram come from the dispatcher's outcomes; the render-time histogram times
@@ -15,6 +16,7 @@ registry needed). Does not own: HTTP (web/routes.py serves ``/metrics``).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -27,10 +29,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .logs import kv
 from .models import FetchOutcome, FetchStatus
 from .publish.feeds import FeedService
 from .store import Store
 
+log = logging.getLogger("aggregator.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 RENDER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -75,9 +79,13 @@ def events() -> dict[str, float]:
 
 
 class Metrics:
-    def __init__(self, store: Store, role: str = "all", process: str | None = None) -> None:
+    def __init__(
+        self, store: Store, role: str = "all", process: str | None = None,
+        per_source: bool = True,
+    ) -> None:
         """``role`` and ``process`` (default host:pid) label every series of this process (not
-        the per-source gauges, which read the shared database)."""
+        the per-source gauges, which read the shared database; ``per_source=False`` leaves
+        them out)."""
         process = process or f"{socket.gethostname()}:{os.getpid()}"
         self.registry = CollectorRegistry()
         r = CollectorRegistry(auto_describe=True)  # this process's own series, labelled on the way out
@@ -103,7 +111,8 @@ class Metrics:
         )
         r.register(EventCollector())
         self.registry.register(Labelled(r, {"role": role, "process": process}))
-        self.registry.register(SourceCollector(store))
+        if per_source:
+            self.registry.register(SourceCollector(store))
 
     def observe(self, outcomes: Sequence[FetchOutcome]) -> None:
         """Count one dispatcher batch (the Dispatcher's ``on_outcomes`` callback)."""
@@ -173,8 +182,13 @@ class SourceCollector(Collector):
             "Unix time of the next fetch (0: never, e.g. after 410 Gone).", labels=["source"])
         entries = GaugeMetricFamily(
             "aggregator_source_entries", "Entries stored for the source.", labels=["source"])
-        counts = self.store.entry_counts()
-        for st in self.store.list_states():
+        try:
+            counts, states = self.store.entry_counts(), self.store.list_states()
+        except Exception as exc:  # noqa: BLE001  # database away: the process's own series still answer
+            db_error()
+            log.warning("%s", kv(event="metrics_without_sources", error=type(exc).__name__))
+            return []
+        for st in states:
             sid = [st.source_id]
             success.add_metric(sid, st.last_success_at.timestamp() if st.last_success_at else 0)
             failures.add_metric(sid, st.consecutive_failures)

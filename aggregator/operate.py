@@ -86,7 +86,7 @@ def attach(
     reloader (``start`` begins watching). ``sync_store=False`` (a read-only web process) reloads
     without writing source rows; ``role`` and ``process`` label the metrics; ``adjust`` is the
     command line's overrides, applied to every reloaded config."""
-    metrics = Metrics(store, role=role, process=process)
+    metrics = Metrics(store, role=role, process=process, per_source=role != "worker")
     metrics.instrument(feeds)
     dispatcher.on_outcomes = metrics.observe
     if scheduler is not None:

@@ -116,6 +116,7 @@ def test_a_worker_serves_metrics_and_health_on_its_port_beside_a_web_process(pro
     assert httpx.get(wbase + "/healthz", timeout=5).status_code == 200
     ready = httpx.get(wbase + "/readyz", timeout=5)
     assert ready.status_code == 200 and "scheduler=ok" in ready.text
+    assert not labelled(scrape(wbase), "aggregator_source_entries")  # the web roles show those
     assert httpx.get(wbase + "/feeds/all.atom", timeout=5).status_code == 404
     assert httpx.get(wbase + "/", timeout=5).status_code == 404
 
@@ -212,5 +213,30 @@ def test_oldest_due_is_the_earliest_due_enabled_source(empty_url: str) -> None:
         store.sync_sources([Source(id="b", url="http://origin.test/b")], clock.now())  # a, c off
         assert store.oldest_due(clock.now()) == start
         assert store.oldest_due(start - timedelta(seconds=1)) is None
+    finally:
+        store.close()
+
+
+def test_metrics_answer_while_the_database_cannot_be_read(tmp_path: Path) -> None:
+    """When the per-source gauges cannot be read, /metrics still shows the process's own series
+    and counts a database error (instead of failing the whole scrape)."""
+    import sqlite3
+
+    from aggregator.models import Source
+    from aggregator.store import open_store
+
+    clock = FakeClock()
+    store = open_store(f"sqlite:///{tmp_path / 'agg.db'}", clock.now())
+    try:
+        store.sync_sources([Source(id="a", url="http://origin.test/a")], clock.now())
+        registry = metrics.Metrics(store, role="web", process="h:1")
+        assert 'aggregator_source_entries{source="a"} 0.0' in registry.exposition().decode()
+        with sqlite3.connect(tmp_path / "agg.db") as conn:
+            conn.execute("ALTER TABLE sources RENAME TO sources_away")
+        before = metrics.events()["db_errors"]
+        text = registry.exposition().decode()
+        assert 'aggregator_fetches_total{outcome="ok",process="h:1",role="web"} 0.0' in text
+        assert 'aggregator_source_entries{source="a"}' not in text
+        assert metrics.events()["db_errors"] == before + 1
     finally:
         store.close()
