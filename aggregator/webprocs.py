@@ -114,6 +114,8 @@ class WebProcesses:
             os.close(readable)
             if sock is not own:
                 sock.close()
+            else:  # the shared socket stays ours: no later child process of ours inherits it
+                os.set_inheritable(own.fileno(), False)
         self._lifelines.append(lifeline)
         self.pids = [p for p in self.pids if p != dead] + [pid]
         self.codes.pop(dead, None)
