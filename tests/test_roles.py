@@ -31,15 +31,18 @@ from .test_reload import atom
 from .test_web_processes import ATOM, free_port, poll
 
 
-def write_config(tmp: Path, origin: Origin, port: int) -> Path:
-    """One source on the origin; ``[server] port`` is ``port``; no worker_port."""
+def write_config(tmp: Path, origin: Origin, port: int, store: str | None = None) -> Path:
+    """One source on the origin; ``[server] port`` is ``port``; no worker_port; ``store``
+    (default: a SQLite file in ``tmp``)."""
     url = origin.route("/a.atom", Reply(ATOM.encode(), content_type="application/atom+xml"))
+    store = store or f"sqlite:///{tmp / 'agg.db'}"
     cfg = tmp / "aggregator.toml"
     cfg.write_text("\n".join([
         "[server]", 'host = "127.0.0.1"', f"port = {port}",
-        "[storage]", f'url = "sqlite:///{tmp / "agg.db"}"',
+        "[storage]", f'url = "{store}"',
         "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
         "[schedule]", 'dispatch_every = "0.2s"',
+        "[content]", "processes = 1",  # parse in a thread: no worker processes to start and stop
         "[logging]", 'level = "INFO"',
         "[[sources]]", 'id = "a"', f'url = "{url}"',
     ]) + "\n", encoding="utf-8")
@@ -74,7 +77,16 @@ class Procs:
 
 
 @pytest.fixture
-def procs(tmp_path: Path, origin: Origin) -> Iterator[Procs]:
+def procs(tmp_path: Path, origin: Origin, empty_url: str) -> Iterator[Procs]:
+    """Daemons of one config file on SQLite, then on PostgreSQL."""
+    running = Procs(tmp_path, write_config(tmp_path, origin, free_port(), empty_url))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sqlite_procs(tmp_path: Path, origin: Origin) -> Iterator[Procs]:
+    """Daemons of one config file on SQLite."""
     running = Procs(tmp_path, write_config(tmp_path, origin, free_port()))
     yield running
     running.stop()
@@ -131,9 +143,10 @@ def test_a_worker_serves_metrics_and_health_on_its_port_beside_a_web_process(pro
 
 
 @pytest.mark.slow
-def test_a_worker_without_a_port_has_no_listener(procs: Procs) -> None:
+def test_a_worker_without_a_port_has_no_listener(sqlite_procs: Procs) -> None:
     """Without --port or server.worker_port a worker serves no HTTP (so several workers can
     share one host and one config file) and says so when it starts."""
+    procs = sqlite_procs
     worker = procs.start("--role", "worker")
     log = procs.tmp / "daemon-0.log"
     poll(lambda: "event=started" in log.read_text(), 20, "the worker to start")
