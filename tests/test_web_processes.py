@@ -187,23 +187,43 @@ def test_a_killed_web_process_is_replaced(
     """A web process killed with SIGKILL is logged and replaced (after 1 s) by a new child of
     the daemon that serves feeds on the port; SIGTERM then stops everything, exit 0."""
     proc, base, _ = daemon
+    child, new = kill_and_replace(proc, base, tmp_path / "daemon.log")
+    log = (tmp_path / "daemon.log").read_text()
+    assert f"event=web_process_exited pid={child} code=-9 restart_in=1s" in log
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert not alive(new)
+
+
+def kill_and_replace(proc: subprocess.Popen[bytes], base: str, log: Path) -> tuple[int, int]:
+    """SIGKILL the daemon's web process; its pid and that of its replacement, once the
+    replacement (a child of the daemon) serves feeds beside the daemon."""
     pids = serving_pids(base, "First post")
     (child,) = pids - {proc.pid}
     os.kill(child, signal.SIGKILL)
 
     def replaced() -> int | None:
         found = re.search(rf"event=web_process_restarted pid=(\d+) replacing={child}\b",
-                          (tmp_path / "daemon.log").read_text())
+                          log.read_text())
         return int(found[1]) if found else None
 
     new = poll(replaced, 20, "a replacement web process")
     assert ppid(new) == proc.pid and new != child
     assert serving_pids(base, "First post") == {proc.pid, new}
-    log = (tmp_path / "daemon.log").read_text()
-    assert f"event=web_process_exited pid={child} code=-9 restart_in=1s" in log
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
-    assert not alive(new)
+    return child, new
+
+
+@pytest.mark.slow
+def test_a_replacement_stops_when_the_daemon_is_killed(
+    daemon: tuple[subprocess.Popen[bytes], str, Path], tmp_path: Path
+) -> None:
+    """A replacement web process holds the daemon's pipe like a forked one: when the daemon
+    is SIGKILLed it stops by itself."""
+    proc, base, _ = daemon
+    _, new = kill_and_replace(proc, base, tmp_path / "daemon.log")
+    proc.kill()
+    proc.wait()
+    poll(lambda: not alive(new), 20, "the orphaned replacement to stop")
 
 
 def test_processes_must_be_at_least_one() -> None:
