@@ -1,11 +1,14 @@
 """Composition of a running service: settings, store, fetcher, pipeline, scheduler and server.
 
-Owns: building these for one config, the process's lifetime (start, serve, clean stop on SIGTERM
-or SIGINT), and the live set of configured sources. With ``[server] processes = N`` (N > 1) the
-daemon forks N - 1 read-only web processes onto its port first (``webprocs``): it forwards
-SIGTERM, SIGINT and SIGHUP to them and reaps them before it exits; each watches the config file
-itself (live reload reaches it) and stops when its parent is gone. Does not own: what any of
-them do.
+Owns: building these for one config and role, the command line's overrides of it (``--host``,
+``--port``, applied again on every reload), the process's lifetime (start, serve, clean stop on
+SIGTERM or SIGINT), and the live set of configured sources. Roles ``all`` and ``web`` serve
+everything on ``server.port``; a ``worker`` serves only health and metrics, on
+``server.worker_port`` when set. With ``[server] processes = N`` (N > 1) the daemon forks N - 1
+read-only web processes onto its port first (``webprocs``): it forwards SIGTERM, SIGINT and
+SIGHUP to them, replaces one that dies (with backoff) and reaps them before it exits; each
+watches the config file itself (live reload reaches it) and stops when its parent is gone. Does
+not own: what any of them do.
 """
 
 from __future__ import annotations
