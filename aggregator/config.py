@@ -122,6 +122,8 @@ class ServerSettings(_Section):
     header_timeout: Duration = Field(10.0, gt=0)  # from connecting or a request's first byte to its last header
     keep_alive_timeout: Duration = Field(5.0, gt=0)  # idle keep-alive connections are closed after this
     max_connections: int = Field(1000, ge=2)  # beyond it the oldest connection still waiting for a request is closed
+    # a --role worker process serves /metrics, /healthz and /readyz on this port (none: no HTTP)
+    worker_port: int | None = Field(None, ge=0, le=65535)
 
     @property
     def public_base(self) -> str:

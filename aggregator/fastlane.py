@@ -7,8 +7,9 @@ header validation, two writes); answered here it costs about 45 µs, close to a 
 server writing the same bytes.
 
 Owns: reading requests with httptools (the parser uvicorn uses); answering here only a GET or
-HEAD of a ``/feeds/`` URL over HTTP/1.1 keep-alive, without a body, ``Expect`` or ``Upgrade``,
-whose document is cached and confirmed (``publish.http.cached_reply``), in one write of the same
+HEAD of a ``/feeds/`` URL (or of ``/opml``) over HTTP/1.1 keep-alive, without a body, ``Expect``
+or ``Upgrade``, whose document is cached and confirmed (``publish.http.cached_reply``,
+``OpmlDocument.cached``), in one write of the same
 status line, ``date`` and header lines uvicorn would send; keep-alive timeouts and graceful
 shutdown of the connections that stay here. On the first request it does not answer (a miss,
 another path, anything unusual, bytes that do not parse, or a client that stopped reading), the
@@ -43,23 +44,28 @@ from uvicorn.server import ServerState
 from .limits import Connections, GuardedHttpTools, HeadDeadline, Limits, Refused, refusal
 from .publish import http as feed_http
 from .publish.feeds import FeedService
+from .publish.opmlcache import OpmlDocument
 
 log = logging.getLogger("aggregator.fastlane")
 
 PREFIX = b"/feeds/"
+OPML = b"/opml"
 _CONDITIONS = frozenset({b"accept-encoding", b"if-none-match", b"if-modified-since"})
 _NOT_HERE = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
 _STATUS = {200: b"HTTP/1.1 200 OK\r\n", 304: b"HTTP/1.1 304 Not Modified\r\n"}
 
 
-def protocol(feeds: FeedService, limits: Limits | None = None) -> type[asyncio.Protocol]:
-    """The connection class to give uvicorn (``uvicorn.Config(http=...)``) for ``feeds``, within
-    ``limits`` (default: the ``[server]`` settings; see limits.py)."""
+def protocol(
+    feeds: FeedService, opml: OpmlDocument | None = None, limits: Limits | None = None
+) -> type[asyncio.Protocol]:
+    """The connection class to give uvicorn (``uvicorn.Config(http=...)``) for ``feeds`` (and
+    the /opml document the app serves, when given), within ``limits`` (default: the ``[server]``
+    settings; see limits.py)."""
     limits = limits or Limits.of(feeds.settings.server)
     shared = {"limits": limits, "registry": Connections(limits.max_connections)}
     uvicorn_side = type("GuardedConnection", (GuardedHttpTools,), shared)
     return type("FeedConnection", (FeedConnection,),
-                {"feeds": feeds, "uvicorn_side": uvicorn_side, **shared})
+                {"feeds": feeds, "opml": opml, "uvicorn_side": uvicorn_side, **shared})
 
 
 class _HandOver(Exception):
@@ -73,6 +79,7 @@ class FeedConnection(asyncio.Protocol):
     limits: ClassVar[Limits]
     registry: ClassVar[Connections]
     uvicorn_side: ClassVar[type[GuardedHttpTools]]
+    opml: ClassVar[OpmlDocument | None] = None
 
     def __init__(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
@@ -187,9 +194,13 @@ class FeedConnection(asyncio.Protocol):
 
     def _reply(self) -> feed_http.Reply | None:
         p = self.parser
-        if (not self.plain or self.paused or not self.url.startswith(PREFIX)
-                or p.get_method() not in (b"GET", b"HEAD") or p.get_http_version() != "1.1"
-                or not p.should_keep_alive() or p.should_upgrade()):
+        if (not self.plain or self.paused or p.get_method() not in (b"GET", b"HEAD")
+                or p.get_http_version() != "1.1" or not p.should_keep_alive() or p.should_upgrade()):
+            return None
+        if self.url == OPML and self.opml is not None:
+            doc = self.opml.cached()
+            return None if doc is None else feed_http.conditional(self.conditions, doc)
+        if not self.url.startswith(PREFIX):
             return None
         server = self.feeds.settings.server
         if server.access_key and "feeds" in server.private:

@@ -30,7 +30,7 @@ from .errors import ConfigError
 from .logs import kv, setup_logging
 from .pipeline import Pipeline
 from .publish.feeds import FeedService
-from .scheduler import Dispatcher
+from .scheduler import Dispatcher, Scheduler
 from .store import Store
 from .urls import redact, redact_text
 
@@ -47,10 +47,38 @@ RESTART_ONLY: tuple[tuple[str, str | None], ...] = (
     ("server", "header_timeout"),
     ("server", "keep_alive_timeout"),
     ("server", "max_connections"),
+    ("server", "worker_port"),  # a worker's listener is bound at start
     ("storage", "url"),
     ("fetch", None),  # the HTTP client, its limits and proxy are built once
     ("schedule", "dispatch_every"),  # the scheduler's job interval
+    ("publish", "hub"),  # the WebSub client is built at start for the hub it pings
 )
+# The settings a reload applies, and who takes them: every key of every section is in this table
+# or in RESTART_ONLY (tests/test_reload.py checks that no key is in neither).
+LIVE: dict[tuple[str, str | None], str] = {
+    ("server", "base_url"): "feeds: self links of the next renderings",
+    ("server", "admin_token"): "status pages: read at each admin request",
+    ("retention", "max_entries_per_source"): "retention job: read at each run",
+    ("retention", "max_age"): "retention job: read at each run",
+    ("retention", "every"): "scheduler: the retention job is rescheduled",
+    ("schedule", "interval"): "pipeline: next fetch times computed from now on",
+    ("schedule", "jitter"): "pipeline",
+    ("schedule", "min_interval"): "pipeline",
+    ("schedule", "max_interval"): "pipeline",
+    ("schedule", "max_backoff"): "pipeline",
+    ("schedule", "backoff_base"): "pipeline",
+    ("schedule", "batch_size"): "dispatcher",
+    ("schedule", "lease"): "dispatcher",
+    ("content", None): "pipeline: cleaning options and parser processes",
+    ("dedupe", None): "pipeline",
+    ("publish", "title"): "feeds",
+    ("publish", "description"): "feeds",
+    ("publish", "default_limit"): "feeds",
+    ("publish", "max_limit"): "feeds",
+    ("logging", None): "logging set up again",
+    ("categorize", None): "pipeline: entries stored from now on",
+    ("feeds", None): "feeds: the catalog is rebuilt",
+}
 
 Applier = Callable[[Settings], None]
 
@@ -142,8 +170,10 @@ class Reloader:
         appliers: Sequence[Applier] = (),
         poke: Callable[[], None] | None = None,
         sync_store: bool = True,
+        adjust: Callable[[Settings], Settings] | None = None,
     ) -> None:
         self.path = path
+        self.adjust = adjust  # what the command line overrides (--host, --port), applied to each load
         self.sync_store = sync_store  # False in a read-only web process: workers sync the rows
         self.settings = running
         self.store = store
@@ -174,6 +204,8 @@ class Reloader:
         self._seen()
         try:
             loaded = config_mod.load(self.path)
+            if self.adjust is not None:
+                loaded = self.adjust(loaded)
         except ConfigError as exc:
             self._rejected(reason, exc.problems)
             return False
@@ -237,9 +269,11 @@ class Reloader:
 
 
 def appliers(
-    update_sources: Applier, pipeline: Pipeline, feeds: FeedService, dispatcher: Dispatcher
+    update_sources: Applier, pipeline: Pipeline, feeds: FeedService, dispatcher: Dispatcher,
+    scheduler: Scheduler | None = None,
 ) -> list[Applier]:
-    """Everything in a running daemon that holds the settings, as functions of new settings."""
+    """Everything in a running daemon that holds the settings, as functions of new settings
+    (``update_sources`` first: the retention job reads the live settings it updates)."""
 
     def to_pipeline(s: Settings) -> None:
         pipeline.use_settings(s)
@@ -261,5 +295,9 @@ def appliers(
     def to_logging(s: Settings) -> None:
         setup_logging(s.logging)
 
-    return [update_sources, to_pipeline, to_feeds, to_dispatcher, to_logging]
+    def to_scheduler(s: Settings) -> None:
+        if scheduler is not None:
+            scheduler.reschedule_retention()
+
+    return [update_sources, to_pipeline, to_feeds, to_dispatcher, to_logging, to_scheduler]
 

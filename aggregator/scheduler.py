@@ -4,9 +4,13 @@ The database holds the schedule (each source's ``next_fetch_at``), so this modul
 its own: every few seconds the dispatcher claims the sources that are due and runs them through
 the pipeline. A restart loses nothing, and several processes can share one database.
 
+Before each tick the scheduler measures the dispatch lag (how long the oldest due source has been
+due: one indexed aggregate, in a thread) and hands it to ``on_lag`` (the metrics gauge).
+
 The maintenance job is retention: every ``[retention] every`` seconds it prunes entries beyond the
 configured limits (in a thread, so the event loop keeps serving). Several workers may run it; on
-PostgreSQL one prunes and the others skip that round.
+PostgreSQL one prunes and the others skip that round. A reload that changes ``every``
+reschedules the job (``reschedule_retention``).
 """
 
 from __future__ import annotations
@@ -146,17 +150,20 @@ class Scheduler:
     daemon in the roles that fetch."""
 
     def __init__(
-        self, dispatcher: Dispatcher, every: float, retention: Retention | None = None
+        self, dispatcher: Dispatcher, every: float, retention: Retention | None = None,
+        on_lag: Callable[[float], None] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.every = every
         self.retention = retention
+        self.on_lag = on_lag  # gets the dispatch lag in seconds before each tick
         self._aps = AsyncIOScheduler(timezone="UTC")
+        self._retention_every: float | None = None  # the interval the retention job runs at
         self.running = False
 
     def start(self) -> None:
         self._aps.add_job(
-            self._safe_tick,
+            self.tick,
             "interval",
             seconds=self.every,
             id="dispatcher",
@@ -165,8 +172,9 @@ class Scheduler:
             next_run_time=None,
         )
         if self.retention is not None:
+            self._retention_every = self.retention.every
             self._aps.add_job(
-                self._safe_retention, "interval", seconds=self.retention.every, id="retention",
+                self._safe_retention, "interval", seconds=self._retention_every, id="retention",
                 max_instances=1, coalesce=True,
             )
         self._aps.start()
@@ -176,18 +184,45 @@ class Scheduler:
     def job_ids(self) -> list[str]:
         return [job.id for job in self._aps.get_jobs()]
 
+    def retention_every(self) -> float | None:
+        """Seconds between runs of the retention job as scheduled (None: no such job)."""
+        job = self._aps.get_job("retention") if self.running else None
+        return None if job is None else float(job.trigger.interval.total_seconds())
+
+    def reschedule_retention(self) -> None:
+        """Run the retention job at the retention settings' current ``every`` (after a reload),
+        counting from now; nothing when it already runs at that interval."""
+        if not self.running or self.retention is None or self.retention.every == self._retention_every:
+            return
+        self._retention_every = self.retention.every
+        self._aps.reschedule_job("retention", trigger="interval", seconds=self._retention_every)
+        log.info("event=retention_rescheduled every=%g", self._retention_every)
+
     def poke(self) -> None:
         """Run the dispatcher as soon as possible (after a reload or an admin action)."""
         if self.running:
             self._aps.modify_job("dispatcher", next_run_time=self.dispatcher.clock.now())
 
-    async def _safe_tick(self) -> None:
+    async def tick(self) -> None:
+        """One dispatcher tick, its lag measured first; a failure is logged, never raised."""
+        await self._measure_lag()
         try:
             await self.dispatcher.dispatch()
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug in one tick must not kill the daemon; it is logged loudly
             log.exception("event=dispatcher_failed")
+
+    async def _measure_lag(self) -> None:
+        if self.on_lag is None:
+            return
+        now = self.dispatcher.clock.now()
+        try:
+            oldest = await asyncio.to_thread(self.dispatcher.store.oldest_due, now)
+        except Exception:  # the database is away: the tick will say so; keep the last value
+            log.debug("event=dispatch_lag_unknown", exc_info=True)
+            return
+        self.on_lag(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
 
     async def _safe_retention(self) -> None:
         assert self.retention is not None

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl, quote
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
@@ -23,19 +22,24 @@ from starlette.types import Receive, Scope, Send
 from .publish import http as feed_http
 from .publish.feeds import FeedService
 from .web import access
+from .publish.opmlcache import OpmlDocument
 
 NOT_FOUND_HINT = feed_http.HINT
 PRECOMPRESSED = feed_http.PRECOMPRESSED
 
 
-def create_app(feeds: FeedService, ready: Callable[[], bool] | None = None) -> Starlette:
+def create_app(
+    feeds: FeedService, ready: Callable[[], bool] | None = None, opml: OpmlDocument | None = None
+) -> Starlette:
+    opml_doc = opml or OpmlDocument(feeds)
+
     async def feed(request: Request) -> Response:
         params = request.query_params.multi_items()
         reply = await feed_http.feed_reply(feeds, _feed_path(request.scope), params, request.headers)
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
-    async def opml(request: Request) -> Response:
-        reply = await run_in_threadpool(feed_http.opml_reply, feeds, request.headers)
+    async def opml_list(request: Request) -> Response:  # cached like feeds (publish/opmlcache.py)
+        reply = feed_http.conditional(request.headers, await opml_doc.serve())
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     async def healthz(request: Request) -> Response:  # the pid tells the processes of a port apart
@@ -53,7 +57,7 @@ def create_app(feeds: FeedService, ready: Callable[[], bool] | None = None) -> S
     routes = [
         # Every feed URL (publish/catalog.py draws the space); the path is resolved as sent.
         Route("/feeds/{rest:path}", feed, methods=["GET", "HEAD"], name="feed"),
-        Route("/opml", opml, methods=["GET", "HEAD"], name="opml"),
+        Route("/opml", opml_list, methods=["GET", "HEAD"], name="opml"),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]

@@ -68,7 +68,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     world.add("hn", 2)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    connection_class = fastlane.protocol(world.feeds, LIMITS)
+    connection_class = fastlane.protocol(world.feeds, limits=LIMITS)
     config = uvicorn.Config(create_app(world.feeds), log_level="critical", access_log=False,
                             lifespan="off", log_config=None, server_header=False,
                             http=connection_class, timeout_keep_alive=0.3)

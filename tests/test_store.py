@@ -549,3 +549,23 @@ def test_quiet_fetches_are_stored_together_under_the_lease_rule(store: SQLStore)
     state = store.get_state(lost.source_id)
     assert state is not None and state.not_modified_count == 0
     assert store.fetch_history(lost.source_id) == []
+
+
+def test_lost_leases_and_takeovers_of_the_store_are_exposed_as_metrics(
+    store: SQLStore, other: SQLStore
+) -> None:
+    """aggregator_lease_lost_total and aggregator_lease_takeovers_total include what the
+    process's store counted (the store itself does not import the metrics module)."""
+    from aggregator.metrics import Metrics, events
+
+    store.sync_sources([src("a")], T0)
+    [slow] = store.claim_due(T0, 10, "slow", LEASE)
+    after = T0 + timedelta(seconds=LEASE + 1)
+    [fast] = store.claim_due(after, 10, "fast", LEASE)
+    store.apply(fetched(slow, after), [], [], ok("a"), after, "slow")
+    text = Metrics(store, per_source=False).exposition().decode()
+    base = events()
+    lost = next(line for line in text.splitlines() if line.startswith("aggregator_lease_lost_total"))
+    taken = next(line for line in text.splitlines() if line.startswith("aggregator_lease_takeovers_total"))
+    assert float(lost.rsplit(" ", 1)[1]) == base["lease_lost"] + 1
+    assert float(taken.rsplit(" ", 1)[1]) == base["lease_takeovers"] + 1

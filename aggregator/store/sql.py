@@ -242,6 +242,16 @@ class SQLStore(IdentityQueries, DetailQueries):
             log.info("event=lease_takeover owner=%s sources=%s", owner, ",".join(taken))
         return claimed
 
+    def oldest_due(self, now: datetime) -> datetime | None:
+        """The earliest ``next_fetch_at`` of the enabled sources due at ``now`` (leased ones
+        included), or None when none is due: how far the dispatchers are behind."""
+        query = select(func.min(sources.c.next_fetch_at)).where(
+            sources.c.enabled.is_(True), sources.c.gone.is_(False), sources.c.next_fetch_at <= now
+        )
+        with self.engine.connect() as conn:
+            found: datetime | None = conn.execute(query).scalar_one()
+        return found
+
     def release(self, source_id: str, owner: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(

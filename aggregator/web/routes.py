@@ -8,6 +8,7 @@ Does not own: markup (web/status.py), feeds (server.py) or what the actions do (
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -130,7 +131,8 @@ async def source(ctx: WebContext, request: Request) -> Response:
 async def metrics(ctx: WebContext, request: Request) -> Response:
     if ctx.metrics is None:
         return PlainTextResponse("404 Not Found: metrics are off\n", 404)
-    return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE)
+    body = await asyncio.to_thread(ctx.metrics.exposition)  # per-source gauges read the store
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 # --- admin ------------------------------------------------------------------------------------
