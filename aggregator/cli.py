@@ -40,8 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon: scheduler and HTTP server")
     run.add_argument(
         "--role", choices=("all", "worker", "web"), default="all",
-        help="all: both (default); worker: fetch only, no HTTP; web: serve feeds only, read-only",
+        help="all: both (default); worker: fetch only (HTTP: /metrics, /healthz, /readyz on "
+             "--port or server.worker_port, if set); web: serve feeds only, read-only",
     )
+    run.add_argument("--host", help="listen on this address (overrides server.host)")
+    run.add_argument(
+        "--port", type=_port,
+        help="listen on this port (overrides server.port; with --role worker, server.worker_port)",
+    )
+    # A replacement web process (started by the daemon): its inherited listening socket and pipe.
+    run.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)
     check = sub.add_parser("check", help="validate the config (exit 0 when valid)")
     check.add_argument("--source", help="also fetch this source once and show what would be stored")
     fetch = sub.add_parser("fetch", help="fetch every source once now, then exit")
@@ -61,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_publish_parsers(sub, export_sub)
     dbtools.add_parser(sub)
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,10 +112,14 @@ def _settings(args: argparse.Namespace) -> tuple[Settings, Path]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import run
+    from .daemon import command_line, run, run_web_child
 
     settings, path = _settings(args)
-    return run(settings, path, role=getattr(args, "role", "all"), loop_factory=_loop_factory())
+    role = getattr(args, "role", "all")
+    adjust = command_line(getattr(args, "host", None), getattr(args, "port", None), role)
+    if getattr(args, "listen_fd", None) is not None and args.parent_fd is not None:
+        return run_web_child(settings, path, args.listen_fd, args.parent_fd, _loop_factory(), adjust)
+    return run(settings, path, role=role, loop_factory=_loop_factory(), adjust=adjust)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

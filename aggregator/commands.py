@@ -18,10 +18,11 @@ from rich.table import Table
 from . import report
 from .clock import Clock, SystemClock
 from .config import Settings
-from .daemon import open_configured_store, owner_id
+from .daemon import open_configured_store
 from .errors import AggregatorError
 from .fetch import Fetcher
 from .models import FetchOutcome, Selection, Source, SourceState
+from .owners import owner_id
 from .pipeline import Pipeline, Processed
 from .publish.hexo import ExportStats, export_posts
 from .report import SourceRow

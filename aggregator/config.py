@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
-from .models import Source
+from .models import ParseLimits, Source
 
 DEFAULT_CONFIG = Path("config/aggregator.toml")
 ENV_CONFIG = "AGGREGATOR_CONFIG"
@@ -80,17 +80,50 @@ def check_http_url(value: str) -> str:
 HttpUrl = Annotated[str, BeforeValidator(lambda v: check_http_url(str(v)) if v is not None else v)]
 
 
+_ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+ENV_ACCESS_KEY = "AGGREGATOR_ACCESS_KEY"
+
+
+def from_environment(value: Any) -> Any:
+    """``"${NAME}"`` read from the environment variable NAME (for secrets kept out of the file)."""
+    if not isinstance(value, str) or not (m := _ENV_REFERENCE.match(value.strip())):
+        return value
+    found = os.environ.get(m.group(1))
+    if found is None:
+        raise ValueError(f"environment variable {m.group(1)} is not set")
+    return found
+
+
+Secret = Annotated[str, BeforeValidator(from_environment)]  # a value that may be "${NAME}"
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Area = Literal["status", "opml", "feeds", "metrics"]
 
 
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     base_url: str | None = None  # public URL of the server, for self links; default http://host:port
-    admin_token: str | None = None
+    admin_token: Secret | None = None
     # HTTP processes on the one port: the daemon itself and processes - 1 web processes it forks
     processes: int = Field(1, ge=1, le=64)
+    # Access control (RSSHub's ACCESS_KEY conventions): with a key set, the areas in ``private``
+    # answer only a request with ``?key=KEY``, ``?code=md5(path + KEY)`` or ``X-Access-Key: KEY``.
+    # Default: $AGGREGATOR_ACCESS_KEY when set.
+    access_key: Secret | None = Field(default_factory=lambda: os.environ.get(ENV_ACCESS_KEY) or None)
+    private: tuple[Area, ...] = ("status", "opml", "metrics")
+    # Limits against hostile clients, per process
+    max_request_line: int = Field(8 * 1024, ge=256)  # bytes of the request line (414 beyond)
+    max_header_bytes: int = Field(64 * 1024, ge=1024)  # request line and headers together (431)
+    header_timeout: Duration = Field(10.0, gt=0)  # from connecting or a request's first byte to its last header
+    keep_alive_timeout: Duration = Field(5.0, gt=0)  # idle keep-alive connections are closed after this
+    max_connections: int = Field(1000, ge=2)  # beyond it the oldest connection still waiting for a request is closed
+    # a --role worker process serves /metrics, /healthz and /readyz on this port (none: no HTTP)
+    worker_port: int | None = Field(None, ge=0, le=65535)
 
     @property
     def public_base(self) -> str:
@@ -101,7 +134,7 @@ class StorageSettings(_Section):
     """Where the database is and how long anything waits for it (``store/sql.py`` applies the
     timeouts to connections; ``store/guard.py`` bounds the waits of async code)."""
 
-    url: str = "sqlite:///data/aggregator.db"  # or postgresql://user@host/db
+    url: Secret = "sqlite:///data/aggregator.db"  # or postgresql://user@host/db, or "${NAME}"
     connect_timeout: Duration = Field(5.0, gt=0)  # opening a PostgreSQL connection (psycopg: >= 2 s)
     statement_timeout: Duration = Field(30.0, ge=0)  # one statement (SQLite: lock wait); 0 = none
     pool_timeout: Duration = Field(10.0, gt=0)  # waiting for a free pooled connection
@@ -122,6 +155,7 @@ class FetchSettings(_Section):
     timeout: Duration = 30.0  # whole request, body included
     connect_timeout: Duration = 10.0
     max_body_bytes: int = Field(15 * 1024 * 1024, gt=0)
+    max_entries: int = Field(500, ge=1)  # items kept from one document, newest first
     concurrency: int = Field(20, ge=1)  # requests in flight, all hosts together
     per_host_concurrency: int = Field(2, ge=1)
     per_host_delay: Duration = 1.0  # minimum gap between two requests to one host
@@ -131,7 +165,7 @@ class FetchSettings(_Section):
     max_redirects: int = Field(10, ge=0)
     permanent_redirect_after: int = Field(3, ge=1)  # consecutive fetches before the URL moves
     retry_after_per_host: bool = False  # a 429's Retry-After holds back the whole host
-    proxy: str | None = None  # http://host:port, used for every request
+    proxy: Secret | None = None  # http://host:port, used for every request; or "${NAME}"
     allow_private_networks: bool = False
 
 
@@ -143,8 +177,9 @@ class ScheduleSettings(_Section):
     max_backoff: Duration = 86400.0
     backoff_base: Duration = 60.0  # first retry after a failed fetch
     dispatch_every: Duration = 5.0  # how often the dispatcher looks for due sources
-    batch_size: int = Field(100, ge=1)  # sources claimed per dispatcher tick
+    batch_size: int = Field(100, ge=1)  # sources in flight at once (claimed by the dispatcher)
     lease: Duration = 600.0  # how long a claimed source stays claimed
+    detail_attempts: int = Field(5, ge=1)  # fetches of an entry's detail before giving up on it
 
 
 class ContentSettings(_Section):
@@ -153,6 +188,8 @@ class ContentSettings(_Section):
     # worker processes that parse, clean and fingerprint fetched documents; 0 = one per CPU,
     # 1 = none (a thread of the daemon does it)
     processes: int = Field(0, ge=0, le=64)
+    # CPU time one document's parse may take in a worker process before it is stopped; 0: none
+    parse_cpu_budget: Duration = 20.0
 
 
 class DedupeSettings(_Section):
@@ -583,7 +620,7 @@ def feed_problems(settings: Settings) -> list[str]:
 
 
 class Settings(_Section):
-    server: ServerSettings = ServerSettings()
+    server: ServerSettings = Field(default_factory=ServerSettings)  # reads the environment
     storage: StorageSettings = StorageSettings()
     retention: RetentionSettings = RetentionSettings()
     fetch: FetchSettings = FetchSettings()
@@ -622,10 +659,13 @@ class Settings(_Section):
         return self
 
     def source_records(self) -> tuple[Source, ...]:
-        return tuple(to_source(s, self.schedule) for s in self.sources if s.enabled)
+        limits = ParseLimits(self.fetch.max_entries, self.content.parse_cpu_budget)
+        return tuple(to_source(s, self.schedule, limits) for s in self.sources if s.enabled)
 
 
-def to_source(s: SourceSettings, schedule: ScheduleSettings) -> Source:
+def to_source(
+    s: SourceSettings, schedule: ScheduleSettings, limits: ParseLimits | None = None
+) -> Source:
     defaults = SOURCE_DEFAULTS.get(s.kind, {})
     options = s.options
     url = s.url or default_url(s.kind, options)
@@ -638,6 +678,7 @@ def to_source(s: SourceSettings, schedule: ScheduleSettings) -> Source:
         category=s.category if s.category is not None else defaults.get("category", ()),
         site_name=s.site_name or defaults.get("site_name"),
         options=options,
+        limits=limits or ParseLimits(),
     )
 
 

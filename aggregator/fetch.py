@@ -6,7 +6,10 @@ short Retry-After); redirects followed by hand (a loop is an error; whether ever
 is recorded); per-host politeness (a concurrency limit, a minimum gap between request starts, and a
 429's Retry-After holding the URL or host back for later fetches); a global concurrency limit;
 connect and total timeouts; a body size limit on the decoded bytes; an optional proxy; refusing
-private network addresses unless allowed. Does not own: what a status means for a source (the
+private network addresses unless allowed, on every request and every redirect hop, with or without
+the proxy (``urls.host_address`` reads every numeric host form, ``urls.is_public`` judges NAT64,
+6to4 and mapped IPv6 by their IPv4 address; a numeric host is sent in its dotted form, so a proxy
+never gets ``2130706433`` as a name). Does not own: what a status means for a source (the
 pipeline maps 304, 410 and errors), when to fetch again (schedule.py), or decoding text
 (sources/encoding.py).
 
@@ -50,6 +53,7 @@ from tenacity import (
 from .clock import Clock
 from .config import FetchSettings
 from .models import FetchResult
+from .urls import canonical_host, host_address, is_public
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
@@ -143,7 +147,8 @@ class Fetcher:
                 retry_after=failure.retry_after,
             )
         self._remember_hold(result)
-        return replace(result, elapsed=(self._clock.now() - started).total_seconds())
+        elapsed = (self._clock.now() - started).total_seconds()
+        return replace(result, elapsed=elapsed, fetched_at=started)
 
     async def _follow(self, url: str, headers: dict[str, str]) -> FetchResult:
         seen, hops = {url}, list[int]()
@@ -199,7 +204,7 @@ class Fetcher:
             raise _convert(exc, url, self._settings) from None
 
     async def _send(self, url: str, headers: dict[str, str]) -> _Reply:
-        request = self._client.build_request("GET", url, headers=headers)
+        request = self._client.build_request("GET", _wire_url(url), headers=headers)
         response = await self._client.send(request, stream=True)
         try:
             reply = _Reply(
@@ -284,7 +289,7 @@ class Fetcher:
         if self._settings.allow_private_networks:
             return
         for address in await self._addresses(parts.hostname, parts.port):
-            if not _public(address):
+            if not is_public(address):
                 raise _Failure(
                     f"refusing private address {address} for host {parts.hostname}; "
                     "set fetch.allow_private_networks = true to allow",
@@ -293,11 +298,11 @@ class Fetcher:
                 )
 
     async def _addresses(self, host: str, port: int | None) -> list[IPAddress]:
-        """The addresses ``host`` stands for; hostnames are left to the proxy when there is one."""
-        try:
-            return [ipaddress.ip_address(host)]
-        except ValueError:
-            pass
+        """The addresses ``host`` stands for (in any numeric form a resolver reads, such as
+        ``2130706433`` or ``127.1``); hostnames are left to the proxy when there is one."""
+        address = host_address(host)
+        if address is not None:
+            return [address]
         if self._settings.proxy:
             return []
         loop = asyncio.get_running_loop()
@@ -362,10 +367,17 @@ def _too_large(limit: int, headers: Mapping[str, str]) -> str:
     return f"body too large: more than {limit} bytes{decoded}"
 
 
-def _public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+def _wire_url(url: str) -> str:
+    """``url`` with a numeric host in its standard spelling (``http://127.1/`` becomes
+    ``http://127.0.0.1/``), so that neither httpx nor a proxy takes it for a host name."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    wire = canonical_host(host)
+    if wire is None:
+        return url
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    port = f":{parts.port}" if parts.port is not None else ""
+    return parts._replace(netloc=f"{userinfo}{at}{wire}{port}").geturl()
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -1,4 +1,7 @@
-"""Logging setup: one line per event, key=value by default or JSON, level from the config."""
+"""Logging setup: one line per event, key=value by default or JSON, level from the config.
+
+Every line passes ``urls.redact_text`` last: the password (or lone user name) of any URL in a
+message or a traceback is written as ``***``, whoever logged it."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import shlex
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from .urls import redact_text
 
 if TYPE_CHECKING:  # a parser worker process sets up logging without the config module
     from .config import LoggingSettings
@@ -19,7 +24,7 @@ class KeyValueFormatter(logging.Formatter):
         line = f"time={ts} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return redact_text(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,9 +33,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, UTC).isoformat()
         doc: dict[str, object] = {"time": ts, "level": record.levelname.lower(), "logger": record.name}
-        doc.update(parse_pairs(record.getMessage()))
+        doc.update(parse_pairs(redact_text(record.getMessage())))
         if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
+            doc["exception"] = redact_text(self.formatException(record.exc_info))
         return json.dumps(doc, ensure_ascii=False)
 
 

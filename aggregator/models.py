@@ -24,6 +24,14 @@ class FetchStatus(str, Enum):
 
 
 @dataclass(frozen=True)
+class ParseLimits:
+    """How much work one fetched document of a source may cost (``sources/limits.py``)."""
+
+    max_entries: int = 500  # [fetch] max_entries: items kept per document, newest first
+    cpu_budget: float = 20.0  # [content] parse_cpu_budget: CPU seconds of one parse; 0: none
+
+
+@dataclass(frozen=True)
 class Source:
     """A source as the operator configured it (immutable; the config is its owner)."""
 
@@ -35,6 +43,8 @@ class Source:
     category: tuple[str, ...] = ()
     site_name: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings
+    # the same for every source (from [fetch] and [content]); not part of what a reload compares
+    limits: ParseLimits = field(default=ParseLimits(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,14 @@ class SourceState:
     enabled: bool = True
     fetch_count: int = 0
     not_modified_count: int = 0
+    # entries of the source's current document whose detail (full text) fetch failed: how many,
+    # the last error, and when the next retry is due (None: no retry left)
+    details_missing: int = 0
+    detail_error: str | None = None
+    detail_retry_at: datetime | None = None
+    # The fencing number of the claim this state was read under (the store adds one at every
+    # claim): a write carrying it is rejected once the source has been claimed again since.
+    lease_token: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,17 @@ class Item:
     extra: Mapping[str, Any] = field(default_factory=dict)  # adapter-private hints (e.g. detail URL)
     base: str | None = None  # what relative URLs in content and summary resolve against (a feed's
     #   xml:base or its own URL); None: the item's link, else the source document's link or URL
+    detail_error: str | None = None  # set by ``enrich`` when the item's detail could not be had
+
+
+@dataclass(frozen=True)
+class DetailAttempt:
+    """An entry whose detail fetch failed: how often so far, the last error, the next retry."""
+
+    key: str
+    attempts: int
+    error: str
+    retry_at: datetime | None  # None: the attempts are used up
 
 
 @dataclass(frozen=True)
@@ -151,6 +180,7 @@ class FetchResult:
     permanent_redirect: str | None = None  # set when every hop was 301/308
     retry_after: datetime | None = None
     elapsed: float = 0.0
+    fetched_at: datetime | None = None  # when the fetch started (the fetcher's clock)
 
     @property
     def not_modified(self) -> bool:

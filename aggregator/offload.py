@@ -15,6 +15,15 @@ killer) fails only the documents it had in hand: the pool is replaced and the er
 sources' outcomes like any other parse error. A worker whose daemon is gone (even by SIGKILL)
 exits within half a second.
 
+Bounded work: ``identify`` applies ``sources.limits`` (plausible dates, the newest ``[fetch]
+max_entries`` items, capped text fields) inside the worker, so a huge document never crosses to
+the daemon whole; ``prepare`` caps the text of enriched items again. A parse in a worker process
+has a CPU budget (``[content] parse_cpu_budget``): at the budget a profiling timer (SIGPROF)
+stops it between two Python steps, and an ``RLIMIT_CPU`` a few seconds later kills a worker stuck
+inside C code. Either way the source fails with ``parse took too long`` and the pool is replaced
+(the other workers finish the jobs they hold first). With one process the parse runs in a thread
+of the daemon, where it cannot be stopped: the budget applies only with worker processes.
+
 Does not own: anything that reads or writes the store, extra fetches (``enrich``), categorizing,
 or which items are new (pipeline.py decides from ``identify``'s keys and hashes).
 """
@@ -23,8 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import multiprocessing
 import os
+import resource
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +49,7 @@ from . import content, dedupe
 from .errors import ParseError
 from .logs import log_to_stderr
 from .models import FetchResult, Item, ParsedFeed, Source
-from .sources import get_adapter
+from .sources import get_adapter, limits
 
 if TYPE_CHECKING:  # not imported in the workers: the config module alone costs them 30 MB
     from .config import LoggingSettings
@@ -46,6 +58,15 @@ log = logging.getLogger("aggregator.offload")
 
 T = TypeVar("T")
 PARENT_CHECK = 0.5  # seconds between a worker's checks that the daemon still lives
+HARD_STOP_AFTER = 5.0  # CPU seconds past the budget at which RLIMIT_CPU kills a stuck worker
+
+
+class ParseTimeout(ParseError):
+    """A parse went over its CPU budget and was stopped."""
+
+
+class _OverBudget(BaseException):
+    """Raised into the parse by the SIGPROF handler."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +96,10 @@ class Prepared:
 def identify(
     source: Source, result: FetchResult, tracking: Sequence[str]
 ) -> tuple[ParsedFeed, list[Keyed]]:
-    """Parse one document and key its items (in document order); raises the adapter's errors."""
+    """Parse one document and key its items (in document order); raises the adapter's errors.
+    The items are bounded (``sources.limits``) before they are keyed."""
     parsed = get_adapter(source.kind).parse(source, result)
+    parsed = limits.bounded(parsed, result.fetched_at, source.limits.max_entries)
     keys = dedupe.entry_keys(parsed.items)
     return parsed, [
         Keyed(
@@ -94,7 +117,7 @@ def prepare(
 ) -> list[Prepared]:
     """Clean and fingerprint items; relative URLs resolve against each item's ``base``, else its
     link, else ``base`` (the document's link or URL)."""
-    return [_prepare_one(item, base, options) for item in items]
+    return [_prepare_one(limits.bounded_item(item), base, options) for item in items]
 
 
 def _prepare_one(item: Item, base: str | None, options: content.CleanOptions) -> Prepared:
@@ -130,7 +153,13 @@ class Offload:
     async def identify(
         self, source: Source, result: FetchResult, tracking: Sequence[str]
     ) -> tuple[ParsedFeed, list[Keyed]]:
-        return await self._run(identify, source, _portable(result), tuple(tracking))
+        budget = source.limits.cpu_budget
+        if self.processes <= 1 or budget <= 0:
+            return await self._run(identify, source, _portable(result), tuple(tracking))
+        return await self._run(
+            within_budget, budget, identify, source, _portable(result), tuple(tracking),
+            budget=budget,
+        )
 
     async def prepare(
         self, items: Sequence[Item], base: str | None, options: content.CleanOptions
@@ -151,18 +180,29 @@ class Offload:
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=True)
 
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+    async def _run(self, fn: Callable[..., T], *args: object, budget: float = 0.0) -> T:
         if self.processes <= 1:
             return await asyncio.to_thread(fn, *args)
         pool = self._pool or self._start()
+        started = time.monotonic()
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except ParseTimeout:
+            self._replace(pool, cancel=False, event="worker_over_budget")
+            raise
         except BrokenProcessPool as exc:
-            if self._pool is pool:  # the first job to notice replaces the pool
-                self._pool = None
-                pool.shutdown(wait=False, cancel_futures=True)
-                log.error("event=worker_died processes=%d", self.processes)
+            self._replace(pool, cancel=True, event="worker_died")
+            if budget and time.monotonic() - started > budget:  # most likely its RLIMIT_CPU
+                raise ParseTimeout(_too_long(budget)) from exc
             raise ParseError(f"the worker process parsing this document died ({exc})") from exc
+
+    def _replace(self, pool: ProcessPoolExecutor, *, cancel: bool, event: str) -> None:
+        """A new pool for the next jobs; only the first job to notice replaces the pool. Without
+        ``cancel`` the old pool's workers finish the jobs they hold, then exit."""
+        if self._pool is pool:
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=cancel)
+            log.error("event=%s processes=%d", event, self.processes)
 
     def _start(self) -> ProcessPoolExecutor:
         self._pool = ProcessPoolExecutor(
@@ -170,6 +210,48 @@ class Offload:
             initializer=_worker_started, initargs=(self._logging, os.getpid()),
         )
         return self._pool
+
+
+def within_budget(
+    budget: float, fn: Callable[..., T], *args: object, hard_after: float = HARD_STOP_AFTER
+) -> T:
+    """``fn(*args)`` in this (worker) process, stopped with ParseTimeout after ``budget`` seconds
+    of CPU: by SIGPROF between two Python steps, else by RLIMIT_CPU (SIGXCPU kills the process)
+    ``hard_after`` seconds later. Runs in the main thread of a worker process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    hard_stop = math.ceil(usage.ru_utime + usage.ru_stime + budget + hard_after)
+    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    previous = signal.signal(signal.SIGPROF, _over_budget)
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (min(hard_stop, hard) if hard >= 0 else hard_stop, hard))
+        _timer.armed = True
+        signal.setitimer(signal.ITIMER_PROF, budget)
+        try:
+            return fn(*args)
+        finally:
+            _timer.armed = False  # a signal handled after this point is ignored
+            signal.setitimer(signal.ITIMER_PROF, 0)
+    except _OverBudget:
+        raise ParseTimeout(_too_long(budget)) from None
+    finally:
+        signal.signal(signal.SIGPROF, previous)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+class _Timer:
+    armed = False  # whether SIGPROF means the running parse is over its budget
+
+
+_timer = _Timer()
+
+
+def _over_budget(signum: int, frame: object) -> None:
+    if _timer.armed:
+        raise _OverBudget
+
+
+def _too_long(budget: float) -> str:
+    return f"parse took too long (over {budget:g} s of CPU; [content] parse_cpu_budget)"
 
 
 def _worker_started(logging: tuple[str, str] | None, parent: int) -> None:

@@ -25,7 +25,7 @@ from .models import Source
 from .pipeline import Pipeline
 from .publish.feeds import FeedService
 from .reload import Reloader, appliers
-from .scheduler import Dispatcher
+from .scheduler import Dispatcher, Scheduler
 from .store import Store
 from .web import WebContext, routes
 
@@ -76,16 +76,25 @@ def attach(
     dispatcher: Dispatcher,
     poke: Callable[[], None] | None,
     sync_store: bool = True,
+    role: str = "all",
+    process: str | None = None,
+    scheduler: Scheduler | None = None,
+    adjust: Callable[[Settings], Settings] | None = None,
 ) -> Operations:
     """Mount the status pages, admin actions and /metrics on ``app``, count the dispatcher's
-    outcomes and time feed rendering, and prepare the reloader (``start`` begins watching).
-    ``sync_store=False`` (a read-only web process) reloads without writing source rows."""
-    metrics = Metrics(store)
+    outcomes (and the scheduler's dispatch lag) and time feed rendering, and prepare the
+    reloader (``start`` begins watching). ``sync_store=False`` (a read-only web process) reloads
+    without writing source rows; ``role`` and ``process`` label the metrics; ``adjust`` is the
+    command line's overrides, applied to every reloaded config."""
+    metrics = Metrics(store, role=role, process=process, per_source=role != "worker")
     metrics.instrument(feeds)
     dispatcher.on_outcomes = metrics.observe
+    if scheduler is not None:
+        scheduler.on_lag = metrics.dispatch_lag.set
     reloader = Reloader(
         config_path, settings, store, clock,
-        appliers(update_sources, pipeline, feeds, dispatcher), poke=poke, sync_store=sync_store,
+        appliers(update_sources, pipeline, feeds, dispatcher, scheduler), poke=poke,
+        sync_store=sync_store, adjust=adjust,
     )
     ctx = WebContext(
         store=store, feeds=feeds, clock=clock, settings=lambda: reloader.settings,

@@ -7,8 +7,13 @@ For each claimed source::
     ─► categorize (rules may drop) ─► dedupe across sources ─► store.apply ─► schedule next fetch
 
 Every failure of one source becomes a ``FetchOutcome`` value, so one broken source never stops a
-batch; an unexpected exception is a bug and propagates. When every source of a round fails with a
-network error the machine is offline, and the round is not counted against the sources.
+batch. An unexpected exception in any stage of one source (a bug, or input that reaches one) is
+that source's failure too: status ``error``, ``last_error`` ``internal error (ValueError: …)``,
+backed off like any failure, its traceback logged once at ERROR; the other sources go on. A
+source's fetch and processing are bounded by its budget (90% of the lease): past it the source
+fails with ``took too long``, so no source keeps its lease longer than the lease time. When every
+source of a round fails with a network error the machine is offline, and the round is not counted
+against the sources.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from . import content, dedupe, schedule
+from . import content, dedupe, details, schedule, urls
 from .categorize import Categorizer, Decision, Fields
 from .clock import Clock
 from .config import Settings
 from .errors import AggregatorError
 from .logs import kv
 from .models import (
+    DetailAttempt,
     Drop,
     Entry,
     FeedHints,
@@ -41,11 +47,14 @@ from .models import (
 )
 from .offload import Keyed, Offload, Prepared
 from .sources import get_adapter
-from .store import Store
+from .store import CandidateLookup, Store
 
 log = logging.getLogger("aggregator.pipeline")
 
 FetchFn = Callable[..., Awaitable[FetchResult]]
+
+
+NO_DETAIL_CHANGES = details.DetailChanges()
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class Processed:
     new: tuple[Entry, ...] = ()
     changed: tuple[Entry, ...] = ()
     dropped: tuple[Drop, ...] = ()  # entries the categorize rules or filters dropped, with why
+    details: details.DetailChanges = NO_DETAIL_CHANGES  # failed and recovered detail fetches
 
 
 def _candidate(e: Entry) -> dedupe.Candidate:
@@ -123,51 +133,124 @@ class Pipeline:
         dead network (``_looks_offline``)."""
         fetches = [asyncio.ensure_future(self._fetch(src, st)) for src, st in claims]
         everything = asyncio.gather(*fetches)
-
-        async def one(source: Source, state: SourceState, fetch: asyncio.Future[FetchResult]) -> FetchOutcome:
-            result = await fetch
-            offline = False
-            if result.error is not None and result.status_code is None:
-                offline = _looks_offline(await asyncio.shield(everything))
-            return await self._finish(source, state, result, offline, progress)
-
+        # a fetch cut off by its source's budget is cancelled, which fails the gather: read
+        # its outcome so that is not reported as an error nobody retrieved
+        everything.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
-            return list(await asyncio.gather(*(one(s, st, f) for (s, st), f in zip(claims, fetches))))
+            return list(await asyncio.gather(
+                *(self._one(s, st, f, everything, progress) for (s, st), f in zip(claims, fetches))
+            ))
         finally:
-            everything.cancel()  # only when a job failed: it is done otherwise
+            everything.cancel()  # only when a job was cancelled: it is done otherwise
 
-    async def _finish(
+    async def _one(
         self,
         source: Source,
         state: SourceState,
-        result: FetchResult,
-        offline: bool,
+        fetch: asyncio.Future[FetchResult],
+        everything: asyncio.Future[list[FetchResult]],
         progress: Callable[[FetchOutcome], None] | None,
     ) -> FetchOutcome:
+        """One source of a batch, from its answer to its stored outcome; never raises (but for
+        cancellation): whatever goes wrong becomes this source's failed outcome."""
+        budget = self.budget()
+        result = FetchResult(url=state.url, status_code=None)
+        deadline = asyncio.timeout(budget)
+        try:
+            async with deadline:
+                result = await fetch
+                offline = False
+                if result.error is not None and result.status_code is None:
+                    offline = _looks_offline(await asyncio.shield(everything))
+                processed = await self._process_slot(source, state, result, offline)
+        except TimeoutError as exc:
+            if not deadline.expired():  # raised by something inside: a bug like any other
+                processed = self._internal_error(source, state, result, exc, "process")
+            else:
+                error = f"took too long (over its budget of {budget:g} s, 90% of the lease)"
+                processed = self._failed(source, state, result, error, False)
+        except Exception as exc:  # noqa: BLE001 (a bug: logged with its traceback, fails only this source)
+            processed = self._internal_error(source, state, result, exc, "process")
+        return await self._record(source, state, result, processed, progress)
+
+    def budget(self) -> float:
+        """Seconds one source's fetch and processing may take: 90% of the lease, so its outcome
+        is stored while it still holds the lease."""
+        return max(1.0, 0.9 * self.settings.schedule.lease)
+
+    async def _process_slot(
+        self, source: Source, state: SourceState, result: FetchResult, offline: bool
+    ) -> Processed:
         # A few sources at a time from parse to store, so stored sources free their memory and
         # the store's work overlaps the worker processes' (the pool's queue is first come,
         # first served: without this every parse would queue before any cleaning).
         async with self._slots:
-            processed = await self.process(source, state, result, offline=offline)
-            if not (processed.new or processed.changed or processed.dropped):
+            return await self.process(source, state, result, offline=offline)
+
+    async def _record(
+        self,
+        source: Source,
+        state: SourceState,
+        result: FetchResult,
+        processed: Processed,
+        progress: Callable[[FetchOutcome], None] | None,
+    ) -> FetchOutcome:
+        """Store one source's results; a bug while storing them fails only this source (its
+        failure is stored instead, when the store still can)."""
+        try:
+            processed = await self._write(processed)
+        except Exception as exc:  # noqa: BLE001 (logged with its traceback; other sources go on)
+            processed = self._internal_error(source, state, result, exc, "store")
+            try:
                 await self._store_quiet(processed)
-            else:
-                async with self._write_lock:  # a story arriving from two sources at once merges
-                    # in a thread: SQLite and the database driver work without the GIL, so the
-                    # event loop goes on fetching and feeding the workers meanwhile
-                    processed = await asyncio.to_thread(self._store, processed)
+            except Exception as again:  # noqa: BLE001 (the store itself is failing: the lease expires)
+                log.error("%s", kv(source=source.id, event="outcome_not_stored",
+                                   error=f"{type(again).__name__}: {again}"))
         _log_outcome(processed.outcome)
         if progress:
             progress(processed.outcome)
         return processed.outcome
 
+    async def _write(self, processed: Processed) -> Processed:
+        if not (processed.new or processed.changed or processed.dropped):
+            await self._store_quiet(processed)
+        else:
+            async with self._write_lock:  # a story arriving from two sources at once merges
+                # in a thread: SQLite and the database driver work without the GIL, so the
+                # event loop goes on fetching and feeding the workers meanwhile
+                processed = await asyncio.to_thread(self._store, processed)
+        if processed.details:
+            change = processed.details
+            await asyncio.to_thread(
+                self.store.save_detail_attempts, processed.state.source_id, change.failed,
+                change.cleared,
+            )
+        return processed
+
+    def _internal_error(
+        self, source: Source, state: SourceState, result: FetchResult, exc: BaseException, stage: str
+    ) -> Processed:
+        """A bug met while handling one source: its traceback logged once, the source failed."""
+        error = internal_error(exc)
+        log.error("%s", kv(source=source.id, event="internal_error", stage=stage, error=error),
+                  exc_info=exc)
+        return self._failed(source, state, result, error, False)
+
     def _store(self, processed: Processed) -> Processed:
-        processed = self._merged(processed)
+        """Store one fetch; its new entries' duplicates are decided inside the store's
+        transaction (``merge``), so workers storing one story at once make one primary."""
+        stored = processed
+
+        def merge(new: Sequence[Entry], lookup: CandidateLookup) -> Sequence[Entry]:
+            nonlocal stored
+            stored = self._merged(replace(processed, new=tuple(new)), lookup)
+            return stored.new
+
         self.store.apply(
             processed.state, processed.new, processed.changed, processed.outcome,
-            self.clock.now(), self.owner, dropped=processed.dropped,
+            self.clock.now(), self.owner, dropped=processed.dropped, merge=merge,
         )
-        return processed
+        return stored
 
     async def _store_quiet(self, processed: Processed) -> None:
         """Store a fetch that brought no entries together with the others that arrive while the
@@ -197,19 +280,33 @@ class Pipeline:
                     waiter.set_result(None)
 
     async def dry_run(self, source: Source, state: SourceState) -> Processed:
-        """Everything a fetch of one source would store, without storing it."""
-        return self._merged(await self.process(source, state, await self._fetch(source, state)))
+        """Everything a fetch of one source would store, without storing it; a bug met on the
+        way is the dry run's failed outcome, as it would be the fetch's."""
+        result = await self._fetch(source, state)
+        try:
+            return self._merged(await self.process(source, state, result))
+        except Exception as exc:  # noqa: BLE001 (logged with its traceback)
+            return self._internal_error(source, state, result, exc, "process")
 
-    def _merged(self, processed: Processed) -> Processed:
+    def _merged(self, processed: Processed, lookup: CandidateLookup | None = None) -> Processed:
         if not processed.new:
             return processed
-        new, merged = self.find_duplicates(processed.new)
+        new, merged = self.find_duplicates(processed.new, lookup)
         outcome = replace(processed.outcome, merged=merged)
         return replace(processed, new=tuple(new), outcome=outcome)
 
     async def _fetch(self, source: Source, state: SourceState) -> FetchResult:
-        url = get_adapter(source.kind).request_url(source, state.url)
-        return await self.fetch(url, etag=state.etag, last_modified=state.last_modified)
+        """The source's document; a bug in fetching is this source's failed fetch, never raised.
+        Without validators when details are due for a retry (they need the items again)."""
+        try:
+            url = get_adapter(source.kind).request_url(source, state.url)
+            if details.retry_due(state, self.clock.now()):
+                return await self.fetch(url)
+            return await self.fetch(url, etag=state.etag, last_modified=state.last_modified)
+        except Exception as exc:  # a bug: logged with its traceback
+            log.error("%s", kv(source=source.id, event="internal_error", stage="fetch",
+                               error=internal_error(exc)), exc_info=exc)
+            return FetchResult(url=state.url, status_code=0, error=internal_error(exc))
 
     # --- one source ---------------------------------------------------------------------------
 
@@ -219,7 +316,10 @@ class Pipeline:
         started = self.clock.now()
         if result.error is not None:
             return self._failed(source, state, result, result.error, offline)
-        if result.not_modified or _body_hash(result) == state.body_hash:
+        if not result.not_modified and not result.content.strip():
+            return self._failed(source, state, result, "empty response", False)
+        unchanged = result.not_modified or _body_hash(result) == state.body_hash
+        if unchanged and not (details.retry_due(state, started) and result.content):
             return self._unchanged(source, state, result)
         tracking = self.settings.dedupe.tracking_params
         try:
@@ -238,22 +338,26 @@ class Pipeline:
         started: datetime,
     ) -> Processed:
         now = self.clock.now()
-        keyed = self._alive(source, identified)
-        known = self.store.known(source.id, keyed)
-        keyed, old_keys = self._rekey(source, keyed, known)
-        if old_keys:
-            known.update(self.store.known(source.id, old_keys))
-        todo = {k: ki for k, ki in keyed.items() if k not in known or known[k][1] != ki.content_hash}
-        adapter = get_adapter(source.kind)
-        enriched = await asyncio.gather(
-            *(adapter.enrich(source, ki.item, self._extra_fetch) for ki in todo.values())
+        # the store's look-ups in a thread: a slow or hung database never blocks the event loop
+        keyed, known, attempts = await asyncio.to_thread(self._lookup, source, identified, state)
+        retry = details.due(attempts, keyed, now)
+        todo = {
+            k: ki for k, ki in keyed.items()
+            if k not in known or known[k][1] != ki.content_hash or k in retry
+        }
+        enriched = await self._enrich(source, list(todo.values()))
+        detail_changes = details.changes(
+            attempts, keyed, list(zip(todo, enriched)), now, self.settings.schedule
         )
+        _log_details(source, detail_changes)
         prepared = await self.offload.prepare(enriched, parsed.link or result.url, self.clean_options)
         new: list[Entry] = []
         changed: list[Entry] = []
         dropped: list[Drop] = []
         for (key, ki), item, ready in zip(todo.items(), enriched, prepared):
-            entry, decision = self._entry(source, key, item, ki, ready, now)
+            if key in retry and item.detail_error and known.get(key, (0, ""))[1] == ki.content_hash:
+                continue  # a retry that failed again: the stored entry is as it was
+            entry, decision = self._entry(source, key, _absolute(item, result.url), ki, ready, now)
             if decision.dropped:
                 why = str(decision.dropped_by) if decision.dropped_by else "dropped"
                 dropped.append(Drop(source.id, key, entry.title, entry.link, why, now))
@@ -270,8 +374,43 @@ class Pipeline:
             elapsed=(self.clock.now() - started).total_seconds() + result.elapsed,
             bytes=len(result.content),
         )
-        state = self._succeeded(state, result, outcome, parsed)
-        return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped))
+        state = details.summarized(self._succeeded(state, result, outcome, parsed), attempts,
+                                   detail_changes)
+        return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped),
+                         detail_changes)
+
+    async def _enrich(self, source: Source, todo: Sequence[Keyed]) -> list[Item]:
+        """The items completed by the adapter's ``enrich`` (detail fetches) within the source's
+        enrichment budget (half its budget); those still unfinished then keep what the document
+        gave and are marked for a retry at a later fetch."""
+        if not todo:
+            return []
+        adapter = get_adapter(source.kind)
+        tasks = [asyncio.ensure_future(adapter.enrich(source, ki.item, self._extra_fetch)) for ki in todo]
+        budget = self.budget() / 2
+        try:
+            _done, pending = await asyncio.wait(tasks, timeout=budget)
+        finally:
+            for task in tasks:
+                task.cancel()  # a no-op for finished ones
+        late = f"detail not fetched within the source's enrichment budget ({budget:g} s)"
+        return [
+            replace(ki.item, detail_error=late) if task in pending else task.result()
+            for ki, task in zip(todo, tasks)
+        ]
+
+    def _lookup(
+        self, source: Source, identified: Sequence[Keyed], state: SourceState
+    ) -> tuple[dict[str, Keyed], dict[str, tuple[int, str]], dict[str, DetailAttempt]]:
+        """The live items by key (re-keyed where the source changed its id scheme), what the
+        store knows of them (key -> (entry id, content hash)) and its failed detail fetches."""
+        keyed = self._alive(source, identified)
+        known = self.store.known(source.id, keyed)
+        keyed, old_keys = self._rekey(source, keyed, known)
+        if old_keys:
+            known.update(self.store.known(source.id, old_keys))
+        attempts = self.store.detail_attempts(source.id) if state.details_missing else {}
+        return keyed, known, attempts
 
     def _alive(self, source: Source, identified: Sequence[Keyed]) -> dict[str, Keyed]:
         """The identified items by key, tombstoned keys left out (fingerprints are computed
@@ -315,7 +454,7 @@ class Pipeline:
             categories=decision.categories,
             category_path=decision.category_path,
             enclosures=item.enclosures,
-            image=ready.image,
+            image=item.image or urls.public_link(ready.image),  # else the content's
             content_hash=ki.content_hash,
             canonical_url=ki.canonical_url,
             fingerprint=ready.fingerprint,
@@ -327,12 +466,15 @@ class Pipeline:
         )
         return entry, decision
 
-    def find_duplicates(self, new: Sequence[Entry]) -> tuple[list[Entry], int]:
+    def find_duplicates(
+        self, new: Sequence[Entry], lookup: CandidateLookup | None = None
+    ) -> tuple[list[Entry], int]:
         """New entries (of one source) with ``duplicate_of`` and ``merge_reason`` set where
-        another source already has the story; and how many were merged."""
+        another source already has the story; and how many were merged. ``lookup`` reads the
+        candidates (the store's, inside its writing transaction); by default a read of its own."""
         if not new:
             return [], 0
-        found = self.store.duplicate_candidates_many(
+        found = (lookup or self.store.duplicate_candidates_many)(
             new[0].source_id, [(e.canonical_url, e.content_hash, e.band_keys) for e in new]
         )
         merged, out = 0, []
@@ -436,6 +578,27 @@ class Pipeline:
         return Processed(outcome, new_state)
 
 
+def _absolute(item: Item, document_url: str) -> Item:
+    """The item with its link and enclosure URLs resolved against its base (else the document's
+    URL) and kept only when they are web links (urls.public_link: the one URL policy)."""
+    base = item.base or document_url
+    link = urls.public_link(item.link, base) if item.link else None
+    enclosures = tuple(
+        replace(e, url=u) for e in item.enclosures if (u := urls.public_link(e.url, base))
+    )
+    image = urls.public_link(item.image, base) if item.image else None
+    if (link, enclosures, image) == (item.link, item.enclosures, item.image):
+        return item
+    return replace(item, link=link, enclosures=enclosures, image=image)
+
+
+def internal_error(exc: BaseException) -> str:
+    """How a bug met while handling a source reads in its ``last_error``."""
+    text = " ".join(str(exc).split())
+    text = text[:300] + "…" if len(text) > 300 else text
+    return f"internal error ({type(exc).__name__}: {text})" if text else f"internal error ({type(exc).__name__})"
+
+
 def _looks_offline(results: Sequence[FetchResult]) -> bool:
     """Every source of a round failed at the network level, across more than one host."""
     if len(results) < 2:
@@ -448,6 +611,13 @@ def _looks_offline(results: Sequence[FetchResult]) -> bool:
 
 def _body_hash(result: FetchResult) -> str | None:
     return hashlib.sha256(result.content).hexdigest() if result.content else None
+
+
+def _log_details(source: Source, change: details.DetailChanges) -> None:
+    for a in change.failed:
+        retry = a.retry_at.isoformat() if a.retry_at else "never (attempts used up)"
+        log.warning("%s", kv(source=source.id, event="detail_failed", key=a.key, attempt=a.attempts,
+                             retry=retry, error=a.error))
 
 
 def _log_outcome(o: FetchOutcome) -> None:

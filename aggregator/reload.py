@@ -30,8 +30,9 @@ from .errors import ConfigError
 from .logs import kv, setup_logging
 from .pipeline import Pipeline
 from .publish.feeds import FeedService
-from .scheduler import Dispatcher
+from .scheduler import Dispatcher, Scheduler
 from .store import Store
+from .urls import redact, redact_text
 
 log = logging.getLogger("aggregator.reload")
 
@@ -40,10 +41,44 @@ RESTART_ONLY: tuple[tuple[str, str | None], ...] = (
     ("server", "host"),
     ("server", "port"),
     ("server", "processes"),  # web processes are forked at start
+    # the connection classes and uvicorn's keep-alive are built at start
+    ("server", "max_request_line"),
+    ("server", "max_header_bytes"),
+    ("server", "header_timeout"),
+    ("server", "keep_alive_timeout"),
+    ("server", "max_connections"),
+    ("server", "worker_port"),  # a worker's listener is bound at start
     ("storage", None),  # the engine and its timeouts are built once
     ("fetch", None),  # the HTTP client, its limits and proxy are built once
     ("schedule", "dispatch_every"),  # the scheduler's job interval
+    ("publish", "hub"),  # the WebSub client is built at start for the hub it pings
 )
+# The settings a reload applies, and who takes them: every key of every section is in this table
+# or in RESTART_ONLY (tests/test_reload.py checks that no key is in neither).
+LIVE: dict[tuple[str, str | None], str] = {
+    ("server", "base_url"): "feeds: self links of the next renderings",
+    ("server", "admin_token"): "status pages: read at each admin request",
+    ("retention", "max_entries_per_source"): "retention job: read at each run",
+    ("retention", "max_age"): "retention job: read at each run",
+    ("retention", "every"): "scheduler: the retention job is rescheduled",
+    ("schedule", "interval"): "pipeline: next fetch times computed from now on",
+    ("schedule", "jitter"): "pipeline",
+    ("schedule", "min_interval"): "pipeline",
+    ("schedule", "max_interval"): "pipeline",
+    ("schedule", "max_backoff"): "pipeline",
+    ("schedule", "backoff_base"): "pipeline",
+    ("schedule", "batch_size"): "dispatcher",
+    ("schedule", "lease"): "dispatcher",
+    ("content", None): "pipeline: cleaning options and parser processes",
+    ("dedupe", None): "pipeline",
+    ("publish", "title"): "feeds",
+    ("publish", "description"): "feeds",
+    ("publish", "default_limit"): "feeds",
+    ("publish", "max_limit"): "feeds",
+    ("logging", None): "logging set up again",
+    ("categorize", None): "pipeline: entries stored from now on",
+    ("feeds", None): "feeds: the catalog is rebuilt",
+}
 
 Applier = Callable[[Settings], None]
 
@@ -96,8 +131,19 @@ def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
         now: dict[str, Any] = getattr(new, section).model_dump()
         for key in [name] if name else sorted(now):
             if was[key] != now[key]:
-                lines.append(f"{section}.{key}: running with {was[key]!r}, the file says {now[key]!r}")
+                old_value, new_value = shown(key, was[key]), shown(key, now[key])
+                lines.append(f"{section}.{key}: running with {old_value!r}, the file says {new_value!r}")
     return lines
+
+
+_SECRET_KEYS = ("token", "key", "password", "secret")
+
+
+def shown(key: str, value: Any) -> Any:
+    """A setting's value as notices and logs may show it: secrets masked, URLs redacted."""
+    if isinstance(value, str) and any(word in key for word in _SECRET_KEYS):
+        return "***" if value else value
+    return redact(value) if isinstance(value, str) and "://" in value else value
 
 
 def restart_safe(running: Settings, new: Settings) -> Settings:
@@ -124,8 +170,10 @@ class Reloader:
         appliers: Sequence[Applier] = (),
         poke: Callable[[], None] | None = None,
         sync_store: bool = True,
+        adjust: Callable[[Settings], Settings] | None = None,
     ) -> None:
         self.path = path
+        self.adjust = adjust  # what the command line overrides (--host, --port), applied to each load
         self.sync_store = sync_store  # False in a read-only web process: workers sync the rows
         self.settings = running
         self.store = store
@@ -156,6 +204,8 @@ class Reloader:
         self._seen()
         try:
             loaded = config_mod.load(self.path)
+            if self.adjust is not None:
+                loaded = self.adjust(loaded)
         except ConfigError as exc:
             self._rejected(reason, exc.problems)
             return False
@@ -176,10 +226,8 @@ class Reloader:
     def _apply(self, settings: Settings, change: Change) -> None:
         now = self.clock.now()
         if not change.empty:
-            if self.sync_store:
+            if self.sync_store:  # changed sources become due now, once across all processes
                 self.store.sync_sources(settings.source_records(), now)
-                for source_id in change.changed:  # take the new settings at once
-                    self.store.fetch_now(source_id, now)
             self.settings = settings
             for apply in self.appliers:
                 apply(settings)
@@ -191,12 +239,12 @@ class Reloader:
         self.state.last_change = change
 
     def _rejected(self, reason: str, problems: Sequence[str]) -> None:
-        self.state.error = tuple(problems)
+        self.state.error = tuple(redact_text(p) for p in problems)
         self.state.error_at = self.clock.now()
         log.error(
             "%s",
             kv(event="reload", result="rejected", reason=reason, path=self.path,
-               problems="; ".join(problems), keeping="the running config"),
+               problems=redact_text("; ".join(problems)), keeping="the running config"),
         )
 
     def _log_applied(self, reason: str, change: Change) -> None:
@@ -221,9 +269,11 @@ class Reloader:
 
 
 def appliers(
-    update_sources: Applier, pipeline: Pipeline, feeds: FeedService, dispatcher: Dispatcher
+    update_sources: Applier, pipeline: Pipeline, feeds: FeedService, dispatcher: Dispatcher,
+    scheduler: Scheduler | None = None,
 ) -> list[Applier]:
-    """Everything in a running daemon that holds the settings, as functions of new settings."""
+    """Everything in a running daemon that holds the settings, as functions of new settings
+    (``update_sources`` first: the retention job reads the live settings it updates)."""
 
     def to_pipeline(s: Settings) -> None:
         pipeline.use_settings(s)
@@ -245,5 +295,9 @@ def appliers(
     def to_logging(s: Settings) -> None:
         setup_logging(s.logging)
 
-    return [update_sources, to_pipeline, to_feeds, to_dispatcher, to_logging]
+    def to_scheduler(s: Settings) -> None:
+        if scheduler is not None:
+            scheduler.reschedule_retention()
+
+    return [update_sources, to_pipeline, to_feeds, to_dispatcher, to_logging, to_scheduler]
 

@@ -1,7 +1,8 @@
 """The health of each source as rows: one definition shared by the status page and the CLI table.
 
 Owns: which columns an operator sees about a source (status, last success, last error, failures,
-next fetch, entries, share of 304s, URL) and how each is worded, so ``aggregator sources`` and the
+next fetch, entries, share of 304s, URL; entries missing their detail where there is no error) and
+how each is worded, so ``aggregator sources`` and the
 status page at ``/`` cannot drift apart. Does not own: reading the config, HTML or terminal output.
 """
 
@@ -13,6 +14,7 @@ from datetime import datetime
 
 from .models import SourceState
 from .store import Store
+from .urls import redact, redact_text
 
 COLUMNS: tuple[str, ...] = (
     "id", "status", "last ok", "fails", "next fetch", "entries", "304s", "url", "last error",
@@ -37,6 +39,8 @@ class SourceRow:
     url: str
     moved_from: str | None
     last_error: str | None
+    details_missing: int = 0  # entries whose detail (full text) fetch failed
+    detail_error: str | None = None
 
     @property
     def failing(self) -> bool:
@@ -58,8 +62,17 @@ class SourceRow:
         return (
             self.source_id, self.status, ago(self.last_success, now), str(self.failures),
             self.next_fetch_text(now), str(self.entries), self.share_304, self.url_text,
-            self.last_error or "",
+            self.last_error or self.details_text,
         )
+
+    @property
+    def details_text(self) -> str:
+        """How many entries miss their detail, and why the last one does; "" when none."""
+        if not self.details_missing:
+            return ""
+        n = self.details_missing
+        what = "1 entry without its detail" if n == 1 else f"{n} entries without their detail"
+        return f"{what}: {self.detail_error}" if self.detail_error else what
 
     def times(self) -> dict[str, datetime | None]:
         """The absolute times behind the relative ones in ``cells``, by column."""
@@ -76,9 +89,11 @@ def row_of(state: SourceState, entries: int) -> SourceRow:
         entries=entries,
         fetches=state.fetch_count,
         not_modified=state.not_modified_count,
-        url=state.url,
-        moved_from=state.configured_url if state.configured_url not in ("", state.url) else None,
-        last_error=state.last_error,
+        url=redact(state.url),  # credentials in a source URL are never shown
+        moved_from=redact(state.configured_url) if state.configured_url not in ("", state.url) else None,
+        last_error=redact_text(state.last_error) if state.last_error else None,
+        details_missing=state.details_missing,
+        detail_error=redact_text(state.detail_error) if state.detail_error else None,
     )
 
 

@@ -15,6 +15,10 @@ never gives up. A Retry-After pushes it further, though never beyond the larger 
 and ``max_interval``, so a broken or hostile header cannot park a source for years.
 
 GONE: None, never again (until the operator resets the source).
+
+A failed detail fetch (an entry's full text from another document) is retried at later fetches of
+its source, after ``backoff_base * 4 ** (attempts - 1)`` (capped at ``max_backoff``), at most
+``detail_attempts`` times in all (``detail_retry_at``).
 """
 
 from __future__ import annotations
@@ -50,6 +54,17 @@ def next_fetch_at(
     delay = _success_delay(now, interval, result, hints, settings)
     delay = _clamp(_jittered(delay, settings.jitter, rng), settings)
     return _skip(now + timedelta(seconds=delay), hints, settings.jitter * delay, rng)
+
+
+def detail_retry_at(
+    *, now: datetime, attempts: int, settings: ScheduleSettings
+) -> datetime | None:
+    """When to try an entry's failed detail fetch again after ``attempts`` failures; None when
+    they are used up."""
+    if attempts >= settings.detail_attempts:
+        return None
+    delay = min(settings.backoff_base * 4 ** (attempts - 1), settings.max_backoff)
+    return now + timedelta(seconds=delay)
 
 
 def track_redirect(

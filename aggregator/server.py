@@ -9,6 +9,7 @@ within ``[storage] request_timeout`` when it is down or hung.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from urllib.parse import parse_qsl, quote
@@ -23,21 +24,28 @@ from starlette.types import Receive, Scope, Send
 
 from .errors import StoreUnavailable
 from .publish import http as feed_http
-from .publish.feeds import FeedService
+from .publish.feeds import FeedService, Rendered
+from .publish.opmlcache import OpmlDocument
+from .store.guard import StoreGuard
+from .web import access
 
 NOT_FOUND_HINT = feed_http.HINT
 PRECOMPRESSED = feed_http.PRECOMPRESSED
 
 
-def create_app(feeds: FeedService, ready: Callable[[], bool] | None = None) -> Starlette:
+def create_app(
+    feeds: FeedService, ready: Callable[[], bool] | None = None, opml: OpmlDocument | None = None
+) -> Starlette:
+    opml_doc = opml or OpmlDocument(feeds)
+
     async def feed(request: Request) -> Response:
         params = request.query_params.multi_items()
         reply = await feed_http.feed_reply(feeds, _feed_path(request.scope), params, request.headers)
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
-    async def opml(request: Request) -> Response:
+    async def opml_list(request: Request) -> Response:  # cached like feeds (publish/opmlcache.py)
         try:
-            reply = await feeds.guard.call("opml", feed_http.opml_reply, feeds, request.headers)
+            reply = feed_http.conditional(request.headers, await _opml(opml_doc, feeds.guard))
         except StoreUnavailable as exc:
             reply = feed_http.unavailable(exc)
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
@@ -57,7 +65,7 @@ def create_app(feeds: FeedService, ready: Callable[[], bool] | None = None) -> S
     routes = [
         # Every feed URL (publish/catalog.py draws the space); the path is resolved as sent.
         Route("/feeds/{rest:path}", feed, methods=["GET", "HEAD"], name="feed"),
-        Route("/opml", opml, methods=["GET", "HEAD"], name="opml"),
+        Route("/opml", opml_list, methods=["GET", "HEAD"], name="opml"),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
@@ -72,6 +80,21 @@ def create_app(feeds: FeedService, ready: Callable[[], bool] | None = None) -> S
     return app
 
 
+async def _opml(doc: OpmlDocument, guard: StoreGuard) -> Rendered:
+    """The /opml document, its store read awaited at most the guard's timeout; while the
+    database is unavailable, the last one rendered (``StoreUnavailable`` when there is none)."""
+    hit = doc.cached()
+    if hit is not None:
+        return hit
+    if not guard.down:
+        with contextlib.suppress(StoreUnavailable):
+            return await guard.wait("opml", doc.serve())
+    last = doc.last()
+    if last is None:
+        raise guard.unavailable()
+    return last
+
+
 class _FeedsFirst(Starlette):
     """Starlette, except that ``GET``/``HEAD /feeds/...`` is answered before routing and
     middleware: the same ``publish.http`` reply the feed route gives, as raw ASGI messages, read
@@ -81,6 +104,9 @@ class _FeedsFirst(Starlette):
     feeds: FeedService
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not access.scope_granted(self.feeds.settings.server, scope):
+            await access.deny(send)  # server.access_key: private areas (web/access.py)
+            return
         if (scope["type"] != "http" or scope["method"] not in _FEED_METHODS
                 or not scope["path"].startswith("/feeds/")):
             await super().__call__(scope, receive, send)

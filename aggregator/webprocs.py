@@ -6,8 +6,15 @@ Owns: binding the listening sockets before anything else starts (one per process
 by all), forking the children before the parent starts its event loop (a child gets the
 validated settings as they are, no second parse and no event loop to inherit), the pipe by which a
 child notices that its parent is gone (its read end sees end-of-file when the parent exits,
-even by SIGKILL), forwarding signals, and reaping. Does not own: what a process does once it
-runs (``daemon.serve``).
+even by SIGKILL), forwarding signals, reaping, and replacing a web process that died.
+
+A replacement is not forked: by then the parent runs an event loop, threads and database
+connections, none of which a fork may copy safely. It is a fresh interpreter (``posix_spawn``)
+running ``aggregator run --role web`` with two inherited descriptors: a new listening socket on
+the port (``SO_REUSEPORT``; the shared socket where the kernel does not balance those) and the
+read end of a new parent pipe. Replacements wait 1 s after a death, doubling to 60 s while
+replacements keep dying within 30 s of their start. Does not own: what a process does once it
+runs (``daemon.serve``), or when to look for deaths (the daemon's loop).
 """
 
 from __future__ import annotations
@@ -22,12 +29,18 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import AggregatorError
 
 log = logging.getLogger("aggregator.webprocs")
 
 STOP_TIMEOUT = 15.0  # seconds a web process gets to finish after SIGTERM before SIGKILL
+RESTART_FIRST = 1.0  # seconds before the first replacement of a dead web process
+RESTART_MAX = 60.0  # the longest wait between replacements
+STABLE_AFTER = 30.0  # a process that ran this long was healthy: the wait starts again at FIRST
+# The interpreter's body of a replacement: the command line, then its listening and parent fds.
+_ENTRY = "import sys; from aggregator.main import main; sys.exit(main())"
 
 # A forked child's body: its listening socket and the read end of the parent pipe -> exit code.
 Child = Callable[[socket.socket, int], int]
@@ -40,6 +53,12 @@ class WebProcesses:
     pids: list[int]
     _lifeline: int | None = None  # write end of the parent pipe; never written, closed at exit
     codes: dict[int, int] = field(default_factory=dict)  # pid -> exit code, once reaped
+    # How to start a replacement: the CLI arguments of ``aggregator`` for a web process on the
+    # same config, host and port (fds appended), and the parent's own listening socket.
+    respawn: tuple[list[str], socket.socket] | None = None
+    started: dict[int, float] = field(default_factory=dict)  # pid -> monotonic start time
+    delay: float = RESTART_FIRST  # wait before the next replacement
+    _lifelines: list[int] = field(default_factory=list)  # write ends of replacements' pipes
 
     @property
     def running(self) -> list[int]:
@@ -64,6 +83,45 @@ class WebProcesses:
                 done.append((pid, self.codes[pid]))
         return done
 
+    def restart_delay(self, pid: int) -> float:
+        """Seconds to wait before replacing ``pid``, which just exited: RESTART_FIRST after a
+        process that ran STABLE_AFTER seconds or more, else twice the last wait (at most
+        RESTART_MAX)."""
+        if time.monotonic() - self.started.get(pid, -STABLE_AFTER) >= STABLE_AFTER:
+            self.delay = RESTART_FIRST
+        wait, self.delay = self.delay, min(RESTART_MAX, self.delay * 2)
+        return wait
+
+    def replace(self, dead: int) -> int:
+        """Start a fresh web process in place of ``dead`` (reaped); its pid. The dead one's exit
+        code is forgotten: the exit code of the daemon is about the processes it stops."""
+        if self.respawn is None:
+            raise AggregatorError("no command line to start a web process with")
+        args, own = self.respawn
+        sock = another_listener(own)
+        readable, lifeline = os.pipe()
+        try:
+            fds = (sock.fileno(), readable)
+            for fd in fds:
+                os.set_inheritable(fd, True)
+            argv = [sys.executable, "-c", _ENTRY, *args,
+                    "--listen-fd", str(fds[0]), "--parent-fd", str(fds[1])]
+            pid = os.posix_spawn(sys.executable, argv, _child_env())
+        except OSError:
+            os.close(lifeline)
+            raise
+        finally:
+            os.close(readable)
+            if sock is not own:
+                sock.close()
+            else:  # the shared socket stays ours: no later child process of ours inherits it
+                os.set_inheritable(own.fileno(), False)
+        self._lifelines.append(lifeline)
+        self.pids = [p for p in self.pids if p != dead] + [pid]
+        self.codes.pop(dead, None)
+        self.started[pid] = time.monotonic()
+        return pid
+
     def wait(self, timeout: float = STOP_TIMEOUT) -> dict[int, int]:
         """Wait until every web process exited (SIGKILL after ``timeout`` seconds); their exit
         codes. Blocking: call it off the event loop or after it stopped."""
@@ -81,6 +139,9 @@ class WebProcesses:
         if self._lifeline is not None:
             os.close(self._lifeline)
             self._lifeline = None
+        for fd in self._lifelines:
+            os.close(fd)
+        self._lifelines.clear()
         return dict(self.codes)
 
 
@@ -107,7 +168,8 @@ def fork(host: str, port: int, processes: int, child: Child) -> tuple[socket.soc
     os.close(readable)
     for s in socks[1:]:
         s.close()  # the child's now: a reuse-port socket no one accepts on would strand connections
-    return socks[0], WebProcesses(pids, lifeline)
+    now = time.monotonic()
+    return socks[0], WebProcesses(pids, lifeline, started={pid: now for pid in pids})
 
 
 def _run_child(child: Child, sock: socket.socket, parent: int) -> int:
@@ -144,6 +206,30 @@ def listeners(host: str, port: int, processes: int) -> list[socket.socket]:
             sock.close()
         raise AggregatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return socks
+
+
+def another_listener(own: socket.socket) -> socket.socket:
+    """A socket for one more process on ``own``'s port: a new bound ``SO_REUSEPORT`` socket
+    where the kernel balances those (Linux), else ``own`` itself, which they all share."""
+    if not _balancing_reuseport():
+        return own
+    sock = socket.socket(own.family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(own.getsockname()[:2])
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with this package importable whatever the working directory."""
+    here = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _balancing_reuseport() -> bool:

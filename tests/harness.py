@@ -17,9 +17,26 @@ from aggregator.pipeline import Pipeline
 from aggregator.scheduler import Dispatcher
 from aggregator.store import Store, open_store
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
-ATOM = (CORPUS / "miniflux+v2/small_atom.xml").read_bytes()
+def atom_feed(count: int = 20) -> bytes:
+    """A small Atom feed of ``count`` entries, written here (a plain clone has no ../shared)."""
+    entries = "".join(
+        f"<entry><id>tag:example.com,2024:commit/{i}</id>"
+        f'<link rel="alternate" type="text/html" href="https://example.com/commit/{i}"/>'
+        f"<title>Commit number {i}</title><updated>2024-03-{1 + i % 28:02}T05:30:27Z</updated>"
+        f"<author><name>dev{i % 3}</name></author>"
+        f'<content type="html">&lt;p&gt;Change {i}: what it does and why.&lt;/p&gt;</content></entry>'
+        for i in range(count)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        '<id>tag:example.com,2024:commits</id><title>Recent commits</title>'
+        '<link rel="alternate" type="text/html" href="https://example.com/commits"/>'
+        f"<updated>2024-03-12T05:30:27Z</updated>{entries}</feed>"
+    ).encode()
+
+
+ATOM = atom_feed()
 HOUR = 3600.0
 
 

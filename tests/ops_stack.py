@@ -27,7 +27,7 @@ from aggregator.models import FetchOutcome
 from aggregator.operate import Operations, attach
 from aggregator.pipeline import Pipeline
 from aggregator.publish.feeds import FeedService
-from aggregator.scheduler import Dispatcher
+from aggregator.scheduler import Dispatcher, Retention, Scheduler
 from aggregator.server import create_app
 from aggregator.store import Store
 
@@ -78,6 +78,7 @@ class Stack:
     dispatcher: Dispatcher
     feeds: FeedService
     ops: Operations
+    scheduler: Scheduler  # not started: the tests tick the dispatcher themselves
     base: str = ""
     pokes: list[int] = field(default_factory=list)
     ready: dict[str, bool] = field(default_factory=lambda: {"scheduler": True})
@@ -130,13 +131,15 @@ async def _running_stack(path: Path, clock: FakeClock, serve: bool) -> AsyncIter
         pokes: list[int] = []
         ready = {"scheduler": True}
         app = create_app(feeds, ready=lambda: ready["scheduler"])
+        scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every,
+                              Retention(store, clock, lambda: live.settings.retention))
         ops = attach(
             app, settings=settings, config_path=path, store=store, clock=clock,
             update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
-            dispatcher=dispatcher, poke=lambda: pokes.append(1),
+            dispatcher=dispatcher, poke=lambda: pokes.append(1), scheduler=scheduler,
         )
         stack = Stack(path, settings, clock, store, live, pipeline, dispatcher, feeds, ops,
-                      pokes=pokes, ready=ready)
+                      scheduler, pokes=pokes, ready=ready)
         server: _QuietServer | None = None
         task = None
         if serve:
@@ -155,6 +158,7 @@ async def _running_stack(path: Path, clock: FakeClock, serve: bool) -> AsyncIter
             if server is not None and task is not None:
                 server.should_exit = True
                 await task
+            scheduler.shutdown()
             store.close()
 
 

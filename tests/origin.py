@@ -63,6 +63,7 @@ class Sequence_:
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many sources fetched at once must not meet a full listen backlog
     def handle_error(self, request: object, client_address: object) -> None:
         """Clients hanging up early (cut-off bodies, timeouts) are expected, not worth a trace."""
         if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):

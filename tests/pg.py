@@ -62,7 +62,8 @@ def empty_tables(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url) as conn:
-        for table in ("fetch_log", "tombstones", "drops", "entry_bands", "entries", "sources"):
+        for table in ("fetch_log", "tombstones", "drops", "detail_retries", "entry_bands", "entries",
+                      "sources"):
             conn.execute(f"DELETE FROM {table}")
 
 

@@ -146,7 +146,8 @@ def test_copy_back_from_postgresql_to_sqlite(tmp_path: Path) -> None:
         copy_store(source_url, pg_url, SystemClock())
         report = copy_store(pg_url, back, SystemClock())
     assert report.rows == {
-        "sources": 3, "entries": 6, "entry_bands": 0, "tombstones": 2, "fetch_log": 3, "drops": 0
+        "sources": 3, "entries": 6, "entry_bands": 0, "tombstones": 2, "fetch_log": 3, "drops": 0,
+        "detail_retries": 0,
     }
     assert snapshot(back) == snapshot(source_url)
 

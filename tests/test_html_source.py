@@ -3,6 +3,7 @@ pages, config mistakes reported with what the page holds, and the whole pipeline
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
@@ -180,7 +181,9 @@ async def test_detail_page_content_by_selector(origin: Origin, clock: FakeClock)
     first, second = parse(src, url=origin.url("/list/today.html"))
     async with Fetcher(FetchSettings(allow_private_networks=True, per_host_delay=0, max_retries=0), clock) as f:
         enriched = await HtmlAdapter().enrich(src, first, f.fetch)
-        assert await HtmlAdapter().enrich(src, second, f.fetch) == second  # other host: not found
+        missing = await HtmlAdapter().enrich(src, second, f.fetch)  # other host: not found
+    assert replace(missing, detail_error=None) == second
+    assert missing.detail_error is not None and "could not connect" in missing.detail_error
     assert enriched.content == "<p>正文第一段</p><p>第二段</p>"
 
 
@@ -192,7 +195,9 @@ async def test_detail_selector_matching_nothing_keeps_the_item(
     src = source(extra='detail = { selector = "div.content" }', url=origin.url("/list/today.html"))
     first, _ = parse(src, url=origin.url("/list/today.html"))
     async with Fetcher(FetchSettings(allow_private_networks=True, per_host_delay=0, max_retries=0), clock) as f:
-        assert await HtmlAdapter().enrich(src, first, f.fetch) == first
+        kept = await HtmlAdapter().enrich(src, first, f.fetch)
+    assert replace(kept, detail_error=None) == first
+    assert kept.detail_error is not None and "detail unusable" in kept.detail_error
     assert "selector 'div.content' matched nothing; the page has <title>第一篇</title>" in caplog.text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
@@ -259,11 +260,18 @@ async def test_detail_html_page_by_selector(origin: Origin, clock: FakeClock) ->
 
 
 async def test_failed_or_unusable_detail_keeps_the_item(origin: Origin, clock: FakeClock) -> None:
-    """A 404 detail, or one where the content path finds nothing, leaves the item as it was."""
+    """A 404 detail, or one where the content path finds nothing, leaves the item's content as it
+    was and says why (so the detail is retried later)."""
     origin.route("/d/2", Reply('{"data": {}}', content_type="application/json"))
     src = source('id = "id"\ntitle = "t"', extra=f'detail = {{ url = "{origin.url("/d/{id}")}", content = "data.html" }}')
-    for item in parse(src, {"data": {"list": [{"id": 1, "t": "a"}, {"id": 2, "t": "b"}]}}):
-        assert await _enrich(src, item, clock) == item
+    items = parse(src, {"data": {"list": [{"id": 1, "t": "a"}, {"id": 2, "t": "b"}]}})
+    errors = []
+    for item in items:
+        enriched = await _enrich(src, item, clock)
+        assert replace(enriched, detail_error=None) == item
+        errors.append(enriched.detail_error)
+    assert errors[0] == f"{origin.url('/d/1')}: HTTP 404 Not Found"
+    assert errors[1] is not None and errors[1].startswith(f"{origin.url('/d/2')}: detail unusable: ")
 
 
 def test_detail_template_finding_nothing_is_reported() -> None:

@@ -27,7 +27,7 @@ from aggregator.offload import Offload
 from aggregator.store import open_store
 
 from .conftest import CORPUS
-from .harness import make_settings
+from .harness import ATOM, make_settings
 from .origin import Origin, Reply
 
 FEEDS = [
@@ -93,6 +93,8 @@ async def test_a_dead_worker_fails_only_its_documents() -> None:
 def test_workers_exit_when_the_daemon_is_killed(tmp_path: Path) -> None:
     """SIGKILL of the process that owns the pool leaves no worker behind."""
     script = tmp_path / "owner.py"
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes(ATOM)
     script.write_text(textwrap.dedent(f"""
         import asyncio, sys, time
         from pathlib import Path
@@ -102,7 +104,7 @@ def test_workers_exit_when_the_daemon_is_killed(tmp_path: Path) -> None:
         async def main():
             offload = Offload(2)
             src = Source(id="s", url="http://127.0.0.1/feed")
-            body = Path({str(CORPUS / "miniflux+v2/small_atom.xml")!r}).read_bytes()
+            body = Path({str(feed)!r}).read_bytes()
             await offload.identify(src, FetchResult(url=src.url, status_code=200, content=body), ())
             print(" ".join(str(p) for p in offload._pool._processes), flush=True)
             time.sleep(600)

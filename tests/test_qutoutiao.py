@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -157,12 +158,14 @@ async def test_enrich_ignores_a_detail_json_with_an_error_code() -> None:
     assert enriched.content is not None and "供热管网" in enriched.content
 
 
-async def test_enrich_returns_the_item_unchanged_when_both_fail() -> None:
-    """When neither the detail JSON nor the article page can be had, the item is returned as is."""
+async def test_enrich_keeps_the_item_and_says_why_when_both_fail() -> None:
+    """When neither the detail JSON nor the article page can be had, the item keeps its content
+    and carries both errors (so the detail is retried later)."""
     first, _ = _items()
     log: list[str] = []
     enriched = await QutoutiaoAdapter().enrich(SOURCE, first, _fixture_fetch(log, served={}))
-    assert enriched == first
+    assert replace(enriched, detail_error=None) == first
+    assert enriched.detail_error is not None and enriched.detail_error.count("HTTP 404") == 2
     assert len(log) == 2
 
 

@@ -183,3 +183,59 @@ async def test_read_only_reload_leaves_the_store_alone(
         assert reader.check() is True
         assert [s.id for s in seen[0].sources] == ["a", "b"]
         assert [s.source_id for s in st.store.list_states()] == ["a"]
+
+
+async def test_a_reloaded_retention_interval_reschedules_the_job(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
+    """retention.every changed by a reload is applied: the running retention job is rescheduled
+    to the new interval (and nothing says it needs a restart)."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
+    async with running_stack(path, clock, serve=False) as st:
+        st.scheduler.start()
+        assert st.scheduler.retention_every() == 3600
+        st.write(text + '[retention]\nevery = "2h"\n')
+        assert st.ops.reloader.check() is True
+        assert st.scheduler.retention_every() == 7200
+        assert st.ops.reloader.state.needs_restart == ()
+
+
+def test_every_setting_is_applied_by_a_reload_or_reported() -> None:
+    """Each key of each config section is either applied by a reload (reload.LIVE) or reported
+    as needing a restart (reload.RESTART_ONLY): no setting is silently ignored."""
+    from aggregator.reload import LIVE, RESTART_ONLY
+
+    known = set(LIVE) | set(RESTART_ONLY)
+    missing = []
+    for section, info in Settings.model_fields.items():
+        if section == "sources" or (section, None) in known:
+            continue
+        model = info.annotation
+        assert isinstance(model, type), section
+        missing += [f"{section}.{key}" for key in model.model_fields if (section, key) not in known]
+    assert missing == []
+
+
+def test_a_command_line_port_is_not_reported_as_needing_a_restart(tmp_path: Path) -> None:
+    """A process started with --port reloads the file with the same override: the file's own
+    port is not a change that needs a restart."""
+    from aggregator.daemon import command_line
+
+    path = tmp_path / "a.toml"
+    path.write_text("[server]\nport = 8080\n[publish]\ntitle = 'One'\n", encoding="utf-8")
+    adjust = command_line(None, 9000, "web")
+    assert adjust is not None
+    running = adjust(config_mod.load(path))
+    clock = FakeClock()
+    from aggregator.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'a.db'}", clock.now())
+    try:
+        reloader = Reloader(path, running, store, clock, sync_store=False, adjust=adjust)
+        path.write_text("[server]\nport = 8080\n[publish]\ntitle = 'Two'\n", encoding="utf-8")
+        assert reloader.reload("test") is True
+        assert reloader.state.needs_restart == ()
+        assert reloader.settings.server.port == 9000
+        assert reloader.settings.publish.title == "Two"
+    finally:
+        store.close()

@@ -417,6 +417,8 @@ def jing(paths: Sequence[Path]) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("jing")
     if exe is None:
         pytest.skip("jing is not installed (Debian package 'jing'): cannot check the Atom schema")
+    if not SCHEMA.exists():
+        pytest.skip(f"needs {SCHEMA}, which is not beside a plain clone")
     return subprocess.run(
         [exe, "-c", str(SCHEMA), *map(str, paths)],
         check=False,
@@ -771,7 +773,8 @@ def test_author_forms_are_split_into_name_and_email() -> None:
 
 
 def test_enclosures_one_in_rss_all_in_atom_and_json() -> None:
-    """RSS gets the first http(s) enclosure; Atom and JSON all, with a MIME type always present."""
+    """RSS gets the first enclosure; Atom and JSON all http(s) ones (an ftp: one is dropped by the
+    URL policy), with a MIME type always present."""
     e = NASTY[8]
     rss = _parse(render("rss", META, [e])).entries[0]
     assert rss.enclosures == [
@@ -779,13 +782,11 @@ def test_enclosures_one_in_rss_all_in_atom_and_json() -> None:
     ]
     atom = _parse(render("atom", META, [e])).entries[0]
     assert [(x.href, x.type, x.get("length")) for x in atom.enclosures] == [
-        ("ftp://files.example.com/a.bin", "application/octet-stream", None),
         ("https://cdn.example.com/b.mp4", "video/mp4", None),
         ("https://cdn.example.com/c.jpg", "application/octet-stream", "0"),
     ]
     attachments = json.loads(render("json", META, [e]))["items"][0]["attachments"]
     assert [a["mime_type"] for a in attachments] == [
-        "application/octet-stream",
         "video/mp4",
         "application/octet-stream",
     ]

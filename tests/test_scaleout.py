@@ -21,6 +21,8 @@ import httpx
 import pytest
 from psycopg.errors import UndefinedTable
 
+from aggregator.owners import process_start
+
 from .conftest import REPO
 from .origin import Origin, Reply, Request
 from .pg import pg_schema
@@ -87,6 +89,7 @@ class Fleet:
         self.config = config
         self.logs = logs
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.owners: dict[str, str] = {}  # the lease owner id of each process
         self._files: list[IO[bytes]] = []
 
     def start(self, name: str, role: str) -> subprocess.Popen[bytes]:
@@ -97,10 +100,11 @@ class Fleet:
             cwd=self.logs, stdout=out, stderr=subprocess.STDOUT,
         )
         self.procs[name] = proc
+        self.owners[name] = f"{socket.gethostname()}:{proc.pid}:{process_start(proc.pid)}"
         return proc
 
     def owner(self, name: str) -> str:
-        return f"{socket.gethostname()}:{self.procs[name].pid}"
+        return self.owners[name]
 
     def output(self) -> str:
         return "\n".join(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -160,13 +162,14 @@ async def test_metrics_parse(tmp_path: Path, origin: Origin, clock: FakeClock) -
         def value(name: str, **labels: str) -> float:
             return samples[(name, tuple(sorted(labels.items())))]
 
-        assert value("aggregator_fetches_total", outcome="ok") == 2
-        assert value("aggregator_fetches_total", outcome="not_modified") == 2  # good's same bytes too
-        assert value("aggregator_fetches_total", outcome="error") == 2
-        assert value("aggregator_entries_added_total") == 4
-        assert value("aggregator_fetch_bytes_total") > 0
-        assert value("aggregator_fetch_seconds_count") == 6
-        assert value("aggregator_render_seconds_count", format="atom") >= 1
+        own = {"role": "all", "process": f"{socket.gethostname()}:{os.getpid()}"}  # this process's
+        assert value("aggregator_fetches_total", outcome="ok", **own) == 2
+        assert value("aggregator_fetches_total", outcome="not_modified", **own) == 2  # same bytes
+        assert value("aggregator_fetches_total", outcome="error", **own) == 2
+        assert value("aggregator_entries_added_total", **own) == 4
+        assert value("aggregator_fetch_bytes_total", **own) > 0
+        assert value("aggregator_fetch_seconds_count", **own) == 6
+        assert value("aggregator_render_seconds_count", format="atom", **own) >= 1
         assert value("aggregator_source_consecutive_failures", source="broken") == 2
         assert value("aggregator_source_last_success_timestamp_seconds", source="broken") == 0
         assert value("aggregator_source_last_success_timestamp_seconds", source="good") == clock.now().timestamp()

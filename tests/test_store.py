@@ -234,16 +234,44 @@ def test_expired_lease_is_claimed_again_by_another_worker(store: SQLStore, other
     assert len(other.fetch_history("a")) == 1
 
 
-def test_a_late_result_after_the_takeover_finished_stores_no_duplicates(store: SQLStore) -> None:
-    """When the worker that took over has already written, a late writer with the same entries
-    adds no second copy of them."""
+def test_a_late_result_after_the_takeover_finished_is_fenced_off(
+    store: SQLStore, other: SQLStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker whose lease expired and was taken over writes nothing, even once the taker has
+    finished and released the lease: no entries, no second fetch-log line, the taker's schedule
+    kept; the write is logged as lease_lost and counted."""
     store.sync_sources([src("a")], T0)
     [slow] = store.claim_due(T0, 10, "slow", LEASE)
     after = T0 + timedelta(seconds=LEASE + 1)
-    [fast] = store.claim_due(after, 10, "fast", LEASE)
-    store.apply(fetched(fast, after), [entry("a", "1")], [], ok("a", 1), after, "fast")
-    store.apply(fetched(slow, after), [entry("a", "1"), entry("a", "2")], [], ok("a", 2), after, "slow")
-    assert sorted(e.key for e in store.list_entries(everything())) == ["1", "2"]
+    [fast] = other.claim_due(after, 10, "fast", LEASE)
+    other.apply(fetched(fast, after), [entry("a", "1")], [], ok("a", 1), after, "fast")
+    late = fetched(slow, after, interval=60)
+    assert store.apply(late, [entry("a", "1"), entry("a", "2")], [], ok("a", 2), after, "slow") == []
+    store.apply_quiet([(late, ok("a"))], after, "slow")
+    assert [e.key for e in store.list_entries(everything())] == ["1"]
+    assert len(store.fetch_history("a")) == 1
+    state = store.get_state("a")
+    assert state is not None and state.next_fetch_at == after + timedelta(seconds=1800)
+    assert state.fetch_count == 1
+    assert store.leases_lost == 2 and other.leases_lost == 0
+    assert other.lease_takeovers == 1 and store.lease_takeovers == 0
+    lost = [r for r in caplog.records if "event=lease_lost" in r.getMessage()]
+    assert len(lost) == 2 and all(r.levelname == "WARNING" for r in lost)
+
+
+def test_a_claim_carries_a_fencing_number_that_grows_with_every_claim(store: SQLStore) -> None:
+    """Each claim of a source hands out a larger fencing number; a write under the current
+    claim is accepted, also when the same owner claimed the source again meanwhile only the
+    newer claim's write counts."""
+    store.sync_sources([src("a")], T0)
+    [first] = store.claim_due(T0, 10, "w", LEASE)
+    after = T0 + timedelta(seconds=LEASE + 1)
+    [second] = store.claim_due(after, 10, "w", LEASE)
+    assert first.lease_token is not None and second.lease_token is not None
+    assert second.lease_token > first.lease_token
+    assert store.apply(fetched(first, after), [entry("a", "old")], [], ok("a", 1), after, "w") == []
+    assert store.apply(fetched(second, after), [entry("a", "new")], [], ok("a", 1), after, "w") != []
+    assert [e.key for e in store.list_entries(everything())] == ["new"]
 
 
 def test_concurrent_claimers_never_share_a_source(store: SQLStore, store_url: str) -> None:
@@ -521,3 +549,23 @@ def test_quiet_fetches_are_stored_together_under_the_lease_rule(store: SQLStore)
     state = store.get_state(lost.source_id)
     assert state is not None and state.not_modified_count == 0
     assert store.fetch_history(lost.source_id) == []
+
+
+def test_lost_leases_and_takeovers_of_the_store_are_exposed_as_metrics(
+    store: SQLStore, other: SQLStore
+) -> None:
+    """aggregator_lease_lost_total and aggregator_lease_takeovers_total include what the
+    process's store counted (the store itself does not import the metrics module)."""
+    from aggregator.metrics import Metrics, events
+
+    store.sync_sources([src("a")], T0)
+    [slow] = store.claim_due(T0, 10, "slow", LEASE)
+    after = T0 + timedelta(seconds=LEASE + 1)
+    [fast] = store.claim_due(after, 10, "fast", LEASE)
+    store.apply(fetched(slow, after), [], [], ok("a"), after, "slow")
+    text = Metrics(store, per_source=False).exposition().decode()
+    base = events()
+    lost = next(line for line in text.splitlines() if line.startswith("aggregator_lease_lost_total"))
+    taken = next(line for line in text.splitlines() if line.startswith("aggregator_lease_takeovers_total"))
+    assert float(lost.rsplit(" ", 1)[1]) == base["lease_lost"] + 1
+    assert float(taken.rsplit(" ", 1)[1]) == base["lease_takeovers"] + 1

@@ -7,6 +7,7 @@ FeedService tests use a real SQLite store and a fake clock.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -179,6 +180,52 @@ def test_web_processes_stop_when_the_daemon_is_killed(
     poll(lambda: not alive(child), 20, "the orphaned web process to stop")
 
 
+@pytest.mark.slow
+def test_a_killed_web_process_is_replaced(
+    daemon: tuple[subprocess.Popen[bytes], str, Path], tmp_path: Path
+) -> None:
+    """A web process killed with SIGKILL is logged and replaced (after 1 s) by a new child of
+    the daemon that serves feeds on the port; SIGTERM then stops everything, exit 0."""
+    proc, base, _ = daemon
+    child, new = kill_and_replace(proc, base, tmp_path / "daemon.log")
+    log = (tmp_path / "daemon.log").read_text()
+    assert f"event=web_process_exited pid={child} code=-9 restart_in=1s" in log
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert not alive(new)
+
+
+def kill_and_replace(proc: subprocess.Popen[bytes], base: str, log: Path) -> tuple[int, int]:
+    """SIGKILL the daemon's web process; its pid and that of its replacement, once the
+    replacement (a child of the daemon) serves feeds beside the daemon."""
+    pids = serving_pids(base, "First post")
+    (child,) = pids - {proc.pid}
+    os.kill(child, signal.SIGKILL)
+
+    def replaced() -> int | None:
+        found = re.search(rf"event=web_process_restarted pid=(\d+) replacing={child}\b",
+                          log.read_text())
+        return int(found[1]) if found else None
+
+    new = poll(replaced, 20, "a replacement web process")
+    assert ppid(new) == proc.pid and new != child
+    assert serving_pids(base, "First post") == {proc.pid, new}
+    return child, new
+
+
+@pytest.mark.slow
+def test_a_replacement_stops_when_the_daemon_is_killed(
+    daemon: tuple[subprocess.Popen[bytes], str, Path], tmp_path: Path
+) -> None:
+    """A replacement web process holds the daemon's pipe like a forked one: when the daemon
+    is SIGKILLed it stops by itself."""
+    proc, base, _ = daemon
+    _, new = kill_and_replace(proc, base, tmp_path / "daemon.log")
+    proc.kill()
+    proc.wait()
+    poll(lambda: not alive(new), 20, "the orphaned replacement to stop")
+
+
 def test_processes_must_be_at_least_one() -> None:
     """server.processes below 1 is a config error naming the field."""
     with pytest.raises(ConfigError) as err:
@@ -246,3 +293,15 @@ def test_a_reload_cannot_change_the_number_of_processes() -> None:
     running, edited = config.parse("[server]\nprocesses = 2\n"), config.parse("[server]\nprocesses = 4\n")
     assert diff(running, edited).needs_restart == ("server.processes: running with 2, the file says 4",)
     assert restart_safe(running, edited).server.processes == 2
+
+
+def test_replacements_back_off_while_they_keep_dying() -> None:
+    """Web processes that die soon after their start are replaced after 1, 2, 4 … s, at most
+    60 s; one that ran 30 s or more is replaced after 1 s again."""
+    from aggregator.webprocs import WebProcesses
+
+    now = time.monotonic()
+    web = WebProcesses([], started={1: now, 2: now - 31})
+    assert [web.restart_delay(1) for _ in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert web.restart_delay(2) == 1
+    assert web.restart_delay(1) == 2

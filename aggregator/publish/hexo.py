@@ -26,6 +26,7 @@ from pathlib import Path
 from bs4 import BeautifulSoup, Tag
 
 from ..models import Entry
+from ..urls import public_link
 
 MANIFEST = ".aggregator-hexo.json"
 _FORBIDDEN = re.compile(r'[\\/:*?"<>|]')
@@ -51,7 +52,7 @@ def post_filename_title(title: str) -> str:
 
 def render_post(entry: Entry, site_name: str) -> str:
     """The Hexo post for an entry, exactly in the seed's format."""
-    image = _first_image(entry.content) or placeholder_image(entry)
+    image = public_link(_first_image(entry.content)) or placeholder_image(entry)
     lines = [
         "",
         "---",

@@ -1,4 +1,5 @@
-"""Feed requests as HTTP: status, headers and body for a request to a feed or to the OPML list.
+"""Feed requests as HTTP: status, headers and body for a request to a feed or to the OPML list
+(whose document comes from ``opmlcache``).
 
 Owns: mapping errors to 404 (unknown feed, source, category or format), 400 (a malformed
 query) and 503 with Retry-After (the database is unavailable and the document was never
@@ -23,8 +24,8 @@ from typing import cast
 
 from ..clock import http_date
 from ..errors import QueryError, SelectionError, StoreUnavailable
-from .feeds import CONTENT_TYPES, FeedService, Rendered, cache_seconds, rendered
-from .opml import OPML_TYPE, export_opml
+from .feeds import CONTENT_TYPES, FeedService, Rendered
+from .opml import OPML_TYPE
 
 HINT = (
     "Feeds are at /feeds/all.FMT, /feeds/ID.FMT (operator feeds), /feeds/source/ID.FMT and "
@@ -92,13 +93,6 @@ def cached_reply(
         return None
     doc = feeds.cached(spec, fmt, query)
     return None if doc is None else conditional(headers, doc)
-
-
-def opml_reply(feeds: FeedService, headers: Mapping[str, str]) -> Reply:
-    """The answer to ``GET /opml``: every configured source."""
-    body = export_opml(feeds.settings, feeds.sources(), feeds.store.list_states(include_disabled=True))
-    doc = rendered(body, OPML_TYPE, None, cache_seconds(feeds.settings.schedule.interval))
-    return conditional(headers, doc)
 
 
 def unavailable(exc: StoreUnavailable) -> Reply:

@@ -2,7 +2,8 @@
 
 Owns: writing the configured sources as an OPML document (outlines nested by category path;
 ``xmlUrl`` is the source's own feed, or our republished Atom feed for sources that are not feeds,
-such as Qutoutiao); reading the feed outlines of an OPML file (safely: no entities, no network);
+such as Qutoutiao; titles are plain text, ``htmlUrl`` follows the URL policy of ``urls.py`` and
+credentials in URLs are shown as ``***``); reading the feed outlines of an OPML file (safely: no entities, no network);
 and adding them to a config file's text as ``[[sources]]`` tables with tomlkit, which keeps every
 comment and the layout of what is already there. Does not own: reading or writing files (the CLI
 does), validating the config (config.py, called on the result before anyone writes it).
@@ -23,6 +24,8 @@ from tomlkit.items import AoT, Table
 from ..config import Settings, parse
 from ..errors import AggregatorError
 from ..models import Source, SourceState
+from ..urls import public_link, redact
+from .render import plain_text
 
 OPML_TYPE = "text/x-opml; charset=utf-8"
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -66,17 +69,19 @@ def _outline(
         xml_url = state.url if state and state.url else src.url
     else:
         xml_url = f"{settings.server.public_base}/feeds/source/{quote(src.id, safe='')}.atom"
-    attrs = {"type": "rss", "text": title, "title": title, "xmlUrl": xml_url}
-    if state and state.site_link:
-        attrs["htmlUrl"] = state.site_link
+    attrs = {"type": "rss", "text": title, "title": title, "xmlUrl": redact(xml_url)}
+    html_url = public_link(state.site_link) if state else None
+    if html_url:
+        attrs["htmlUrl"] = redact(html_url)
     if src.category:
         attrs["category"] = "/" + "/".join(src.category)
     return attrs
 
 
 def _title(src: Source, known: Mapping[str, SourceState]) -> str:
+    """Plain text: a feed's own title may hold markup, which OPML readers would show or run."""
     state = known.get(src.id)
-    return src.title or (state.title if state else None) or src.site_name or src.id
+    return plain_text(src.title or (state.title if state else None) or src.site_name) or src.id
 
 
 # --- import -----------------------------------------------------------------------------------------

@@ -23,7 +23,10 @@ and warnings), whatever the entries hold. The rules that get it there:
 - Ids: ``entry_id`` (tag: URI under the host of ``meta.site_url``); entries whose id repeats an
   earlier one are dropped, so ids are unique within a document. The feed's id is a tag: URI from
   ``meta.id``.
-- URLs are written as ASCII URIs (IDN hosts in punycode, other non-ASCII percent-encoded).
+- URLs: only what ``urls.public_link`` allows is published (absolute http/https; an entry's
+  relative enclosure or image resolves against its link), anything else is dropped, so an entry
+  without a usable link has none. They are written as ASCII URIs (IDN hosts in punycode, other
+  non-ASCII percent-encoded).
 - RSS: ``description`` is the summary or else the content, ``content:encoded`` the content; the
   author name goes in ``dc:creator`` (RSS ``author`` must be an e-mail address); one enclosure
   (the first with an http(s) URL; RSS allows one); ``atom:link`` rel=self/hub/next/alternate.
@@ -54,6 +57,7 @@ from lxml import etree
 
 from ..clock import utc
 from ..models import Enclosure, Entry
+from ..urls import public_link
 
 Format = Literal["rss", "atom", "json"]
 
@@ -162,7 +166,7 @@ def _items(entries: Sequence[Entry], base_url: str) -> list[_Item]:
 
 def _item(entry: Entry, base_url: str) -> _Item:
     content, summary = _html(entry.content), _html(entry.summary)
-    link = _uri(entry.link) or _uri(entry.canonical_url)
+    link = _uri(entry.link) or _uri(entry.canonical_url)  # only absolute http(s): see _uri
     updated = _first_time(entry.changed_at, entry.updated, entry.published, entry.first_seen)
     return _Item(
         id=entry_id(entry, base_url),
@@ -175,8 +179,8 @@ def _item(entry: Entry, base_url: str) -> _Item:
         has_updated=updated is not None,
         summary=summary,
         content=content,
-        enclosures=tuple(e for e in map(_enclosure, entry.enclosures) if e is not None),
-        image=_uri(entry.image),
+        enclosures=tuple(e for e in (_enclosure(x, link) for x in entry.enclosures) if e is not None),
+        image=_uri(entry.image, link),
     )
 
 
@@ -208,8 +212,8 @@ def _author(raw: str | None) -> tuple[str, str | None] | None:
     return (name, None) if name else None
 
 
-def _enclosure(enc: Enclosure) -> Enclosure | None:
-    url = _uri(enc.url)
+def _enclosure(enc: Enclosure, base: str | None) -> Enclosure | None:
+    url = _uri(enc.url, base)
     if not url:
         return None
     mime = (enc.type or "").split(";")[0].strip().lower()
@@ -251,6 +255,9 @@ def _plain(text: str | None) -> str:
     return _SPACES.sub(" ", value).strip()
 
 
+plain_text = _plain  # for the other writers (OPML) that publish titles
+
+
 def _html(text: str | None) -> str | None:
     value = _xml_safe(text or "")
     return value if value.strip() else None
@@ -261,9 +268,11 @@ def _excerpt(html: str | None) -> str:
     return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1].rstrip() + "…"
 
 
-def _uri(value: str | None) -> str | None:
-    """``value`` as an ASCII URI (an IRI's host in punycode, other characters percent-encoded)."""
-    text = _xml_safe(value or "").strip()
+def _uri(value: object, base: str | None = None) -> str | None:
+    """``value`` as an ASCII URI (an IRI's host in punycode, other characters percent-encoded)
+    when the URL policy lets it be published (``urls.public_link``: absolute http(s) after
+    resolving against ``base``), else None."""
+    text = _xml_safe(public_link(value, base) or "")
     if not text:
         return None
     try:

@@ -12,10 +12,19 @@ Chinese sites and APIs (Qutoutiao among them), which write local time. The feedp
 claims only the Chinese-looking zone-less forms (slashes, 年月日, a space between date and time)
 and Unix timestamps; other zone-less forms inside RSS/Atom keep feedparser's reading (UTC). An
 RFC 822 date without a zone (or with ``-0000``) is read as UTC, as that RFC means.
+
+One rule for absurd dates, wherever they come from (RSS, Atom, RDF ``dc:date``, JSON Feed, the
+``json``, ``html`` and Qutoutiao adapters): **a date that cannot be represented (years 0, 1 or
+9999 with an offset, overflowing timestamps), is before 1970-01-01 UTC, or is more than a day
+after the fetch time, is treated as absent** (the entry is then dated by when it was first seen).
+Nothing here raises: ``plausible`` applies the rule, ``from_timestamp`` and ``from_struct`` build
+instants that may be out of range, and ``parse_date`` applies the first two parts (it does not
+know the fetch time; ``offload.identify`` applies the third to every item it parses).
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 import unicodedata
@@ -37,22 +46,62 @@ _NUMERIC = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 _EPOCH = re.compile(r"^\d{10}(?:\d{3})?$")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # dates before this are absent
+FUTURE_SLACK = timedelta(days=1)  # dates further than this after the fetch time are absent
 _installed = False
 
 
-def parse_date(text: str) -> datetime | None:
-    """The instant ``text`` names, as an aware UTC datetime, or None when it names none."""
-    if not text:
+def plausible(when: datetime | None, now: datetime | None = None) -> datetime | None:
+    """``when`` in UTC when an item may carry it, else None: not before 1970-01-01 and, when
+    ``now`` (the fetch time) is given, no more than a day after it."""
+    if when is None:
         return None
+    try:
+        when = when.astimezone(UTC)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 is in year 0
+        return None
+    if when < EARLIEST or (now is not None and when > now + FUTURE_SLACK):
+        return None
+    return when
+
+
+def from_timestamp(seconds: float) -> datetime | None:
+    """Seconds since the epoch as a plausible UTC instant, else None (never raises)."""
+    try:
+        return plausible(datetime.fromtimestamp(seconds, UTC))
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def from_struct(parsed: time.struct_time) -> datetime | None:
+    """A UTC ``struct_time`` (feedparser's ``*_parsed``) as a plausible instant, else None
+    (feedparser reads ``0000-00-00`` as year -1 and ``9999-12-31T23:59:59-05:00`` as 10000)."""
+    try:
+        return from_timestamp(calendar.timegm(parsed))
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+def parse_date(text: str) -> datetime | None:
+    """The instant ``text`` names, as an aware UTC datetime, or None when it names none or an
+    implausible one (see the module docstring)."""
+    return read_date(text)[1]
+
+
+def read_date(text: str) -> tuple[bool, datetime | None]:
+    """Whether ``text`` is written as a date, and the plausible instant it names (None when it
+    names an impossible or implausible one such as ``0000-00-00``)."""
+    if not text:
+        return False, None
     cleaned = unicodedata.normalize("NFKC", text).strip()
     for parser in (_parse_numeric, _parse_epoch, _parse_rfc822):
         try:
             found = parser(cleaned)
-        except (ValueError, OverflowError):
-            found = None
+        except (ValueError, OverflowError):  # a date's form with impossible numbers
+            return True, None
         if found is not None:
-            return found.astimezone(UTC)
-    return None
+            return True, plausible(found)
+    return False, None
 
 
 def install_date_handlers() -> None:
@@ -119,7 +168,7 @@ def _parse_epoch(text: str) -> datetime | None:
     if not _EPOCH.match(text):
         return None
     seconds = int(text) / (1000 if len(text) == 13 else 1)
-    return datetime.fromtimestamp(seconds, UTC)
+    return datetime.fromtimestamp(seconds, UTC)  # ten digits cannot overflow
 
 
 def _parse_rfc822(text: str) -> datetime | None:

@@ -1,17 +1,19 @@
 """The feed adapter: RSS 0.9x/1.0/2.0 and Atom through feedparser, JSON Feed 1.0/1.1 by hand.
 
-feedparser is handed bytes and headers, never a URL, so every request goes through our fetcher.
+feedparser is handed a file object and headers, never a URL nor the bytes themselves: given a
+``str`` or ``bytes`` it first tries them as a local path or a URL (a body of ``/etc/passwd`` would be
+read from disk), so every document goes through our fetcher and nothing else.
 Bytes are first decoded by ``encoding.decode_feed`` (GB18030 for GB2312/GBK, UTF-8 wins when the
 declarations disagree with valid UTF-8 bytes). This module does not clean HTML: the pipeline does.
 """
 
 from __future__ import annotations
 
-import calendar
+import io
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import feedparser
@@ -19,8 +21,9 @@ import feedparser
 from ..errors import NotAFeedError, ParseError
 from ..models import Enclosure, FeedHints, FetchResult, Item, ParsedFeed, Source
 from . import FetchFn
-from .dates import install_date_handlers, parse_date
+from .dates import from_struct, install_date_handlers, parse_date, plausible
 from .encoding import decode_feed
+from .limits import newest, trim_xml
 
 install_date_handlers()
 
@@ -38,25 +41,37 @@ class FeedAdapter:
         return effective_url
 
     def parse(self, source: Source, result: FetchResult) -> ParsedFeed:
-        body = result.content
+        body, keep, now = result.content, source.limits.max_entries, result.fetched_at
         if _looks_like_json(body, result.headers.get("content-type")):
-            return parse_json_feed(body)
-        return parse_xml_feed(body, result.headers, result.url)
+            return parse_json_feed(body, keep, now)
+        return parse_xml_feed(body, result.headers, result.url, keep, now)
 
     async def enrich(self, source: Source, item: Item, fetch: FetchFn) -> Item:
         return item
 
 
 def _looks_like_json(body: bytes, content_type: str | None) -> bool:
-    if content_type and "json" in content_type.lower():
+    """JSON by its first character, else by the declared type: a server that labels its RSS
+    ``application/json`` still has its feed read."""
+    first = body.lstrip().removeprefix(b"\xef\xbb\xbf")[:1]
+    if first in (b"{", b"["):
         return True
-    return body.lstrip()[:1] == b"{"
+    if first == b"<":
+        return False
+    return bool(content_type and "json" in content_type.lower())
 
 
-def parse_xml_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
+def parse_xml_feed(
+    body: bytes, headers: Mapping[str, str], url: str, keep: int | None = None,
+    now: datetime | None = None,
+) -> ParsedFeed:
+    """The items of an RSS, Atom or RDF document; with ``keep``, only its newest ``keep`` items
+    (dates plausible at ``now``, the fetch time) reach feedparser (``limits.trim_xml``)."""
     data, _encoding = decode_feed(body, headers.get("content-type"))
+    if keep is not None:
+        data = trim_xml(data, keep, now)
     parsed = feedparser.parse(
-        data,
+        io.BytesIO(data),  # never the bytes: feedparser would open() them as a path or URL
         response_headers={
             "content-type": "application/xml; charset=utf-8",
             "content-location": url,
@@ -106,7 +121,7 @@ def _item(e: Any) -> Item:
 def _date(e: Any, name: str) -> datetime | None:
     parsed = e.get(f"{name}_parsed")
     if parsed:
-        return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+        return from_struct(parsed)
     raw = e.get(name)
     return parse_date(raw) if raw else None
 
@@ -152,7 +167,9 @@ def _hints(feed: Any, body: bytes) -> FeedHints:
 # --- JSON Feed 1.0 / 1.1 -------------------------------------------------------------------------
 
 
-def parse_json_feed(body: bytes) -> ParsedFeed:
+def parse_json_feed(
+    body: bytes, keep: int | None = None, now: datetime | None = None
+) -> ParsedFeed:
     try:
         doc = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -162,7 +179,10 @@ def parse_json_feed(body: bytes) -> ParsedFeed:
     raw_items = doc.get("items")
     if not isinstance(raw_items, list):
         raise ParseError("not a feed: JSON Feed without an items list")
-    items = tuple(_json_item(i) for i in raw_items if isinstance(i, dict))
+    raw = [i for i in raw_items if isinstance(i, dict)]
+    if keep is not None:  # only the newest become items (limits.newest)
+        raw = newest(raw, lambda i: plausible(_json_raw_date(i), now), keep)
+    items = tuple(_json_item(i) for i in raw)
     return ParsedFeed(title=_str(doc.get("title")), link=_str(doc.get("home_page_url")), items=items)
 
 
@@ -172,7 +192,7 @@ def _json_item(i: Mapping[str, Any]) -> Item:
     html, text = _str(i.get("content_html")), _str(i.get("content_text"))
     return Item(
         guid=_str(i.get("id")),
-        link=_str(i.get("url")) or _str(i.get("external_url")),
+        link=_url(i.get("url")) or _url(i.get("external_url")),
         title=_str(i.get("title")),
         content=html or (_escape(text) if text else None),
         summary=_str(i.get("summary")),
@@ -181,13 +201,17 @@ def _json_item(i: Mapping[str, Any]) -> Item:
         updated=_json_date(i.get("date_modified")),
         categories=tuple(str(t) for t in i.get("tags") or [] if isinstance(t, (str, int))),
         enclosures=tuple(_json_attachments(i.get("attachments") or [])),
-        image=_str(i.get("image")) or _str(i.get("banner_image")),
+        image=_url(i.get("image")) or _url(i.get("banner_image")),
     )
+
+
+def _json_raw_date(i: Mapping[str, Any]) -> datetime | None:
+    return _json_date(i.get("date_published")) or _json_date(i.get("date_modified"))
 
 
 def _json_attachments(attachments: Iterable[Any]) -> Iterable[Enclosure]:
     for a in attachments:
-        if isinstance(a, dict) and a.get("url"):
+        if isinstance(a, dict) and _url(a.get("url")):
             size = a.get("size_in_bytes")
             yield Enclosure(
                 url=str(a["url"]),
@@ -198,6 +222,11 @@ def _json_attachments(attachments: Iterable[Any]) -> Iterable[Enclosure]:
 
 def _json_date(value: Any) -> datetime | None:
     return parse_date(value) if isinstance(value, str) and value.strip() else None
+
+
+def _url(value: Any) -> str | None:
+    """A URL field: only a string is one (a number such as ``1.2`` is no link)."""
+    return _str(value) if isinstance(value, str) else None
 
 
 def _str(value: Any) -> str | None:

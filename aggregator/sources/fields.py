@@ -2,7 +2,7 @@
 item to ``Item`` records, and precise reports when a config does not fit a document.
 
 Owns: converting found values (text, links made absolute, dates by strptime format, Unix time unit
-or ``dates.parse_date``, patterns), the per-field checks that turn a config mistake into one
+or ``dates.read_date``, patterns), the per-field checks that turn a config mistake into one
 ``ParseError`` naming every field at fault with a sample of what was found, decoding HTML (meta
 charset), describing a page whose selector matched nothing, the inner HTML of a detail document's
 selected element, and fetching an extra document without failing the item. Does not own: finding
@@ -21,7 +21,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -33,7 +33,7 @@ from ..config import FieldSpec
 from ..errors import FetchError, ParseError
 from ..models import FetchResult, Item
 from . import FetchFn
-from .dates import parse_date
+from .dates import plausible, read_date
 from .encoding import decode_text, header_charset
 
 log = logging.getLogger("aggregator.sources")
@@ -174,8 +174,9 @@ def _pattern(spec: FieldSpec, text: str) -> str:
     return (match.group(1) if match.re.groups else match.group(0)).strip()
 
 
-def to_date(text: str, spec: FieldSpec) -> datetime:
-    """The instant ``text`` names, by the spec's unit or format, else in any form dates knows."""
+def to_date(text: str, spec: FieldSpec) -> datetime | None:
+    """The instant ``text`` names, by the spec's unit or format, else in any form dates knows;
+    None (absent) for a date that is no plausible instant (``dates.plausible``)."""
     if spec.unit:
         return _from_epoch(text, spec.unit)
     if spec.format:
@@ -185,9 +186,9 @@ def to_date(text: str, spec: FieldSpec) -> datetime:
             raise ValueError(f"{text!r} does not match format {spec.format!r}") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=zone(spec.timezone))
-        return parsed.astimezone(UTC)
-    found = parse_date(text)
-    if found is None:
+        return plausible(parsed)
+    is_date, found = read_date(text)
+    if not is_date:
         raise ValueError(f"{text!r} is not a date (give format or unit)")
     return found
 
@@ -293,15 +294,31 @@ def selected_html(text: str, selector: str, remove: Sequence[str]) -> tuple[str 
 # --- extra documents -----------------------------------------------------------------------------
 
 
-async def fetch_extra(url: str | None, fetch: FetchFn) -> FetchResult | None:
-    """A successful fetch of ``url``, or None: an extra document never fails the item."""
+@dataclass(frozen=True)
+class Extra:
+    """An extra document (an item's detail or article page): its successful fetch, or why not."""
+
+    result: FetchResult | None
+    error: str | None = None  # why there is no result; None when there was no URL to fetch
+
+    def missing(self, item: Item) -> Item:
+        """``item`` marked as missing its detail for this reason (unchanged without a reason)."""
+        return replace(item, detail_error=self.error) if self.error else item
+
+
+async def fetch_extra(url: str | None, fetch: FetchFn) -> Extra:
+    """Fetch ``url``; an extra document never fails the item, its failure is only recorded
+    (``Item.detail_error``) so the item's detail is retried at later fetches."""
     if not url:
-        return None
+        return Extra(None)
     try:
         result = await fetch(url)
-    except FetchError:
-        return None
-    return result if result.ok and result.content else None
+    except FetchError as exc:
+        return Extra(None, f"{url}: {exc}")
+    if result.ok and result.content.strip():
+        return Extra(result)
+    why = result.error or ("empty response" if result.ok else f"HTTP {result.status_code}")
+    return Extra(None, f"{url}: {why}")
 
 
 def content_type(result: FetchResult) -> str | None:

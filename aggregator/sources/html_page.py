@@ -69,14 +69,15 @@ class HtmlAdapter:
         options = HtmlOptions.model_validate(dict(source.options))
         if options.detail is None:
             return item
-        result = await fetch_extra(item.link, fetch)
+        extra = await fetch_extra(item.link, fetch)
+        result = extra.result
         if result is None:
-            return item
+            return extra.missing(item)
         text = decode_html(result.content, content_type(result))
         html, why = selected_html(text, options.detail.selector, options.detail.remove)
         if html is None:
             log.warning("source=%s event=detail_unusable url=%s problem=%r", source.id, item.link, why)
-            return item
+            return replace(item, detail_error=f"{item.link}: detail unusable: {why}")
         return replace(item, content=html)
 
 

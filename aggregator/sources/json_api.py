@@ -84,9 +84,10 @@ class JsonAdapter:
         if options.detail is None:
             return item
         url = item.extra.get("detail_url") or item.link
-        result = await fetch_extra(url, fetch)
+        extra = await fetch_extra(url, fetch)
+        result = extra.result
         if result is None:
-            return item
+            return extra.missing(item)
         if options.detail.content is not None:
             html, why = _json_detail(result, options.detail.content)
         else:
@@ -94,7 +95,7 @@ class JsonAdapter:
             html, why = selected_html(text, options.detail.selector or "", options.detail.remove)
         if html is None:
             log.warning("source=%s event=detail_unusable url=%s problem=%r", source.id, url, why)
-            return item
+            return replace(item, detail_error=f"{url}: detail unusable: {why}")
         return replace(item, content=html)
 
 

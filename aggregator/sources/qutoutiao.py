@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,6 +26,7 @@ from ..errors import ParseError
 from ..markup import IN_ORDER
 from ..models import FetchResult, Item, ParsedFeed, Source
 from . import FetchFn
+from .dates import from_timestamp
 from .fields import fetch_extra
 
 
@@ -45,8 +46,13 @@ class QutoutiaoAdapter:
         )
 
     async def enrich(self, source: Source, item: Item, fetch: FetchFn) -> Item:
-        content = await _detail_html(item, fetch) or await _article_html(item, fetch)
-        return replace(item, content=content) if content else item
+        content, detail_error = await _detail_html(item, fetch)
+        if not content:
+            content, article_error = await _article_html(item, fetch)
+            if not content:  # both failed: the item keeps its summary, and the detail is retried
+                why = "; ".join(e for e in (detail_error, article_error) if e)
+                return replace(item, detail_error=why) if why else item
+        return replace(item, content=content)
 
 
 def _json_body(body: bytes, what: str) -> dict[str, Any]:
@@ -100,9 +106,10 @@ def _published(raw: Mapping[str, Any]) -> datetime | None:
     for key, scale in (("show_time", 1), ("publish_time", 1000)):
         try:
             seconds = float(raw[key]) / scale
-            return datetime.fromtimestamp(seconds, UTC)
-        except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        except (KeyError, TypeError, ValueError):
             continue
+        if (when := from_timestamp(seconds)) is not None:
+            return when
     return None
 
 
@@ -119,24 +126,29 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-async def _detail_html(item: Item, fetch: FetchFn) -> str | None:
-    result = await fetch_extra(item.extra.get("detail_url"), fetch)
-    if result is None:
-        return None
+async def _detail_html(item: Item, fetch: FetchFn) -> tuple[str | None, str | None]:
+    """The detail JSON's HTML, else None and why not."""
+    url = item.extra.get("detail_url")
+    extra = await fetch_extra(url, fetch)
+    if extra.result is None:
+        return None, extra.error
     try:
-        data = _json_body(result.content, "article detail")
-    except ParseError:
-        return None
+        data = _json_body(extra.result.content, "article detail")
+    except ParseError as exc:
+        return None, f"{url}: {exc}"
     detail = data.get("data")
     html = detail.get("detail") if isinstance(detail, dict) else None
-    return html if isinstance(html, str) and html.strip() else None
+    return (html, None) if isinstance(html, str) and html.strip() else (None, f"{url}: no detail")
 
 
-async def _article_html(item: Item, fetch: FetchFn) -> str | None:
-    result = await fetch_extra(item.extra.get("article_url") or item.link, fetch)
-    if result is None:
-        return None
-    return article_content(_decode(result))
+async def _article_html(item: Item, fetch: FetchFn) -> tuple[str | None, str | None]:
+    """The article page's content, else None and why not."""
+    url = item.extra.get("article_url") or item.link
+    extra = await fetch_extra(url, fetch)
+    if extra.result is None:
+        return None, extra.error
+    html = article_content(_decode(extra.result))
+    return (html, None) if html else (None, f"{url}: no div.content in the article page")
 
 
 def article_content(page: str) -> str | None:

@@ -3,22 +3,37 @@ scale out; both are ``SQLStore`` over SQLAlchemy Core with one schema (``schema.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from ..config import StorageSettings
-from ..models import Drop, DuplicateCandidate, Entry, FetchOutcome, Selection, Source, SourceState
+from ..models import (
+    DetailAttempt,
+    Drop,
+    DuplicateCandidate,
+    Entry,
+    FetchOutcome,
+    Selection,
+    Source,
+    SourceState,
+)
+from .identity import CandidateLookup, Merge, Wanted
 from .sql import ChangeStamp, PruneResult, SQLStore
 
 
 class Store(Protocol):
+    leases_lost: int  # writes rejected by lease fencing (``lease_lost``), since the store opened
+    lease_takeovers: int  # sources claimed over another owner's expired lease, since it opened
+
     def close(self) -> None: ...
     def ping(self) -> bool: ...
     def sync_sources(self, configured: Sequence[Source], now: datetime) -> None: ...
     def claim_due(self, now: datetime, limit: int, owner: str, lease: float) -> list[SourceState]: ...
+    def oldest_due(self, now: datetime) -> datetime | None: ...
     def release(self, source_id: str, owner: str) -> None: ...
     def release_all(self, owner: str) -> None: ...
+    def release_orphaned(self, gone: Callable[[str], bool]) -> int: ...
     def get_state(self, source_id: str) -> SourceState | None: ...
     def list_states(self, include_disabled: bool = False) -> list[SourceState]: ...
     def reset_source(self, source_id: str, now: datetime) -> None: ...
@@ -34,13 +49,14 @@ class Store(Protocol):
         now: datetime,
         owner: str | None = None,
         dropped: Sequence[Drop] = (),
+        merge: Merge | None = None,
     ) -> list[int]: ...
     def apply_quiet(
         self, results: Sequence[tuple[SourceState, FetchOutcome]], now: datetime,
         owner: str | None = None,
     ) -> None: ...
     def duplicate_candidates_many(
-        self, exclude_source: str, wanted: Sequence[tuple[str | None, str, Sequence[int]]]
+        self, exclude_source: str, wanted: Wanted
     ) -> list[list[DuplicateCandidate]]: ...
     def source_identities(self, source_id: str, limit: int = 5000) -> list[Entry]: ...
     def find_entries(self, ref: str, limit: int = 20) -> list[int]: ...
@@ -55,6 +71,10 @@ class Store(Protocol):
     def get_entry(self, entry_id: int) -> Entry | None: ...
     def entry_counts(self) -> dict[str, int]: ...
     def fetch_history(self, source_id: str, limit: int = 20) -> list[dict[str, Any]]: ...
+    def detail_attempts(self, source_id: str) -> dict[str, DetailAttempt]: ...
+    def save_detail_attempts(
+        self, source_id: str, failed: Sequence[DetailAttempt], cleared: Sequence[str]
+    ) -> None: ...
 
 
 def open_store(url: str, now: datetime, limits: StorageSettings | None = None) -> Store:
@@ -63,4 +83,7 @@ def open_store(url: str, now: datetime, limits: StorageSettings | None = None) -
     return SQLStore(url, now, limits)
 
 
-__all__ = ["ChangeStamp", "PruneResult", "SQLStore", "Store", "open_store"]
+__all__ = [
+    "CandidateLookup", "ChangeStamp", "Merge", "PruneResult", "SQLStore", "Store", "Wanted",
+    "open_store",
+]

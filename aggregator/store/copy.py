@@ -13,10 +13,21 @@ from collections.abc import Callable
 from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from .schema import counters, drops, entries, entry_bands, fetch_log, sources, tombstones
+from .schema import (
+    counters,
+    detail_retries,
+    drops,
+    entries,
+    entry_bands,
+    fetch_log,
+    sources,
+    tombstones,
+)
 
 # Parents before children (entries reference sources).
-TABLES: tuple[Table, ...] = (sources, entries, entry_bands, tombstones, fetch_log, drops)
+TABLES: tuple[Table, ...] = (
+    sources, entries, entry_bands, tombstones, fetch_log, drops, detail_retries,
+)
 _SERIAL = (entries, fetch_log)  # tables whose integer id a sequence hands out on PostgreSQL
 
 Progress = Callable[[str, int, int], None]  # table, rows copied so far, rows in all

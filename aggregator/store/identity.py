@@ -3,16 +3,24 @@ dropped entries and the look-ups of ``aggregator explain``.
 
 A mixin of ``SQLStore`` (it uses its ``engine``); the decisions themselves are dedupe.py's and
 categorize.py's, this module only finds and writes rows.
+
+One primary per story across processes: ``SQLStore.apply`` looks up the candidates of new
+entries and inserts them in one transaction, after ``lock_stories`` has taken a lock on every key
+by which a candidate can be found (content hash, canonical URL, band keys). Two workers storing
+copies of one story share at least one such key, so the second waits for the first to commit and
+then finds its entry. On PostgreSQL these are transaction-scoped advisory locks, taken in sorted
+order (no deadlocks); on SQLite the transaction's first write already holds the one write lock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from ..models import Drop, DuplicateCandidate, Entry
@@ -57,48 +65,58 @@ _BY_BAND = (
 )
 _CHUNK = 500  # values per IN list (SQLite allows 32,766 parameters; PostgreSQL 65,535)
 
+# What a duplicate look-up is asked for, per new entry: canonical URL, content hash, band keys.
+Wanted = Sequence[tuple[str | None, str, Sequence[int]]]
+# The candidates of each wanted entry among other sources' entries (excluding one source).
+CandidateLookup = Callable[[str, Wanted], list[list[DuplicateCandidate]]]
+# The caller's duplicate decision, run inside the storing transaction: the new entries with
+# ``duplicate_of`` and ``merge_reason`` set, from candidates read with the lookup it is given.
+Merge = Callable[[Sequence[Entry], CandidateLookup], Sequence[Entry]]
+
+# Story locks (PostgreSQL). Every transaction storing new entries holds _STORY_LOCK (bigint key
+# space): shared, plus one exclusive lock per story key in the two-int key space (class
+# _STORY_CLASS, 32-bit hash of the key; a collision only makes two unrelated writes wait); or,
+# beyond MAX_STORY_LOCKS keys (a first fetch of a long feed), _STORY_LOCK exclusive alone, which
+# stands for every key. The lock table is shared by all sessions and sized by
+# max_locks_per_transaction x max_connections (6,400 by default): a 50-entry fetch has about
+# 1,150 keys, so big ones take the one coarse lock instead.
+_STORY_LOCK = 7_306_112_004
+_STORY_CLASS = 7306
+MAX_STORY_LOCKS = 256
+_LOCK_ONE = text("SELECT pg_advisory_xact_lock(:key)")
+_LOCK_SHARED = text("SELECT pg_advisory_xact_lock_shared(:key)")
+# unnest yields the array in order, so the keys are locked in the sorted order they are given.
+_LOCK_KEYS = text(
+    "SELECT count(pg_advisory_xact_lock(:cls, k)) FROM unnest(CAST(:keys AS integer[])) AS k"
+)
+
 
 class IdentityQueries:
     engine: Engine
     dialect: str
 
     def duplicate_candidates_many(
-        self, exclude_source: str, wanted: Sequence[tuple[str | None, str, Sequence[int]]]
+        self, exclude_source: str, wanted: Wanted
     ) -> list[list[DuplicateCandidate]]:
         """For each of several new entries of one source (canonical URL, content hash, band keys
         each): the entries of other sources that could be the same story, sharing its canonical
         URL, its content hash or a near-duplicate band key; the newest ``CANDIDATE_LIMIT``, newest
-        first. A few queries in all, not a few per entry."""
-        hashes = list({h for _, h, _ in wanted})
-        urls = list({u for u, _, _ in wanted if u})
-        bands = list({k for _, _, keys in wanted for k in keys})
-        rows: dict[int, DuplicateCandidate] = {}
-        by_hash: dict[str, set[int]] = {}
-        by_url: dict[str, set[int]] = {}
-        by_band: dict[int, set[int]] = {}
+        first. A few queries in all, not a few per entry. (Read outside any write: for dry runs;
+        ``apply`` with a ``merge`` looks up and inserts in one transaction.)"""
         with self.engine.connect() as conn:
-            for i in range(0, max(len(hashes), len(urls)), _CHUNK):
-                params = {"exclude": exclude_source, "hashes": hashes[i : i + _CHUNK],
-                          "urls": urls[i : i + _CHUNK]}
-                for r in conn.execute(_BY_HASH_OR_URL, params):
-                    rows[r[0]] = DuplicateCandidate(*r)
-                    by_hash.setdefault(r.content_hash, set()).add(r[0])
-                    if r.canonical_url:
-                        by_url.setdefault(r.canonical_url, set()).add(r[0])
-            for i in range(0, len(bands), _CHUNK):
-                band_params: dict[str, Any] = {"exclude": exclude_source,
-                                               "bands": bands[i : i + _CHUNK]}
-                for band in conn.execute(_BY_BAND, band_params):
-                    rows[band[1]] = DuplicateCandidate(*band[1:])
-                    by_band.setdefault(band[0], set()).add(band[1])
-        out = []
-        for url, content_hash, keys in wanted:
-            ids = set(by_hash.get(content_hash, ())) | (by_url.get(url, set()) if url else set())
-            for k in keys:
-                ids |= by_band.get(k, set())
-            newest = sorted(ids, reverse=True)[:CANDIDATE_LIMIT]
-            out.append([rows[i] for i in newest])
-        return out
+            return read_candidates(conn, exclude_source, wanted)
+
+    def lock_stories(self, conn: Connection, new: Sequence[Entry]) -> None:
+        """Hold, until ``conn``'s transaction ends, the story locks of ``new``'s entries (see the
+        module docstring); nothing on SQLite, whose writers are serialized anyway."""
+        if self.dialect != "postgresql" or not new:
+            return
+        keys = sorted({_lock_key(k) for e in new for k in _story_keys(e)})
+        if len(keys) > MAX_STORY_LOCKS:
+            conn.execute(_LOCK_ONE, {"key": _STORY_LOCK})
+            return
+        conn.execute(_LOCK_SHARED, {"key": _STORY_LOCK})
+        conn.execute(_LOCK_KEYS, {"cls": _STORY_CLASS, "keys": keys})
 
     def source_identities(self, source_id: str, limit: int = 5000) -> list[Entry]:
         """The source's stored entries as keys, canonical URLs and content hashes (for spotting a
@@ -156,6 +174,50 @@ class IdentityQueries:
                     reason=d.reason, at=d.at or now,
                 )
             )
+
+
+def read_candidates(
+    conn: Connection, exclude_source: str, wanted: Wanted
+) -> list[list[DuplicateCandidate]]:
+    """``duplicate_candidates_many`` on a given connection (inside the caller's transaction)."""
+    hashes = list({h for _, h, _ in wanted})
+    urls = list({u for u, _, _ in wanted if u})
+    bands = list({k for _, _, keys in wanted for k in keys})
+    rows: dict[int, DuplicateCandidate] = {}
+    by_hash: dict[str, set[int]] = {}
+    by_url: dict[str, set[int]] = {}
+    by_band: dict[int, set[int]] = {}
+    for i in range(0, max(len(hashes), len(urls)), _CHUNK):
+        params = {"exclude": exclude_source, "hashes": hashes[i : i + _CHUNK],
+                  "urls": urls[i : i + _CHUNK]}
+        for r in conn.execute(_BY_HASH_OR_URL, params):
+            rows[r[0]] = DuplicateCandidate(*r)
+            by_hash.setdefault(r.content_hash, set()).add(r[0])
+            if r.canonical_url:
+                by_url.setdefault(r.canonical_url, set()).add(r[0])
+    for i in range(0, len(bands), _CHUNK):
+        band_params: dict[str, Any] = {"exclude": exclude_source, "bands": bands[i : i + _CHUNK]}
+        for band in conn.execute(_BY_BAND, band_params):
+            rows[band[1]] = DuplicateCandidate(*band[1:])
+            by_band.setdefault(band[0], set()).add(band[1])
+    out = []
+    for url, content_hash, keys in wanted:
+        ids = set(by_hash.get(content_hash, ())) | (by_url.get(url, set()) if url else set())
+        for k in keys:
+            ids |= by_band.get(k, set())
+        newest = sorted(ids, reverse=True)[:CANDIDATE_LIMIT]
+        out.append([rows[i] for i in newest])
+    return out
+
+
+def _story_keys(e: Entry) -> list[str]:
+    """Every key by which ``_candidates`` can find ``e`` or find another entry for it."""
+    keys = [f"h:{e.content_hash}", *(f"b:{k}" for k in e.band_keys)]
+    return [f"u:{e.canonical_url}", *keys] if e.canonical_url else keys
+
+
+def _lock_key(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big", signed=True)
 
 
 def identity_columns(e: Entry) -> dict[str, Any]:

@@ -100,6 +100,17 @@ sources = Table(
     Column("entries_version", BigInteger, nullable=False, server_default="0"),
     Column("entries_count", BigInteger, nullable=False, server_default="0"),
     Column("entries_changed_at", UTCDateTime),
+    # Scale-out (migration 5): the fencing number of the latest claim (each claim adds one; a
+    # write carrying an older number is a lost lease's and is rejected), a digest of the source
+    # as configured (a reload marks it due only when the digest changes, once across processes)
+    # and its configured category path as JSON (a change re-files its stored entries).
+    Column("lease_token", BigInteger, nullable=False, server_default="0"),
+    Column("config_digest", String(64)),
+    Column("category_path", Text),
+    # Details (full texts) that could not be fetched (migration 6): see detail_retries.
+    Column("details_missing", Integer, nullable=False, server_default="0"),
+    Column("detail_error", Text),
+    Column("detail_retry_at", UTCDateTime),
     Index("ix_sources_due", "next_fetch_at"),
 )
 
@@ -191,6 +202,18 @@ drops = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+# Entries whose detail fetch failed (migration 6): retried on later fetches with backoff, a bounded
+# number of times; a row goes when the detail arrives or the item leaves the source's document.
+detail_retries = Table(
+    "detail_retries",
+    metadata,
+    Column("source_id", String(100), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("retry_at", UTCDateTime),
+)
+
 # Where revisions come from: a sequence on PostgreSQL (no row lock shared by all workers), a
 # one-row counter on SQLite (writers are serialized there anyway).
 revision_seq = Sequence("entry_revision_seq", metadata=metadata)
@@ -249,8 +272,35 @@ def _v4_source_summaries(conn: Connection) -> None:
     )
 
 
+def _v5_scale_out(conn: Connection) -> None:
+    """Lease fencing numbers, configured-source digests and category paths on sources."""
+    have = {c["name"] for c in inspect(conn).get_columns("sources")}
+    for name, ddl in (
+        ("lease_token", "BIGINT NOT NULL DEFAULT 0"),
+        ("config_digest", "VARCHAR(64)"),
+        ("category_path", "TEXT"),
+    ):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE sources ADD COLUMN {name} {ddl}"))
+
+
+def _v6_detail_retries(conn: Connection) -> None:
+    """Failed detail fetches: a table of the entries to retry, a summary on each source."""
+    have = {c["name"] for c in inspect(conn).get_columns("sources")}
+    when = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    for name, ddl in (
+        ("details_missing", "INTEGER NOT NULL DEFAULT 0"),
+        ("detail_error", "TEXT"),
+        ("detail_retry_at", when),
+    ):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE sources ADD COLUMN {name} {ddl}"))
+    detail_retries.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _v1_initial, _v2_revisions, _v3_dedupe, _v4_source_summaries,
+    _v1_initial, _v2_revisions, _v3_dedupe, _v4_source_summaries, _v5_scale_out,
+    _v6_detail_retries,
 ]
 LATEST = len(MIGRATIONS)
 

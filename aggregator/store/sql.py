@@ -6,17 +6,22 @@ retention (pruning old entries behind tombstones). Does not own: deciding what i
 fetch next, or how to render (callers pass those decisions in).
 
 Several processes may share one PostgreSQL database: claims use ``FOR UPDATE SKIP LOCKED`` and a
-lease, a write from a worker whose lease was taken over is dropped, syncing the configured sources
-is serialized with an advisory lock, and every entry write bumps its source's entry summary under
-that source row's lock, so caches in other processes notice it (``last_change``).
+lease, and each claim adds one to the source's fencing number, so a write from a worker whose
+claim is no longer the latest is rejected (``lease_lost``); new entries' duplicates are decided in
+their inserting transaction under story locks (identity.py), so concurrent workers make one
+primary per story; syncing the configured sources is serialized with an advisory lock and marks a
+source due only when its configuration changed; and every entry write bumps its source's entry
+summary under that source row's lock, so caches in other processes notice it (``last_change``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +48,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..config import StorageSettings
 from ..errors import StoreError
 from ..models import Drop, Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
-from .identity import IdentityQueries, identity_columns
+from .details import DetailQueries
+from .identity import IdentityQueries, Merge, identity_columns, read_candidates
 from .schema import (
     counters,
     entries,
@@ -140,7 +146,7 @@ def _sqlite_engine(url: str, limits: StorageSettings) -> Engine:
     return engine
 
 
-class SQLStore(IdentityQueries):
+class SQLStore(IdentityQueries, DetailQueries):
     """One store over one database; safe to share within a process."""
 
     def __init__(self, url: str, now: datetime, limits: StorageSettings | None = None) -> None:
@@ -151,6 +157,13 @@ class SQLStore(IdentityQueries):
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store at {_redact(url)}: {exc}") from None
         self.dialect = self.engine.dialect.name
+        # Writes of a fetch rejected because the source was claimed again since its claim (the
+        # worker's lease expired and another took over): for the lease_lost metric.
+        self.leases_lost = 0
+        # Sources claimed while another owner's lease on them had expired: for the
+        # lease-takeovers metric.
+        self.lease_takeovers = 0
+        self._counting = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -167,7 +180,13 @@ class SQLStore(IdentityQueries):
 
     def sync_sources(self, configured: Sequence[Source], now: datetime) -> None:
         """Make the source rows match the config: add new ones (due now), update changed ones,
-        disable removed ones (their entries stay)."""
+        disable removed ones (their entries stay).
+
+        A source whose configured fields changed since the last sync (its stored digest differs)
+        is due now, once: every process of a deployment syncs the same edit on its reload, and
+        only the first finds something changed (the rows are read and written under one lock on
+        PostgreSQL; the due time is set by a conditional UPDATE). A source moved to another
+        category takes its stored entries along (``_refile``)."""
         wanted = {s.id: s for s in configured}
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":  # processes starting together sync one at a time
@@ -179,10 +198,39 @@ class SQLStore(IdentityQueries):
                     insert = _insert_ignoring_conflicts(self.dialect, sources)  # raced by a peer
                     conn.execute(insert.values(**_new_source_row(src, now)))
                 else:
-                    conn.execute(update(sources).where(sources.c.id == sid).values(**_changed_source(row, src, now)))
+                    self._sync_one(conn, row, src, now)
             gone = [sid for sid, row in rows.items() if sid not in wanted and row["enabled"]]
             if gone:
                 conn.execute(update(sources).where(sources.c.id.in_(gone)).values(enabled=False))
+
+    def _sync_one(self, conn: Connection, row: RowMapping, src: Source, now: datetime) -> None:
+        digest = _config_digest(src)
+        edited = and_(sources.c.config_digest.is_not(None), sources.c.config_digest != digest)
+        values = _changed_source(row, src, now)
+        values.update(
+            config_digest=digest,
+            category_path=_json_path(src.category),
+            next_fetch_at=case((edited, now), else_=values.get("next_fetch_at", sources.c.next_fetch_at)),
+        )
+        conn.execute(update(sources).where(sources.c.id == src.id).values(**values))
+        was = row["category_path"]
+        if was is not None and was != _json_path(src.category):  # NULL: synced before migration 5
+            self._refile(conn, src.id, tuple(json.loads(was)), src.category, now)
+
+    def _refile(
+        self, conn: Connection, source_id: str, old: Sequence[str], new: Sequence[str], now: datetime
+    ) -> None:
+        """Move the source's entries filed under its old category to its new one (an entry's
+        category path is its source's: categorize.py), bumping revisions for the feed caches."""
+        revision = self._next_revision(conn)
+        moved = conn.execute(
+            update(entries)
+            .where(entries.c.source_id == source_id, entries.c.category_key == category_key(old))
+            .values(category_path=_json_path(new), category_key=category_key(new), revision=revision)
+        ).rowcount
+        if moved:
+            _touch_sources(conn, [source_id], now, {})
+            log.info("source=%s event=refiled entries=%d", source_id, moved)
 
     def claim_due(self, now: datetime, limit: int, owner: str, lease: float) -> list[SourceState]:
         """Lease up to ``limit`` due sources to ``owner``; each due source goes to one claimer."""
@@ -192,25 +240,45 @@ class SQLStore(IdentityQueries):
             sources.c.next_fetch_at <= now,
             or_(sources.c.lease_until.is_(None), sources.c.lease_until < now),
         )
-        query = select(sources.c.id).where(due).order_by(sources.c.next_fetch_at).limit(limit)
+        query = (
+            select(sources.c.id, sources.c.lease_owner)
+            .where(due).order_by(sources.c.next_fetch_at).limit(limit)
+        )
         if self.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
         with self.engine.begin() as conn:
             if self.dialect == "sqlite":
                 conn.exec_driver_sql("SELECT 1")  # the UPDATE below takes the write lock
-            ids = [r[0] for r in conn.execute(query)]
+            held = dict(conn.execute(query).all())  # id -> the owner of an expired lease, or None
+            ids = list(held)
             if not ids:
                 return []
             until = now + timedelta(seconds=lease)
             conn.execute(
                 update(sources)
                 .where(sources.c.id.in_(ids), due)
-                .values(lease_owner=owner, lease_until=until)
+                .values(lease_owner=owner, lease_until=until, lease_token=sources.c.lease_token + 1)
             )
             rows = conn.execute(
                 select(sources).where(sources.c.id.in_(ids), sources.c.lease_owner == owner)
             ).mappings()
-            return [_state(r) for r in rows]
+            claimed = [_state(r) for r in rows]
+        taken = [c.source_id for c in claimed if held[c.source_id] not in (None, owner)]
+        if taken:
+            with self._counting:
+                self.lease_takeovers += len(taken)
+            log.info("event=lease_takeover owner=%s sources=%s", owner, ",".join(taken))
+        return claimed
+
+    def oldest_due(self, now: datetime) -> datetime | None:
+        """The earliest ``next_fetch_at`` of the enabled sources due at ``now`` (leased ones
+        included), or None when none is due: how far the dispatchers are behind."""
+        query = select(func.min(sources.c.next_fetch_at)).where(
+            sources.c.enabled.is_(True), sources.c.gone.is_(False), sources.c.next_fetch_at <= now
+        )
+        with self.engine.connect() as conn:
+            found: datetime | None = conn.execute(query).scalar_one()
+        return found
 
     def release(self, source_id: str, owner: str) -> None:
         with self.engine.begin() as conn:
@@ -228,6 +296,23 @@ class SQLStore(IdentityQueries):
                 .where(sources.c.lease_owner == owner)
                 .values(lease_owner=None, lease_until=None)
             )
+
+    def release_orphaned(self, gone: Callable[[str], bool]) -> int:
+        """Give back the leases of processes that no longer exist (a starting daemon calls this,
+        so the sources a crashed process held are fetched at once, not after their lease); how
+        many. On SQLite one daemon owns every lease (the store is embedded in it), so all are
+        released; on PostgreSQL, those of the owners ``gone`` says are gone (it only judges
+        this host's processes)."""
+        held = sources.c.lease_owner.is_not(None)
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                owners = [r[0] for r in conn.execute(select(sources.c.lease_owner).where(held).distinct())]
+                held = sources.c.lease_owner.in_([o for o in owners if gone(o)])
+            query = update(sources).where(held).values(lease_owner=None, lease_until=None)
+            released = int(conn.execute(query).rowcount)
+        if released:
+            log.info("event=leases_released sources=%d reason=owner_gone", released)
+        return released
 
     def get_state(self, source_id: str) -> SourceState | None:
         with self.engine.connect() as conn:
@@ -292,21 +377,34 @@ class SQLStore(IdentityQueries):
         now: datetime,
         owner: str | None = None,
         dropped: Sequence[Drop] = (),
+        merge: Merge | None = None,
     ) -> list[int]:
         """Write one fetch's results in one transaction: the source's new state (lease released),
         new entries (with their band keys), changed entries, dropped entries and a fetch-log line.
         Returns the new entries' ids.
 
-        With an ``owner``, nothing is written while another worker holds the source's lease (ours
-        expired and was taken over: that worker writes its own fetch), and entries another worker
-        stored meanwhile are not stored twice."""
+        With a ``merge``, the new entries' duplicates among other sources' entries are decided in
+        the same transaction, under the story locks of the new entries (``lock_stories``): it is
+        called with the new entries not stored yet and a candidate look-up on this transaction,
+        and what it returns is inserted. Workers storing one story at once so make one primary.
+
+        Fenced by the claim: nothing is written when the source was claimed again since
+        ``state`` was read under its claim (``state.lease_token``; ours expired and was taken over,
+        and the taker writes its own fetch, even if it has finished meanwhile), nor, with an
+        ``owner``, while another worker holds the source's lease. Such a write is logged as
+        ``lease_lost`` and counted in ``leases_lost``."""
         with self.engine.begin() as conn:
+            if merge is not None:  # before any row lock, so waiting here holds none
+                self.lock_stories(conn, new)
             if not self._write_state(conn, state, owner):
-                log.warning("source=%s event=lease_lost owner=%s results=dropped", state.source_id, owner)
+                self._lost(state, owner)
                 return []
             revision = self._next_revision(conn) if new or changed else 0
             present = self._present_keys(conn, state.source_id, [e.key for e in new])
-            ids = self._insert_entries(conn, [e for e in new if e.key not in present], now, revision)
+            fresh: Sequence[Entry] = [e for e in new if e.key not in present]
+            if merge is not None and fresh:
+                fresh = merge(fresh, lambda exclude, wanted: read_candidates(conn, exclude, wanted))
+            ids = self._insert_entries(conn, fresh, now, revision)
             if ids or changed:
                 newest = max((e.changed_at or now) for e in (*new, *changed))
                 _touch_sources(conn, [state.source_id], newest, {state.source_id: len(ids)})
@@ -337,18 +435,26 @@ class SQLStore(IdentityQueries):
                 if self._write_state(conn, state, owner):
                     logged.append(_log_row(outcome, now))
                 else:
-                    log.warning("source=%s event=lease_lost owner=%s results=dropped",
-                                state.source_id, owner)
+                    self._lost(state, owner)
             if logged:
                 conn.execute(fetch_log.insert(), logged)
 
     def _write_state(self, conn: Connection, state: SourceState, owner: str | None) -> bool:
-        """Store the source's new state unless another owner holds its lease; the UPDATE comes
-        first so it takes the row lock (PostgreSQL) or the write lock (SQLite) at once."""
+        """Store the source's new state unless the source was claimed since ``state`` was read
+        (its fencing number moved on) or another owner holds its lease; the UPDATE comes first so
+        it takes the row lock (PostgreSQL) or the write lock (SQLite) at once."""
         query = update(sources).where(sources.c.id == state.source_id)
+        if state.lease_token is not None:
+            query = query.where(sources.c.lease_token == state.lease_token)
         if owner is not None:
             query = query.where(or_(sources.c.lease_owner.is_(None), sources.c.lease_owner == owner))
         return conn.execute(query.values(**_state_row(state))).rowcount > 0
+
+    def _lost(self, state: SourceState, owner: str | None) -> None:
+        with self._counting:
+            self.leases_lost += 1
+        log.warning("source=%s event=lease_lost owner=%s token=%s results=dropped",
+                    state.source_id, owner, state.lease_token)
 
     def _present_keys(self, conn: Connection, source_id: str, keys: list[str]) -> set[str]:
         present: set[str] = set()
@@ -595,8 +701,23 @@ def _redact(url: str) -> str:
     return url
 
 
+def _config_digest(src: Source) -> str:
+    """A digest of everything the operator configures about a source."""
+    fields = {
+        "url": src.url, "kind": src.kind, "title": src.title, "interval": src.interval,
+        "category": list(src.category), "site_name": src.site_name, "options": dict(src.options),
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _json_path(path: Sequence[str]) -> str:
+    return json.dumps(list(path), ensure_ascii=False)
+
+
 def _new_source_row(src: Source, now: datetime) -> dict[str, Any]:
     return {
+        "config_digest": _config_digest(src),
+        "category_path": _json_path(src.category),
         "id": src.id,
         "kind": src.kind,
         "configured_url": src.url,
@@ -649,6 +770,10 @@ def _state(r: RowMapping) -> SourceState:
         enabled=bool(r["enabled"]) and not bool(r["gone"]),
         fetch_count=r["fetch_count"] or 0,
         not_modified_count=r["not_modified_count"] or 0,
+        details_missing=r["details_missing"] or 0,
+        detail_error=r["detail_error"],
+        detail_retry_at=r["detail_retry_at"],
+        lease_token=r["lease_token"],
     )
 
 
@@ -671,6 +796,9 @@ def _state_row(s: SourceState) -> dict[str, Any]:
         "gone": s.last_status == "gone",
         "fetch_count": s.fetch_count,
         "not_modified_count": s.not_modified_count,
+        "details_missing": s.details_missing,
+        "detail_error": s.detail_error,
+        "detail_retry_at": s.detail_retry_at,
         "lease_owner": None,
         "lease_until": None,
     }

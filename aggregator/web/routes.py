@@ -10,6 +10,7 @@ Does not own: markup (web/status.py), feeds (server.py) or what the actions do (
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,7 +35,16 @@ from ..publish.feeds import FeedService, FeedSpec
 from ..reload import ReloadState
 from ..report import SourceRow, row_of, source_rows
 from ..store import Store
-from .status import FeedLink, Notice, Overview, SourceDetail, overview_page, source_page
+from .access import sign_links, signed
+from .status import (
+    PAGE_HEADERS,
+    FeedLink,
+    Notice,
+    Overview,
+    SourceDetail,
+    overview_page,
+    source_page,
+)
 
 log = logging.getLogger("aggregator.web")
 
@@ -99,7 +109,7 @@ async def overview(ctx: WebContext, request: Request) -> Response:
         newest=tuple(newest),
         names=display_names(ctx.sources()),
     )
-    return HTMLResponse(overview_page(page), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(sign_links(overview_page(page), settings.server), headers=PAGE_HEADERS)
 
 
 def _overview_reads(store: Store) -> tuple[list[SourceRow], list[Entry]]:
@@ -130,7 +140,7 @@ async def source(ctx: WebContext, request: Request) -> Response:
         admin=bool(ctx.settings().server.admin_token),
         message=ACTIONS.get(done) if done else None,
     )
-    return HTMLResponse(source_page(page), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(sign_links(source_page(page), ctx.settings().server), headers=PAGE_HEADERS)
 
 
 def _source_reads(
@@ -147,10 +157,13 @@ def _source_reads(
 async def metrics(ctx: WebContext, request: Request) -> Response:
     if ctx.metrics is None:
         return PlainTextResponse("404 Not Found: metrics are off\n", 404)
-    try:  # the per-source gauges are read from the store at scrape time
-        body = await ctx.feeds.guard.call("metrics", ctx.metrics.exposition)
-    except StoreUnavailable as exc:
-        return unavailable(exc)
+    # The per-source gauges read the store (a failed read is counted and left out, metrics.py);
+    # a hung database makes the scrape a 503 after the guard's timeout, never a stuck loop.
+    scrape = asyncio.ensure_future(asyncio.to_thread(ctx.metrics.exposition))
+    try:
+        body = await asyncio.wait_for(asyncio.shield(scrape), ctx.feeds.guard.timeout)
+    except TimeoutError:
+        return unavailable(ctx.feeds.guard.unavailable("the database did not answer in time"))
     return Response(body, media_type=CONTENT_TYPE)
 
 
@@ -185,7 +198,8 @@ async def admin(ctx: WebContext, request: Request) -> Response:
     if ctx.poke:
         ctx.poke()
     log.info("%s", kv(event="admin", action=action, source=sid, result="done"))
-    return RedirectResponse(f"/sources/{quote(sid, safe='')}?done={action}", status_code=303)
+    target = signed(ctx.settings().server, f"/sources/{quote(sid, safe='')}?done={action}")
+    return RedirectResponse(target, status_code=303)
 
 
 def _act(store: Store, sid: str, action: str, now: datetime) -> bool:

@@ -9,6 +9,8 @@ source columns are ``report.COLUMNS``, the same as ``aggregator sources``).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from urllib.parse import quote
 
 from ..models import Entry
 from ..report import COLUMNS, TIME_COLUMNS, SourceRow, fmt_time
+from ..urls import public_link, redact_text
 
 FORMAT_NAMES = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
 
@@ -70,13 +73,10 @@ def esc(value: object) -> str:
 
 
 def safe_href(url: str | None) -> str | None:
-    """The URL, escaped for an attribute, when it is an http(s) or site-relative URL."""
-    if not url:
-        return None
-    lowered = url.strip().lower()
-    if lowered.startswith(("http://", "https://")) or (url.startswith("/") and not url.startswith("//")):
-        return esc(url.strip())
-    return None
+    """The URL, escaped for an attribute, when the URL policy lets it be published
+    (``urls.public_link``: absolute http/https only)."""
+    link = public_link(url)
+    return esc(link) if link else None
 
 
 def overview_page(o: Overview) -> str:
@@ -135,7 +135,7 @@ def _header(title: str, subtitle: str, now: datetime, summary: str, raw_summary:
 
 
 def _notice(n: Notice) -> str:
-    items = "".join(f"<li>{esc(line)}</li>" for line in n.lines)
+    items = "".join(f"<li>{esc(redact_text(line))}</li>" for line in n.lines)
     return f'<section class="notice {esc(n.level)}" role="alert"><h2>{esc(n.title)}</h2><ul>{items}</ul></section>'
 
 
@@ -197,7 +197,7 @@ def _history(history: Sequence[Mapping[str, Any]]) -> str:
         status = str(h.get("status") or "")
         bad = " bad" if status in ("error", "gone") else ""
         counts = f"+{h.get('added', 0)} new, {h.get('updated', 0)} changed, {_size(h.get('bytes') or 0)}"
-        error = f'<br><span class="err">{esc(h["error"])}</span>' if h.get("error") else ""
+        error = f'<br><span class="err">{esc(redact_text(h["error"]))}</span>' if h.get("error") else ""
         rows.append(
             f'<li class="h{bad}"><b>{esc(status)}</b> {esc(fmt_time(h.get("at")))} · {esc(counts)}'
             f" · {float(h.get('elapsed') or 0):.2f} s{error}</li>"
@@ -265,3 +265,22 @@ form.admin button{font:inherit;padding:6px 12px;margin-top:6px}
 .flash{background:#dafbe1;border:1px solid var(--good);border-radius:8px;padding:8px 12px}
 footer{margin-top:2em;font-size:.9rem}
 """
+
+
+def _style_hash() -> str:
+    digest = hashlib.sha256(STYLE.encode()).digest()
+    return "'sha256-" + base64.b64encode(digest).decode() + "'"
+
+
+# Every HTML page: nothing but our own resources and our one inline style block, never framed,
+# no MIME sniffing, no referrer to the sites entries link to.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        f"default-src 'self'; style-src {_style_hash()}; img-src 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
