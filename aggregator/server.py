@@ -21,8 +21,8 @@ from starlette.types import Receive, Scope, Send
 
 from .publish import http as feed_http
 from .publish.feeds import FeedService
-from .web import access
 from .publish.opmlcache import OpmlDocument
+from .web import access
 
 NOT_FOUND_HINT = feed_http.HINT
 PRECOMPRESSED = feed_http.PRECOMPRESSED
