@@ -51,11 +51,14 @@ CJK_WEIGHT = 3  # a CJK character carries about as much as three letters
 SHINGLE = 15  # weight of a shingle: 15 letters or digits (two or three words), 5 CJK characters
 WINDOW = 500  # weight of the leading text fingerprinted: a story's lede (~90 words, ~170 汉字);
 #   a trimmed ending, a footer or related links after it do not move the fingerprint
+ONE_WINDOW_MARGIN = 0.0625
 BODY_ALONE = 200  # a body at least this heavy is fingerprinted without its (often rewritten) title
-BITS = BINS = 64
+BITS = 64
+HALF = 32  # bits of each window's MinHash: the lede's (low half) and the body's (high half)
 _BLAKE8 = hashlib.blake2b(digest_size=8)  # copied per shingle, never updated itself
-BANDS, ROWS = 21, 3  # band_keys: 21 bands of 3 bins (63 of the 64 bins)
+BANDS, ROWS = 10, 3  # band_keys: 10 bands of 3 bins (30 of each window's 32 bins)
 _MASK = (1 << BITS) - 1
+_HALF_MASK = (1 << HALF) - 1
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Reason = Literal["canonical_url", "identical_content", "near_duplicate"]
@@ -245,22 +248,51 @@ _CJK = re.compile(
 
 
 def text_weight(text: str) -> int:
-    """Length in Latin-letter equivalents: a CJK character (a word or half of one) weighs 3."""
-    return len(text) + (CJK_WEIGHT - 1) * len(_CJK.findall(text))
+    """Length in Latin-letter equivalents: a CJK character (a word or half of one) weighs 3.
+    Block breaks (``\\n`` in ``document_text``) weigh nothing."""
+    return len(text) - text.count("\n") + (CJK_WEIGHT - 1) * len(_CJK.findall(text))
+
+
+_BLOCK_BREAK = re.compile(
+    r"<br\b[^>]*>|</?(?:p|div|li|ul|ol|h[1-6]|blockquote|pre|tr|table|section|article|figure"
+    r"|figcaption|header|footer|aside|dd|dt)\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
+def blocks_text(markup: str | None) -> str:
+    """``normalize_text`` of each block (paragraph, list item, heading; a ``<br>`` ends one too)
+    of ``markup``, empty blocks left out, joined by ``\\n``: where a story's second paragraph
+    starts, whatever its markup."""
+    parts = (normalize_text(b) for b in _BLOCK_BREAK.split(_DROPPED_BLOCKS.sub(" ", markup or "")))
+    return "\n".join(p for p in parts if p)
 
 
 def document_text(title: str | None, body: str | None) -> str:
-    """The normalized text an entry is fingerprinted by: the body alone when it weighs at least
-    ``BODY_ALONE`` (republishers rewrite headlines), else title and body together (a teaser or a
-    title-only entry is too little to go on without its title)."""
-    text = normalize_text(body)
-    return text if text_weight(text) >= BODY_ALONE else normalize_text(title) + text
+    """The normalized text an entry is fingerprinted by, its blocks joined by ``\\n``: the body
+    alone when it weighs at least ``BODY_ALONE`` (republishers rewrite headlines), else the title
+    as a first block before the body (a teaser or a title-only entry is too little to go on
+    without its title)."""
+    text = blocks_text(body)
+    if text_weight(text) >= BODY_ALONE:
+        return text
+    head = normalize_text(title)
+    return f"{head}\n{text}" if head and text else head or text
+
+
+def windows(text: str) -> tuple[str, str]:
+    """The two stretches of ``text`` (``document_text``) that are fingerprinted, block breaks
+    removed: the lede (from the start) and the body (from the second block on; the lede again
+    when there is one block). Each is cut to ``WINDOW`` by ``shingles``."""
+    first, _, rest = text.partition("\n")
+    lede = text.replace("\n", "")
+    return lede, (rest.replace("\n", "") if rest else lede)
 
 
 def shingles(text: str) -> set[str]:
-    """Distinct shingles of the leading ``WINDOW`` of ``text``: every substring of weight
-    ``SHINGLE`` (15 letters or digits, 5 CJK characters, or a mix)."""
-    head = text[:WINDOW]
+    """Distinct shingles of the leading ``WINDOW`` of ``text`` (without block breaks): every
+    substring of weight ``SHINGLE`` (15 letters or digits, 5 CJK characters, or a mix)."""
+    head = text.replace("\n", "")[:WINDOW]
     if not _CJK.search(head):  # the common case, and a fast one
         return {head[i : i + SHINGLE] for i in range(max(len(head) - SHINGLE, 0) + 1)} - {""}
     weights: list[int] = []
@@ -283,9 +315,13 @@ def shingles(text: str) -> set[str]:
     return out
 
 
-def _bins(text: str) -> list[tuple[int, int]] | None:
-    """One-permutation MinHash: the smallest shingle hash in each of ``BINS`` bins, an empty bin
-    borrowing from the next full one (value, distance), so short texts fill every bin."""
+Bins = list[tuple[int, int]]
+
+
+def _bins(text: str) -> Bins | None:
+    """One-permutation MinHash of one window: the smallest shingle hash in each of ``HALF``
+    bins, an empty bin borrowing from the next full one (value, distance), so short texts fill
+    every bin."""
     copy, from_bytes = _BLAKE8.copy, int.from_bytes
     hashes = []
     for shingle in shingles(text):
@@ -294,15 +330,23 @@ def _bins(text: str) -> list[tuple[int, int]] | None:
         hashes.append(from_bytes(h.digest(), "big"))
     if not hashes:
         return None
-    hashes.sort(reverse=True)  # within a bin (the low 6 bits) the order of h is that of h >> 6,
-    found = {h & (BINS - 1): h >> 6 for h in hashes}  # so the last one written is the minimum
-    mins = [found.get(slot) for slot in range(BINS)]
-    return [_fill(mins, i) for i in range(BINS)]
+    hashes.sort(reverse=True)  # within a bin (the low 5 bits) the order of h is that of h >> 5,
+    found = {h & (HALF - 1): h >> 5 for h in hashes}  # so the last one written is the minimum
+    mins = [found.get(slot) for slot in range(HALF)]
+    return [_fill(mins, i) for i in range(HALF)]
+
+
+def _both(text: str) -> tuple[Bins, Bins] | None:
+    lede, body = windows(text)
+    lede_bins = _bins(lede)
+    if lede_bins is None:
+        return None
+    return lede_bins, (lede_bins if body == lede else _bins(body) or lede_bins)
 
 
 def _fill(mins: list[int | None], slot: int) -> tuple[int, int]:
-    for distance in range(BINS):
-        value = mins[(slot + distance) % BINS]
+    for distance in range(HALF):
+        value = mins[(slot + distance) % HALF]
         if value is not None:
             return value, distance
     raise AssertionError("unreachable: at least one bin is full")
@@ -312,47 +356,72 @@ def _to_signed(value: int) -> int:
     return value - (1 << BITS) if value >> (BITS - 1) else value
 
 
-def _fingerprint_of(bins: Sequence[tuple[int, int]] | None) -> int:
+def _half_of(bins: Sequence[tuple[int, int]]) -> int:
     value = 0
-    for slot, (minimum, distance) in enumerate(bins or ()):
+    for slot, (minimum, distance) in enumerate(bins):
         value |= ((minimum >> (distance % 58)) & 1) << slot  # a borrowed bin gives another bit
-    return _to_signed(value)
+    return value
 
 
-def _band_keys_of(bins: Sequence[tuple[int, int]] | None) -> tuple[int, ...]:
-    if bins is None:
+def _fingerprint_of(both: tuple[Bins, Bins] | None) -> int:
+    if both is None:
+        return 0
+    return _to_signed(_half_of(both[0]) | _half_of(both[1]) << HALF)
+
+
+def _band_keys_of(both: tuple[Bins, Bins] | None) -> tuple[int, ...]:
+    """The bands of both windows, numbered alike: a lede that is another copy's body (a byline
+    or an editor's note added before it) shares its keys too."""
+    if both is None:
         return ()
-    return tuple(_band_key(b, bins[b * ROWS : (b + 1) * ROWS]) for b in range(BANDS))
+    keys = [_band_key(b, bins[b * ROWS : (b + 1) * ROWS]) for bins in both for b in range(BANDS)]
+    return tuple(dict.fromkeys(keys))
 
 
 def fingerprint(text: str) -> int:
-    """A 64-bit one-permutation b-bit MinHash of ``text`` (the output of ``document_text``):
-    one bit of each of 64 bins' minimum over the shingles of its leading ``WINDOW``. Two texts'
-    fingerprints agree in a share of bits whose expected value is (1 + J) / 2, J the Jaccard
-    similarity of their shingle sets. 0 for an empty text. Signed, so SQLite INTEGER and
-    PostgreSQL BIGINT columns hold it as it is."""
-    return _fingerprint_of(_bins(text))
+    """64 bits of ``text`` (the output of ``document_text``): a 32-bit one-permutation b-bit
+    MinHash of its lede (low half) and one of its body from the second block on (high half),
+    each over the shingles of the leading ``WINDOW``. Two windows' halves agree in a share of
+    bits whose expected value is (1 + J) / 2, J the Jaccard similarity of their shingle sets.
+    0 for an empty text. Signed, so SQLite INTEGER and PostgreSQL BIGINT columns hold it."""
+    return _fingerprint_of(_both(text))
+
+
+def _agree(a: int, b: int) -> float:
+    return 1.0 - ((a ^ b) & _HALF_MASK).bit_count() / HALF
+
+
+def window_scores(a: int, b: int) -> dict[str, float]:
+    """Share of equal bits of each pair of windows of two fingerprints: lede/lede, body/body,
+    and lede/body both ways (one copy has an extra first block)."""
+    la, ba, lb, bb = a & _HALF_MASK, (a >> HALF) & _HALF_MASK, b & _HALF_MASK, (b >> HALF) & _HALF_MASK
+    return {"lede": _agree(la, lb), "body": _agree(ba, bb), "lede-body": _agree(la, bb),
+            "body-lede": _agree(ba, lb)}
 
 
 def similarity(a: int, b: int) -> float:
-    """Share of equal bits of two fingerprints, 0.0 to 1.0 (signed or unsigned inputs).
-    About (1 + J) / 2: the default threshold 0.8 asks for a Jaccard similarity of about 0.6."""
-    return 1.0 - ((a ^ b) & _MASK).bit_count() / BITS
+    """How alike two fingerprints are, 0.0 to 1.0 (signed or unsigned inputs): the best of
+    ``window_scores``. About (1 + J) / 2 of the best-matching windows: the default threshold
+    0.8 asks for a Jaccard similarity of about 0.6 there."""
+    s = window_scores(a, b)
+    both = s["lede"] + max(s["body"], s["lede-body"], s["body-lede"])
+    return max(both / 2, max(s.values()) - ONE_WINDOW_MARGIN)
 
 
 def signature(text: str) -> tuple[int | None, tuple[int, ...], int]:
     """Fingerprint (None for an empty text), band keys and weight of ``text`` in one pass (the
     MinHash bins are computed once for both)."""
-    bins = _bins(text)
-    return (_fingerprint_of(bins) if bins else None), _band_keys_of(bins), text_weight(text)
+    both = _both(text)
+    return (_fingerprint_of(both) if both else None), _band_keys_of(both), text_weight(text)
 
 
 def band_keys(text: str) -> tuple[int, ...]:
-    """Index keys for the near-duplicate lookup: ``BANDS`` signed 64-bit integers (each band's
-    ``ROWS`` full bin minima hashed with the band number, so one indexed column holds them all).
-    Texts whose shingle sets have a Jaccard similarity of 0.6 share a key with probability 0.99,
-    unrelated texts (Jaccard 0.05) one in 400. Empty for an empty text."""
-    return _band_keys_of(_bins(text))
+    """Index keys for the near-duplicate lookup: ``BANDS`` signed 64-bit integers per window
+    (each band's ``ROWS`` full bin minima hashed with the band number, so one indexed column
+    holds them all; the same band of both windows shares a key when they are one text).
+    Windows whose shingle sets have a Jaccard similarity of 0.7 share a key with probability
+    0.97, unrelated texts (Jaccard 0.05) one in 800. Empty for an empty text."""
+    return _band_keys_of(_both(text))
 
 
 def _band_key(band: int, rows: Sequence[tuple[int, int]]) -> int:
@@ -417,7 +486,7 @@ def identify(items: Sequence[Item], tracking_params: Sequence[str]) -> list[Iden
 def _identity(item: Item, key: str, tracking_params: Sequence[str]) -> Identity:
     body = item.content or item.summary
     text = document_text(item.title, body)
-    bins = _bins(text)
+    bins = _both(text)
     link = item.link.strip() if item.link and item.link.strip() else None
     return Identity(
         key=key,
@@ -495,20 +564,45 @@ def site_of(url: str | None) -> str | None:
     return host.removeprefix("www.") if host else None
 
 
+def url_identity(url: str | None) -> str | None:
+    """A canonical URL without its scheme: ``http`` and ``https`` of one host and path are one
+    URL for dedupe (a site that moved to https); None for a URL too generic to identify a story."""
+    if not is_specific_url(url):
+        return None
+    assert url is not None
+    return url.split(":", 1)[1]
+
+
+def same_url(a: str | None, b: str | None) -> bool:
+    """True when two canonical URLs name one story (scheme aside; never a bare home page)."""
+    key = url_identity(a)
+    return key is not None and key == url_identity(b)
+
+
+def _identical(a: Candidate, b: Candidate) -> bool:
+    """The same title and text, at any length: the same content hash (with a body), or the
+    same normalized text (same fingerprint and weight; markup and entity spellings aside)."""
+    if a.content_hash == b.content_hash and a.text_length > 0 and a.fingerprint is not None:
+        return True
+    return a.fingerprint is not None and a.fingerprint == b.fingerprint and (
+        a.text_length == b.text_length > 0
+    )
+
+
 def compare(candidate: Candidate, other: Candidate, settings: DedupeSettings) -> Match | None:
     """The strongest rule by which ``candidate`` copies ``other`` (another source's entry)."""
     if other.entry_id is None or other.source_id == candidate.source_id:
         return None
     primary = other.duplicate_of if other.duplicate_of is not None else other.entry_id
-    if candidate.canonical_url == other.canonical_url and is_specific_url(candidate.canonical_url):
+    if same_url(candidate.canonical_url, other.canonical_url):
         return Match(other.entry_id, primary, "canonical_url", 1.0)
+    if _identical(candidate, other):
+        return Match(other.entry_id, primary, "identical_content", 1.0)
     if candidate.fingerprint is None or other.fingerprint is None:
         return None
     needed = required_score(candidate.text_length, other.text_length, settings)
     if needed is None:
         return None
-    if candidate.content_hash == other.content_hash:
-        return Match(other.entry_id, primary, "identical_content", 1.0)
     same_site = site_of(candidate.canonical_url)
     if same_site is not None and same_site == site_of(other.canonical_url):
         needed = max(needed, _strict(settings))  # two pages of one site share its boilerplate
@@ -588,7 +682,7 @@ def detect_rekeyed(
 
 
 def _url_of(k: Keyed) -> str | None:
-    return k.canonical_url if is_specific_url(k.canonical_url) else None
+    return url_identity(k.canonical_url)  # http and https of one page are one entry
 
 
 def _unique(
