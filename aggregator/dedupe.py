@@ -284,7 +284,7 @@ def windows(text: str) -> tuple[str, str]:
     """The two stretches of ``text`` (``document_text``) that are fingerprinted, block breaks
     removed: the lede (from the start) and the body (from the second block on; the lede again
     when there is one block). Each is cut to ``WINDOW`` by ``shingles``."""
-    first, _, rest = text.partition("\n")
+    _, _, rest = text.partition("\n")
     lede = text.replace("\n", "")
     return lede, (rest.replace("\n", "") if rest else lede)
 
@@ -632,6 +632,68 @@ def find_duplicate(
 
 def _rank(match: Match) -> tuple[int, float, int, int]:
     return (_PRIORITY[match.reason], -match.score, match.primary_id, match.entry_id)
+
+
+def stored_signature(title: str | None, body: str | None) -> tuple[int | None, tuple[int, ...], int]:
+    """``signature`` of a stored entry's title and cleaned content, as the pipeline computed it:
+    what a recomputation of stored fingerprints writes when their meaning changed."""
+    return signature(document_text(title, body))
+
+
+@dataclass(frozen=True)
+class Near:
+    """How close a stored entry of another source came to being the same story."""
+
+    entry_id: int
+    source_id: str
+    score: float  # similarity of the fingerprints (0.0 without one)
+    needed: float | None  # the score the near-duplicate rule asks of these two; None: too short
+    rule: str  # the rule that fired, else the one closest to firing
+
+    def describe(self) -> str:
+        if self.needed is None:
+            gap = "too short to judge by similarity"
+        else:
+            gap = f"threshold {self.needed:.3f}"
+        return f"entry {self.entry_id} from {self.source_id}: similarity {self.score:.3f} ({gap}); {self.rule}"
+
+
+def nearest(
+    candidate: Candidate, others: Iterable[Candidate], settings: DedupeSettings, n: int = 5
+) -> list[Near]:
+    """The ``n`` entries of other sources closest to ``candidate`` by fingerprint similarity,
+    each with the threshold it needed and the rule that fired or came closest (``explain``)."""
+    out = []
+    for other in others:
+        if other.entry_id is None or other.source_id == candidate.source_id:
+            continue
+        match = compare(candidate, other, settings)
+        score = (
+            similarity(candidate.fingerprint, other.fingerprint)
+            if candidate.fingerprint is not None and other.fingerprint is not None
+            else 0.0
+        )
+        needed = _needed(candidate, other, settings)
+        rule = f"merged by {match.reason}" if match else _closest(candidate, other, score, needed)
+        out.append(Near(other.entry_id, other.source_id, score, needed, rule))
+    out.sort(key=lambda x: (-x.score, x.entry_id))
+    return out[:n]
+
+
+def _needed(a: Candidate, b: Candidate, settings: DedupeSettings) -> float | None:
+    needed = required_score(a.text_length, b.text_length, settings)
+    same_site = site_of(a.canonical_url)
+    if needed is not None and same_site is not None and same_site == site_of(b.canonical_url):
+        needed = max(needed, _strict(settings))
+    return needed
+
+
+def _closest(a: Candidate, b: Candidate, score: float, needed: float | None) -> str:
+    if needed is not None:
+        return f"closest rule: near_duplicate ({needed - score:.3f} short)"
+    if url_identity(a.canonical_url) and url_identity(b.canonical_url):
+        return "closest rule: identical_content (texts differ; URLs differ)"
+    return "closest rule: identical_content (texts differ)"
 
 
 # --- a source that changed its ids ----------------------------------------------------------------

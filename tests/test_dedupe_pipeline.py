@@ -222,3 +222,26 @@ async def test_explain_command_says_why(origin: Origin, tmp_path: Path, harness_
     assert cli.main(["--config", str(cfg), "explain", "http://n.example.com/ad"]) == 0
     assert "dropped" in capsys.readouterr().out
     assert cli.main(["--config", str(cfg), "explain", "nothing-like-this"]) == 1
+
+
+async def test_explain_lists_the_nearest_candidates_of_an_unmerged_entry(  # type: ignore[no-untyped-def]
+    origin: Origin, tmp_path: Path, harness_factory, capsys
+) -> None:
+    """`aggregator explain` on an entry that was not merged shows its nearest entries of other
+    sources with their similarity, the threshold and the closest rule."""
+    half = STORY_EN[: len(STORY_EN) // 2]
+    other = half + " Meanwhile an unrelated council vote on parking fees drew a record crowd."
+    origin.route("/a", Reply(rss([{"title": "Quake", "link": "http://n.example.com/1", "description": STORY_EN}])))
+    origin.route("/b", Reply(rss([{"title": "Quake", "link": "http://m.example.com/2", "description": other}])))
+    h = await harness_factory([("a", origin.url("/a")), ("b", origin.url("/b"))])
+    await h.tick()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[storage]\nurl = "{h.settings.storage.url}"\n', encoding="utf-8")
+    entries = all_entries(h, merge=False)
+    assert len(entries) == 2 and all(e.duplicate_of is None for e in entries)
+    b = next(e for e in entries if e.source_id == "b")
+    assert cli.main(["--config", str(cfg), "explain", str(b.id)]) == 0
+    out = capsys.readouterr().out
+    a_id = next(e.id for e in entries if e.source_id == "a")
+    assert "nearest entries of other sources" in out and f"entry {a_id} from a: similarity" in out
+    assert "(threshold 0.950)" in out and "closest rule:" in out  # a short text: strict

@@ -43,6 +43,7 @@ from ..errors import StoreError
 from ..models import Drop, Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
 from .details import DetailQueries
 from .identity import IdentityQueries, identity_columns
+from .nearest import NearestQueries
 from .schema import (
     counters,
     entries,
@@ -113,7 +114,7 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-class SQLStore(IdentityQueries, DetailQueries):
+class SQLStore(IdentityQueries, DetailQueries, NearestQueries):
     """One store over one database; safe to share within a process."""
 
     def __init__(self, url: str, now: datetime) -> None:
