@@ -333,10 +333,8 @@ class Pipeline:
         # the store's look-ups in a thread: a slow or hung database never blocks the event loop
         keyed, known, attempts = await asyncio.to_thread(self._lookup, source, identified, state)
         retry = details.due(attempts, keyed, now)
-        todo = {
-            k: ki for k, ki in keyed.items()
-            if k not in known or known[k][1] != ki.content_hash or k in retry
-        }
+        todo = {k: ki for k, ki in keyed.items() if k not in known or k in retry
+                or dedupe.changed(known[k][1], known[k][2], ki)}
         enriched = await self._enrich(source, list(todo.values()))
         detail_changes = details.changes(
             attempts, keyed, list(zip(todo, enriched)), now, self.settings.schedule
@@ -393,9 +391,10 @@ class Pipeline:
 
     def _lookup(
         self, source: Source, identified: Sequence[Keyed], state: SourceState
-    ) -> tuple[dict[str, Keyed], dict[str, tuple[int, str]], dict[str, DetailAttempt]]:
+    ) -> tuple[dict[str, Keyed], dict[str, tuple[int, str, str | None]], dict[str, DetailAttempt]]:
         """The live items by key (re-keyed where the source changed its id scheme), what the
-        store knows of them (key -> (entry id, content hash)) and its failed detail fetches."""
+        store knows of them (key -> (entry id, content hash, canonical URL)) and its failed
+        detail fetches."""
         keyed = self._alive(source, identified)
         known = self.store.known(source.id, keyed)
         keyed, old_keys = self._rekey(source, keyed, known)
@@ -412,7 +411,7 @@ class Pipeline:
         return {k: v for k, v in keyed.items() if k not in dead}
 
     def _rekey(
-        self, source: Source, keyed: dict[str, Keyed], known: dict[str, tuple[int, str]]
+        self, source: Source, keyed: dict[str, Keyed], known: dict[str, tuple[int, str, str | None]]
     ) -> tuple[dict[str, Keyed], list[str]]:
         """When most keys are new, recognize entries the source already has under other keys (a
         publisher that changed its id scheme) and use their old keys; also return those old keys."""

@@ -245,3 +245,47 @@ async def test_explain_lists_the_nearest_candidates_of_an_unmerged_entry(  # typ
     a_id = next(e.id for e in entries if e.source_id == "a")
     assert "nearest entries of other sources" in out and f"entry {a_id} from a: similarity" in out
     assert "(threshold 0.950)" in out and "closest rule:" in out  # a short text: strict
+
+
+async def test_a_changed_link_on_the_same_guid_is_stored_and_served(
+    origin: Origin, clock: FakeClock, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """An item whose link changes (same guid, same text) gets its new link stored and served."""
+    doc = {"l": "http://x.example.com/old-path"}
+    origin.route("/f", lambda req: Reply(rss([{"title": "T", "link": doc["l"], "guid": "g1",
+                                               "description": "<p>The same text.</p>"}])))
+    h = await harness_factory([("s", origin.url("/f"))])
+    await h.tick()
+    (before,) = all_entries(h)
+    doc["l"] = "https://x.example.com/new-path"
+    clock.advance(3600)
+    await h.tick()
+    (after,) = all_entries(h)
+    assert after.id == before.id and after.link == "https://x.example.com/new-path"
+    feeds = FeedService(h.settings, h.store, lambda: {s.id: s for s in h.settings.source_records()})
+    doc_out = feedparser.parse(TestClient(create_app(feeds)).get("/feeds/all.atom").content)
+    assert [e.link for e in doc_out.entries] == ["https://x.example.com/new-path"]
+
+
+async def test_a_site_moving_to_https_with_new_markup_makes_no_duplicates(
+    origin: Origin, clock: FakeClock, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """Guids and links moved from http to https, bodies re-marked-up, some items title-only:
+    every item is recognized as the entry it was."""
+    def items(scheme: str, markup: str) -> list[dict[str, str]]:
+        out = [{"title": f"Story {n}", "link": f"{scheme}://pub.example.com/s/{n}",
+                "guid": f"{scheme}://pub.example.com/?p={n}",
+                "description": markup.format(f"Body of story number {n}. " * 12)} for n in range(5)]
+        out += [{"title": f"Brief {n}", "link": f"{scheme}://pub.example.com/b/{n}",
+                 "guid": f"{scheme}://pub.example.com/?b={n}"} for n in range(3)]
+        return out
+    doc = {"body": rss(items("http", "<p>{}</p>"))}
+    origin.route("/feed", lambda req: Reply(doc["body"]))
+    h = await harness_factory([("p", origin.url("/feed"))])
+    await h.tick()
+    keys = sorted(e.key for e in all_entries(h))
+    doc["body"] = rss(items("https", '<div class="entry"><p class="x">{}</p></div>'))
+    clock.advance(3600)
+    await h.tick()
+    assert len(all_entries(h, merge=False)) == 8
+    assert sorted(e.key for e in all_entries(h)) == keys
