@@ -733,18 +733,30 @@ class Keyed(Protocol):
     def content_hash(self) -> str: ...
 
 
+REKEY_SCORE = 0.9  # a re-keyed item matched by its text: at least this similar to one old entry
+REKEY_MARGIN = 0.1  # ... and this much more than to any other
+REKEY_SCAN = 1000  # newest orphaned entries compared by text with each unmatched item
+
+
 def detect_rekeyed(
-    new_items: Sequence[Keyed], known: Iterable[Keyed], *, min_new_fraction: float = 0.5
+    new_items: Sequence[Keyed],
+    known: Iterable[Keyed],
+    *,
+    min_new_fraction: float = 0.5,
+    fingerprint: Callable[[str], int | None] | None = None,
 ) -> dict[str, str]:
     """Map keys of this fetch to the keys the source already has for the same entries, when the
     publisher changed its id scheme.
 
-    ``new_items`` is every item of the fetch, ``known`` the source's stored entries. It acts only
-    when at least ``min_new_fraction`` of the fetched keys are unknown (one new post among old
-    ones is just a new post, even if its text repeats an old one). A fetched item with an unknown
-    key is mapped to a stored entry that is absent from this fetch and has the same specific
-    canonical URL or else the same content hash, each unique on both sides; an old key is claimed
-    once at most."""
+    ``new_items`` is every item of the fetch, ``known`` the source's stored entries, newest
+    first. It acts only when at least ``min_new_fraction`` of the fetched keys are unknown (one
+    new post among old ones is just a new post, even if its text repeats an old one). A fetched
+    item with an unknown key is mapped to a stored entry that is absent from this fetch and has
+    the same specific canonical URL (``http`` and ``https`` alike) or else the same content hash,
+    each unique on both sides; else, given ``fingerprint`` (fetched key -> its fingerprint) and
+    stored entries with a ``fingerprint``, to the one old entry its text is clearly closest to
+    (``REKEY_SCORE``, ``REKEY_MARGIN``): a CMS migration that changed ids, links and markup at
+    once. An old key is claimed once at most."""
     stored = list(known)
     stored_keys = {k.key for k in stored}
     fresh = [i for i in new_items if i.key not in stored_keys]
@@ -761,7 +773,31 @@ def detect_rekeyed(
         if old is not None and old not in claimed:
             mapping[item.key] = old
             claimed.add(old)
+    if fingerprint is not None:
+        left = [i for i in fresh if i.key not in mapping]
+        mapping.update(_by_text(left, [o for o in orphans if o.key not in claimed], fingerprint))
     return mapping
+
+
+def _by_text(
+    fresh: Sequence[Keyed], orphans: Sequence[Keyed], fingerprint: Callable[[str], int | None]
+) -> dict[str, str]:
+    """Unmatched fetched keys -> the old key whose stored text is clearly the closest."""
+    olds = [(o.key, fp) for o in orphans[:REKEY_SCAN]
+            if (fp := getattr(o, "fingerprint", None)) is not None]
+    out: dict[str, str] = {}
+    if not olds:
+        return out
+    for item in fresh:
+        fp = fingerprint(item.key)
+        if fp is None:
+            continue
+        scored = sorted(((similarity(fp, old_fp), key) for key, old_fp in olds), reverse=True)
+        if scored and scored[0][0] >= REKEY_SCORE and (
+            len(scored) == 1 or scored[1][0] <= scored[0][0] - REKEY_MARGIN
+        ) and scored[0][1] not in out.values():
+            out[item.key] = scored[0][1]
+    return out
 
 
 def _url_of(k: Keyed) -> str | None:

@@ -418,7 +418,12 @@ class Pipeline:
         if not keyed or len(known) > len(keyed) / 2:
             return keyed, []
         stored = self.store.source_identities(source.id)
-        mapping = dedupe.detect_rekeyed(list(keyed.values()), stored) if stored else {}
+
+        def text_of(key: str) -> int | None:  # only for items no URL or hash recognized
+            item = keyed[key].item
+            return dedupe.stored_signature(item.title, item.content or item.summary)[0]
+
+        mapping = dedupe.detect_rekeyed(list(keyed.values()), stored, fingerprint=text_of) if stored else {}
         if not mapping:
             return keyed, []
         log.info("%s", kv(source=source.id, event="rekeyed", entries=len(mapping)))

@@ -555,3 +555,24 @@ def test_evaluation_set_file_is_what_the_generator_makes() -> None:
     """set.jsonl is reproducible: regenerating it gives the committed bytes."""
     gen = load_bench().load_generator()
     assert gen.dump(gen.synthetic_set()) == gen.SET_FILE.read_text(encoding="utf-8")
+
+
+def test_a_cms_migration_is_a_rekey_by_text() -> None:
+    """Ids, links and markup all changed: items are matched to the stored entry whose text is
+    clearly the closest; an item like no stored entry stays new."""
+    texts = [STORY_EN, OTHER_EN, STORY_ZH]
+    known = [Entry(source_id="s", key=f"old-{i}", title="", link=None, content=None, summary=None,
+                   author=None, published=None, updated=None, content_hash=f"h{i}",
+                   canonical_url=f"http://a.example/?p={i}",
+                   fingerprint=dedupe.stored_signature("t", f"<p>{t}</p>")[0])
+             for i, t in enumerate(texts)]
+    fetched = [ident(f"new-{i}", f"https://a.example/2024/story-{i}", f"x{i}") for i in range(4)]
+    migrated = {f"new-{i}": f'<div class="c"><p class="b">{t}</p></div>' for i, t in enumerate(texts)}
+    migrated["new-3"] = f"<p>{OTHER_ZH}</p>"
+
+    def fingerprint(key: str) -> int | None:
+        return dedupe.stored_signature("t", migrated[key])[0]
+
+    assert dedupe.detect_rekeyed(fetched, known) == {}
+    assert dedupe.detect_rekeyed(fetched, known, fingerprint=fingerprint) == {
+        "new-0": "old-0", "new-1": "old-1", "new-2": "old-2"}

@@ -289,3 +289,53 @@ async def test_a_site_moving_to_https_with_new_markup_makes_no_duplicates(
     await h.tick()
     assert len(all_entries(h, merge=False)) == 8
     assert sorted(e.key for e in all_entries(h)) == keys
+
+
+async def test_a_cms_migration_that_changes_ids_links_and_markup_makes_no_duplicates(
+    origin: Origin, clock: FakeClock, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """A source whose guids, links and markup all change at once keeps its entries (matched by
+    their text) and serves the new links."""
+    bodies = [STORY_EN, STORY_EN[::-1], STORY_ZH, OTHER_ZH]
+    first = [{"title": f"Story {n}", "link": f"http://pub.example.com/?p={n}", "guid": f"p{n}",
+              "description": f"<p>{b}</p>"} for n, b in enumerate(bodies)]
+    second = [{"title": f"Story {n}", "link": f"https://pub.example.com/2024/story-{n}",
+               "guid": f"urn:uuid:{n}", "description": f'<div class="c"><p class="x">{b}</p></div>'}
+              for n, b in enumerate(bodies)]
+    doc = {"body": rss(first)}
+    origin.route("/feed", lambda req: Reply(doc["body"]))
+    h = await harness_factory([("p", origin.url("/feed"))])
+    await h.tick()
+    keys = sorted(e.key for e in all_entries(h))
+    doc["body"] = rss(second)
+    clock.advance(3600)
+    await h.tick()
+    entries = all_entries(h, merge=False)
+    assert len(entries) == 4 and sorted(e.key for e in entries) == keys
+    assert all((e.link or "").startswith("https://pub.example.com/2024/") for e in entries)
+
+
+async def test_recomputing_fingerprints_restores_what_the_pipeline_stored(
+    origin: Origin, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """store.recompute_fingerprints(dedupe.stored_signature) rewrites each entry's fingerprint,
+    weight and band keys to exactly what the pipeline computes for it (stale ones after an
+    upgrade included), so near-duplicate lookups find it again."""
+    from sqlalchemy import delete, update
+
+    from aggregator import dedupe
+    from aggregator.store.schema import entries, entry_bands
+
+    origin.route("/a", Reply(rss([{"title": "Quake", "link": "http://n.example.com/1", "description": STORY_EN},
+                                  {"title": "地震", "link": "http://n.example.com/2", "description": STORY_ZH}])))
+    h = await harness_factory([("a", origin.url("/a"))])
+    await h.tick()
+    before = {e.id: (e.fingerprint, e.text_length, h.store.entry_band_keys(e.id)) for e in all_entries(h)}
+    with h.store.engine.begin() as conn:  # what an older version stored
+        conn.execute(update(entries).values(fingerprint=12345, text_length=1))
+        conn.execute(delete(entry_bands))
+    assert h.store.recompute_fingerprints(dedupe.stored_signature) == 2
+    after = {e.id: (e.fingerprint, e.text_length, h.store.entry_band_keys(e.id)) for e in all_entries(h)}
+    assert {k: (f, w, set(b)) for k, (f, w, b) in after.items()} == {
+        k: (f, w, set(b)) for k, (f, w, b) in before.items()}
+    assert all(b for _, _, b in after.values())
