@@ -798,7 +798,8 @@ def lead_copy(article: Article, lead: str, rng: random.Random, end: bool) -> Cop
     lang = lang_of(article)
     paras = [lead, *article.paragraphs[1:]]
     if end:
-        sentences = [s for s in _SENTENCE.split(paras[-1]) if s]
+        splitter = re.compile(r"(?<=[。！？])") if lang == "zh" else _SENTENCE  # no space after 。
+        sentences = [s for s in splitter.split(paras[-1]) if s]
         joiner = "" if lang == "zh" else " "
         paras[-1] = joiner.join([*sentences[:-1], rng.choice(ENDINGS[lang])])
     variant = "lead+end" if end else "lead"
