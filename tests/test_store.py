@@ -315,7 +315,7 @@ def test_apply_stores_new_and_changed_entries_and_logs_the_fetch(store: SQLStore
     [state] = store.claim_due(T0, 10, "w", LEASE)
     ids = store.apply(fetched(state, T0), [entry("a", "1"), entry("a", "2")], [], ok("a", 2), T0, "w")
     assert len(ids) == 2 and store.known("a", ["1", "2", "3"]) == {
-        "1": (ids[0], "h-1-body"), "2": (ids[1], "h-2-body")}
+        "1": (ids[0], "h-1-body", None), "2": (ids[1], "h-2-body", None)}
     later = T0 + timedelta(hours=1)
     [state] = store.claim_due(later, 10, "w", LEASE)
     changed = replace(entry("a", "2", later, content="edited"), id=ids[1])
