@@ -15,7 +15,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
-from . import report
+from . import dedupe, report
 from .clock import Clock, SystemClock
 from .config import Settings
 from .daemon import open_configured_store
@@ -177,7 +177,7 @@ def explain(settings: Settings, ref: str, console: Console, clock: Clock | None 
             console.print(f"no stored or dropped entry matches {ref!r}", highlight=False, markup=False)
             return 1
         for entry_id in ids:
-            for line in _explain_entry(store, entry_id):
+            for line in _explain_entry(store, entry_id) + _nearest_lines(store, entry_id, settings):
                 console.print(line, highlight=False, markup=False)
         for d in drops:
             console.print(f"dropped: {d.title!r} from {d.source_id} (key {d.key})", highlight=False, markup=False)
@@ -203,3 +203,21 @@ def _explain_entry(store: Store, entry_id: int) -> list[str]:
     if copies:
         lines.append(f"  primary of a cluster; copies: {', '.join(map(str, copies))}")
     return lines
+
+
+def _nearest_lines(store: Store, entry_id: int, settings: Settings) -> list[str]:
+    """For an entry that was not merged: the closest entries of other sources, with scores."""
+    e = store.get_entry(entry_id)
+    if e is None or e.duplicate_of is not None:
+        return []
+    keys = store.entry_band_keys(entry_id)
+    rows = store.duplicate_candidates_many(e.source_id, [(e.canonical_url, e.content_hash, keys)])[0]
+    me = dedupe.Candidate(entry_id, e.source_id, e.canonical_url, e.content_hash, e.fingerprint,
+                          e.text_length)
+    others = [dedupe.Candidate(r.entry_id, r.source_id, r.canonical_url, r.content_hash,
+                               r.fingerprint, r.text_length, r.duplicate_of)
+              for r in rows if r.duplicate_of != entry_id]  # its own copies are listed above
+    near = dedupe.nearest(me, others, settings.dedupe)
+    if not near:
+        return ["  not merged: no entry of another source shares a URL, content or band key"]
+    return ["  not merged; nearest entries of other sources:"] + [f"  - {n.describe()}" for n in near]

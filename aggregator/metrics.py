@@ -17,8 +17,6 @@ registry needed), to which the store's own counts of lost leases and takeovers a
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from .logs import kv
 from .models import FetchOutcome, FetchStatus
+from .owners import owner_id
 from .publish.feeds import FeedService
 from .store import Store
 
@@ -83,10 +82,10 @@ class Metrics:
         self, store: Store, role: str = "all", process: str | None = None,
         per_source: bool = True,
     ) -> None:
-        """``role`` and ``process`` (default host:pid) label every series of this process (not
+        """``role`` and ``process`` (default: the owner id, host:pid:start) label every series of this process (not
         the per-source gauges, which read the shared database; ``per_source=False`` leaves
         them out)."""
-        process = process or f"{socket.gethostname()}:{os.getpid()}"
+        process = process or owner_id()
         self.registry = CollectorRegistry()
         r = CollectorRegistry(auto_describe=True)  # this process's own series, labelled on the way out
         self.fetches = Counter("aggregator_fetches", "Fetches by outcome.", ["outcome"], registry=r)

@@ -341,10 +341,8 @@ class Pipeline:
         # the store's look-ups in a thread: a slow or hung database never blocks the event loop
         keyed, known, attempts = await asyncio.to_thread(self._lookup, source, identified, state)
         retry = details.due(attempts, keyed, now)
-        todo = {
-            k: ki for k, ki in keyed.items()
-            if k not in known or known[k][1] != ki.content_hash or k in retry
-        }
+        todo = {k: ki for k, ki in keyed.items() if k not in known or k in retry
+                or dedupe.changed(known[k][1], known[k][2], ki)}
         enriched = await self._enrich(source, list(todo.values()))
         detail_changes = details.changes(
             attempts, keyed, list(zip(todo, enriched)), now, self.settings.schedule
@@ -355,7 +353,8 @@ class Pipeline:
         changed: list[Entry] = []
         dropped: list[Drop] = []
         for (key, ki), item, ready in zip(todo.items(), enriched, prepared):
-            if key in retry and item.detail_error and known.get(key, (0, ""))[1] == ki.content_hash:
+            unchanged = key in known and not dedupe.changed(known[key][1], known[key][2], ki)
+            if key in retry and item.detail_error and unchanged:
                 continue  # a retry that failed again: the stored entry is as it was
             entry, decision = self._entry(source, key, _absolute(item, result.url), ki, ready, now)
             if decision.dropped:
@@ -401,9 +400,10 @@ class Pipeline:
 
     def _lookup(
         self, source: Source, identified: Sequence[Keyed], state: SourceState
-    ) -> tuple[dict[str, Keyed], dict[str, tuple[int, str]], dict[str, DetailAttempt]]:
+    ) -> tuple[dict[str, Keyed], dict[str, tuple[int, str, str | None]], dict[str, DetailAttempt]]:
         """The live items by key (re-keyed where the source changed its id scheme), what the
-        store knows of them (key -> (entry id, content hash)) and its failed detail fetches."""
+        store knows of them (key -> (entry id, content hash, canonical URL)) and its failed
+        detail fetches."""
         keyed = self._alive(source, identified)
         known = self.store.known(source.id, keyed)
         keyed, old_keys = self._rekey(source, keyed, known)
@@ -420,14 +420,19 @@ class Pipeline:
         return {k: v for k, v in keyed.items() if k not in dead}
 
     def _rekey(
-        self, source: Source, keyed: dict[str, Keyed], known: dict[str, tuple[int, str]]
+        self, source: Source, keyed: dict[str, Keyed], known: dict[str, tuple[int, str, str | None]]
     ) -> tuple[dict[str, Keyed], list[str]]:
         """When most keys are new, recognize entries the source already has under other keys (a
         publisher that changed its id scheme) and use their old keys; also return those old keys."""
         if not keyed or len(known) > len(keyed) / 2:
             return keyed, []
         stored = self.store.source_identities(source.id)
-        mapping = dedupe.detect_rekeyed(list(keyed.values()), stored) if stored else {}
+
+        def text_of(key: str) -> int | None:  # only for items no URL or hash recognized
+            item = keyed[key].item
+            return dedupe.stored_signature(item.title, item.content or item.summary)[0]
+
+        mapping = dedupe.detect_rekeyed(list(keyed.values()), stored, fingerprint=text_of) if stored else {}
         if not mapping:
             return keyed, []
         log.info("%s", kv(source=source.id, event="rekeyed", entries=len(mapping)))

@@ -58,6 +58,8 @@ RESTART_ONLY: tuple[tuple[str, str | None], ...] = (
 LIVE: dict[tuple[str, str | None], str] = {
     ("server", "base_url"): "feeds: self links of the next renderings",
     ("server", "admin_token"): "status pages: read at each admin request",
+    ("server", "access_key"): "every request: read from the feeds' settings",
+    ("server", "private"): "every request: read from the feeds' settings",
     ("retention", "max_entries_per_source"): "retention job: read at each run",
     ("retention", "max_age"): "retention job: read at each run",
     ("retention", "every"): "scheduler: the retention job is rescheduled",
@@ -69,6 +71,7 @@ LIVE: dict[tuple[str, str | None], str] = {
     ("schedule", "backoff_base"): "pipeline",
     ("schedule", "batch_size"): "dispatcher",
     ("schedule", "lease"): "dispatcher",
+    ("schedule", "detail_attempts"): "pipeline: detail retries decided from now on",
     ("content", None): "pipeline: cleaning options and parser processes",
     ("dedupe", None): "pipeline",
     ("publish", "title"): "feeds",

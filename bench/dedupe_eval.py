@@ -160,6 +160,60 @@ def print_report(title: str, report: Report, verbose: bool) -> None:
             print("  " + line)
 
 
+ISSUE18_KINDS = {  # kind of same-story pair -> (its pair kinds, the hard negatives made beside it)
+    "Traditional / Simplified Chinese": (("script",), ("script-other-story",)),
+    "rewritten lead (and last sentence)": (
+        ("lead", "lead+end", "lead-template"),
+        ("lead-other-story", "lead+end-other-story", "lead-template-other", "followup"),
+    ),
+    "tiny post (under 60 letters)": (("tiny",), ("tiny-other", "tiny-near")),
+    "http -> https move (markup changed / title only)": (
+        ("https", "https-title"),
+        ("https-other-story", "https-title-other-story"),
+    ),
+}
+
+
+def kinds_table(report: Report) -> list[str]:
+    """Recall of each kind of issue 18 and precision against its own hard negatives."""
+    lines = [f"  {'kind':50} {'pairs':>6} {'recall':>7} {'negatives':>9} {'false merges':>12}"]
+    for name, (positives, negatives) in ISSUE18_KINDS.items():
+        tp = fn = fp = tn = 0
+        for key, c in report.by_kind.items():
+            kind = key.split(":", 1)[1]
+            if kind in positives:
+                tp, fn = tp + c["tp"], fn + c["fn"]
+            elif kind in negatives:
+                fp, tn = fp + c["fp"], tn + c["tn"]
+        recall = tp / (tp + fn) if tp + fn else float("nan")
+        lines.append(f"  {name:50} {tp + fn:6} {recall:7.3f} {fp + tn:9} {fp:12}")
+    return lines
+
+
+def converters() -> None:
+    """Speed and round-trip accuracy of the Traditional -> Simplified converters installed."""
+    import time
+
+    import opencc
+
+    simplified = (REPO / "bench" / "dedupe_eval" / "articles_zh.txt").read_text(encoding="utf-8")
+    traditional = opencc.OpenCC("s2t.json").convert(simplified)  # character for character
+    candidates = {"opencc (t2s)": opencc.OpenCC("t2s.json").convert}
+    try:
+        import zhconv
+
+        candidates["zhconv (zh-hans)"] = lambda s: zhconv.convert(s, "zh-hans")
+    except ImportError:
+        print("zhconv not installed (pip install zhconv) - skipped")
+    for name, fn in candidates.items():
+        start = time.perf_counter()
+        for _ in range(5):
+            out = fn(traditional)
+        rate = 5 * len(traditional) / (time.perf_counter() - start) / 1e6
+        same = sum(a == b for a, b in zip(out, simplified))
+        print(f"{name:20} {rate:6.2f} M chars/s; {same}/{len(simplified)} characters restored")
+
+
 def margins(report: Report) -> str:
     positives = sorted(s for s, same, _ in report.near_scores if same)
     negatives = sorted(s for s, same, _ in report.near_scores if not same)
@@ -172,7 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-corpus", action="store_true", help="only the synthetic set")
     parser.add_argument("-v", "--verbose", action="store_true", help="per-kind table and mistakes")
+    parser.add_argument("--converters", action="store_true", help="measure the Chinese converters")
     args = parser.parse_args(argv)
+    if args.converters:
+        converters()
+        return 0
     gen = load_generator()
     evalset = gen.load_set()
     if not args.no_corpus:
@@ -183,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     text_only = evaluate(evalset, settings, use_urls=False, ids=ids)
     print_report("all rules", full, args.verbose)
     print_report("text only (URLs withheld)", text_only, args.verbose)
+    print("\nthe kinds of issue 18 (all rules):")
+    print("\n".join(kinds_table(full)))
     print(margins(full))
     print(index_load(evalset, ids))
     ok = full.precision >= TARGET_PRECISION and full.recall >= TARGET_RECALL

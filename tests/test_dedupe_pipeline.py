@@ -222,3 +222,149 @@ async def test_explain_command_says_why(origin: Origin, tmp_path: Path, harness_
     assert cli.main(["--config", str(cfg), "explain", "http://n.example.com/ad"]) == 0
     assert "dropped" in capsys.readouterr().out
     assert cli.main(["--config", str(cfg), "explain", "nothing-like-this"]) == 1
+
+
+async def test_explain_lists_the_nearest_candidates_of_an_unmerged_entry(  # type: ignore[no-untyped-def]
+    origin: Origin, tmp_path: Path, harness_factory, capsys
+) -> None:
+    """`aggregator explain` on an entry that was not merged shows its nearest entries of other
+    sources with their similarity, the threshold and the closest rule."""
+    half = STORY_EN[: len(STORY_EN) // 2]
+    other = half + " Meanwhile an unrelated council vote on parking fees drew a record crowd."
+    origin.route("/a", Reply(rss([{"title": "Quake", "link": "http://n.example.com/1", "description": STORY_EN}])))
+    origin.route("/b", Reply(rss([{"title": "Quake", "link": "http://m.example.com/2", "description": other}])))
+    h = await harness_factory([("a", origin.url("/a")), ("b", origin.url("/b"))])
+    await h.tick()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[storage]\nurl = "{h.settings.storage.url}"\n', encoding="utf-8")
+    entries = all_entries(h, merge=False)
+    assert len(entries) == 2 and all(e.duplicate_of is None for e in entries)
+    b = next(e for e in entries if e.source_id == "b")
+    assert cli.main(["--config", str(cfg), "explain", str(b.id)]) == 0
+    out = capsys.readouterr().out
+    a_id = next(e.id for e in entries if e.source_id == "a")
+    assert "nearest entries of other sources" in out and f"entry {a_id} from a: similarity" in out
+    assert "(threshold 0.950)" in out and "closest rule:" in out  # a short text: strict
+
+
+async def test_a_changed_link_on_the_same_guid_is_stored_and_served(
+    origin: Origin, clock: FakeClock, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """An item whose link changes (same guid, same text) gets its new link stored and served."""
+    doc = {"l": "http://x.example.com/old-path"}
+    origin.route("/f", lambda req: Reply(rss([{"title": "T", "link": doc["l"], "guid": "g1",
+                                               "description": "<p>The same text.</p>"}])))
+    h = await harness_factory([("s", origin.url("/f"))])
+    await h.tick()
+    (before,) = all_entries(h)
+    doc["l"] = "https://x.example.com/new-path"
+    clock.advance(3600)
+    await h.tick()
+    (after,) = all_entries(h)
+    assert after.id == before.id and after.link == "https://x.example.com/new-path"
+    feeds = FeedService(h.settings, h.store, lambda: {s.id: s for s in h.settings.source_records()})
+    doc_out = feedparser.parse(TestClient(create_app(feeds)).get("/feeds/all.atom").content)
+    assert [e.link for e in doc_out.entries] == ["https://x.example.com/new-path"]
+
+
+async def test_a_site_moving_to_https_with_new_markup_makes_no_duplicates(
+    origin: Origin, clock: FakeClock, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """Guids and links moved from http to https, bodies re-marked-up, some items title-only:
+    every item is recognized as the entry it was."""
+    def items(scheme: str, markup: str) -> list[dict[str, str]]:
+        out = [{"title": f"Story {n}", "link": f"{scheme}://pub.example.com/s/{n}",
+                "guid": f"{scheme}://pub.example.com/?p={n}",
+                "description": markup.format(f"Body of story number {n}. " * 12)} for n in range(5)]
+        out += [{"title": f"Brief {n}", "link": f"{scheme}://pub.example.com/b/{n}",
+                 "guid": f"{scheme}://pub.example.com/?b={n}"} for n in range(3)]
+        return out
+    doc = {"body": rss(items("http", "<p>{}</p>"))}
+    origin.route("/feed", lambda req: Reply(doc["body"]))
+    h = await harness_factory([("p", origin.url("/feed"))])
+    await h.tick()
+    keys = sorted(e.key for e in all_entries(h))
+    doc["body"] = rss(items("https", '<div class="entry"><p class="x">{}</p></div>'))
+    clock.advance(3600)
+    await h.tick()
+    assert len(all_entries(h, merge=False)) == 8
+    assert sorted(e.key for e in all_entries(h)) == keys
+
+
+async def test_a_cms_migration_that_changes_ids_links_and_markup_makes_no_duplicates(
+    origin: Origin, clock: FakeClock, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """A source whose guids, links and markup all change at once keeps its entries (matched by
+    their text) and serves the new links."""
+    bodies = [STORY_EN, STORY_EN[::-1], STORY_ZH, OTHER_ZH]
+    first = [{"title": f"Story {n}", "link": f"http://pub.example.com/?p={n}", "guid": f"p{n}",
+              "description": f"<p>{b}</p>"} for n, b in enumerate(bodies)]
+    second = [{"title": f"Story {n}", "link": f"https://pub.example.com/2024/story-{n}",
+               "guid": f"urn:uuid:{n}", "description": f'<div class="c"><p class="x">{b}</p></div>'}
+              for n, b in enumerate(bodies)]
+    doc = {"body": rss(first)}
+    origin.route("/feed", lambda req: Reply(doc["body"]))
+    h = await harness_factory([("p", origin.url("/feed"))])
+    await h.tick()
+    keys = sorted(e.key for e in all_entries(h))
+    doc["body"] = rss(second)
+    clock.advance(3600)
+    await h.tick()
+    entries = all_entries(h, merge=False)
+    assert len(entries) == 4 and sorted(e.key for e in entries) == keys
+    assert all((e.link or "").startswith("https://pub.example.com/2024/") for e in entries)
+
+
+async def test_recomputing_fingerprints_restores_what_the_pipeline_stored(
+    origin: Origin, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
+    """store.recompute_fingerprints(dedupe.stored_signature) rewrites each entry's fingerprint,
+    weight and band keys to exactly what the pipeline computes for it (stale ones after an
+    upgrade included), so near-duplicate lookups find it again."""
+    from sqlalchemy import delete, update
+
+    from aggregator import dedupe
+    from aggregator.store.schema import entries, entry_bands
+
+    origin.route("/a", Reply(rss([{"title": "Quake", "link": "http://n.example.com/1", "description": STORY_EN},
+                                  {"title": "地震", "link": "http://n.example.com/2", "description": STORY_ZH}])))
+    h = await harness_factory([("a", origin.url("/a"))])
+    await h.tick()
+    before = {e.id: (e.fingerprint, e.text_length, h.store.entry_band_keys(e.id)) for e in all_entries(h)}
+    with h.store.engine.begin() as conn:  # what an older version stored
+        conn.execute(update(entries).values(fingerprint=12345, text_length=1))
+        conn.execute(delete(entry_bands))
+    assert h.store.recompute_fingerprints(dedupe.stored_signature) == 2
+    after = {e.id: (e.fingerprint, e.text_length, h.store.entry_band_keys(e.id)) for e in all_entries(h)}
+    assert {k: (f, w, set(b)) for k, (f, w, b) in after.items()} == {
+        k: (f, w, set(b)) for k, (f, w, b) in before.items()}
+    assert all(b for _, _, b in after.values())
+
+
+async def test_upgrading_the_schema_recomputes_stored_fingerprints(
+    origin: Origin, harness_factory, clock
+) -> None:  # type: ignore[no-untyped-def]
+    """A database at schema 6 (fingerprints of the older meaning) opened by this version is
+    migrated to 7: every stored fingerprint, weight and band key is computed again."""
+    from sqlalchemy import delete, update
+
+    from aggregator.store import open_store
+    from aggregator.store.schema import entries, entry_bands, schema_version
+
+    origin.route("/a", Reply(rss([{"title": "Quake", "link": "http://n.example.com/1", "description": STORY_EN},
+                                  {"title": "地震", "link": "http://n.example.com/2", "description": STORY_ZH}])))
+    h = await harness_factory([("a", origin.url("/a"))])
+    await h.tick()
+    before = {e.id: (e.fingerprint, e.text_length, set(h.store.entry_band_keys(e.id))) for e in all_entries(h)}
+    with h.store.engine.begin() as conn:  # what version 6 left behind
+        conn.execute(update(entries).values(fingerprint=12345, text_length=1))
+        conn.execute(delete(entry_bands))
+        conn.execute(delete(schema_version).where(schema_version.c.version == 7))
+    h.store.close()
+    again = open_store(h.settings.storage.url, clock.now())
+    try:
+        after = {e.id: (e.fingerprint, e.text_length, set(again.entry_band_keys(e.id)))  # type: ignore[attr-defined]
+                 for e in again.list_entries(Selection(merge_duplicates=False, limit=100))}
+    finally:
+        again.close()
+    assert after == before and all(b for _, _, b in after.values())

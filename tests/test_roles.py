@@ -8,7 +8,6 @@ The process tests start the real daemon (``python run.py``) and talk to it over 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from aggregator import config, metrics
 from aggregator.clock import FakeClock
 from aggregator.daemon import command_line
+from aggregator.owners import owner_id, process_start
 
 from .conftest import REPO
 from .ops_stack import make_config, running_stack
@@ -117,7 +117,7 @@ def test_a_worker_serves_metrics_and_health_on_its_port_beside_a_web_process(pro
     worker = procs.start("--role", "worker", "--port", str(wport))
     web = procs.start("--role", "web", "--port", str(webport))
     wbase, webbase = f"http://127.0.0.1:{wport}", f"http://127.0.0.1:{webport}"
-    me = f"{socket.gethostname()}:{worker.pid}"
+    me = f"{socket.gethostname()}:{worker.pid}:{process_start(worker.pid)}"
 
     def fetched() -> float:
         found = labelled(scrape(wbase), "aggregator_fetches_total", outcome="ok")
@@ -135,7 +135,7 @@ def test_a_worker_serves_metrics_and_health_on_its_port_beside_a_web_process(pro
     poll(lambda: "First post" in httpx.get(webbase + "/feeds/all.atom", timeout=5).text, 20,
          "the web process serving the worker's entry")
     web_series = labelled(scrape(webbase), "aggregator_fetches_total", outcome="ok")
-    assert list(web_series) == [(("outcome", "ok"), ("process", f"{socket.gethostname()}:{web.pid}"),
+    assert list(web_series) == [(("outcome", "ok"), ("process", f"{socket.gethostname()}:{web.pid}:{process_start(web.pid)}"),
                                  ("role", "web"))]
     for proc in (worker, web):
         proc.send_signal(signal.SIGTERM)
@@ -190,10 +190,11 @@ async def test_dispatch_lag_and_event_counters_are_exposed(
         clock.advance(42)  # both sources became due when the stack synced them
         before = metrics.events()
         await st.scheduler.tick()
+        await st.scheduler.dispatcher.idle()  # the tick starts the round; wait for it
         metrics.db_error()
         metrics.lease_lost(2)
         metrics.lease_takeover()
-        own = (("process", f"{socket.gethostname()}:{os.getpid()}"), ("role", "all"))
+        own = (("process", owner_id()), ("role", "all"))
         samples = await asyncio.to_thread(scrape, st.base)
         assert samples[("aggregator_dispatch_lag_seconds", own)] == 42
         assert samples[("aggregator_db_errors_total", own)] == before["db_errors"] + 1

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.clock import FakeClock
+from aggregator.owners import owner_id
 
 from .ops_stack import Stack, make_config, running_stack
 from .origin import Origin, Reply
@@ -162,7 +161,7 @@ async def test_metrics_parse(tmp_path: Path, origin: Origin, clock: FakeClock) -
         def value(name: str, **labels: str) -> float:
             return samples[(name, tuple(sorted(labels.items())))]
 
-        own = {"role": "all", "process": f"{socket.gethostname()}:{os.getpid()}"}  # this process's
+        own = {"role": "all", "process": owner_id()}  # this process's
         assert value("aggregator_fetches_total", outcome="ok", **own) == 2
         assert value("aggregator_fetches_total", outcome="not_modified", **own) == 2  # same bytes
         assert value("aggregator_fetches_total", outcome="error", **own) == 2

@@ -119,10 +119,11 @@ class IdentityQueries:
         conn.execute(_LOCK_KEYS, {"cls": _STORY_CLASS, "keys": keys})
 
     def source_identities(self, source_id: str, limit: int = 5000) -> list[Entry]:
-        """The source's stored entries as keys, canonical URLs and content hashes (for spotting a
-        publisher that changed its id scheme), newest first."""
+        """The source's stored entries as keys, canonical URLs, content hashes and fingerprints
+        (for spotting a publisher that changed its id scheme), newest first."""
         query = (
-            select(entries.c.id, entries.c.key, entries.c.canonical_url, entries.c.content_hash)
+            select(entries.c.id, entries.c.key, entries.c.canonical_url, entries.c.content_hash,
+                   entries.c.fingerprint)
             .where(entries.c.source_id == source_id)
             .order_by(entries.c.id.desc())
             .limit(limit)
@@ -131,7 +132,8 @@ class IdentityQueries:
             return [
                 Entry(source_id=source_id, key=r.key, title="", link=None, content=None,
                       summary=None, author=None, published=None, updated=None,
-                      content_hash=r.content_hash, canonical_url=r.canonical_url, id=r.id)
+                      content_hash=r.content_hash, canonical_url=r.canonical_url, id=r.id,
+                      fingerprint=r.fingerprint)
                 for r in conn.execute(query)
             ]
 

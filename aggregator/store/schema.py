@@ -298,9 +298,20 @@ def _v6_detail_retries(conn: Connection) -> None:
     detail_retries.create(conn, checkfirst=True)
 
 
+def _v7_fingerprint_windows(conn: Connection) -> None:
+    """Fingerprints changed meaning (two windows, lede and body; Traditional Chinese folded to
+    Simplified): every stored fingerprint, weight and band key is computed again, so stories
+    stored before the upgrade still meet their copies. A data migration needs the code that makes
+    the data, so dedupe's signature is imported here (and only here)."""
+    from ..dedupe import stored_signature
+    from .nearest import recompute_in
+
+    recompute_in(conn, stored_signature)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_initial, _v2_revisions, _v3_dedupe, _v4_source_summaries, _v5_scale_out,
-    _v6_detail_retries,
+    _v6_detail_retries, _v7_fingerprint_windows,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -50,6 +50,7 @@ from ..errors import StoreError
 from ..models import Drop, Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
 from .details import DetailQueries
 from .identity import IdentityQueries, Merge, identity_columns, read_candidates
+from .nearest import NearestQueries
 from .schema import (
     counters,
     entries,
@@ -146,7 +147,7 @@ def _sqlite_engine(url: str, limits: StorageSettings) -> Engine:
     return engine
 
 
-class SQLStore(IdentityQueries, DetailQueries):
+class SQLStore(IdentityQueries, DetailQueries, NearestQueries):
     """One store over one database; safe to share within a process."""
 
     def __init__(self, url: str, now: datetime, limits: StorageSettings | None = None) -> None:
@@ -341,18 +342,18 @@ class SQLStore(IdentityQueries, DetailQueries):
 
     # --- entries ------------------------------------------------------------------------------
 
-    def known(self, source_id: str, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
-        """Existing entries of a source by key: key -> (entry id, content hash)."""
+    def known(self, source_id: str, keys: Iterable[str]) -> dict[str, tuple[int, str, str | None]]:
+        """Existing entries of a source by key: key -> (entry id, content hash, canonical URL)."""
         wanted = list(dict.fromkeys(keys))
-        found: dict[str, tuple[int, str]] = {}
+        found: dict[str, tuple[int, str, str | None]] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(wanted, 500):
                 rows = conn.execute(
-                    select(entries.c.key, entries.c.id, entries.c.content_hash).where(
-                        entries.c.source_id == source_id, entries.c.key.in_(chunk)
-                    )
+                    select(
+                        entries.c.key, entries.c.id, entries.c.content_hash, entries.c.canonical_url
+                    ).where(entries.c.source_id == source_id, entries.c.key.in_(chunk))
                 )
-                found.update({r.key: (r.id, r.content_hash) for r in rows})
+                found.update({r.key: (r.id, r.content_hash, r.canonical_url) for r in rows})
         return found
 
     def tombstoned(self, source_id: str, keys: Iterable[str]) -> set[str]:

@@ -29,6 +29,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -662,6 +663,7 @@ def synthetic_set() -> EvalSet:
         templated = [maker(rng, i) for i in range(24)]
         out.extend(build_group(templated, f"template-{lang}", ("retitle", "wire", "trim")))
         out.extend(build_group(teasers(lang), f"teaser-{lang}", ("tracking",)))
+    out.extend(issue18_set())
     return out
 
 
@@ -721,6 +723,204 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
+# --- the kinds of issue 18: another script, rewritten leads, tiny posts, https moves ------------
+
+LEADS_FILE = HERE / "leads.txt"
+ENDINGS = {  # the last sentence another outlet puts instead of the original's
+    "en": (
+        "Officials said more details would be released in the coming days.",
+        "The story is developing and will be updated.",
+        "None of those involved responded to requests for comment by the time of publication.",
+    ),
+    "zh": ("截至发稿时，相关部门尚未作出进一步回应。", "本报将持续关注事件进展。", "更多详情仍在进一步核实中。"),
+}
+TINY = {  # short link-blog posts: (title, text under 60 characters), and a near copy as a negative
+    "en": (
+        ("The Talk Show: Episode 401", "Special guest: Maya Lin. Sponsored by Squarespace."),
+        ("Quoting Ruth Adler", "“Defaults are destiny, even when nobody reads them.”"),
+        ("Lumaro Port Webcam", "Still the best view of the harbour at dawn."),
+        ("Kessler’s Keyboard Update", "Finally, a proper escape key again. Took them long enough."),
+        ("Orbis Pharma Recalls Batch 7", "Not the first time this year, sadly."),
+        ("Marlow Media’s New Reader App", "Worth a look, if only for the typography."),
+        ("Selene-2 Photo", "The first picture from the lunar south pole. Wow."),
+        ("Tallis Energy Outage Map", "Live map, updated every five minutes."),
+        ("Quote of the Day", "“Ship it, then fix it” is not a plan, it is a wish."),
+        ("Redport United, Champions", "22 years. Worth the wait, says my brother."),
+    ),
+    "zh": (
+        ("今日推荐：江城老街", "值得一去，早上人少。"),
+        ("星驰E7实拍图", "比发布会上看起来更好看。"),
+        ("一句话新闻", "南江地铁5号线今天开通试运营。"),
+        ("周末书单", "三本小说，一本历史，都不长。"),
+        ("东港海星保级成功", "最后一轮才确定，太惊险了。"),
+        ("云岭天气", "明天起连续三天小雨，出门带伞。"),
+    ),
+}
+NEAR_TINY = {  # the same shape with one fact changed: different posts
+    "en": (("The Talk Show: Episode 402", "Special guest: Mark Ellison. Sponsored by Squarespace."),
+           ("Quote of the Day", "“Ship it, then measure it” is a plan, not a wish."),
+           ("Tallis Energy Outage Map", "Live map, updated every fifteen minutes."),
+           ("Orbis Pharma Recalls Batch 9", "Not the first time this year, sadly."),
+           ("Selene-3 Photo", "The first picture from the lunar north pole. Wow.")),
+    "zh": (("今日推荐：青河老街", "值得一去，晚上人少。"), ("一句话新闻", "南江地铁6号线今天开通试运营。"),
+           ("云岭天气", "明天起连续五天大雨，出门带伞。")),
+}
+
+
+def read_leads(path: Path = LEADS_FILE) -> dict[str, str]:
+    out = {}
+    for block in path.read_text(encoding="utf-8").split("\n=== ")[1:]:
+        ident, _, lead = block.partition("\n")
+        out[ident.strip()] = lead.strip()
+    return out
+
+
+def _converter(config: str) -> Any:
+    import opencc  # the same library dedupe folds with; here it writes the other script
+
+    return opencc.OpenCC(config)
+
+
+def traditional_copy(article: Article, n: int) -> Copy:
+    """The story as a Taiwan or Hong Kong outlet runs it: Traditional characters with regional
+    vocabulary (OpenCC s2twp / s2hk), corner-bracket quotes, its own site and markup."""
+    config, site = (("s2twp.json", "taiwan-news.example") if n % 2 else ("s2hk.json", "hk-daily.example"))
+    cc = _converter(config)
+    quote = str.maketrans({"“": "「", "”": "」", "‘": "『", "’": "』"})
+    paras = [cc.convert(p).translate(quote) for p in article.paragraphs]
+    title = cc.convert(article.title if n % 3 else article.alt_title).translate(quote)
+    link = f"https://{site}/article/{article.id}"
+    return Copy(f"{article.id}~script", article.id, "script", site, title, render(paras, n % 4), link)
+
+
+def lead_copy(article: Article, lead: str, rng: random.Random, end: bool) -> Copy:
+    """The story with its first paragraph rewritten (and, with ``end``, its last sentence)."""
+    lang = lang_of(article)
+    paras = [lead, *article.paragraphs[1:]]
+    if end:
+        splitter = re.compile(r"(?<=[。！？])") if lang == "zh" else _SENTENCE  # no space after 。
+        sentences = [s for s in splitter.split(paras[-1]) if s]
+        joiner = "" if lang == "zh" else " "
+        paras[-1] = joiner.join([*sentences[:-1], rng.choice(ENDINGS[lang])])
+    variant = "lead+end" if end else "lead"
+    site = "rewrite-desk.example" if lang == "en" else "gaixie-wang.example"
+    link = f"https://{site}/{variant.replace('+', '-')}/{article.id}"
+    title = article.alt_title if end else article.title
+    return Copy(f"{article.id}~{variant}", article.id, variant, site, title, render(paras, rng.randrange(4)), link)
+
+
+def template_lead(article: Article, rng: random.Random) -> str:
+    """A rewritten lead for a template story, from its own facts (the second paragraph's)."""
+    if article.lang == "zh":
+        return f"{article.alt_title}。{rng.choice(('据公司公告', '记者获悉', '公告显示'))}，{article.title}。"
+    return (f"{article.alt_title}: {rng.choice(('investors reacted', 'the market weighed', 'traders digested'))} "
+            f"the {article.title.split(' profit ')[0].split(' ', 2)[-1]} numbers on the day.")
+
+
+def https_copy(article: Article, rng: random.Random) -> tuple[Copy, Copy]:
+    """The home site before and after a move to https with a new CMS: same path, other markup."""
+    home = SITES[lang_of(article)][0]
+    path = f"{home}/news/{article.id}.html"
+    before = Copy(f"{article.id}~http", article.id, "original", home, article.title,
+                  render(article.paragraphs, 2), f"http://{path}")
+    cms = "".join(f'<p class="body-text">{html.escape(p, quote=False).replace(" ", "&nbsp;", 1)}</p>'
+                  for p in article.paragraphs)
+    after = Copy(f"{article.id}~https", article.id, "https", home, article.title,
+                 f'<div class="entry-content" data-cms="v2">{cms}</div>', f"https://{path}")
+    return before, after
+
+
+def title_only(article: Article, scheme: str) -> Copy:
+    home = SITES[lang_of(article)][0]
+    title = article.title if scheme == "http" else html.escape(article.title).replace(" ", "  ", 1)
+    return Copy(f"{article.id}~title-{scheme}", article.id, "https-title", home, title, "",
+                f"{scheme}://{home}/brief/{article.id}")
+
+
+def followup(earlier: Article, later: Article) -> Copy:
+    """A later story that quotes the earlier one's lead as background: a different story."""
+    paras = [later.paragraphs[0], earlier.paragraphs[0], *later.paragraphs[1:]]
+    site = SITES[lang_of(later)][2]
+    return Copy(f"{later.id}~follows-{earlier.id}", later.id, "followup", site, later.title,
+                render(paras, 0), f"https://{site}/followup/{earlier.id}/{later.id}")
+
+
+def tiny_posts(lang: str) -> EvalSet:
+    """Tiny posts in a site's Atom and JSON feeds (other markup, other links): same story;
+    other tiny posts and near copies with one fact changed: different stories."""
+    out = EvalSet()
+    site = "linkblog.example" if lang == "en" else "duanxun.example"
+    atoms = []
+    for n, (title, text) in enumerate(TINY[lang]):
+        ident = f"{lang}-tiny-{n:02d}"
+        atom = Copy(f"{ident}~atom", ident, "original", site, title, f"<p>{html.escape(text)}</p>",
+                    f"https://elsewhere{n}.example/story/{n}")
+        entity = html.escape(text).replace("’", "&#8217;").replace("“", "&#8220;").replace("”", "&#8221;")
+        json_copy = Copy(f"{ident}~json", ident, "tiny", site, title.replace("’", "&rsquo;"),
+                         entity + "\n", f"https://{site}/{2024 + n % 2}/{n:02d}/post-{n}")
+        atoms.append(atom)
+        out.copies[atom.id] = atom
+        out.copies[json_copy.id] = json_copy
+        out.pairs.append(Pair(atom.id, json_copy.id, True, "tiny", lang))
+    for a, b in itertools.combinations(atoms, 2):
+        out.pairs.append(Pair(a.id, b.id, False, "tiny-other", lang))
+    for n, (title, text) in enumerate(NEAR_TINY[lang]):
+        near = Copy(f"{lang}-tiny-near-{n:02d}", f"{lang}-tiny-near-{n:02d}", "tiny-near", site,
+                    title, f"<p>{html.escape(text)}</p>", f"https://{site}/near/{n}")
+        out.copies[near.id] = near
+        match = next(a for a in atoms if a.title.split()[:2] == title.split()[:2]
+                     or a.title[:4] == title[:4])
+        out.pairs.append(Pair(match.id, near.id, False, "tiny-near", lang))
+    return out
+
+
+def issue18_set() -> EvalSet:
+    """Pairs for the kinds of issue 18, with hard negatives of each."""
+    out = EvalSet()
+    leads = read_leads()
+    for lang in ("en", "zh"):
+        rng = random.Random(f"issue18-{lang}")
+        hand = read_articles(HERE / f"articles_{lang}.txt", lang)
+        templated_rng = random.Random(f"template-{lang}")
+        maker = template_en if lang == "en" else template_zh
+        templated = [maker(templated_rng, i) for i in range(24)]
+        made: dict[str, list[Copy]] = {}
+        for n, article in enumerate(hand):
+            first = original(article)
+            copies = [lead_copy(article, leads[article.id], rng, False),
+                      lead_copy(article, leads[article.id], rng, True)]
+            if lang == "zh":
+                copies.append(traditional_copy(article, n))
+            before, after = https_copy(article, rng)
+            t_http, t_https = title_only(article, "http"), title_only(article, "https")
+            for c in (first, *copies, before, after, t_http, t_https):
+                out.copies[c.id] = c
+            out.pairs += [Pair(first.id, c.id, True, c.variant, lang) for c in copies]
+            out.pairs += [Pair(before.id, after.id, True, "https", lang),
+                          Pair(t_http.id, t_https.id, True, "https-title", lang)]
+            made[article.id] = [first, *copies, before, after, t_http, t_https]
+        for a, b in itertools.permutations(hand, 2):
+            if a.group != b.group:
+                continue
+            fa, fb = made[a.id], made[b.id]
+            follow = followup(a, b)
+            out.copies[follow.id] = follow
+            out.pairs.append(Pair(fa[0].id, follow.id, False, "followup", lang))
+            out.pairs.append(Pair(fa[1].id, follow.id, False, "followup", lang))
+            for x, y in zip(fa[1:], fb[1:]):  # the same kind of copy of two stories of a topic
+                out.pairs.append(Pair(x.id, y.id, False, f"{y.variant}-other-story", lang))
+        for i, article in enumerate(templated):
+            copy = lead_copy(article, template_lead(article, rng), rng, False)
+            first = original(article)
+            out.copies[first.id], out.copies[copy.id] = first, copy
+            out.pairs.append(Pair(first.id, copy.id, True, "lead-template", lang))
+            other = original(templated[(i + 1) % len(templated)])
+            out.copies[other.id] = other
+            out.pairs.append(Pair(other.id, copy.id, False, "lead-template-other", lang))
+        out.extend(tiny_posts(lang))
+    return out
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
@@ -731,6 +931,7 @@ __all__ = [
     "Pair",
     "corpus_set",
     "full_set",
+    "issue18_set",
     "load_set",
     "replace",
     "synthetic_set",
