@@ -493,8 +493,9 @@ def test_open_store_reports_an_unreachable_database() -> None:
 
 def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLStore) -> None:
     """Candidates for several new entries at once: each gets the other sources' entries sharing
-    its content hash, canonical URL or a band key, newest first, capped at CANDIDATE_LIMIT (the
-    cap taken over all of an entry's matches, not per band); its own source never counts."""
+    its content hash or canonical URL (always), then those sharing a band key, newest first, up
+    to CANDIDATE_LIMIT in all (the cap taken over all of an entry's matches, not per band); its
+    own source never counts."""
     from aggregator.store.identity import CANDIDATE_LIMIT
 
     store.sync_sources([src("a"), src("b"), src("c")], T0)
@@ -517,7 +518,7 @@ def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLS
     ])
     ids = [[c.entry_id for c in row] for row in found]
     assert ids[0] == [ids_b[0]]
-    assert ids[1] == sorted([ids_b[1], ids_c[0]], reverse=True)
+    assert ids[1] == [ids_b[1], ids_c[0]]  # the exact match first, then the band match
     crowd_ids = sorted(ids_b[2:] + [ids_c[1]], reverse=True)
     assert ids[2] == crowd_ids[:CANDIDATE_LIMIT] and len(ids[2]) == CANDIDATE_LIMIT
     assert ids[3] == crowd_ids[:CANDIDATE_LIMIT]
@@ -525,6 +526,11 @@ def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLS
     [single] = store.duplicate_candidates_many("a", [(None, "same", (2,))])
     assert [c.entry_id for c in single] == ids[1]
     assert {c.source_id for row in found for c in row} <= {"b", "c"}
+    # an exact match (URL or hash) is never crowded out by newer band matches
+    [url_and_crowd] = store.duplicate_candidates_many("a", [("http://x/1", "same", (7,))])
+    kept = [c.entry_id for c in url_and_crowd]
+    assert kept[:2] == [ids_b[1], ids_b[0]] and len(kept) == CANDIDATE_LIMIT
+    assert kept[2:] == crowd_ids[:CANDIDATE_LIMIT - 2]
 
 
 def test_quiet_fetches_are_stored_together_under_the_lease_rule(store: SQLStore) -> None:

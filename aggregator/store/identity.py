@@ -204,11 +204,15 @@ def read_candidates(
             by_band.setdefault(band[0], set()).add(band[1])
     out = []
     for url, content_hash, keys in wanted:
-        ids = set(by_hash.get(content_hash, ())) | (by_url.get(url, set()) if url else set())
+        # exact matches always (a story's copies must meet however crowded its bands are), then
+        # the newest band matches up to CANDIDATE_LIMIT in all
+        exact = set(by_hash.get(content_hash, ())) | (by_url.get(url, set()) if url else set())
+        banded: set[int] = set()
         for k in keys:
-            ids |= by_band.get(k, set())
-        newest = sorted(ids, reverse=True)[:CANDIDATE_LIMIT]
-        out.append([rows[i] for i in newest])
+            banded |= by_band.get(k, set())
+        room = max(0, CANDIDATE_LIMIT - len(exact))
+        chosen = sorted(exact, reverse=True) + sorted(banded - exact, reverse=True)[:room]
+        out.append([rows[i] for i in chosen])
     return out
 
 
