@@ -66,13 +66,12 @@ CJK_WEIGHT = 3  # a CJK character carries about as much as three letters
 SHINGLE = 15  # weight of a shingle: 15 letters or digits (two or three words), 5 CJK characters
 WINDOW = 500  # weight of each fingerprinted window: a story's lede (~90 words, ~170 汉字);
 #   a trimmed ending, a footer or related links after it do not move the fingerprint
-ONE_WINDOW_MARGIN = 0.0625  # two bits of 32: what one window alone must score above two together
+ONE_WINDOW_MARGIN = 0.03125  # two bits of 64: what one window alone must score above two together
 BODY_ALONE = 200  # a body at least this heavy is fingerprinted without its (often rewritten) title
-BITS = 64
-HALF = 32  # bits of each window's MinHash: the lede's (low half) and the body's (high half)
+HALF = 64  # bits of each window's MinHash: the lede's (low half) and the body's (high half)
+_BIN_BITS = 6  # log2(HALF): the low bits of a shingle's hash pick its bin
 _BLAKE8 = hashlib.blake2b(digest_size=8)  # copied per shingle, never updated itself
 BANDS, ROWS = 10, 3  # band_keys: 10 bands of 3 bins (30 of each window's 32 bins)
-_MASK = (1 << BITS) - 1
 _HALF_MASK = (1 << HALF) - 1
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -352,8 +351,8 @@ def _bins(text: str) -> Bins | None:
         hashes.append(from_bytes(h.digest(), "big"))
     if not hashes:
         return None
-    hashes.sort(reverse=True)  # within a bin (the low 5 bits) the order of h is that of h >> 5,
-    found = {h & (HALF - 1): h >> 5 for h in hashes}  # so the last one written is the minimum
+    hashes.sort(reverse=True)  # within a bin (the low 6 bits) the order of h is that of h >> 6,
+    found = {h & (HALF - 1): h >> _BIN_BITS for h in hashes}  # so the last one written is the minimum
     mins = [found.get(slot) for slot in range(HALF)]
     return [_fill(mins, i) for i in range(HALF)]
 
@@ -374,10 +373,6 @@ def _fill(mins: list[int | None], slot: int) -> tuple[int, int]:
     raise AssertionError("unreachable: at least one bin is full")
 
 
-def _to_signed(value: int) -> int:
-    return value - (1 << BITS) if value >> (BITS - 1) else value
-
-
 def _half_of(bins: Sequence[tuple[int, int]]) -> int:
     value = 0
     for slot, (minimum, distance) in enumerate(bins):
@@ -388,7 +383,7 @@ def _half_of(bins: Sequence[tuple[int, int]]) -> int:
 def _fingerprint_of(both: tuple[Bins, Bins] | None) -> int:
     if both is None:
         return 0
-    return _to_signed(_half_of(both[0]) | _half_of(both[1]) << HALF)
+    return _half_of(both[0]) | _half_of(both[1]) << HALF
 
 
 def _band_keys_of(both: tuple[Bins, Bins] | None) -> tuple[int, ...]:
