@@ -13,8 +13,8 @@ import pytest
 from aggregator import dedupe
 from aggregator.config import DedupeSettings
 from aggregator.dedupe import Candidate, Identity
-from aggregator.store.schema import fingerprint_columns, fingerprint_of
 from aggregator.models import Entry, Item
+from aggregator.store.schema import fingerprint_columns, fingerprint_of
 
 TRACKING = DedupeSettings().tracking_params
 REPO = Path(__file__).resolve().parents[1]

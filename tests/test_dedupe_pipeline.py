@@ -213,7 +213,7 @@ async def test_explain_command_says_why(origin: Origin, tmp_path: Path, harness_
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[storage]\nurl = "{h.settings.storage.url}"\n' + CATEGORIZE.replace('source = "b"', 'source = "a"')
                    + '\n[[sources]]\nid = "a"\nurl = "http://x.example/a"\n', encoding="utf-8")
-    copy = [e for e in all_entries(h, merge=False) if e.duplicate_of is not None][0]
+    copy = next(e for e in all_entries(h, merge=False) if e.duplicate_of is not None)
     assert cli.main(["--config", str(cfg), "explain", str(copy.id)]) == 0
     out = capsys.readouterr().out
     assert f"merged into entry {copy.duplicate_of}" in out and "same canonical URL" in out
