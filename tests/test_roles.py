@@ -124,7 +124,7 @@ def test_a_worker_serves_metrics_and_health_on_its_port_beside_a_web_process(pro
         assert list(found) == [(("outcome", "ok"), ("process", me), ("role", "worker"))], found
         return sum(found.values())
 
-    assert poll(fetched, 30, "the worker's fetch counter") >= 1
+    assert poll(fetched, 60, "the worker's fetch counter") >= 1
     assert httpx.get(wbase + "/healthz", timeout=5).status_code == 200
     ready = httpx.get(wbase + "/readyz", timeout=5)
     assert ready.status_code == 200 and "scheduler=ok" in ready.text
