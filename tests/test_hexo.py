@@ -234,3 +234,29 @@ def test_hostile_html_is_made_inert_but_means_the_same() -> None:
     assert not any(line.lstrip(" \t>").startswith(("```", "~~~")) for line in lines)
     expected = "<div>   \n" + HOSTILE.replace("\r\n", "\n") + "  \n</div>"
     assert unescape(body.rsplit("\n", 1)[0]) == expected
+
+
+def test_export_command_names_the_feeds_own_title_as_author(tmp_path: Path) -> None:
+    """`export hexo` over a store: a source with no site_name, no configured title and entries
+    without authors gets the feed's own stored title as author, never the source id."""
+    from aggregator.commands import export_hexo
+    from aggregator.models import FetchOutcome, FetchStatus
+
+    from .feedworld import make_world
+
+    storage = f'\n[storage]\nurl = "sqlite:///{tmp_path / "agg.db"}"\n'
+    extra = '[[sources]]\nid = "kc0011-rss"\nurl = "https://kc.example.com/rss"\n'
+    world = make_world(tmp_path, storage + extra)
+    world.sources["kc0011-rss"] = next(s for s in world.settings.source_records() if s.id == "kc0011-rss")
+    state = world.store.get_state("kc0011-rss")
+    assert state is not None
+    outcome = FetchOutcome("kc0011-rss", FetchStatus.OK)
+    world.store.apply(replace(state, title="KC News"), [], [], outcome, world.clock.now())
+    world.add("kc0011-rss", 1, author=None, title="Untagged story", categories=())
+    world.add("hn", 1, author=None, title="HN story")
+    world.store.close()
+    export_hexo(world.settings, tmp_path / "posts", None, None, 10)
+    kc = (tmp_path / "posts" / "Untagged story.md").read_text(encoding="utf-8")
+    assert "author: KC News\n" in kc and "tags:" not in kc and "headimg" not in kc
+    hn = (tmp_path / "posts" / "HN story.md").read_text(encoding="utf-8")
+    assert "author: Hacker News\n" in hn and "tags: \n - general\n" in hn
