@@ -66,6 +66,9 @@ _XML_DECL = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-
 _XML_DECL_TEXT = re.compile(r"""^(\s*<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';,\s]+)""", re.IGNORECASE)
 _DETECT_SAMPLE = 1024 * 1024
+_JAPANESE = frozenset(
+    {"cp932", "shift_jis", "shift_jis_2004", "shift_jisx0213", "euc_jp", "euc_jis_2004", "euc_jisx0213"}
+)
 
 
 def decode_feed(content: bytes, content_type_header: str | None) -> tuple[bytes, str]:
@@ -153,7 +156,7 @@ def _by_detection(content: bytes) -> tuple[str, str]:
     matches = charset_normalizer.from_bytes(content[:_DETECT_SAMPLE])
     if not matches:
         return _fallback(content)
-    best = min(matches, key=lambda m: m.chaos + _halfwidth_kana_share(str(m)))
+    best = min(matches, key=lambda m: m.chaos + _kana_penalty(m))
     ties = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
     guess = "cp1252" if "cp1252" in ties else best.encoding
     encoding = _candidates(guess)[0] if _candidates(guess) else guess
@@ -168,6 +171,11 @@ def _fallback(content: bytes) -> tuple[str, str]:
         return content.decode("cp1252"), "cp1252"
     except UnicodeDecodeError:
         return content.decode("utf-8", "replace"), "utf-8"
+
+
+def _kana_penalty(match: charset_normalizer.CharsetMatch) -> float:
+    """A Japanese reading's share of half-width katakana (other readings are not decoded)."""
+    return _halfwidth_kana_share(str(match)) if match.encoding in _JAPANESE else 0.0
 
 
 def _halfwidth_kana_share(text: str) -> float:
