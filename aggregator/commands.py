@@ -24,7 +24,7 @@ from .fetch import Fetcher
 from .models import FetchOutcome, Selection, Source, SourceState
 from .owners import owner_id
 from .pipeline import Pipeline, Processed
-from .publish.hexo import ExportStats, export_posts
+from .publish.hexo import ExportStats, PostSource, export_posts
 from .report import SourceRow
 from .store import Store, open_store
 
@@ -160,10 +160,18 @@ def export_hexo(
             limit=limit,
         )
         entries = store.list_entries(sel)
+        feed_titles = {s.source_id: s.title for s in store.list_states(include_disabled=True)}
     finally:
         store.close()
-    names = {s.id: s.site_name or s.title or s.id for s in settings.source_records()}
-    return export_posts(entries, names, out)
+    sources = {
+        s.id: PostSource(
+            site_name=s.site_name,
+            title=s.title or feed_titles.get(s.id),
+            placeholder_image=s.hexo_placeholder_image,
+        )
+        for s in settings.source_records()
+    }
+    return export_posts(entries, sources, out, settings.publish.title)
 
 
 def explain(settings: Settings, ref: str, console: Console, clock: Clock | None = None) -> int:

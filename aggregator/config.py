@@ -505,7 +505,11 @@ SOURCE_OPTIONS: dict[str, type[BaseModel]] = {
 }
 
 SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "qutoutiao": {"category": ("新媒体", "趣头条", "分类"), "site_name": "趣头条"},
+    "qutoutiao": {
+        "category": ("新媒体", "趣头条", "分类"),
+        "site_name": "趣头条",
+        "hexo_placeholder_image": True,
+    },
 }
 
 
@@ -519,6 +523,7 @@ class SourceSettings(BaseModel):
     interval: Duration | None = None
     category: CategoryPath | None = None
     site_name: str | None = None
+    hexo_placeholder_image: bool | None = None  # None: the kind's default (Qutoutiao: true)
     enabled: bool = True
 
     @field_validator("kind")
@@ -677,6 +682,11 @@ def to_source(
         interval=s.interval if s.interval is not None else schedule.interval,
         category=s.category if s.category is not None else defaults.get("category", ()),
         site_name=s.site_name or defaults.get("site_name"),
+        hexo_placeholder_image=(
+            s.hexo_placeholder_image
+            if s.hexo_placeholder_image is not None
+            else bool(defaults.get("hexo_placeholder_image", False))
+        ),
         options=options,
         limits=limits or ParseLimits(),
     )

@@ -42,6 +42,7 @@ class Source:
     interval: float = 1800.0  # seconds between fetches
     category: tuple[str, ...] = ()
     site_name: str | None = None
+    hexo_placeholder_image: bool = False  # Hexo posts without an image get a picsum one
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings
     # the same for every source (from [fetch] and [content]); not part of what a reload compares
     limits: ParseLimits = field(default=ParseLimits(), compare=False)

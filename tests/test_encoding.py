@@ -152,3 +152,117 @@ def test_utf8_content_type_keeps_the_media_type() -> None:
         == "application/atom+xml; charset=utf-8"
     )
     assert utf8_content_type(None) == "application/xml; charset=utf-8"
+
+
+# --- never worse than feedparser ------------------------------------------------------------------
+
+# Corpus files where feedparser's own reading is wrong and ours is right: what each reading holds.
+BETTER_THAN_FEEDPARSER = {
+    "kurtmckee+feedparser/illformed/chardet/gb2312.xml": ("不归移民漫画系列", "²»¹éÒÆÃñ"),
+    "kurtmckee+feedparser/illformed/chardet/big5.xml": ("我希望", "§Ú§Æ±æ"),
+    "miniflux+v2/windows-1252-incorrect-prolog.xml": ("Euro €", "Euro â‚¬"),
+    "kurtmckee+feedparser/encoding/bozo_linenoise.xml": ("’", "â€™"),
+}
+_DECL = re.compile(rb"^\s*<\?xml\s[^>]*\?>")
+
+
+def _feedparser_reading(raw: bytes, header: str | None) -> str:
+    """The text feedparser's charset step reads from ``raw``, XML declarations removed."""
+    headers = {"content-type": header} if header else {}
+    data = feedparser.encodings.convert_to_utf8(headers, raw, feedparser.FeedParserDict())
+    return _without_declaration(data.decode("utf-8") if isinstance(data, bytes) else data)
+
+
+def _without_declaration(text: str) -> str:
+    return re.sub(r"^(\s*<\?xml\s[^>]*\?>)+", "", text.lstrip("\ufeff"), count=1).strip()
+
+
+def _texts(raw: bytes, header: str | None) -> list[str]:
+    """What feedparser finally reads (it repairs some misreadings later): feed title and
+    subtitle, entry titles and summaries."""
+    headers = {"content-type": header} if header else {}
+    parsed = feedparser.parse(
+        raw, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+    )
+    feed = [parsed.feed.get("title", ""), parsed.feed.get("subtitle", "")]
+    return feed + [f"{e.get('title', '')}\n{e.get('summary', '')}" for e in parsed.entries]
+
+
+def _corpus_xml() -> list[str]:
+    return sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*.xml")) if CORPUS.exists() else []
+
+
+@pytest.mark.parametrize("name", _corpus_xml())
+def test_no_corpus_file_reads_worse_than_feedparser_alone(name: str) -> None:
+    """Every corpus feed reads exactly as feedparser alone reads it, or better (the table above)."""
+    raw = (CORPUS / name).read_bytes()
+    header = simulated_header(raw)
+    text, _ = decode_text(raw, header)
+    if name not in BETTER_THAN_FEEDPARSER and _without_declaration(text) == _feedparser_reading(raw, header):
+        return  # the very same characters
+    ours = "\n".join(_texts(decode_feed(raw, header)[0], utf8_content_type(header)))
+    theirs = "\n".join(_texts(raw, header))
+    if name not in BETTER_THAN_FEEDPARSER:
+        assert ours == theirs
+        return
+    right, wrong = BETTER_THAN_FEEDPARSER[name]
+    assert right in ours and wrong not in ours
+    assert wrong in theirs  # feedparser alone still misreads it
+
+
+def test_undeclared_latin1_portuguese_is_not_read_as_another_latin_charset() -> None:
+    """Latin-1 Portuguese with no declaration anywhere reads as windows-1252 (not cp1257/latin-6)."""
+    doc = (
+        "<rss><channel><title>Ação</title><item><title>Programação e simulações numéricas em C"
+        "</title><description>Uma introdução às simulações; edição 3, março</description></item>"
+        "</channel></rss>"
+    )
+    text, encoding = decode_text(doc.encode("latin-1"), None)
+    assert encoding == "cp1252" and text == doc
+    assert feedparser.parse(doc.encode("latin-1")).entries[0].title.endswith("simulações numéricas em C")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "feed-rs+feed-rs/rss_0.91_encoding_2.xml",
+        "feed-rs+feed-rs/rss_1.0_iso8859.xml",
+        "feed-rs+feed-rs/rss_2.0_encoding_1.xml",
+        "miniflux+v2/encoding_ISO-8859-1.xml",
+    ],
+)
+def test_latin1_corpus_feeds_without_their_declaration_read_the_same(name: str) -> None:
+    """A real ISO-8859-1 feed whose declaration is cut off still reads as windows-1252."""
+    raw = (CORPUS / name).read_bytes()
+    declared, _ = decode_text(raw, None)
+    text, encoding = decode_text(_DECL.sub(b"", raw, count=1), None)
+    assert encoding == "cp1252" and text.strip() == _without_declaration(declared)
+
+
+def test_undeclared_cyrillic_and_central_european_are_still_detected() -> None:
+    """Preferring windows-1252 among Latin look-alikes leaves windows-1251 and -1250 text alone."""
+    russian = "<rss><channel><title>Новости</title><item><title>Привет, мир: сегодня солнечно</title></item></channel></rss>"
+    text, encoding = decode_text(russian.encode("cp1251"), None)
+    assert encoding == "cp1251" and text == russian
+    polish = "<rss><channel><title>Wiadomości</title><item><title>Zażółć gęślą jaźń</title></item></channel></rss>"
+    text, encoding = decode_text(polish.encode("cp1250"), None)
+    assert encoding == "cp1250" and text == polish
+
+
+def test_undeclared_big5_is_detected() -> None:
+    """Big5 bytes with no charset anywhere read as Big5 (feedparser alone reads windows-1252)."""
+    parsed, encoding = parse("kurtmckee+feedparser/illformed/chardet/big5.xml")
+    assert encoding == "big5" and parsed.feed.title.startswith("我希望")
+
+
+def test_undeclared_short_cjk_news_is_detected() -> None:
+    """Short GBK, Big5, Shift_JIS and EUC-KR headlines with no declaration keep their characters."""
+    cases = [
+        ("gbk", "<rss><channel><title>新闻</title><item><title>国务院召开常务会议，部署进一步稳定经济的措施</title></item></channel></rss>"),
+        ("big5", "<rss><channel><title>新聞</title><item><title>行政院召開會議，討論經濟發展與民生問題</title></item></channel></rss>"),
+        ("shift_jis", "<rss><channel><title>ニュース</title><item><title>東京で記録的な大雪、交通機関に大きな影響</title></item></channel></rss>"),
+        ("euc_kr", "<rss><channel><title>뉴스</title><item><title>서울에 기록적인 폭설, 교통에 큰 영향을 미쳐</title></item></channel></rss>"),
+    ]
+    for codec, doc in cases:
+        text, _ = decode_text(doc.encode(codec), None)
+        assert text == doc, codec

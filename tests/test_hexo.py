@@ -12,7 +12,9 @@ from aggregator.models import Entry
 from aggregator.publish.hexo import (
     MANIFEST,
     ExportStats,
+    PostSource,
     export_posts,
+    post_author,
     post_filename_title,
     render_post,
 )
@@ -89,13 +91,13 @@ def test_front_matter_quotes_what_yaml_would_misread() -> None:
 def test_placeholder_image_is_stable_and_in_range() -> None:
     """Without images headimg is a picsum URL whose number comes from the entry's identity."""
     entry = _entry("k1", "t", "<p>text</p>", None)
-    post = render_post(entry, "s")
+    post = render_post(entry, "s", placeholder=True)
     line = next(x for x in post.splitlines() if x.startswith("headimg: "))
     number = int(line.removeprefix("headimg: 'https://picsum.photos/400/300?random=").rstrip("'"))
     assert 0 <= number <= 9999
-    assert render_post(entry, "s") == post
+    assert render_post(entry, "s", placeholder=True) == post
     assert f"thumbnail: {line.removeprefix('headimg: ')}\n" in post
-    others = {render_post(replace(entry, key=f"k{i}"), "s") for i in range(20)}
+    others = {render_post(replace(entry, key=f"k{i}"), "s", placeholder=True) for i in range(20)}
     assert len(others) > 1
 
 
@@ -109,12 +111,13 @@ def test_date_falls_back_to_first_seen() -> None:
 def test_export_writes_once_and_then_nothing(tmp_path: Path) -> None:
     """A second export of the same entries writes nothing and leaves every file as it was."""
     entries = [_seed_entry(), _page_entry()]
-    assert export_posts(entries, {"qtt": "趣头条"}, tmp_path) == ExportStats(written=2, unchanged=0)
+    sources = {"qtt": PostSource(site_name="趣头条", placeholder_image=True)}
+    assert export_posts(entries, sources, tmp_path) == ExportStats(written=2, unchanged=0)
     seed_file = tmp_path / "山东潍坊市残联：主动当好残疾人的_小棉袄__店小二__小保姆_.md"
     assert seed_file.read_bytes() == (QTT / "expected" / "seed.md").read_bytes()
     assert (tmp_path / "潍坊：冬季供暖保障工作全面启动 _ 20万户居民能否温暖过冬_.md").exists()
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
-    assert export_posts(entries, {"qtt": "趣头条"}, tmp_path) == ExportStats(written=0, unchanged=2)
+    assert export_posts(entries, sources, tmp_path) == ExportStats(written=0, unchanged=2)
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
 
 
@@ -148,3 +151,112 @@ def test_file_names_are_safe(tmp_path: Path) -> None:
     names = sorted(p.name for p in tmp_path.iterdir() if p.name != MANIFEST)
     assert "hidden line.md" in names
     assert all(len(n.encode("utf-8")) <= 210 and not n.startswith(".") for n in names)
+
+
+def test_author_is_site_name_then_entry_author_then_source_title_then_site_title() -> None:
+    """``author``: the source's site_name, else the entry's author, else the source's title,
+    else the site's title; never the source id."""
+    entry = replace(_entry("a", "t", "<p>x</p>", None), source_id="kc0011-rss")
+    assert post_author(entry, PostSource(site_name="趣头条", title="T"), "Site") == "趣头条"
+    assert post_author(replace(entry, author="Ann"), PostSource(title="T"), "Site") == "Ann"
+    assert post_author(replace(entry, author="  "), PostSource(title="Tech News"), "Site") == "Tech News"
+    assert post_author(entry, PostSource(), "My site") == "My site"
+
+
+def test_export_uses_the_author_rule(tmp_path: Path) -> None:
+    """An exported post of a feed source without site_name names the entry's author, else the
+    feed's title; an unknown source falls back to the site's title."""
+    a = replace(_entry("a", "A", "<p>x</p>", None), source_id="tc", author="Jo: Smith")
+    b = replace(_entry("b", "B", "<p>y</p>", None), source_id="tc")
+    c = replace(_entry("c", "C", "<p>z</p>", None), source_id="gone")
+    export_posts([a, b, c], {"tc": PostSource(title="TechCrunch")}, tmp_path, "Daily")
+    assert "author: 'Jo: Smith'\n" in (tmp_path / "A.md").read_text(encoding="utf-8")
+    assert "author: TechCrunch\n" in (tmp_path / "B.md").read_text(encoding="utf-8")
+    assert "author: Daily\n" in (tmp_path / "C.md").read_text(encoding="utf-8")
+
+
+def test_tags_come_from_the_entry_categories() -> None:
+    """``tags`` lists the entry's categories (feed and rule categories), once each, quoted as YAML
+    needs; an entry without categories has no tags line (the seed)."""
+    entry = replace(_seed_entry(), categories=("AI", "科技 / 中文", "yes", "AI"))
+    post = render_post(entry, "趣头条")
+    assert "\n - 分类\ntags: \n - AI\n - 科技 / 中文\n - 'yes'\nheadimg: " in post
+    assert "tags:" not in render_post(_seed_entry(), "趣头条")
+
+
+def test_placeholder_image_only_when_the_source_asks() -> None:
+    """Without an image of its own a post has no headimg/thumbnail unless the source asks for the
+    picsum placeholder; its own first image is used either way."""
+    bare = _entry("k", "t", "<p>text</p>", None)
+    assert "headimg" not in render_post(bare, "s") and "thumbnail" not in render_post(bare, "s")
+    assert "picsum.photos" in render_post(bare, "s", placeholder=True)
+    pictured = replace(bare, content='<p><img src="https://i.test/a.png"></p>')
+    assert "headimg: 'https://i.test/a.png'" in render_post(pictured, "s")
+
+
+def test_qutoutiao_sources_ask_for_the_placeholder_and_feeds_do_not() -> None:
+    """``hexo_placeholder_image`` defaults to true for Qutoutiao, false otherwise; both can be set."""
+    from aggregator.config import ScheduleSettings, SourceSettings, to_source
+
+    def record(**kw: object) -> bool:
+        return to_source(SourceSettings.model_validate(kw), ScheduleSettings()).hexo_placeholder_image
+
+    assert record(id="q", kind="qutoutiao", cid=1) is True
+    assert record(id="q", kind="qutoutiao", cid=1, hexo_placeholder_image=False) is False
+    assert record(id="f", url="https://a.test/feed") is False
+    assert record(id="f", url="https://a.test/feed", hexo_placeholder_image=True) is True
+
+
+HOSTILE = (
+    "<p>Use {{ site.title }} and {%raw%}{% if x %}{%endraw%} then {# gone? #} {{{triple}}} #}.</p>\n"
+    "\n"
+    "<p>after a blank line</p>\n"
+    "    <p>indented four spaces</p>\n"
+    " \t \n"
+    "<pre>line 1\n\n    line 3 indented\n\tline 4 tabbed\n```js\nfenced()\n```\n~~~\n</pre>\r\n\r\n"
+    '<p><a href="https://a.test/?q={{x}}">link</a></p>'
+)
+
+
+def _body(post: str) -> str:
+    return post.split("\n---\n", 2)[2].removeprefix("\n")
+
+
+def test_hostile_html_is_made_inert_but_means_the_same() -> None:
+    """Template syntax, tabs, code fences and blank lines are rewritten as character references:
+    no ``{{``/``{%``/``{#``/``#}``, tab, fence line or blank line remains; the HTML reads the same."""
+    from html import unescape
+
+    body = _body(render_post(_entry("h", "hostile", HOSTILE, None), "s"))
+    assert not any(t in body for t in ("{{", "{%", "{#", "#}", "\t"))
+    lines = body.split("\n")[:-1]  # the seed's whitespace line after </div> ends the post
+    assert all(line.strip() for line in lines)
+    assert not any(line.lstrip(" \t>").startswith(("```", "~~~")) for line in lines)
+    expected = "<div>   \n" + HOSTILE.replace("\r\n", "\n") + "  \n</div>"
+    assert unescape(body.rsplit("\n", 1)[0]) == expected
+
+
+def test_export_command_names_the_feeds_own_title_as_author(tmp_path: Path) -> None:
+    """`export hexo` over a store: a source with no site_name, no configured title and entries
+    without authors gets the feed's own stored title as author, never the source id."""
+    from aggregator.commands import export_hexo
+    from aggregator.models import FetchOutcome, FetchStatus
+
+    from .feedworld import make_world
+
+    storage = f'\n[storage]\nurl = "sqlite:///{tmp_path / "agg.db"}"\n'
+    extra = '[[sources]]\nid = "kc0011-rss"\nurl = "https://kc.example.com/rss"\n'
+    world = make_world(tmp_path, storage + extra)
+    world.sources["kc0011-rss"] = next(s for s in world.settings.source_records() if s.id == "kc0011-rss")
+    state = world.store.get_state("kc0011-rss")
+    assert state is not None
+    outcome = FetchOutcome("kc0011-rss", FetchStatus.OK)
+    world.store.apply(replace(state, title="KC News"), [], [], outcome, world.clock.now())
+    world.add("kc0011-rss", 1, author=None, title="Untagged story", categories=())
+    world.add("hn", 1, author=None, title="HN story")
+    world.store.close()
+    export_hexo(world.settings, tmp_path / "posts", None, None, 10)
+    kc = (tmp_path / "posts" / "Untagged story.md").read_text(encoding="utf-8")
+    assert "author: KC News\n" in kc and "tags:" not in kc and "headimg" not in kc
+    hn = (tmp_path / "posts" / "HN story.md").read_text(encoding="utf-8")
+    assert "author: Hacker News\n" in hn and "tags: \n - general\n" in hn

@@ -1,13 +1,17 @@
 """Hexo markdown posts: one file per entry, in the exact format of the seed post.
 
-Owns: the post format (front matter and the ``<div>`` around the cleaned HTML, byte for byte), the
+Owns: the post format (front matter and the ``<div>`` around the cleaned HTML, byte for byte), who
+a post's ``author`` is, making the HTML inert to Hexo (no Nunjucks syntax, no fenced code blocks,
+no tabs, no blank lines, which end Markdown's HTML block and turn the indented lines after them
+into a code block: each is rewritten with character references that mean the same HTML), the
 file-name rule for titles, and writing a directory of posts so that a second run writes nothing:
 unchanged posts are skipped, and a small manifest (``.aggregator-hexo.json``, a hidden file Hexo
 ignores) remembers which file belongs to which entry, so a changed entry rewrites its own file and
 two entries with the same title get ``<title>.md`` and ``<title>-2.md`` on every run.
 
 Does not own: selecting the entries (publish selection), cleaning their HTML (content cleaning ran
-before the entry was stored) or the site names (the caller maps source ids to them).
+before the entry was stored) or the sources' names and options (the caller gives a ``PostSource``
+per source id).
 """
 
 from __future__ import annotations
@@ -39,6 +43,22 @@ _YAML_WORDS = re.compile(
 )
 
 
+_CR = re.compile(r"\r\n?")
+_BLANK_LINE = re.compile(r"(?<=\n)([ \t]*)\n")  # a line Markdown reads as blank, and its newline
+_TEMPLATE_OPEN = re.compile(r"\{(?=[{%#])")  # what starts a Nunjucks variable, tag or comment
+_COMMENT_CLOSE = re.compile(r"#(?=\})")  # Nunjucks fails on a comment end outside a comment
+_FENCE = re.compile(r"(?m)^([ \t>]*)([`~])(?=\2\2)")  # a line Hexo would take for a code fence
+
+
+@dataclass(frozen=True)
+class PostSource:
+    """What a post needs from its source's configuration and store record."""
+
+    site_name: str | None = None  # when set, the author of every post (the Qutoutiao default)
+    title: str | None = None  # the configured title, else the feed's own
+    placeholder_image: bool = False  # a picsum image for posts without an image of their own
+
+
 @dataclass(frozen=True)
 class ExportStats:
     written: int = 0  # new or changed posts
@@ -50,28 +70,52 @@ def post_filename_title(title: str) -> str:
     return _FORBIDDEN.sub("_", title)
 
 
-def render_post(entry: Entry, site_name: str) -> str:
-    """The Hexo post for an entry, exactly in the seed's format."""
-    image = public_link(_first_image(entry.content)) or placeholder_image(entry)
+def post_author(entry: Entry, source: PostSource, site_title: str) -> str:
+    """The source's ``site_name`` when set, else the entry's author, else the source's title,
+    else the site's title."""
+    return source.site_name or (entry.author or "").strip() or source.title or site_title
+
+
+def render_post(entry: Entry, author: str, placeholder: bool = False) -> str:
+    """The Hexo post for an entry, exactly in the seed's format; ``tags`` only when the entry has
+    categories, ``headimg``/``thumbnail`` only with an image (a placeholder when asked for)."""
+    image = public_link(_first_image(entry.content)) or (
+        placeholder_image(entry) if placeholder else None
+    )
+    tags = list(dict.fromkeys(c for c in entry.categories if c.strip()))
     lines = [
         "",
         "---",
         f"title: {_quoted(post_filename_title(_one_line(entry.title)))}",
         "categories: ",
         *(f" - {_scalar(category)}" for category in entry.category_path),
-        f"headimg: {_quoted(image)}",
-        f"author: {_scalar(site_name)}",
+        *(["tags: ", *(f" - {_scalar(tag)}" for tag in tags)] if tags else []),
+        *([f"headimg: {_quoted(image)}"] if image else []),
+        f"author: {_scalar(author)}",
         "comments: false",
         *_date_line(entry.published or entry.first_seen),
-        f"thumbnail: {_quoted(image)}",
+        *([f"thumbnail: {_quoted(image)}"] if image else []),
         "---",
         "",
-        "<div>   ",
-        f"{entry.content or entry.summary or ''}  ",
-        "</div>",
+        _inert(f"<div>   \n{entry.content or entry.summary or ''}  \n</div>"),
         "            ",
     ]
     return "\n".join(lines)
+
+
+def _inert(html: str) -> str:
+    """``html`` as the same HTML that Hexo passes through untouched: ``{`` before ``{``, ``%`` or
+    ``#`` as ``&#123;`` and ``#`` before ``}`` as ``&#35;`` (Nunjucks would run, drop or reject
+    them), tabs as ``&#9;`` (Markdown turns them into spaces, even in ``<pre>``), the first of a
+    line-leading ``` or ~~~ as ``&#96;``/``&#126;`` (Hexo's code-fence filter), and each blank
+    line's newline as ``&#10;`` (a blank line ends Markdown's HTML block). The cleaned HTML has
+    these characters only in text and attribute values, where a character reference means its
+    character, so what a browser shows, ``<pre>`` included, is unchanged."""
+    html = _CR.sub("\n", html)  # HTML reads CR and CR LF as LF; Markdown sees them as line ends
+    html = _TEMPLATE_OPEN.sub("&#123;", html)
+    html = _COMMENT_CLOSE.sub("&#35;", html).replace("\t", "&#9;")
+    html = _FENCE.sub(lambda m: m.group(1) + ("&#96;" if m.group(2) == "`" else "&#126;"), html)
+    return _BLANK_LINE.sub(r"\1&#10;", html)
 
 
 def placeholder_image(entry: Entry) -> str:
@@ -81,7 +125,10 @@ def placeholder_image(entry: Entry) -> str:
 
 
 def export_posts(
-    entries: Iterable[Entry], site_names: Mapping[str, str], out_dir: Path
+    entries: Iterable[Entry],
+    sources: Mapping[str, PostSource],
+    out_dir: Path,
+    site_title: str = "aggregator",
 ) -> ExportStats:
     """Write one post per entry into ``out_dir``; files that already hold the post are left alone."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +136,9 @@ def export_posts(
     claimed = set(manifest.values())
     written = unchanged = 0
     for entry in entries:
-        post = render_post(entry, site_names.get(entry.source_id) or entry.source_id)
+        source = sources.get(entry.source_id) or PostSource()
+        author = post_author(entry, source, site_title)
+        post = render_post(entry, author, source.placeholder_image)
         name = _file_for(entry, post, out_dir, manifest, claimed)
         if _write_if_changed(out_dir / name, post):
             written += 1

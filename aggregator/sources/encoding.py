@@ -14,14 +14,19 @@ The order of evidence, strongest first:
 3. The HTTP charset, then the XML declaration, each decoded strictly with a WHATWG-style superset:
    GB2312 and GBK are read as GB18030, ISO-8859-1 and ASCII as windows-1252, EUC-KR as cp949,
    Shift_JIS as cp932. An unknown name is skipped.
-4. Detection (charset-normalizer); among equally good guesses windows-1252 is preferred.
-5. UTF-8 with replacement characters.
+4. Detection (charset-normalizer), never worse than feedparser's own fixed order (UTF-8, then
+   windows-1252): windows-1252 wins among equally good guesses, and over a guess that differs from
+   it only in which Latin letter a byte is (``simulaēões``, cp1257, for ``simulações``); a reading
+   full of half-width katakana (Big5 or GBK read as Shift_JIS) loses to the next guess.
+5. Nothing detected: windows-1252 when the bytes decode as it, else UTF-8 with replacement
+   characters.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 
 import charset_normalizer
 
@@ -61,6 +66,9 @@ _XML_DECL = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-
 _XML_DECL_TEXT = re.compile(r"""^(\s*<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';,\s]+)""", re.IGNORECASE)
 _DETECT_SAMPLE = 1024 * 1024
+_JAPANESE = frozenset(
+    {"cp932", "shift_jis", "shift_jis_2004", "shift_jisx0213", "euc_jp", "euc_jis_2004", "euc_jisx0213"}
+)
 
 
 def decode_feed(content: bytes, content_type_header: str | None) -> tuple[bytes, str]:
@@ -143,14 +151,60 @@ def _candidates(label: str | None) -> tuple[str, ...]:
 
 
 def _by_detection(content: bytes) -> tuple[str, str]:
+    """charset-normalizer's best guess, corrected where it is known to be worse than feedparser's
+    fixed order (UTF-8, then windows-1252): see the module docstring."""
     matches = charset_normalizer.from_bytes(content[:_DETECT_SAMPLE])
-    best = matches.best()
-    if best is None:
-        return content.decode("utf-8", "replace"), "utf-8"
+    if not matches:
+        return _fallback(content)
+    best = min(matches, key=lambda m: m.chaos + _kana_penalty(m))
     ties = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
     guess = "cp1252" if "cp1252" in ties else best.encoding
     encoding = _candidates(guess)[0] if _candidates(guess) else guess
+    if encoding != "cp1252" and _only_latin_lookalikes(content, encoding):
+        encoding = "cp1252"
     return content.decode(encoding, "replace"), encoding
+
+
+def _fallback(content: bytes) -> tuple[str, str]:
+    """Nothing detected: windows-1252 when the bytes are that (feedparser's choice), else UTF-8."""
+    try:
+        return content.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return content.decode("utf-8", "replace"), "utf-8"
+
+
+def _kana_penalty(match: charset_normalizer.CharsetMatch) -> float:
+    """A Japanese reading's share of half-width katakana (other readings are not decoded)."""
+    return _halfwidth_kana_share(str(match)) if match.encoding in _JAPANESE else 0.0
+
+
+def _halfwidth_kana_share(text: str) -> float:
+    """The share of half-width katakana among the non-ASCII characters: Big5 and GBK bytes read as
+    Shift_JIS come out as such, real Japanese text almost never uses them."""
+    wide = [c for c in text if ord(c) > 0x7F]
+    kana = sum(1 for c in wide if "\uff61" <= c <= "\uff9f")
+    return kana / len(wide) if wide else 0.0
+
+
+def _only_latin_lookalikes(content: bytes, encoding: str) -> bool:
+    """True when windows-1252 reads ``content`` too and every byte the two encodings read
+    differently is a Latin letter in both: detection then only guessed between look-alike Latin
+    charsets (``simulaįões``, ``simulaēões``), and windows-1252, by far the most common and what
+    feedparser reads, wins. Cyrillic, Greek or ``ż`` (``¿`` in windows-1252) keep the guess."""
+    try:
+        content.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    for byte in set(content) - set(range(0x80)):
+        ours = bytes([byte]).decode(encoding, "replace")
+        theirs = bytes([byte]).decode("cp1252")
+        if ours != theirs and not (_latin_letter(ours) and _latin_letter(theirs)):
+            return False
+    return True
+
+
+def _latin_letter(char: str) -> bool:
+    return len(char) == 1 and char.isalpha() and unicodedata.name(char, "").startswith("LATIN ")
 
 
 def _rewrite_declaration(text: str) -> str:

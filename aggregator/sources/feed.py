@@ -4,7 +4,9 @@ feedparser is handed a file object and headers, never a URL nor the bytes themse
 ``str`` or ``bytes`` it first tries them as a local path or a URL (a body of ``/etc/passwd`` would be
 read from disk), so every document goes through our fetcher and nothing else.
 Bytes are first decoded by ``encoding.decode_feed`` (GB18030 for GB2312/GBK, UTF-8 wins when the
-declarations disagree with valid UTF-8 bytes). This module does not clean HTML: the pipeline does.
+declarations disagree with valid UTF-8 bytes). An item's content is its richest content element
+(or its summary, when that holds the body), never several joined; JSON Feed items without authors
+inherit the feed's. This module does not clean HTML: the pipeline does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from html import escape, unescape
 from typing import Any
 
 import feedparser
@@ -33,6 +36,7 @@ _SKIP_HOURS = re.compile(rb"<skipHours>(.*?)</skipHours>", re.DOTALL | re.IGNORE
 _SKIP_DAYS = re.compile(rb"<skipDays>(.*?)</skipDays>", re.DOTALL | re.IGNORECASE)
 _HOUR = re.compile(rb"<hour>\s*(\d{1,2})\s*</hour>", re.IGNORECASE)
 _DAY = re.compile(rb"<day>\s*([A-Za-z]+)\s*</day>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
 
 
 class FeedAdapter:
@@ -101,17 +105,16 @@ def parse_xml_feed(
 
 
 def _item(e: Any) -> Item:
-    content = None
-    if e.get("content"):
-        content = "".join(c.get("value", "") for c in e.content if c.get("value"))
-    summary = e.get("summary")
-    detail = e.content[0] if content else e.get("summary_detail")
+    content, detail = _richest(e)
+    summary = e.get("summary") or None
+    if summary is not None and (summary == content or _weight(summary) == _weight(content)):
+        summary = None  # the content itself (feedparser copies a lone content into summary)
     return Item(
         guid=e.get("id") or None,
         link=e.get("link") or None,
         title=_text(e.get("title")),
-        content=content or summary or None,
-        summary=summary if content else None,
+        content=content,
+        summary=summary,
         author=e.get("author") or None,
         published=_date(e, "published"),
         updated=_date(e, "updated"),
@@ -120,6 +123,29 @@ def _item(e: Any) -> Item:
         image=_image(e),
         base=(detail.get("base") or None) if detail else None,
     )
+
+
+def _richest(e: Any) -> tuple[str | None, Any]:
+    """The richest of the entry's content elements and its summary, and that element's detail.
+
+    Never several joined: feeds that carry both ``content:encoded`` and ``xhtml:body`` hold one
+    body twice, and some put a one-line caption in the content and the body in the summary. The
+    first of equally rich elements wins, content elements before the summary."""
+    candidates = [(c.get("value"), c) for c in e.get("content") or [] if c.get("value")]
+    if e.get("summary"):
+        candidates.append((e.get("summary"), e.get("summary_detail")))
+    if not candidates:
+        return None, None
+    value, detail = max(candidates, key=lambda c: _weight(c[0]))  # max keeps the first of ties
+    return str(value), detail
+
+
+def _weight(html: str | None) -> tuple[int, int]:
+    """How much an element says: its visible text's length, then its markup's (images only)."""
+    if not html:
+        return (0, 0)
+    text = unescape(_TAG.sub(" ", html))
+    return (len("".join(text.split())), len(html))
 
 
 def _date(e: Any, name: str) -> datetime | None:
@@ -186,13 +212,21 @@ def parse_json_feed(
     raw = [i for i in raw_items if isinstance(i, dict)]
     if keep is not None:  # only the newest become items (limits.newest)
         raw = newest(raw, lambda i: plausible(_json_raw_date(i), now), keep)
-    items = tuple(_json_item(i) for i in raw)
+    feed_authors = _json_authors(doc)  # JSON Feed 1.1: items without authors inherit these
+    items = tuple(_json_item(i, feed_authors) for i in raw)
     return ParsedFeed(title=_str(doc.get("title")), link=_str(doc.get("home_page_url")), items=items)
 
 
-def _json_item(i: Mapping[str, Any]) -> Item:
-    authors = i.get("authors") or ([i["author"]] if isinstance(i.get("author"), dict) else [])
-    names = [str(a["name"]) for a in authors if isinstance(a, dict) and a.get("name")]
+def _json_authors(obj: Mapping[str, Any]) -> list[str]:
+    """The author names of a feed or an item: ``authors`` (1.1), else ``author`` (1.0)."""
+    authors = obj.get("authors")
+    if not isinstance(authors, list) or not authors:
+        authors = [obj["author"]] if isinstance(obj.get("author"), dict) else []
+    return [str(a["name"]).strip() for a in authors if isinstance(a, dict) and _str(a.get("name"))]
+
+
+def _json_item(i: Mapping[str, Any], feed_authors: list[str]) -> Item:
+    names = _json_authors(i) or feed_authors
     html, text = _str(i.get("content_html")), _str(i.get("content_text"))
     return Item(
         guid=_str(i.get("id")),
@@ -241,6 +275,4 @@ def _str(value: Any) -> str | None:
 
 
 def _escape(text: str) -> str:
-    from html import escape
-
     return "".join(f"<p>{escape(p)}</p>" for p in text.split("\n\n") if p.strip())
