@@ -173,12 +173,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def outcome_table(outcomes: Sequence[FetchOutcome]) -> Table:
-    table = Table("source", "outcome", "new", "updated", "bytes", "seconds", "error")
+    table = Table("source", "outcome", "new", "updated", "undated", "bytes", "seconds", "error")
     for o in sorted(outcomes, key=lambda o: o.source_id):
         style = "red" if o.status in (FetchStatus.ERROR, FetchStatus.GONE) else None
         table.add_row(
-            o.source_id, o.status.value, str(o.added), str(o.updated), str(o.bytes),
-            f"{o.elapsed:.2f}", o.error or "", style=style,
+            o.source_id, o.status.value, str(o.added), str(o.updated), str(o.undated),
+            str(o.bytes), f"{o.elapsed:.2f}", o.error or "", style=style,
         )
     return table
 
