@@ -105,13 +105,15 @@ published = {{ selector = "time", format = "%Y-%m-%d" }}
 """
 
 
-def test_undated_items_are_counted_by_the_parser() -> None:
-    """An item whose date does not parse is kept undated and counted with why."""
+def test_undated_items_are_counted_and_not_newer_than_dated_ones() -> None:
+    """An item whose date does not parse is kept, counted with why, and dated like the oldest
+    dated item of the page (never above them)."""
     src = config.parse(HTML_SOURCE.format(url="https://a.example/"), "t.toml").source_records()[0]
     result = FetchResult(url="https://a.example/", status_code=200, content=PAGE.encode(), fetched_at=FETCHED)
     parsed = HtmlAdapter().parse(src, result)
     assert [i.published for i in parsed.items] == [
-        datetime(2024, 2, 29, 16, 0, tzinfo=UTC), None, datetime(2026, 12, 7, 0, 0, tzinfo=UTC),
+        datetime(2024, 2, 29, 16, 0, tzinfo=UTC), datetime(2024, 2, 29, 16, 0, tzinfo=UTC),
+        datetime(2026, 12, 7, 0, 0, tzinfo=UTC),
     ]
     (why,) = parsed.undated
     assert why.startswith("fields.published: 'sometime in spring' matches no format ('%Y-%m-%d')")

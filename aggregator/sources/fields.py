@@ -107,10 +107,22 @@ def build_items(
         for name in DATE_FIELDS if name in columns
         for index, why in columns[name].failures
     }
+    items = tuple(item for item, _ in built if item is not None)
     return Built(
-        tuple(item for item, _ in built if item is not None),
+        no_newer_than_dated(items),
         tuple(undated[i] for item, i in built if item is not None and i in undated),
     )
+
+
+def no_newer_than_dated(items: tuple[Item, ...]) -> tuple[Item, ...]:
+    """Items without a published date dated like the oldest dated item of the same document, so
+    an undated item never sorts above (or passes ``filter_time`` before) the source's dated ones;
+    a document without any date is left alone (its items are then dated by first-seen time)."""
+    dates = [item.published for item in items if item.published is not None]
+    if not dates or len(dates) == len(items):
+        return items
+    floor = min(dates)
+    return tuple(item if item.published else replace(item, published=floor) for item in items)
 
 
 def _column(
