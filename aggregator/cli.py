@@ -243,9 +243,11 @@ def add_publish_parsers(sub: Any, export_sub: Any) -> None:
     imp_opml.add_argument("file", help="the OPML file")
     imp_opml.add_argument("--dry-run", action="store_true", help="report, change nothing")
     build = sub.add_parser("build", help="write every feed as static files")
-    build.add_argument("--out", required=True, help="directory to write into (feeds/… and opml.xml)")
+    build.add_argument("--out", required=True,
+                       help="directory to write into (feeds/…, opml.xml and index.html)")
     build.add_argument("--no-paging", action="store_true",
-                       help="leave out rel=next links (a static host cannot answer ?before= queries)")
+                       help="write each feed's first page only, without a next link "
+                            "(default: older entries in page files FEED.page-2.FMT, … linked by next)")
 
 
 def cmd_export_opml(args: argparse.Namespace) -> int:
