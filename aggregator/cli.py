@@ -173,12 +173,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def outcome_table(outcomes: Sequence[FetchOutcome]) -> Table:
-    table = Table("source", "outcome", "new", "updated", "undated", "bytes", "seconds", "error")
+    """One row per fetch; the ``undated`` column (items whose date did not parse) only when some
+    fetch had such items."""
+    undated = any(o.undated for o in outcomes)
+    names = ("source", "outcome", "new", "updated", *(("undated",) if undated else ()), "bytes",
+             "seconds", "error")
+    table = Table(*names)
     for o in sorted(outcomes, key=lambda o: o.source_id):
         style = "red" if o.status in (FetchStatus.ERROR, FetchStatus.GONE) else None
         table.add_row(
-            o.source_id, o.status.value, str(o.added), str(o.updated), str(o.undated),
-            str(o.bytes), f"{o.elapsed:.2f}", o.error or "", style=style,
+            o.source_id, o.status.value, str(o.added), str(o.updated),
+            *((str(o.undated),) if undated else ()), str(o.bytes), f"{o.elapsed:.2f}",
+            o.error or "", style=style,
         )
     return table
 

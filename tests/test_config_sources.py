@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from aggregator import commands, config
+from aggregator import cli, commands, config
 from aggregator.clock import FakeClock
 from aggregator.errors import ConfigError
 from aggregator.models import FetchResult, FetchStatus
@@ -142,3 +142,16 @@ async def test_undated_items_reported_by_fetch_check_status_and_log(
     assert "1 undated — undated: 1 item's date did not parse" in out.getvalue()
 
 
+
+
+def test_fetch_command_shows_the_undated_count(origin: Origin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`aggregator fetch` has an undated column with the count when a fetch had undated items."""
+    url = origin.route("/blog", Reply(PAGE, content_type="text/html; charset=utf-8"))
+    path = write_config(tmp_path, HTML_SOURCE.format(url=url))
+    assert cli.main(["--config", str(path), "fetch"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "undated" in line)
+    row = next(line for line in out.splitlines() if "blog" in line)
+    cells = [c.strip() for c in row.strip("│┃ ").split("│")]
+    names = [c.strip() for c in header.strip("│┃ ").split("┃")]
+    assert cells[names.index("undated")] == "1"
