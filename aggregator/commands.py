@@ -64,7 +64,7 @@ async def dry_run(
     if source_id not in sources:
         raise AggregatorError(f"unknown source {source_id!r}")
     source = sources[source_id]
-    store = open_store(settings.storage.url, clock.now())
+    store = open_store(settings.storage.url, clock.now(), settings.storage)
     try:
         state = _dry_state(store.get_state(source_id), source)
         async with Fetcher(settings.fetch, clock) as fetcher:
@@ -172,7 +172,7 @@ def export_hexo(
 def explain(settings: Settings, ref: str, console: Console, clock: Clock | None = None) -> int:
     """Why an entry has its categories, which entry it was merged into, or which rule dropped it.
     ``ref`` is an entry id, a key, a link or a canonical URL."""
-    store = open_store(settings.storage.url, (clock or SystemClock()).now())
+    store = open_store(settings.storage.url, (clock or SystemClock()).now(), settings.storage)
     try:
         ids = store.find_entries(ref)
         drops = store.find_drops(ref)
