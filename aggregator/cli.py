@@ -173,12 +173,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def outcome_table(outcomes: Sequence[FetchOutcome]) -> Table:
-    table = Table("source", "outcome", "new", "updated", "bytes", "seconds", "error")
+    """One row per fetch; the ``undated`` column (items whose date did not parse) only when some
+    fetch had such items."""
+    undated = any(o.undated for o in outcomes)
+    names = ("source", "outcome", "new", "updated", *(("undated",) if undated else ()), "bytes",
+             "seconds", "error")
+    table = Table(*names)
     for o in sorted(outcomes, key=lambda o: o.source_id):
         style = "red" if o.status in (FetchStatus.ERROR, FetchStatus.GONE) else None
         table.add_row(
-            o.source_id, o.status.value, str(o.added), str(o.updated), str(o.bytes),
-            f"{o.elapsed:.2f}", o.error or "", style=style,
+            o.source_id, o.status.value, str(o.added), str(o.updated),
+            *((str(o.undated),) if undated else ()), str(o.bytes), f"{o.elapsed:.2f}",
+            o.error or "", style=style,
         )
     return table
 
@@ -243,9 +249,11 @@ def add_publish_parsers(sub: Any, export_sub: Any) -> None:
     imp_opml.add_argument("file", help="the OPML file")
     imp_opml.add_argument("--dry-run", action="store_true", help="report, change nothing")
     build = sub.add_parser("build", help="write every feed as static files")
-    build.add_argument("--out", required=True, help="directory to write into (feeds/… and opml.xml)")
+    build.add_argument("--out", required=True,
+                       help="directory to write into (feeds/…, opml.xml and index.html)")
     build.add_argument("--no-paging", action="store_true",
-                       help="leave out rel=next links (a static host cannot answer ?before= queries)")
+                       help="write each feed's first page only, without a next link "
+                            "(default: older entries in page files FEED.page-2.FMT, … linked by next)")
 
 
 def cmd_export_opml(args: argparse.Namespace) -> int:

@@ -74,6 +74,9 @@ async def dry_run(
         store.close()
     o = processed.outcome
     console.print(f"{source_id}: {o.status.value}" + (f" — {o.error}" if o.error else ""), highlight=False)
+    if processed.state.last_error and o.undated:
+        console.print(f"{o.undated} undated — {processed.state.last_error}", highlight=False,
+                      markup=False)
     console.print(_dry_table(processed, console.width))
     for line in explain_lines(processed):
         console.print(line, highlight=False, markup=False)

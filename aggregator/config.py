@@ -377,9 +377,11 @@ def _one_or_many(value: Any) -> Any:
 
 
 class FieldSpec(_Section):
-    format: str | None = None  # strptime format of a date, e.g. "%Y-%m-%d %H:%M"
+    # strptime format(s) of a date, e.g. "%Y-%m-%d %H:%M"; the first that matches wins
+    format: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
     unit: Literal["s", "ms", "us", "ns"] | None = None  # a date given as a Unix timestamp
-    timezone: Annotated[str, AfterValidator(check_zone)] = "+08:00"  # for `format` dates without %z
+    # for dates without a zone (formats without %z, relative dates such as "昨天 09:15")
+    timezone: Annotated[str, AfterValidator(check_zone)] = "+08:00"
     pattern: Annotated[str, AfterValidator(check_pattern)] | None = None  # keep the match (or group 1)
     optional: bool = False  # found in no item at all is not a mistake
 
@@ -549,19 +551,43 @@ class SourceSettings(BaseModel):
 
 
 def option_problems(kind: str, extra: dict[str, Any]) -> list[str]:
-    """Unknown or mistyped kind-specific keys of one source, one line each."""
+    """Unknown, mistyped or ineffective kind-specific keys of one source, one line each."""
     model = SOURCE_OPTIONS.get(kind)
     if model is None:
         return []
     try:
-        model.model_validate(extra)
+        options = model.model_validate(extra)
     except ValidationError as exc:
         return [
             f"{'.'.join(str(p) for p in err['loc'])}: "
             + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, "))
             for err in exc.errors()
         ]
-    return []
+    fields = getattr(options, "fields", None)
+    return ineffective_keys(fields) if isinstance(fields, (JsonFields, HtmlFields)) else []
+
+
+DATE_FIELDS = frozenset({"published", "updated"})
+
+
+def ineffective_keys(fields: JsonFields | HtmlFields) -> list[str]:
+    """Keys of field specs that would change nothing where they are: date keys (``format``,
+    ``unit``, ``timezone``) on a field that is not a date, ``timezone`` with ``unit``."""
+    problems: list[str] = []
+    for name, spec in fields:
+        if spec is None:
+            continue
+        given = spec.model_fields_set
+        if name not in DATE_FIELDS:
+            problems += [
+                f"fields.{name}.{key}: has no effect: only published and updated are dates"
+                for key in ("format", "unit", "timezone") if key in given
+            ]
+        elif spec.unit and "timezone" in given:
+            problems.append(
+                f"fields.{name}.timezone: has no effect with unit (a Unix time names an instant)"
+            )
+    return problems
 
 
 FeedFormat = Literal["rss", "atom", "json"]

@@ -136,6 +136,7 @@ class ParsedFeed:
     link: str | None
     items: tuple[Item, ...]
     hints: FeedHints = FeedHints()
+    undated: tuple[str, ...] = ()  # per item whose date did not parse, why (json and html kinds)
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ class FetchOutcome:
     updated: int = 0
     merged: int = 0
     error: str | None = None
+    undated: int = 0  # items of the document whose date did not parse
     next_fetch_at: datetime | None = None
     elapsed: float = 0.0
     bytes: int = 0

@@ -369,12 +369,17 @@ class Pipeline:
             status=FetchStatus.OK,
             added=len(new),
             updated=len(changed),
+            undated=len(parsed.undated),
             next_fetch_at=self._next(source, FetchStatus.OK, 0, result, parsed.hints),
             elapsed=(self.clock.now() - started).total_seconds() + result.elapsed,
             bytes=len(result.content),
         )
         state = details.summarized(self._succeeded(state, result, outcome, parsed), attempts,
                                    detail_changes)
+        if parsed.undated:
+            log.warning("%s", kv(source=source.id, event="undated", items=len(parsed.undated),
+                                 first=parsed.undated[0]))
+            state = replace(state, last_error=undated_note(parsed.undated))
         return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped),
                          detail_changes)
 
@@ -554,7 +559,9 @@ class Pipeline:
             elapsed=result.elapsed,
             bytes=len(result.content),
         )
-        return Processed(outcome, self._succeeded(state, result, outcome, None))
+        kept = state.last_error if is_undated_note(state.last_error) else None
+        return Processed(outcome, replace(self._succeeded(state, result, outcome, None),
+                                          last_error=kept))  # the same document: the same note
 
     def _failed(
         self, source: Source, state: SourceState, result: FetchResult, error: str, offline: bool
@@ -616,6 +623,20 @@ def _looks_offline(results: Sequence[FetchResult]) -> bool:
 
 def _body_hash(result: FetchResult) -> str | None:
     return hashlib.sha256(result.content).hexdigest() if result.content else None
+
+
+UNDATED = "undated: "
+
+
+def undated_note(reasons: Sequence[str]) -> str:
+    """A successful fetch's note (its source's last error) on items whose date did not parse."""
+    n = len(reasons)
+    what = "1 item's date" if n == 1 else f"{n} items' dates"
+    return f"{UNDATED}{what} did not parse (stored undated, sorted below dated ones): {reasons[0]}"
+
+
+def is_undated_note(text: str | None) -> bool:
+    return bool(text) and str(text).startswith(UNDATED)
 
 
 def _log_details(source: Source, change: details.DetailChanges) -> None:

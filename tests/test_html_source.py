@@ -135,7 +135,7 @@ def test_missing_attribute_and_bad_date_are_reported() -> None:
         parse(source(fields))
     message = str(info.value)
     assert "fields.link: 'a.t' has no data-href attribute (in all 2 items" in message
-    assert "fields.published: '2025-01-02 09:30' does not match format '%d.%m.%Y' (item 0: <li" in message
+    assert "fields.published: '2025-01-02 09:30' matches no format ('%d.%m.%Y') and is no relative date (item 0: <li" in message
 
 
 def test_pattern_that_matches_nothing_is_reported() -> None:

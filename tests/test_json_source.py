@@ -170,11 +170,15 @@ def test_every_faulty_field_is_named_at_once() -> None:
 
 
 def test_value_bad_in_some_items_is_dropped_there_only() -> None:
-    """A value that fails in one item but not the others only leaves that item without it."""
-    doc = {"data": {"list": [{"t": "a", "d": "2025-01-02 09:30"}, {"t": "b", "d": "刚刚"}]}}
+    """A value that fails in one item but not the others only leaves that item without it (an
+    undated item is then dated like the oldest dated one)."""
+    doc = {"data": {"list": [{"t": "a", "d": "2025-01-02 09:30"}, {"t": "b", "d": "soon"}],
+                    "more": [{"t": "c", "l": "/c"}, {"t": "d", "l": "mailto:d@example.com"}]}}
     first, second = parse(source('title = "t"\npublished = "d"'), doc)
     assert first.published == datetime(2025, 1, 2, 1, 30, tzinfo=UTC)
-    assert second.published is None and second.title == "b"
+    assert second.published == first.published and second.title == "b"
+    third, fourth = parse(source('title = "t"\nlink = "l"', items="data.more"), doc)
+    assert third.link == "https://api.example.com/c" and fourth.link is None and fourth.title == "d"
 
 
 def test_optional_field_may_be_absent_everywhere() -> None:

@@ -22,7 +22,7 @@ from aggregator.publish.query import (
     position,
 )
 
-from .feedworld import BASE, World, make_world
+from .feedworld import BASE, World, entry, make_world
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -231,3 +231,27 @@ def test_feed_query_constructed_directly_compiles_its_patterns() -> None:
     now = datetime(2026, 1, 2, tzinfo=UTC)
     assert query.admits(entry("hn", "a", now, title="keep me"), now)
     assert not query.admits(entry("hn", "b", now, title="drop me"), now)
+
+
+def test_sorted_false_is_arrival_order_and_source_order_within_a_fetch(world: World) -> None:
+    """sorted=false: the latest fetch first, whatever the publication dates, and one fetch's
+    entries in the order the source listed them."""
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    now = world.clock.now()
+    world.apply("py", [entry("py", "a", now, published=old.replace(year=2021), title="fetch 1: 2021")])
+    world.clock.advance(60)
+    now = world.clock.now()
+    world.apply("py", [entry("py", "b", now, published=old.replace(year=2019), title="fetch 2, first: 2019"),
+                       entry("py", "c", now, published=old.replace(year=2022), title="fetch 2, second: 2022")])
+    assert titles(world, "/feeds/source/py.json?sorted=false") == [
+        "fetch 2, first: 2019", "fetch 2, second: 2022", "fetch 1: 2021", "Python 3.13"]
+    assert titles(world, "/feeds/source/py.json") == [
+        "Python 3.13", "fetch 2, second: 2022", "fetch 1: 2021", "fetch 2, first: 2019"]
+
+
+def test_filter_time_judges_undated_entries_by_first_seen(world: World) -> None:
+    """filter_time keeps an undated entry first seen within the window and drops an older one."""
+    world.add("py", 1, title="undated, seen early", published=None)
+    world.clock.advance(3600)
+    world.add("py", 1, title="undated, seen now", published=None)
+    assert titles(world, "/feeds/source/py.json?filter_time=600") == ["undated, seen now"]

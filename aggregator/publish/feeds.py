@@ -47,7 +47,7 @@ from ..models import Entry, Source
 from ..store import Store
 from ..store.guard import StoreGuard, is_outage
 from .catalog import FORMATS, Catalog, FeedSpec
-from .pages import collect
+from .pages import Page, collect
 from .query import FeedQuery, admit_all, parse_query
 from .render import CONTENT_TYPES, FeedMeta, render
 
@@ -302,26 +302,59 @@ class FeedService:
         self, spec: FeedSpec, fmt: str, query: FeedQuery, paging: bool, now: datetime,
         changed: datetime | None,
     ) -> Rendered:
+        base = self.settings.server.public_base
+        here = query.canonical()
+
+        def next_link(page: Page) -> str | None:
+            if not (paging and page.next_before):
+                return None
+            return spec.url(base, fmt, query.paged(page.next_before).canonical())
+
+        body, _page = self._document(spec, fmt, query, now, {f: spec.url(base, f, here) for f in
+                                                             spec.formats}, next_link)
+        return rendered(body, CONTENT_TYPES[fmt], changed, cache_seconds(spec.interval))
+
+    def static_pages(self, spec: FeedSpec, fmt: str, max_pages: int) -> Iterable[bytes]:
+        """The pages of a feed for a static host, oldest-linked last: page 1 is the feed's own
+        URL, page n (2 up to ``max_pages``) ``<path>.page-n.<fmt>``; each ``next`` link names the
+        following page's file (no query: a static host ignores one)."""
+        base = self.settings.server.public_base
+        now = self.clock.now()
+        before: tuple[datetime, int] | None = None
+        for number in range(1, max_pages + 1):
+            last = number == max_pages
+
+            def next_link(page: Page, n: int = number, last: bool = last) -> str | None:
+                return None if last or not page.next_before else page_url(spec, base, fmt, n + 1)
+
+            here = {f: page_url(spec, base, f, number) for f in spec.formats}
+            body, page = self._document(spec, fmt, _EMPTY.paged(before), now, here, next_link)
+            yield body
+            if last or page.next_before is None:
+                return
+            before = page.next_before
+
+    def _document(
+        self, spec: FeedSpec, fmt: str, query: FeedQuery, now: datetime, here: Mapping[str, str],
+        next_link: Callable[[Page], str | None],
+    ) -> tuple[bytes, Page]:
+        """One page's bytes (``here``: this page's URL per format) and the page itself."""
         pub = self.settings.publish
         limit = min(query.limit or spec.selection.limit, pub.max_limit)
         page = collect(self.store.list_entries, spec.selection, limit, query.before,
                        admit_all(spec.rules, query, now))
         entries = query.order(page.entries)
-        base = self.settings.server.public_base
-        here = query.canonical()
         max_age = cache_seconds(spec.interval)
-        next_page = query.paged(page.next_before).canonical() if paging and page.next_before else None
         meta = FeedMeta(
             id=spec.id, title=spec.title, description=spec.description,
-            self_url=spec.url(base, fmt, here), site_url=base + "/", updated=_newest(entries),
-            ttl_minutes=math.ceil(max_age / 60), hub=pub.hub,
-            next_url=spec.url(base, fmt, next_page) if next_page else None,
-            alternates={f: spec.url(base, f, here) for f in spec.formats},
+            self_url=here[fmt], site_url=self.settings.server.public_base + "/",
+            updated=_newest(entries), ttl_minutes=math.ceil(max_age / 60), hub=pub.hub,
+            next_url=next_link(page), alternates=dict(here),
         )
         with _RENDER_LOCK:
             body = render(fmt, meta, entries)  # type: ignore[arg-type]
             self.renders += 1
-        return rendered(body, CONTENT_TYPES[fmt], changed, max_age)
+        return body, page
 
     def _remember(self, key: tuple[Any, ...], item: _Cached) -> None:
         with self._lock:
@@ -335,6 +368,11 @@ class FeedService:
             while self._cached_bytes > self.cache_bytes:
                 _, evicted = self._cache.popitem(last=False)
                 self._cached_bytes -= evicted.rendered.size
+
+
+def page_url(spec: FeedSpec, base: str, fmt: str, number: int) -> str:
+    """The URL of page ``number`` of a static build: the feed's own for 1, else ``.page-n``."""
+    return spec.url(base, fmt) if number == 1 else f"{base}{spec.path}.page-{number}.{fmt}"
 
 
 def _keep_validators(old: Rendered | None, new: Rendered, now: datetime) -> Rendered:

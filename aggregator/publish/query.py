@@ -18,9 +18,11 @@ Semantics, as RSSHub documents them:
 - The description is the entry's summary and content as text (tags removed); the category is any
   of the entry's categories, any part of its category path, or the path joined with ``/``.
 - ``filter_case_sensitive=false`` makes every pattern ignore case (default ``true``).
-- ``filter_time=N`` keeps entries published in the last N seconds (entries without a date stay).
-- ``sorted=false`` keeps the store's order (when entries arrived); the default sorts each page by
-  publication date, newest first.
+- ``filter_time=N`` keeps entries published in the last N seconds; an entry without a date is
+  judged by when it was first seen (the time it is published with).
+- ``sorted=false`` orders each page by arrival: the latest fetch first and, within one fetch, the
+  source's own order (entries are stored in document order); the default sorts each page by
+  publication date (else first-seen time), newest first.
 - ``limit`` is capped at ``publish.max_limit``.
 
 Malformed values are a ``QueryError`` (HTTP 400) saying which parameter and why.
@@ -117,7 +119,7 @@ class FeedQuery:
 
     def order(self, entries: Sequence[Entry]) -> list[Entry]:
         if not self.sorted:
-            return list(entries)
+            return sorted(entries, key=_arrival)
         return sorted(entries, key=_published, reverse=True)  # stable: ties keep store order
 
 
@@ -267,6 +269,12 @@ def _under(path: Sequence[str], prefix: Sequence[str]) -> bool:
 
 def _published(entry: Entry) -> datetime:
     return entry.published or entry.first_seen or entry.sort_at or datetime.min.replace(tzinfo=UTC)
+
+
+def _arrival(entry: Entry) -> tuple[float, int]:
+    """Latest fetch first; within one fetch (one first-seen time) the order of storing."""
+    seen = entry.first_seen or entry.sort_at
+    return (-seen.timestamp() if seen else 0.0, entry.id or 0)
 
 
 def _recent(entry: Entry, cutoff: datetime) -> bool:

@@ -1,8 +1,9 @@
 """Shared by the ``json`` and ``html`` source kinds: from what a config's field specs found in each
 item to ``Item`` records, and precise reports when a config does not fit a document.
 
-Owns: converting found values (text, links made absolute, dates by strptime format, Unix time unit
-or ``dates.read_date``, patterns), the per-field checks that turn a config mistake into one
+Owns: converting found values (text, links made absolute, dates by Unix time unit, strptime
+formats (the first that matches), relative dates against the fetch time or ``dates.read_date``,
+patterns), the per-field checks that turn a config mistake into one
 ``ParseError`` naming every field at fault with a sample of what was found, decoding HTML (meta
 charset), describing a page whose selector matched nothing, the inner HTML of a detail document's
 selected element, and fetching an extra document without failing the item. Does not own: finding
@@ -12,6 +13,8 @@ pipeline does).
 A field is a config mistake when it is found in no item at all (unless marked ``optional``), or when
 every value found for it fails to convert. A value that fails in only some items is dropped from
 those items and the items are kept: sites are uneven, and one odd item should not stop a source.
+Items whose date did not parse are counted (``Built.undated``, then ``ParsedFeed.undated``): the
+pipeline reports them in the fetch's outcome, the source's status and the log.
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ from zoneinfo import ZoneInfo
 
 from bs4 import BeautifulSoup, Tag
 
-from ..config import FieldSpec
+from ..config import DATE_FIELDS, FieldSpec
 from ..errors import FetchError, ParseError
 from ..models import FetchResult, Item
 from . import FetchFn
-from .dates import plausible, read_date
+from .dates import plausible, read_date, relative_date
 from .encoding import decode_text, header_charset
 
 log = logging.getLogger("aggregator.sources")
@@ -70,35 +73,70 @@ class RawItem:
 class _Column:
     values: tuple[Any, ...]  # converted, one per item; None where absent or not convertible
     problem: str | None = None
+    failures: tuple[tuple[int, str], ...] = ()  # (item index, why) where a value did not convert
 
 
 # --- items ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Built:
+    """Items from raw items, and per item whose date did not parse why (``undated``)."""
+
+    items: tuple[Item, ...]
+    undated: tuple[str, ...] = ()
+
+
 def build_items(
-    raws: Sequence[RawItem], specs: Mapping[str, FieldSpec], base_url: str
-) -> tuple[Item, ...]:
+    raws: Sequence[RawItem],
+    specs: Mapping[str, FieldSpec],
+    base_url: str,
+    now: datetime | None = None,
+) -> Built:
     """Items from raw items; ParseError naming every field that does not fit the document.
 
-    ``specs`` maps field names (``title``, ``link``, … and ``detail.url``) to their specs."""
-    columns = {name: _column(name, spec, raws, base_url) for name, spec in specs.items()}
+    ``specs`` maps field names (``title``, ``link``, … and ``detail.url``) to their specs; ``now``
+    (the fetch time) is what relative dates are relative to."""
+    columns = {name: _column(name, spec, raws, base_url, now) for name, spec in specs.items()}
     problems = [c.problem for c in columns.values() if c.problem]
     if problems:
         raise ParseError("; ".join(problems))
-    items = (_item(i, raw, columns) for i, raw in enumerate(raws))
-    return tuple(item for item in items if item is not None)
+    built = [(_item(i, raw, columns), i) for i, raw in enumerate(raws)]
+    undated = {
+        index: f"fields.{name}: {why}"
+        for name in DATE_FIELDS if name in columns
+        for index, why in columns[name].failures
+    }
+    items = tuple(item for item, _ in built if item is not None)
+    return Built(
+        no_newer_than_dated(items),
+        tuple(undated[i] for item, i in built if item is not None and i in undated),
+    )
 
 
-def _column(name: str, spec: FieldSpec, raws: Sequence[RawItem], base: str) -> _Column:
+def no_newer_than_dated(items: tuple[Item, ...]) -> tuple[Item, ...]:
+    """Items without a published date dated like the oldest dated item of the same document, so
+    an undated item never sorts above (or passes ``filter_time`` before) the source's dated ones;
+    a document without any date is left alone (its items are then dated by first-seen time)."""
+    dates = [item.published for item in items if item.published is not None]
+    if not dates or len(dates) == len(items):
+        return items
+    floor = min(dates)
+    return tuple(item if item.published else replace(item, published=floor) for item in items)
+
+
+def _column(
+    name: str, spec: FieldSpec, raws: Sequence[RawItem], base: str, now: datetime | None
+) -> _Column:
     values: list[Any] = []
-    failures: list[str] = []
+    failures: list[tuple[int, str]] = []
     for index, raw in enumerate(raws):
         found = raw.found.get(name, Found())
         try:
-            values.append(convert(name, spec, found.values, base) if found.values else None)
+            values.append(convert(name, spec, found.values, base, now) if found.values else None)
         except ValueError as exc:
             values.append(None)
-            failures.append(f"{exc} (item {index}: {raw.sample})")
+            failures.append((index, f"{exc} (item {index}: {raw.sample})"))
     present = sum(1 for raw in raws if raw.found.get(name, Found()).values)
     where = name if "." in name else f"fields.{name}"
     if raws and not present and not spec.optional:
@@ -106,8 +144,8 @@ def _column(name: str, spec: FieldSpec, raws: Sequence[RawItem], base: str) -> _
         why = first.found.get(name, Found()).why
         return _Column(tuple(values), f"{where}: {why} (in all {len(raws)} items; item 0: {first.sample})")
     if present and len(failures) == present:
-        return _Column(tuple(values), f"{where}: {failures[0]}")
-    return _Column(tuple(values))
+        return _Column(tuple(values), f"{where}: {failures[0][1]}")
+    return _Column(tuple(values), failures=tuple(failures))
 
 
 def _item(index: int, raw: RawItem, columns: Mapping[str, _Column]) -> Item | None:
@@ -139,14 +177,16 @@ def _item(index: int, raw: RawItem, columns: Mapping[str, _Column]) -> Item | No
 # --- values --------------------------------------------------------------------------------------
 
 
-def convert(name: str, spec: FieldSpec, values: Sequence[Any], base: str) -> Any:
+def convert(
+    name: str, spec: FieldSpec, values: Sequence[Any], base: str, now: datetime | None = None
+) -> Any:
     """One field's value from what was found; ValueError saying what is wrong with it."""
     texts = [_pattern(spec, scalar_text(v)) for v in values]
     if name == "categories":
         return tuple(dict.fromkeys(t for t in texts if t))
     first = texts[0]
     if name in ("published", "updated"):
-        return to_date(first, spec)
+        return to_date(first, spec, now)
     if name in ("link", "image", "detail.url"):
         return absolute_link(first, base)
     if name == "title":
@@ -174,23 +214,31 @@ def _pattern(spec: FieldSpec, text: str) -> str:
     return (match.group(1) if match.re.groups else match.group(0)).strip()
 
 
-def to_date(text: str, spec: FieldSpec) -> datetime | None:
-    """The instant ``text`` names, by the spec's unit or format, else in any form dates knows;
-    None (absent) for a date that is no plausible instant (``dates.plausible``)."""
+def to_date(text: str, spec: FieldSpec, now: datetime | None = None) -> datetime | None:
+    """The instant ``text`` names: by the spec's unit; else by the first of its formats that
+    matches or as a relative date against ``now`` (the fetch time), both in the spec's zone;
+    without formats also in any form ``dates.read_date`` knows. None (absent) for a date that is no plausible instant
+    (``dates.plausible``); ValueError when ``text`` is none of these."""
     if spec.unit:
         return _from_epoch(text, spec.unit)
-    if spec.format:
+    where = zone(spec.timezone)
+    for form in spec.format:
         try:
-            parsed = datetime.strptime(text, spec.format)
+            parsed = datetime.strptime(text, form)
         except ValueError:
-            raise ValueError(f"{text!r} does not match format {spec.format!r}") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=zone(spec.timezone))
-        return plausible(parsed)
+            continue
+        return plausible(parsed if parsed.tzinfo else parsed.replace(tzinfo=where))
+    if now is not None:
+        relative = relative_date(text, now, where)
+        if relative is not None:
+            return plausible(relative, now)
+    if spec.format:
+        forms = ", ".join(repr(f) for f in spec.format)
+        raise ValueError(f"{text!r} matches no format ({forms}) and is no relative date")
     is_date, found = read_date(text)
-    if not is_date:
-        raise ValueError(f"{text!r} is not a date (give format or unit)")
-    return found
+    if is_date:
+        return found
+    raise ValueError(f"{text!r} is not a date (give format or unit)")
 
 
 def _from_epoch(text: str, unit: str) -> datetime:
@@ -289,6 +337,20 @@ def selected_html(text: str, selector: str, remove: Sequence[str]) -> tuple[str 
             tag.decompose()
     html = element.decode_contents().strip()
     return (html, "") if html else (None, f"selector {selector!r} matched an empty element")
+
+
+def without(html: str, remove: Sequence[str]) -> str | None:
+    """An HTML fragment without what the ``remove`` selectors match; None when nothing is left."""
+    if not remove:
+        return html
+    soup = soup_of(f"<div>{html}</div>")
+    root = soup.find("div")
+    if not isinstance(root, Tag):
+        return html
+    for unwanted in remove:
+        for tag in root.select(unwanted):
+            tag.decompose()
+    return root.decode_contents().strip() or None
 
 
 # --- extra documents -----------------------------------------------------------------------------

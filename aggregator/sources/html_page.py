@@ -59,10 +59,12 @@ class HtmlAdapter:
             RawItem({name: find_field(e, name, spec) for name, spec in specs.items()}, short_html(e))
             for e in elements
         ]
+        built = build_items(raws, specs, page_base(soup, result.url), result.fetched_at)
         return ParsedFeed(
             title=source.title or page_title(soup),
             link=result.url,
-            items=build_items(raws, specs, page_base(soup, result.url)),
+            items=built.items,
+            undated=built.undated,
         )
 
     async def enrich(self, source: Source, item: Item, fetch: FetchFn) -> Item:

@@ -4,7 +4,7 @@ The options (``config.JsonOptions``) say where the list of items is (``items``),
 is inside an item (``[sources.fields]``: a path, several paths of which the first found wins, or a
 template such as ``"https://site/p/{id}"``), and optionally where an item's full content is
 (``[sources.detail]``: a URL template, default the item's link, and a JSON path or a CSS selector
-in that document).
+in that document; ``remove`` drops what its selectors match from either).
 
 Paths are dotted keys with ``[n]`` indexes (negative from the end), ``[*]`` for every element of a
 list (or every value of an object) and ``["a.b"]`` for keys with dots: ``data.items``,
@@ -42,6 +42,7 @@ from .fields import (
     scalar_text,
     selected_html,
     short_json,
+    without,
 )
 
 log = logging.getLogger("aggregator.sources.json")
@@ -73,10 +74,12 @@ class JsonAdapter:
         objects = item_list(doc, options.items)
         specs = field_specs(options)
         raws = [_raw_item(obj, specs) for obj in objects]
+        built = build_items(raws, specs, result.url, result.fetched_at)
         return ParsedFeed(
             title=source.title or source.site_name,
             link=None,
-            items=build_items(raws, specs, result.url),
+            items=built.items,
+            undated=built.undated,
         )
 
     async def enrich(self, source: Source, item: Item, fetch: FetchFn) -> Item:
@@ -90,6 +93,8 @@ class JsonAdapter:
             return extra.missing(item)
         if options.detail.content is not None:
             html, why = _json_detail(result, options.detail.content)
+            html = without(html, options.detail.remove) if html is not None else None
+            why = why or "detail.content: nothing left after remove"
         else:
             text = decode_html(result.content, content_type(result))
             html, why = selected_html(text, options.detail.selector or "", options.detail.remove)
