@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from aggregator.clock import FakeClock
@@ -30,7 +31,7 @@ async def test_a_week_of_failures_backs_off_never_gives_up_and_recovers(
         clock.set(state.next_fetch_at)
     assert gaps[:4] == [60, 120, 240, 480]
     assert max(gaps) == 24 * HOUR and gaps[-1] == 24 * HOUR
-    assert all(b >= a for a, b in zip(gaps, gaps[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(gaps))
     failures = h.state("s").consecutive_failures
     assert failures == len(gaps) and h.state("s").last_error == "HTTP 500 Internal Server Error"
     broken = False
