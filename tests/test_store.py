@@ -619,3 +619,21 @@ def test_lost_leases_and_takeovers_of_the_store_are_exposed_as_metrics(
     taken = next(line for line in text.splitlines() if line.startswith("aggregator_lease_takeovers_total"))
     assert float(lost.rsplit(" ", 1)[1]) == base["lease_lost"] + 1
     assert float(taken.rsplit(" ", 1)[1]) == base["lease_takeovers"] + 1
+
+
+def test_processes_opening_a_new_sqlite_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """Several processes creating one SQLite database at the same moment (a worker and a web
+    process started together) migrate it one after the other: none fails on a duplicate
+    schema version."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "new.db"
+    code = (
+        "import sys; from datetime import UTC, datetime; from aggregator.store import open_store; "
+        f"open_store('sqlite:///{db}', datetime.now(UTC)).close()"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(6)]
+    errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    assert SQLStore(f"sqlite:///{db}", T0).version == LATEST

@@ -11,7 +11,9 @@ once against one database migrate it once, one after another.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -362,7 +364,8 @@ def current_version(conn: Connection) -> int:
 def migrate(engine: Engine, now: datetime) -> int:
     """Apply pending migrations; return the schema version the database is now at."""
     if engine.dialect.name != "postgresql":
-        return _apply_pending(engine, now)
+        with _file_lock(engine.url.database):  # processes opening a new SQLite file at once
+            return _apply_pending(engine, now)
     with engine.connect() as lock:
         lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
         lock.commit()
@@ -371,6 +374,21 @@ def migrate(engine: Engine, now: datetime) -> int:
         finally:
             lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
             lock.commit()
+
+
+@contextmanager
+def _file_lock(database: str | None) -> Iterator[None]:
+    """An exclusive lock on ``DATABASE.migrate-lock`` beside an SQLite file (none in memory): the
+    migrations of processes that open one database at once run one after the other."""
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _apply_pending(engine: Engine, now: datetime) -> int:
