@@ -49,6 +49,7 @@ BASE = "https://agg.example.org/"
 ATOM = "{http://www.w3.org/2005/Atom}"
 DC = "{http://purl.org/dc/elements/1.1/}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
+MEDIA = "{http://search.yahoo.com/mrss/}"
 
 META = FeedMeta(
     id="category/科技",
@@ -528,7 +529,7 @@ def attributed(meta: FeedMeta, entries: Sequence[Entry]) -> FeedMeta:
     refs = {
         e.source_id: SourceRef(
             feed_id=f"source/{e.source_id}",
-            title=f"Source {e.source_id} & <co>",
+            title=f"Source {e.source_id} & co",
             site_url=f"https://{e.source_id.lower().replace('_', '-')}.example.com/",
             feed_urls={f: f"{BASE}feeds/source/{e.source_id}.{f}" for f in FORMATS},
         )
@@ -972,3 +973,66 @@ def test_rendering_is_deterministic(fmt: Format) -> None:
     renumbered = [replace(e, id=1000 + n) for n, e in enumerate(NASTY + CLEAN)]
     assert render(fmt, META, NASTY + CLEAN) == first
     assert render(fmt, META, renumbered) == first
+
+
+def test_ids_use_the_recorded_authority_not_the_site_url() -> None:
+    """With an id authority, entry and feed ids ignore a changed base URL."""
+    meta = replace(META, id_authority="agg.example.org")
+    moved = replace(meta, site_url="https://proxy.example.net/agg/", self_url="https://x.example/a")
+    for fmt in FORMATS:
+        assert _ids(render(fmt, meta, CLEAN), fmt) == _ids(render(fmt, moved, CLEAN), fmt)
+    assert feed_id(moved) == feed_id(META)
+    assert _ids(render("atom", moved, CLEAN), "atom")[0] == entry_id(CLEAN[0], "agg.example.org")
+    assert _ids(render("atom", replace(META, site_url="https://proxy.example.net/"), CLEAN),
+                "atom") != _ids(render("atom", meta, CLEAN), "atom")
+
+
+def _ids(doc: bytes, fmt: Format) -> list[str]:
+    if fmt == "json":
+        return [i["id"] for i in json.loads(doc)["items"]]
+    return [e.id for e in _parse(doc).entries] + [_parse(doc).feed.get("id", "")]
+
+
+def test_merged_entries_name_their_source_in_every_format() -> None:
+    """Atom <source> (id, title, updated, links), RSS <source url> and JSON _aggregator.source."""
+    meta = attributed(META, CLEAN)
+    atom = etree.fromstring(render("atom", meta, CLEAN))
+    src = atom.find(ATOM + "entry").find(ATOM + "source")
+    assert src.findtext(ATOM + "id") == "tag:agg.example.org,2026:feed/source/hn"
+    assert src.findtext(ATOM + "title") == "Source hn & co"
+    assert src.findtext(ATOM + "updated") == _z(own_updated(CLEAN[0]))  # newest of hn here
+    links = {l.get("rel"): l.get("href") for l in src.findall(ATOM + "link")}
+    assert links == {"alternate": "https://hn.example.com/", "self": BASE + "feeds/source/hn.atom"}
+    rss = etree.fromstring(render("rss", meta, CLEAN))
+    sources = [(s.get("url"), s.text) for s in rss.iter("source")]
+    assert sources[2] == (BASE + "feeds/source/lobsters.rss", "Source lobsters & co")
+    assert rss_problems(render("rss", meta, CLEAN)) == []
+    items = json.loads(render("json", meta, CLEAN))["items"]
+    assert items[2]["_aggregator"]["source"] == {
+        "id": "source/lobsters", "title": "Source lobsters & co",
+        "home_page_url": "https://lobsters.example.com/",
+        "feed_url": BASE + "feeds/source/lobsters.json",
+    }
+    plain = render("atom", META, CLEAN)
+    assert b"<source>" not in plain and b"_aggregator" not in render("json", META, CLEAN)
+
+
+def test_the_entry_image_is_published_in_every_format() -> None:
+    """RSS and Atom carry the image as media:thumbnail, resolved like JSON Feed's image."""
+    pic = entry("p", image="/img/p.jpg?a=1#x", link="https://news.example.com/a/p")
+    want = "https://news.example.com/img/p.jpg?a=1#x"
+    for fmt in ("rss", "atom"):
+        thumbs = etree.fromstring(render(fmt, META, [pic])).iter(MEDIA + "thumbnail")
+        assert [t.get("url") for t in thumbs] == [want]
+        assert _parse(render(fmt, META, [pic])).entries[0].media_thumbnail[0]["url"] == want
+    assert json.loads(render("json", META, [pic]))["items"][0]["image"] == want
+
+
+def test_relative_enclosures_resolve_in_every_format() -> None:
+    """A relative enclosure is published absolute (against the entry's link) in RSS, Atom, JSON."""
+    e = entry("r", link="https://news.example.com/a/r", enclosures=(
+        Enclosure("enclosure?q=a#fragment", "audio/mpeg", 10),))
+    want = "https://news.example.com/a/enclosure?q=a#fragment"
+    assert _parse(render("rss", META, [e])).entries[0].enclosures[0]["href"] == want
+    assert _parse(render("atom", META, [e])).entries[0].enclosures[0]["href"] == want
+    assert json.loads(render("json", META, [e]))["items"][0]["attachments"][0]["url"] == want
