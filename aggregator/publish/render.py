@@ -118,7 +118,7 @@ class FeedMeta:
     hub: str | None = None  # WebSub hub
     next_url: str | None = None  # RFC 5005 paged feed: the next (older) page
     alternates: Mapping[str, str] = field(default_factory=dict)  # format -> URL of this feed
-    id_authority: str | None = None  # tag: URI authority (a DNS name); None: site_url's host
+    id_authority: str | None = None  # tag: URI authority (a host; "": urn:uuid); None: site_url's
     sources: Mapping[str, SourceRef] = field(default_factory=dict)  # attribution (merged feeds)
 
 
@@ -154,7 +154,7 @@ class _Item:
 
 def render(fmt: Format, meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     """The document for ``entries`` (kept in the given order) in format ``fmt``, as UTF-8 bytes."""
-    items = _items(entries, meta.id_authority or meta.site_url, meta.sources)
+    items = _items(entries, _authority(meta), meta.sources)
     if fmt == "rss":
         return _rss(meta, items)
     if fmt == "atom":
@@ -175,7 +175,11 @@ def entry_id(entry: Entry, base_url: str) -> str:
 
 def feed_id(meta: FeedMeta) -> str:
     """The feed's permanent id (Atom ``id``): a tag: URI from ``meta.id``."""
-    return _feed_id(meta.id_authority or meta.site_url, meta.id)
+    return _feed_id(_authority(meta), meta.id)
+
+
+def _authority(meta: FeedMeta) -> str:
+    return meta.site_url if meta.id_authority is None else meta.id_authority
 
 
 def _feed_id(base_url: str, spec_id: str) -> str:
@@ -545,7 +549,7 @@ def _atom(meta: FeedMeta, items: Sequence[_Item]) -> bytes:
         fg.link(link)
     for item in items:
         fe = fg.add_entry(order="append")
-        fe.aggregator.authority = meta.id_authority or meta.site_url
+        fe.aggregator.authority = _authority(meta)
         _atom_entry(fe, item)
     body: bytes = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
     return _ATOM_PLAIN_TEXT.sub(_hex_escape, body)
