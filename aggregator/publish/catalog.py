@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
+from ..categorize import AliasTable, category_paths
 from ..config import FeedSettings, Settings
 from ..errors import SelectionError
-from ..categorize import AliasTable, category_paths
 from ..models import Selection, Source, SourceState
 from .query import EntryRules
 

@@ -25,7 +25,8 @@ from ..config import Settings
 from ..errors import SelectionError
 from ..logs import kv
 from ..metrics import CONTENT_TYPE, Metrics
-from ..models import Selection, Source
+from ..models import Selection, Source, SourceState
+from ..publish.catalog import source_title
 from ..publish.feeds import FeedService, FeedSpec
 from ..reload import ReloadState
 from ..report import row_of, source_rows
@@ -98,7 +99,7 @@ async def overview(ctx: WebContext, request: Request) -> Response:
         rows=tuple(source_rows(ctx.store)),
         feeds=tuple(feed_links(ctx.feeds, ctx.sources())),
         newest=tuple(ctx.store.list_entries(Selection(limit=NEWEST))),
-        names=display_names(ctx.sources()),
+        names=display_names(ctx.sources(), _states(ctx.store)),
     )
     return HTMLResponse(sign_links(overview_page(page), settings.server), headers=PAGE_HEADERS)
 
@@ -110,7 +111,7 @@ async def source(ctx: WebContext, request: Request) -> Response:
         return PlainTextResponse(f"404 Not Found: no source {sid!r}\nSee / for every source.\n", 404)
     configured = ctx.sources()
     count = ctx.store.entry_counts().get(sid, 0)
-    name = display_names(configured).get(sid, state.title or sid)
+    name = display_names(configured, ctx.store.get_state).get(sid, state.title or sid)
     done = request.query_params.get("done")
     page = SourceDetail(
         title=ctx.settings().publish.title,
@@ -230,5 +231,13 @@ def _as_link(spec: FeedSpec) -> FeedLink:
     return FeedLink(title=spec.title, path=spec.path, kind=kind, formats=formats)
 
 
-def display_names(sources: Mapping[str, Source]) -> dict[str, str]:
-    return {sid: s.title or s.site_name or sid for sid, s in sources.items()}
+def _states(store: Store) -> Callable[[str], SourceState | None]:
+    known = {s.source_id: s for s in store.list_states(include_disabled=True)}
+    return known.get
+
+
+def display_names(
+    sources: Mapping[str, Source], state: Callable[[str], SourceState | None]
+) -> dict[str, str]:
+    """Each source's title as every published place shows it (catalog.source_title)."""
+    return {sid: source_title(s, state(sid)) for sid, s in sources.items()}
