@@ -7,9 +7,11 @@ often its sources are fetched); and the URL space under ``/feeds/``::
     /feeds/all.FMT                    every source
     /feeds/ID.FMT                     the operator feed ID ([[feeds]]; all/source/category reserved)
     /feeds/source/ID.FMT              one source
-    /feeds/category/A/B.FMT           every entry under the category path A / B
+    /feeds/category/A/B.FMT           every story filed under A/B (a source's category path,
+                                      or a category a rule adds), through any of its copies
 
-Resolving a URL path looks names up in the configuration and nothing else, so no path reaches
+A source's title is ``source_title`` wherever it shows. Resolving a URL path looks names up in
+the configuration and nothing else, so no path reaches
 anything outside this space. Does not own: rendering, caching or HTTP.
 """
 
