@@ -242,7 +242,9 @@ def common_problems(doc: bytes, root: Any) -> list[str]:
         for attr in ("href", "url"):
             value = el.get(attr)
             if value is not None and not URI.match(value):
-                problems.append(f"not an absolute URI in {attr}: {value!r}")
+                problems.append(f"InvalidFullLink: not an absolute URI in {attr}: {value!r}")
+            elif value is not None and not value.lower().startswith(("http://", "https://")):
+                problems.append(f"SchemeNotIANARegistered (or not a web link): {value!r}")
     return problems
 
 
@@ -614,8 +616,20 @@ def test_the_rule_checks_catch_what_they_look_for() -> None:
     )
     broken_atom = broken_atom.replace("Z</updated>", "+00:00</updated>", 1)
     found = " | ".join(atom_problems(broken_atom.encode()))
-    for expected in ("entry without author", "RFC 3339", "duplicate entry ids"):
+    for expected in ("entry without author", "RFC 3339", "duplicate entry ids", "DuplicateUpdated"):
         assert expected in found
+    hostile = (
+        atom.replace('href="https://news.example.com/item?id=a"', 'href="web+x:a b"', 1)
+        .replace("&lt;/a&gt;", "&lt;/a&gt;&lt;a href=&quot;&quot;&gt;x&lt;/a&gt;", 1)
+    )
+    found = " | ".join(atom_problems(hostile.encode()))
+    for expected in ("InvalidFullLink", "ContainsRelRef"):
+        assert expected in found
+    found = " | ".join(rss_problems(rss.replace(
+        "<link>https://news.example.com/item?id=a</link>",
+        '<link>https://news.example.com/item?id=a</link><source url="gopher://x/">s</source>'
+    ).encode()))
+    assert "SchemeNotIANARegistered" in found
 
 
 # --- round trips -------------------------------------------------------------------------------------
@@ -1021,6 +1035,16 @@ def test_merged_entries_name_their_source_in_every_format() -> None:
     }
     plain = render("atom", META, CLEAN)
     assert b"<source>" not in plain and b"_aggregator" not in render("json", META, CLEAN)
+
+
+def test_empty_links_stored_before_the_cleaner_dropped_them_are_not_published() -> None:
+    """`<a href="">` and `<img src="">` in stored HTML lose the empty attribute in every format."""
+    e = entry("h", content='<p><a href="">x</a> <img src="" alt="i"> <a href="https://a.example/">y</a></p>')
+    for fmt in FORMATS:
+        doc = render(fmt, META, [e]).decode()
+        assert 'href=\\"\\"' not in doc and "href=&quot;&quot;" not in doc and 'href=""' not in doc
+        assert "src=&quot;&quot;" not in doc and 'src=\\"\\"' not in doc
+    assert problems("atom", render("atom", META, [e])) == []
 
 
 def test_the_entry_image_is_published_in_every_format() -> None:

@@ -369,6 +369,17 @@ def test_a_story_is_in_every_category_any_of_its_copies_is_filed_under(store: SQ
     assert keys(category_prefixes=(("AI",), ("World",))) == {"a/1", "c/1"}
 
 
+def test_the_tag_authority_is_recorded_once_per_store(store: SQLStore, store_url: str) -> None:
+    """The first proposal is kept: later proposals, and other processes, get the recorded one."""
+    assert store.tag_authority("feeds.example.org") == "feeds.example.org"
+    assert store.tag_authority("proxy.example.net") == "feeds.example.org"
+    again = SQLStore(store_url, T0 + timedelta(days=1))
+    try:
+        assert again.tag_authority("other.example.com") == "feeds.example.org"
+    finally:
+        again.close()
+
+
 def test_duplicates_are_merged_unless_asked_not_to(store: SQLStore) -> None:
     """An entry marked as a duplicate of another is left out of merged selections only."""
     store.sync_sources([src("a"), src("b")], T0)

@@ -99,6 +99,9 @@ _BAD_CHARS = re.compile(
     + _NONCHARACTERS
     + "]"
 )
+# An empty link or image source in a tag (the cleaner's serialization quotes with "): a reader
+# would resolve it against the feed's URL (the W3C validator's ContainsRelRef).
+_EMPTY_REF = re.compile(r"""(<(?:a|img)\b[^<>]*?)\s(?:href|src)=(?:""|'')""", re.IGNORECASE)
 # Plain-text elements as lxml writes them (text only, attributes never used on these).
 _RSS_PLAIN_TEXT = re.compile(rb"<(title|category|dc:creator|source url=\"[^\"]*\")>([^<]*)</(title|category|dc:creator|source)>")
 _ATOM_PLAIN_TEXT = re.compile(rb"<(title|name|subtitle)>([^<]*)</(title|name|subtitle)>")
@@ -323,7 +326,7 @@ plain_text = _plain  # for the other writers (OPML) that publish titles
 
 
 def _html(text: str | None) -> str | None:
-    value = _xml_safe(text or "")
+    value = _EMPTY_REF.sub(r"\1", _xml_safe(text or ""))  # stored before the cleaner dropped them
     return value if value.strip() else None
 
 
