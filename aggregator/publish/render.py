@@ -11,8 +11,11 @@ and warnings), whatever the entries hold. The rules that get it there:
 - Text: characters XML 1.0 forbids or discourages (C0/C1 controls, lone surrogates,
   non-characters, U+FFFD) are dropped from every string in every format. Titles, author names and
   categories are plain text: markup in them is read as HTML and reduced to its text, whitespace
-  runs become one space. In RSS their ``&`` and ``<`` are written as hexadecimal character
-  references, as the RSS Advisory Board's profile asks.
+  runs become one space. In RSS and Atom their ``&`` and ``<`` are written as hexadecimal
+  character references, as the RSS Advisory Board's profile asks (the W3C validator reads a
+  literal ``&1;`` in plain text as undeclared HTML otherwise).
+- HTML is republished as stored, except that an empty ``href``/``src`` in an ``<a>`` or
+  ``<img>`` (kept by older cleaners) is dropped: a reader would resolve it against the feed.
 - Title: the entry's title; if that is empty, the start of its summary or content, else its link,
   else ``Untitled``. Every document has a title for every entry.
 - Times are UTC, whole seconds. ``published`` = published or first_seen. ``updated`` = the
