@@ -17,7 +17,7 @@ anything outside this space. Does not own: rendering, caching or HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
@@ -68,10 +68,12 @@ class Catalog:
         settings: Settings,
         sources: Callable[[], Mapping[str, Source]],
         state: Callable[[str], SourceState | None] | None = None,
+        states: Callable[[], Iterable[SourceState]] | None = None,
     ) -> None:
         self.settings = settings
         self.sources = sources
         self.state = state  # the store's record of a source (its feed's own title)
+        self.states = states  # every record at once (one read for every())
 
     # --- one feed -----------------------------------------------------------------------------
 
@@ -80,14 +82,19 @@ class Catalog:
         return FeedSpec("all", ("all",), pub.title, pub.description,
                         Selection(limit=pub.default_limit), self._interval(None))
 
-    def source(self, source_id: str) -> FeedSpec:
+    def source(self, source_id: str, known: Mapping[str, SourceState] | None = None) -> FeedSpec:
+        """One source's feed; ``known``: the store's records when the caller has read them."""
         src = self.sources().get(source_id)
         if src is None:
             raise SelectionError(f"unknown source {source_id!r}")
         keep = self.settings.dedupe.per_source_keeps_duplicates
         sel = Selection(source_ids=(src.id,), merge_duplicates=not keep,
                         limit=self.settings.publish.default_limit)
-        title = source_title(src, self.state(src.id) if self.state else None)
+        if known is not None:
+            state = known.get(src.id)
+        else:
+            state = self.state(src.id) if self.state else None
+        title = source_title(src, state)
         return FeedSpec(f"source/{src.id}", ("source", src.id), title, f"Entries from {title}",
                         sel, src.interval, source_ids=frozenset({src.id}))
 
@@ -142,8 +149,9 @@ class Catalog:
     def every(self) -> Iterator[FeedSpec]:
         """Every published feed: all, each source, each category path, each operator feed."""
         yield self.all()
+        known = {s.source_id: s for s in self.states()} if self.states else {}
         for source_id in sorted(self.sources()):
-            yield self.source(source_id)
+            yield self.source(source_id, known)
         for path in self.category_paths():
             yield self.category(path)
         for feed in self.settings.feeds:

@@ -37,7 +37,7 @@ from urllib.parse import quote
 from ..clock import Clock, SystemClock
 from ..config import Settings
 from ..errors import SelectionError
-from ..models import Entry, Source
+from ..models import Entry, Source, SourceState
 from ..store import Store
 from .catalog import FORMATS, Catalog, FeedSpec, source_title
 from .pages import collect
@@ -114,7 +114,7 @@ class FeedService:
         self.cache_bytes = cache_bytes
         self.recheck_after = timedelta(seconds=recheck_after)
         self._settings = settings
-        self.catalog = Catalog(settings, sources, store.get_state)
+        self.catalog = Catalog(settings, sources, store.get_state, self._states)
         self.renders = 0  # documents rendered (not served from the cache)
         self._cache: OrderedDict[tuple[Any, ...], _Cached] = OrderedDict()
         self._cached_bytes = 0
@@ -123,6 +123,9 @@ class FeedService:
         self._epoch = 0
         self._resolved: dict[str, tuple[FeedSpec, str]] = {}
         self._resolved_for: Mapping[str, Source] | None = None
+
+    def _states(self) -> list[SourceState]:
+        return self.store.list_states(include_disabled=True)
 
     @property
     def settings(self) -> Settings:
@@ -135,7 +138,7 @@ class FeedService:
     def update(self, settings: Settings) -> None:
         """Use a reloaded configuration (cached documents are re-validated against it)."""
         self._settings = settings
-        self.catalog = Catalog(settings, self.sources, self.store.get_state)
+        self.catalog = Catalog(settings, self.sources, self.store.get_state, self._states)
         self._resolved_for = None
 
     def changed(self) -> None:
