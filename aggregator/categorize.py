@@ -116,8 +116,9 @@ class AliasTable:
                     )
 
     def canonical(self, name: str) -> str:
-        """The canonical name of ``name``, or ``name`` stripped when no alias knows it."""
-        return self._canonical.get(_fold(name), name.strip())
+        """The canonical name of ``name``, or ``name`` stripped when no alias knows it; a name
+        with ``/`` is a category path and spelled as one (``科技 / 中文`` is ``科技/中文``)."""
+        return spell_category(self._canonical.get(_fold(name), name.strip()))
 
     def canonicalize(self, names: Iterable[str]) -> tuple[str, ...]:
         """Canonical names in first-seen order, each once, blanks dropped."""
@@ -126,6 +127,19 @@ class AliasTable:
             if name.strip():
                 out.setdefault(self.canonical(name), None)
         return tuple(out)
+
+
+def spell_category(name: str) -> str:
+    """The one spelling of a category name that is a path: parts stripped, joined by ``/`` (as
+    category paths are published and addressed: ``/feeds/category/a/b``)."""
+    if "/" not in name:
+        return name.strip()
+    return "/".join(p.strip() for p in name.split("/") if p.strip())
+
+
+def category_paths(names: Iterable[str]) -> list[tuple[str, ...]]:
+    """Category names as paths (``a/b`` is ("a", "b")); blanks dropped."""
+    return [tuple(spell_category(n).split("/")) for n in names if spell_category(n)]
 
 
 def _fold(name: str) -> str:

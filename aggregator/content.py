@@ -1,7 +1,7 @@
 """HTML cleaning for every source: the one gate that entry HTML passes before it is stored.
 
 Owns: fixing lazy images (``data-src`` becomes ``src`` where ``data-src`` stood), making links and
-image sources absolute against the entry's URL, the optional image proxy prefix, the
+image sources absolute against the entry's URL (an empty one is dropped), the optional image proxy prefix, the
 ``referrerpolicy="no-referrer"`` that every ``<img>`` ends with, and the allowlist sanitizer (nh3)
 that removes scripts, styles, event handlers, ``javascript:`` URLs and everything else unknown.
 Also the small readers of cleaned HTML: its first image and its plain text.
@@ -127,6 +127,8 @@ def _url_filter(base_url: str | None, options: CleanOptions) -> Callable[[str, s
         if _SCRIPT_URL.match(value):
             return None
         url = absolute_url(value.strip(), base_url)
+        if not url:  # href="": a reader resolves it against the feed's URL (ContainsRelRef)
+            return None
         return proxied(url, options) if tag == "img" and name == "src" and url else url
 
     return rewrite

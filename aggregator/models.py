@@ -239,7 +239,8 @@ class Selection:
     """Which entries a feed or an export shows."""
 
     source_ids: tuple[str, ...] | None = None  # None: every source
-    category_prefix: tuple[str, ...] | None = None
+    category_prefix: tuple[str, ...] | None = None  # filed under it (path, tag or any copy's)
+    category_prefixes: tuple[tuple[str, ...], ...] = ()  # filed under any of these
     query: str | None = None
     exclude_source_ids: tuple[str, ...] = ()
     merge_duplicates: bool = True

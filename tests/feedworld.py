@@ -93,8 +93,10 @@ def entry(source_id: str, key: str, when: datetime, path: tuple[str, ...] = (), 
     return Entry(**values)
 
 
-def make_world(tmp_path: Path, extra: str = "", clock: FakeClock | None = None) -> World:
-    settings = config.parse(SOURCES + extra)
+def make_world(
+    tmp_path: Path, extra: str = "", clock: FakeClock | None = None, sources: str = SOURCES
+) -> World:
+    settings = config.parse(sources + extra)
     clock = clock or FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     store = open_store(f"sqlite:///{tmp_path / 'agg.db'}", clock.now())
     store.sync_sources(settings.source_records(), clock.now())

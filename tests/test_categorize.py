@@ -38,6 +38,13 @@ def test_unknown_categories_pass_through_stripped() -> None:
     assert ALIASES.canonical("  Sports ") == "Sports"
 
 
+def test_category_paths_have_one_spelling() -> None:
+    """A rule's `科技 / 中文` is the path 科技/中文, spelled as path tags are; no other name changes."""
+    rule = Rule("title", keywords=("x",), add=(" 科技 / 中文 ", "科技/英文", "AI"))
+    assert decide(Fields(title="x"), [rule]).categories == ("科技/中文", "科技/英文", "AI")
+    assert ALIASES.canonical("a /b/ c") == "a/b/c" and ALIASES.canonical("TCP/IP") == "TCP/IP"
+
+
 def test_canonicalize_keeps_order_and_each_name_once() -> None:
     """Several variants of one category collapse into one, in first-seen order; blanks go."""
     assert ALIASES.canonicalize(["国际", "Tech", "World", " ", "technology", "Sports"]) == (

@@ -114,6 +114,14 @@ def test_unknown_markup_is_dropped_but_article_markup_kept() -> None:
     )
 
 
+def test_empty_links_are_dropped() -> None:
+    """An empty href or src is dropped with or without a base (it would point at the feed)."""
+    html = '<p><a href="">x</a><a href=" ">y</a><img src=""></p>'
+    for base in ("https://example.com/a/page.html", None):
+        out = clean_html(html, base, CleanOptions())
+        assert "href" not in out and "src" not in out and ">x</a>" in out
+
+
 def test_relative_links_become_absolute() -> None:
     """Relative hrefs and srcs resolve against the base URL; without a base they stay relative."""
     html = '<a href="../b?x=1&amp;y=2">b</a><img src="//cdn.example.com/i.png">'

@@ -8,6 +8,7 @@ against the W3C feed validator's main rules that a schema cannot express (``rss_
 from __future__ import annotations
 
 import calendar
+import html
 import html.entities
 import json
 import re
@@ -26,12 +27,14 @@ import feedparser
 import pytest
 from lxml import etree
 
+from aggregator.content import clean, clean_html
 from aggregator.models import Enclosure, Entry
 from aggregator.publish.render import (
     CONTENT_TYPES,
     FALLBACK_TIME,
     FeedMeta,
     Format,
+    SourceRef,
     entry_id,
     feed_id,
     render,
@@ -46,6 +49,7 @@ BASE = "https://agg.example.org/"
 ATOM = "{http://www.w3.org/2005/Atom}"
 DC = "{http://purl.org/dc/elements/1.1/}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
+MEDIA = "{http://search.yahoo.com/mrss/}"
 
 META = FeedMeta(
     id="category/科技",
@@ -91,7 +95,11 @@ def entry(key: str, **changes: Any) -> Entry:
     return replace(base, **changes)
 
 
-CLEAN = [entry("a"), entry("b", published=T0 - timedelta(days=3)), entry("c", source_id="lobsters")]
+CLEAN = [
+    entry("a"),
+    entry("b", published=T0 - timedelta(days=3), updated=T0 - timedelta(hours=13)),
+    entry("c", source_id="lobsters", updated=T0 - timedelta(hours=14)),
+]
 
 # Every kind of trouble an entry can bring, one per entry.
 NASTY = [
@@ -206,8 +214,27 @@ def plain_text_problem(el: Any, raw_lines: list[str], rss: bool) -> str | None:
     return None
 
 
-def common_problems(doc: bytes, root: Any) -> list[str]:
+# The W3C validator's scan of HTML content for relative references (its absUrlMixin).
+HTML_REF = re.compile(
+    r"""<a\s+href=(?:"(.*?)"|'(.*?)'|([\w-]+))[\s>]|<img\s+[^>]*src=(?:"(.*?)"|'(.*?)'|([\w-]+))[\s>]""",
+    re.IGNORECASE,
+)
+HTML_ELEMENTS = ("description", CONTENT + "encoded", ATOM + "content", ATOM + "summary")
+
+
+def relative_ref_problems(root: Any) -> list[str]:
+    """ContainsRelRef: an empty or relative link or image in HTML content."""
     problems = []
+    for el in root.iter(*HTML_ELEMENTS):
+        for groups in HTML_REF.findall(el.text or ""):
+            ref = html.unescape(next((g for g in groups if g), "")).strip()
+            if not re.match(r"\w+:", ref):
+                problems.append(f"ContainsRelRef: {ref!r} in <{el.tag}>")
+    return problems
+
+
+def common_problems(doc: bytes, root: Any) -> list[str]:
+    problems = relative_ref_problems(root)
     text = doc.decode("utf-8")
     if BAD_CHARS.search(text):
         problems.append(f"bad character {BAD_CHARS.search(text)!r}")
@@ -215,7 +242,9 @@ def common_problems(doc: bytes, root: Any) -> list[str]:
         for attr in ("href", "url"):
             value = el.get(attr)
             if value is not None and not URI.match(value):
-                problems.append(f"not an absolute URI in {attr}: {value!r}")
+                problems.append(f"InvalidFullLink: not an absolute URI in {attr}: {value!r}")
+            elif value is not None and not value.lower().startswith(("http://", "https://")):
+                problems.append(f"SchemeNotIANARegistered (or not a web link): {value!r}")
     return problems
 
 
@@ -315,6 +344,9 @@ def atom_problems(doc: bytes) -> list[str]:
     ids = [e.findtext(ATOM + "id") for e in root.findall(ATOM + "entry")]
     if len(set(ids)) != len(ids):
         problems.append("duplicate entry ids")
+    updated = [e.findtext(ATOM + "updated") for e in root.findall(ATOM + "entry")]
+    if len(set(updated)) != len(updated):
+        problems.append("DuplicateUpdated: entries share an updated time")
     for e in root.findall(ATOM + "entry"):
         problems += atom_entry_problems(e, feed_author, lines)
     return [p for p in problems if p]
@@ -430,17 +462,23 @@ def jing(paths: Sequence[Path]) -> subprocess.CompletedProcess[str]:
 
 # --- entries from real feeds -----------------------------------------------------------------------
 
-CORPUS_FEEDS = [
-    "miniflux+v2/large_rss.xml",
-    "miniflux+v2/large_atom.xml",
-    "miniflux+v2/urdu_UTF8.xml",
-    "miniflux+v2/encoding_WINDOWS-1251.xml",
-    "feedjira+feedjira/google_alerts_atom.xml",
-    "feedjira+feedjira/SamRuby.xml",
-    "feedjira+feedjira/TechCrunch.xml",
-    "feed-rs+feed-rs/rss_2.0_nightvale.xml",
-    "feed-rs+feed-rs/rss_2.0_relurl_1.xml",
-]
+def _corpus_feeds() -> list[str]:
+    """Every file of the shared corpus that feedparser reads entries from, as its MANIFEST says
+    (``n=`` entries; the files with none have nothing to republish)."""
+    manifest = CORPUS / "MANIFEST.txt"
+    if not manifest.is_file():
+        return []
+    found = []
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        cols = line.split("\t")
+        count = re.search(r"\bn=(\d+)", cols[5]) if len(cols) > 5 and not line.startswith("#") else None
+        if count and int(count[1]) > 0 and (CORPUS / cols[0]).is_file():
+            found.append(cols[0])
+    return sorted(found)
+
+
+CORPUS_FEEDS = _corpus_feeds() or [pytest.param("", marks=pytest.mark.skip(
+    reason=f"the shared feed corpus is not at {CORPUS} (it sits beside the repository in CI)"))]
 
 
 def _time(parsed: Any) -> datetime | None:
@@ -460,14 +498,17 @@ def corpus_entries(name: str) -> tuple[Entry, ...]:
     )
     out = []
     for n, e in enumerate(parsed.entries):
+        link = e.get("link")
+        content = clean((e.get("content") or [{}])[0].get("value"), link)
         out.append(
             Entry(
                 source_id=Path(name).stem,
                 key=e.get("id") or e.get("link") or str(n),
                 title=e.get("title", ""),
-                link=e.get("link"),
-                content=(e.get("content") or [{}])[0].get("value"),
-                summary=e.get("summary"),
+                link=link,
+                content=content.html or None,
+                summary=clean_html(e.get("summary"), link) or None,
+                image=content.image,
                 author=e.get("author"),
                 published=_time(dict.get(e, "published_parsed")),
                 updated=_time(dict.get(e, "updated_parsed")),
@@ -478,7 +519,7 @@ def corpus_entries(name: str) -> tuple[Entry, ...]:
                     if x.get("href")
                 ),
                 first_seen=T0,
-                changed_at=None,
+                changed_at=T0,  # one fetch: the store's change time is the same for all
             )
         )
     return tuple(out)
@@ -486,7 +527,23 @@ def corpus_entries(name: str) -> tuple[Entry, ...]:
 
 @cache
 def corpus_doc(name: str, fmt: Format) -> bytes:
-    return render(fmt, META, corpus_entries(name))
+    """The entries as a merged feed republishes them (with source attribution)."""
+    entries = corpus_entries(name)
+    return render(fmt, attributed(META, entries), entries)
+
+
+def attributed(meta: FeedMeta, entries: Sequence[Entry]) -> FeedMeta:
+    """``meta`` naming the source of every entry, as merged feeds do."""
+    refs = {
+        e.source_id: SourceRef(
+            feed_id=f"source/{e.source_id}",
+            title=f"Source {e.source_id} & co",
+            site_url=f"https://{e.source_id.lower().replace('_', '-')}.example.com/",
+            feed_urls={f: f"{BASE}feeds/source/{e.source_id}.{f}" for f in FORMATS},
+        )
+        for e in entries
+    }
+    return replace(meta, sources=refs)
 
 
 # --- validity ----------------------------------------------------------------------------------------
@@ -518,7 +575,7 @@ def test_real_entries_pass_the_validator_rules(fmt: Format, name: str) -> None:
 def test_atom_documents_match_the_rfc4287_schema(tmp_path: Path) -> None:
     """Every Atom document (scenarios and real entries) is valid against atom.rnc (jing)."""
     docs = {f"scenario-{k}": render("atom", m, e) for k, (m, e) in SCENARIOS.items()}
-    docs.update({f"corpus-{Path(n).stem}": corpus_doc(n, "atom") for n in CORPUS_FEEDS})
+    docs.update({f"corpus-{Path(n).stem}": corpus_doc(n, "atom") for n in CORPUS_FEEDS if isinstance(n, str)})
     paths = []
     for name, doc in docs.items():
         paths.append(tmp_path / f"{name}.xml")
@@ -559,11 +616,30 @@ def test_the_rule_checks_catch_what_they_look_for() -> None:
     )
     broken_atom = broken_atom.replace("Z</updated>", "+00:00</updated>", 1)
     found = " | ".join(atom_problems(broken_atom.encode()))
-    for expected in ("entry without author", "RFC 3339", "duplicate entry ids"):
+    for expected in ("entry without author", "RFC 3339", "duplicate entry ids", "DuplicateUpdated"):
         assert expected in found
+    hostile = (
+        atom.replace('href="https://news.example.com/item?id=a"', 'href="web+x:a b"', 1)
+        .replace("&lt;/a&gt;", "&lt;/a&gt;&lt;a href=&quot;&quot;&gt;x&lt;/a&gt;", 1)
+    )
+    found = " | ".join(atom_problems(hostile.encode()))
+    for expected in ("InvalidFullLink", "ContainsRelRef"):
+        assert expected in found
+    found = " | ".join(rss_problems(rss.replace(
+        "<link>https://news.example.com/item?id=a</link>",
+        '<link>https://news.example.com/item?id=a</link><source url="gopher://x/">s</source>'
+    ).encode()))
+    assert "SchemeNotIANARegistered" in found
 
 
 # --- round trips -------------------------------------------------------------------------------------
+
+
+def own_updated(e: Entry) -> datetime:
+    """What the entry's updated time is published as: its own updated, else published."""
+    t = e.updated or e.published or e.first_seen
+    assert t is not None
+    return t
 
 
 def _parse(doc: bytes) -> Any:
@@ -603,7 +679,7 @@ def test_atom_round_trips_through_feedparser() -> None:
     assert parsed.version == "atom10" and len(parsed.entries) == len(CLEAN)
     for got, e in zip(parsed.entries, CLEAN):
         assert (got.id, got.title, got.link) == (entry_id(e, BASE), e.title, e.link)
-        assert got.updated_parsed == _struct(e.changed_at)
+        assert got.updated_parsed == _struct(own_updated(e))
         assert got.published_parsed == _struct(e.published)
         assert got.author_detail == {"name": e.author}
         assert [t.term for t in got.tags] == _terms(e)
@@ -621,7 +697,7 @@ def test_json_feed_round_trips_through_json() -> None:
     for got, e in zip(feed["items"], CLEAN):
         assert (got["title"], got["url"], got["content_html"]) == (e.title, e.link, e.content)
         assert datetime.fromisoformat(got["date_published"]) == e.published
-        assert datetime.fromisoformat(got["date_modified"]) == e.changed_at
+        assert datetime.fromisoformat(got["date_modified"]) == own_updated(e)
         assert got["authors"] == [{"name": e.author}] and got["tags"] == _terms(e)
         assert got["summary"] == "Summary of " + e.key
         assert got["attachments"] == [
@@ -693,24 +769,44 @@ def test_missing_title_falls_back_to_text_then_link_then_untitled() -> None:
 @pytest.mark.parametrize(
     ("changed", "updated", "published", "first_seen", "expected"),
     [
-        (T0, T0 - timedelta(1), T0 - timedelta(2), T0 - timedelta(3), T0),
+        (T0, T0 - timedelta(1), T0 - timedelta(2), T0 - timedelta(3), T0 - timedelta(1)),
         (None, T0 - timedelta(1), T0 - timedelta(2), T0 - timedelta(3), T0 - timedelta(1)),
-        (None, None, T0 - timedelta(2), T0 - timedelta(3), T0 - timedelta(2)),
-        (None, None, None, T0 - timedelta(3), T0 - timedelta(3)),
+        (T0, None, T0 - timedelta(2), T0 - timedelta(3), T0 - timedelta(2)),
+        (T0, None, None, T0 - timedelta(3), T0 - timedelta(3)),
         (None, None, None, None, FALLBACK_TIME),
     ],
 )
-def test_updated_is_changed_at_or_updated_or_published_or_first_seen(
+def test_updated_is_the_entrys_own_updated_or_published_or_first_seen(
     changed: datetime | None,
     updated: datetime | None,
     published: datetime | None,
     first_seen: datetime | None,
     expected: datetime,
 ) -> None:
-    """Atom's updated follows the documented order, with a fixed time when there is none."""
+    """Atom updated and JSON date_modified come from the entry's own dates, never the store time."""
     e = entry("u", changed_at=changed, updated=updated, published=published, first_seen=first_seen)
     parsed = _parse(render("atom", META, [e]))
     assert parsed.entries[0].updated_parsed == _struct(expected)
+    item = json.loads(render("json", META, [e]))["items"][0]
+    assert item.get("date_modified") == (None if first_seen is None else _z(expected))
+
+
+def test_no_two_entries_share_an_updated_time() -> None:
+    """Entries of one fetch (same store time, same or no dates) get distinct, stable times."""
+    batch = [
+        entry(k, changed_at=T0, updated=None, published=None, first_seen=T0) for k in "abcd"
+    ] + [entry("e", changed_at=T0, updated=T0 - timedelta(days=1))]
+    doc = render("atom", META, batch)
+    times = [e.findtext(ATOM + "updated") for e in etree.fromstring(doc).iter(ATOM + "entry")]
+    assert times[:4] == [_z(T0 - timedelta(seconds=n)) for n in range(4)]
+    assert times[4] == _z(T0 - timedelta(days=1)) and atom_problems(doc) == []
+    assert render("atom", META, batch) == doc
+    modified = [i["date_modified"] for i in json.loads(render("json", META, batch))["items"]]
+    assert modified == times
+
+
+def _z(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_published_is_published_or_first_seen_and_omitted_without_either() -> None:
@@ -846,7 +942,7 @@ def test_empty_feed_without_time_hub_or_ttl() -> None:
 def test_feed_time_falls_back_to_the_newest_entry() -> None:
     """Without meta.updated the feed's time is the newest entry's updated time."""
     meta = replace(META, updated=None)
-    newest = max(e.changed_at for e in CLEAN if e.changed_at)
+    newest = max(own_updated(e) for e in CLEAN)
     assert _parse(render("rss", meta, CLEAN)).feed.updated_parsed == _struct(newest)
     assert _parse(render("atom", meta, CLEAN)).feed.updated_parsed == _struct(newest)
 
@@ -897,3 +993,76 @@ def test_rendering_is_deterministic(fmt: Format) -> None:
     renumbered = [replace(e, id=1000 + n) for n, e in enumerate(NASTY + CLEAN)]
     assert render(fmt, META, NASTY + CLEAN) == first
     assert render(fmt, META, renumbered) == first
+
+
+def test_ids_use_the_recorded_authority_not_the_site_url() -> None:
+    """With an id authority, entry and feed ids ignore a changed base URL."""
+    meta = replace(META, id_authority="agg.example.org")
+    moved = replace(meta, site_url="https://proxy.example.net/agg/", self_url="https://x.example/a")
+    for fmt in FORMATS:
+        assert _ids(render(fmt, meta, CLEAN), fmt) == _ids(render(fmt, moved, CLEAN), fmt)
+    assert feed_id(moved) == feed_id(META)
+    assert _ids(render("atom", moved, CLEAN), "atom")[0] == entry_id(CLEAN[0], "agg.example.org")
+    assert _ids(render("atom", replace(META, site_url="https://proxy.example.net/"), CLEAN),
+                "atom") != _ids(render("atom", meta, CLEAN), "atom")
+
+
+def _ids(doc: bytes, fmt: Format) -> list[str]:
+    if fmt == "json":
+        return [i["id"] for i in json.loads(doc)["items"]]
+    return [e.id for e in _parse(doc).entries] + [_parse(doc).feed.get("id", "")]
+
+
+def test_merged_entries_name_their_source_in_every_format() -> None:
+    """Atom <source> (id, title, updated, links), RSS <source url> and JSON _aggregator.source."""
+    meta = attributed(META, CLEAN)
+    atom = etree.fromstring(render("atom", meta, CLEAN))
+    src = atom.find(ATOM + "entry").find(ATOM + "source")
+    assert src.findtext(ATOM + "id") == "tag:agg.example.org,2026:feed/source/hn"
+    assert src.findtext(ATOM + "title") == "Source hn & co"
+    assert src.findtext(ATOM + "updated") == _z(own_updated(CLEAN[0]))  # newest of hn here
+    links = {l.get("rel"): l.get("href") for l in src.findall(ATOM + "link")}
+    assert links == {"alternate": "https://hn.example.com/", "self": BASE + "feeds/source/hn.atom"}
+    rss = etree.fromstring(render("rss", meta, CLEAN))
+    sources = [(s.get("url"), s.text) for s in rss.iter("source")]
+    assert sources[2] == (BASE + "feeds/source/lobsters.rss", "Source lobsters & co")
+    assert rss_problems(render("rss", meta, CLEAN)) == []
+    items = json.loads(render("json", meta, CLEAN))["items"]
+    assert items[2]["_aggregator"]["source"] == {
+        "id": "source/lobsters", "title": "Source lobsters & co",
+        "home_page_url": "https://lobsters.example.com/",
+        "feed_url": BASE + "feeds/source/lobsters.json",
+    }
+    plain = render("atom", META, CLEAN)
+    assert b"<source>" not in plain and b"_aggregator" not in render("json", META, CLEAN)
+
+
+def test_empty_links_stored_before_the_cleaner_dropped_them_are_not_published() -> None:
+    """`<a href="">` and `<img src="">` in stored HTML lose the empty attribute in every format."""
+    e = entry("h", content='<p><a href="">x</a> <img src="" alt="i"> <a href="https://a.example/">y</a></p>')
+    for fmt in FORMATS:
+        doc = render(fmt, META, [e]).decode()
+        assert 'href=\\"\\"' not in doc and "href=&quot;&quot;" not in doc and 'href=""' not in doc
+        assert "src=&quot;&quot;" not in doc and 'src=\\"\\"' not in doc
+    assert problems("atom", render("atom", META, [e])) == []
+
+
+def test_the_entry_image_is_published_in_every_format() -> None:
+    """RSS and Atom carry the image as media:thumbnail, resolved like JSON Feed's image."""
+    pic = entry("p", image="/img/p.jpg?a=1#x", link="https://news.example.com/a/p")
+    want = "https://news.example.com/img/p.jpg?a=1#x"
+    for fmt in ("rss", "atom"):
+        thumbs = etree.fromstring(render(fmt, META, [pic])).iter(MEDIA + "thumbnail")
+        assert [t.get("url") for t in thumbs] == [want]
+        assert _parse(render(fmt, META, [pic])).entries[0].media_thumbnail[0]["url"] == want
+    assert json.loads(render("json", META, [pic]))["items"][0]["image"] == want
+
+
+def test_relative_enclosures_resolve_in_every_format() -> None:
+    """A relative enclosure is published absolute (against the entry's link) in RSS, Atom, JSON."""
+    e = entry("r", link="https://news.example.com/a/r", enclosures=(
+        Enclosure("enclosure?q=a#fragment", "audio/mpeg", 10),))
+    want = "https://news.example.com/a/enclosure?q=a#fragment"
+    assert _parse(render("rss", META, [e])).entries[0].enclosures[0]["href"] == want
+    assert _parse(render("atom", META, [e])).entries[0].enclosures[0]["href"] == want
+    assert json.loads(render("json", META, [e]))["items"][0]["attachments"][0]["url"] == want

@@ -391,6 +391,39 @@ def test_selection_filters_by_source_category_and_text(store: SQLStore) -> None:
     assert keys(query="rust") == {"a/1"} and keys(query="PYTHON") == {"b/1"}
 
 
+def test_a_story_is_in_every_category_any_of_its_copies_is_filed_under(store: SQLStore) -> None:
+    """The merged story shows in the category of a later copy; rule tags (AI, a/b) are
+    categories too; a path selects its tags and sub-paths, whole parts only."""
+    store.sync_sources([src("a"), src("b"), src("c")], T0)
+    [first] = add(store, "a", [entry("a", "1", category=("World",))])
+    add(store, "b", [entry("b", "1", category=("Tech", "News"), duplicate_of=first)])
+    tagged = replace(entry("c", "1"), categories=("AI", "Tech/Gadgets", "100% sure_"))
+    add(store, "c", [tagged, replace(entry("c", "2"), categories=("AIR",))])
+
+    def keys(**kw: object) -> set[str]:
+        return {f"{e.source_id}/{e.key}" for e in store.list_entries(everything(**kw))}
+
+    assert keys(category_prefix=("Tech",)) == {"a/1", "c/1"}  # the story, under b's path
+    assert keys(category_prefix=("Tech", "News")) == {"a/1"}
+    assert keys(category_prefix=("World",)) == {"a/1"}
+    assert keys(category_prefix=("Tech",), merge_duplicates=False) == {"b/1", "c/1"}
+    assert keys(category_prefix=("AI",)) == {"c/1"}
+    assert keys(category_prefix=("Tech", "Gadgets")) == {"c/1"}
+    assert keys(category_prefix=("100% sure_",)) == {"c/1"} and keys(category_prefix=("100",)) == set()
+    assert keys(category_prefixes=(("AI",), ("World",))) == {"a/1", "c/1"}
+
+
+def test_the_tag_authority_is_recorded_once_per_store(store: SQLStore, store_url: str) -> None:
+    """The first proposal is kept: later proposals, and other processes, get the recorded one."""
+    assert store.tag_authority("feeds.example.org") == "feeds.example.org"
+    assert store.tag_authority("proxy.example.net") == "feeds.example.org"
+    again = SQLStore(store_url, T0 + timedelta(days=1))
+    try:
+        assert again.tag_authority("other.example.com") == "feeds.example.org"
+    finally:
+        again.close()
+
+
 def test_duplicates_are_merged_unless_asked_not_to(store: SQLStore) -> None:
     """An entry marked as a duplicate of another is left out of merged selections only."""
     store.sync_sources([src("a"), src("b")], T0)

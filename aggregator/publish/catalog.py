@@ -7,21 +7,24 @@ often its sources are fetched); and the URL space under ``/feeds/``::
     /feeds/all.FMT                    every source
     /feeds/ID.FMT                     the operator feed ID ([[feeds]]; all/source/category reserved)
     /feeds/source/ID.FMT              one source
-    /feeds/category/A/B.FMT           every entry under the category path A / B
+    /feeds/category/A/B.FMT           every story filed under A/B (a source's category path,
+                                      or a category a rule adds), through any of its copies
 
-Resolving a URL path looks names up in the configuration and nothing else, so no path reaches
+A source's title is ``source_title`` wherever it shows. Resolving a URL path looks names up in
+the configuration and nothing else, so no path reaches
 anything outside this space. Does not own: rendering, caching or HTTP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
+from ..categorize import AliasTable, category_paths
 from ..config import FeedSettings, Settings
 from ..errors import SelectionError
-from ..models import Selection, Source
+from ..models import Selection, Source, SourceState
 from .query import EntryRules
 
 FORMATS = ("rss", "atom", "json")
@@ -49,12 +52,28 @@ class FeedSpec:
         return f"{base}{self.path}.{fmt}" + (f"?{query}" if query else "")
 
 
+def source_title(src: Source, state: SourceState | None = None) -> str:
+    """A source's title, the same wherever it shows (feeds, status page, feed lists, OPML): the
+    configured title, else the feed's own title (which the store keeps), else the configured
+    site name, else the id."""
+    own = state.title.strip() if state is not None and state.title else None
+    return (src.title or "").strip() or own or (src.site_name or "").strip() or src.id
+
+
 class Catalog:
     """The feeds of one configuration; sources come from the live set (swapped on reload)."""
 
-    def __init__(self, settings: Settings, sources: Callable[[], Mapping[str, Source]]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sources: Callable[[], Mapping[str, Source]],
+        state: Callable[[str], SourceState | None] | None = None,
+        states: Callable[[], Iterable[SourceState]] | None = None,
+    ) -> None:
         self.settings = settings
         self.sources = sources
+        self.state = state  # the store's record of a source (its feed's own title)
+        self.states = states  # every record at once (one read for every())
 
     # --- one feed -----------------------------------------------------------------------------
 
@@ -63,27 +82,37 @@ class Catalog:
         return FeedSpec("all", ("all",), pub.title, pub.description,
                         Selection(limit=pub.default_limit), self._interval(None))
 
-    def source(self, source_id: str) -> FeedSpec:
+    def source(self, source_id: str, known: Mapping[str, SourceState] | None = None) -> FeedSpec:
+        """One source's feed; ``known``: the store's records when the caller has read them."""
         src = self.sources().get(source_id)
         if src is None:
             raise SelectionError(f"unknown source {source_id!r}")
         keep = self.settings.dedupe.per_source_keeps_duplicates
         sel = Selection(source_ids=(src.id,), merge_duplicates=not keep,
                         limit=self.settings.publish.default_limit)
-        title = src.title or src.site_name or src.id
+        if known is not None:
+            state = known.get(src.id)
+        else:
+            state = self.state(src.id) if self.state else None
+        title = source_title(src, state)
         return FeedSpec(f"source/{src.id}", ("source", src.id), title, f"Entries from {title}",
                         sel, src.interval, source_ids=frozenset({src.id}))
 
     def category(self, path: tuple[str, ...]) -> FeedSpec:
+        """The feed of a category: a source's category path, or a category a rule adds (or a
+        path above either). Every story filed under it, through any of its copies."""
         path = tuple(p for p in path if p)
         members = [s for s in self.sources().values() if s.category[: len(path)] == path]
-        if not path or not members:
-            raise SelectionError(f"unknown category {' / '.join(path)!r}")
+        ruled = any(r[: len(path)] == path for r in self.rule_paths())
+        if not path or not (members or ruled):
+            raise SelectionError(f"unknown category {'/'.join(path)!r}")
         sel = Selection(category_prefix=path, limit=self.settings.publish.default_limit)
-        name = " / ".join(path)
-        return FeedSpec("category/" + "/".join(path), ("category", *path),
+        name = "/".join(path)
+        # A rule can file any source's entries here: then every source can change it.
+        interval = self._interval(None) if ruled else min(s.interval for s in members)
+        return FeedSpec("category/" + name, ("category", *path),
                         f"{self.settings.publish.title}: {name}", f"Entries in {name}", sel,
-                        min(s.interval for s in members))
+                        interval)
 
     def named(self, feed_id: str) -> FeedSpec:
         for feed in self.settings.feeds:
@@ -120,17 +149,25 @@ class Catalog:
     def every(self) -> Iterator[FeedSpec]:
         """Every published feed: all, each source, each category path, each operator feed."""
         yield self.all()
+        known = {s.source_id: s for s in self.states()} if self.states else {}
         for source_id in sorted(self.sources()):
-            yield self.source(source_id)
+            yield self.source(source_id, known)
         for path in self.category_paths():
             yield self.category(path)
         for feed in self.settings.feeds:
             yield self._operator(feed)
 
     def category_paths(self) -> list[tuple[str, ...]]:
-        """Every prefix of every source's category path, sorted."""
-        paths = {s.category[:n] for s in self.sources().values() for n in range(1, len(s.category) + 1)}
-        return sorted(paths)
+        """Every prefix of every source's category path and of every category a rule adds,
+        sorted."""
+        full = [s.category for s in self.sources().values()] + self.rule_paths()
+        return sorted({p[:n] for p in full for n in range(1, len(p) + 1)})
+
+    def rule_paths(self) -> list[tuple[str, ...]]:
+        """The categories the categorize rules add, as paths (``AI`` is ("AI",))."""
+        aliases = AliasTable(self.settings.categorize.aliases)
+        names = [n for rule in self.settings.categorize.rules for n in rule.add]
+        return category_paths(aliases.canonicalize(names))
 
     # --- operator feeds -----------------------------------------------------------------------
 
@@ -138,10 +175,10 @@ class Catalog:
         pub = self.settings.publish
         members = self._members(feed)
         only_sources = bool(feed.sources) and not feed.categories
-        one_category = len(feed.categories) == 1 and not feed.sources
+        only_categories = bool(feed.categories) and not feed.sources
         sel = Selection(
             source_ids=feed.sources if only_sources else None,
-            category_prefix=feed.categories[0] if one_category else None,
+            category_prefixes=feed.categories if only_categories else (),
             query=feed.query or None,
             exclude_source_ids=feed.exclude_sources,
             merge_duplicates=feed.merge_duplicates,
@@ -149,7 +186,7 @@ class Catalog:
         )
         rules = EntryRules(
             sources=() if only_sources else feed.sources,
-            categories=() if one_category else feed.categories,
+            categories=() if only_categories else feed.categories,
             exclude_categories=feed.exclude_categories,
             exclude_query=feed.exclude_query or None,
         )

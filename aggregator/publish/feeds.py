@@ -39,17 +39,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from ..clock import Clock, SystemClock
 from ..config import Settings
 from ..errors import SelectionError, StoreUnavailable
-from ..models import Entry, Source
+from ..models import Entry, Source, SourceState
 from ..store import Store
 from ..store.guard import StoreGuard, is_outage
-from .catalog import FORMATS, Catalog, FeedSpec
+from .catalog import FORMATS, Catalog, FeedSpec, source_title
 from .pages import Page, collect
 from .query import FeedQuery, admit_all, parse_query
-from .render import CONTENT_TYPES, FeedMeta, render
+from .render import CONTENT_TYPES, FeedMeta, SourceRef, render, tag_authority
 
 __all__ = ["CONTENT_TYPES", "FORMATS", "FeedService", "FeedSpec", "Rendered", "cache_seconds", "rendered"]
 
@@ -123,7 +124,7 @@ class FeedService:
         self.cache_bytes = cache_bytes
         self.recheck_after = timedelta(seconds=recheck_after)
         self._settings = settings
-        self.catalog = Catalog(settings, sources)
+        self.catalog = Catalog(settings, sources, store.get_state, self._states)
         self.renders = 0  # documents rendered (not served from the cache)
         self._cache: OrderedDict[tuple[Any, ...], _Cached] = OrderedDict()
         self._cached_bytes = 0
@@ -132,6 +133,9 @@ class FeedService:
         self._epoch = 0
         self._resolved: dict[str, tuple[FeedSpec, str]] = {}
         self._resolved_for: Mapping[str, Source] | None = None
+
+    def _states(self) -> list[SourceState]:
+        return self.store.list_states(include_disabled=True)
 
     @property
     def settings(self) -> Settings:
@@ -144,7 +148,7 @@ class FeedService:
     def update(self, settings: Settings) -> None:
         """Use a reloaded configuration (cached documents are re-validated against it)."""
         self._settings = settings
-        self.catalog = Catalog(settings, self.sources)
+        self.catalog = Catalog(settings, self.sources, self.store.get_state, self._states)
         self._resolved_for = None
 
     def changed(self) -> None:
@@ -345,16 +349,40 @@ class FeedService:
                        admit_all(spec.rules, query, now))
         entries = query.order(page.entries)
         max_age = cache_seconds(spec.interval)
+        base = self.settings.server.public_base
+        title, description = spec.title, spec.description
+        single = spec.source_ids is not None and len(spec.source_ids) == 1
+        if single and spec.id.startswith("source/"):  # its title as the store knows it now
+            title = self.catalog.source(spec.id.removeprefix("source/")).title
+            description = f"Entries from {title}"
         meta = FeedMeta(
-            id=spec.id, title=spec.title, description=spec.description,
-            self_url=here[fmt], site_url=self.settings.server.public_base + "/",
+            id=spec.id, title=title, description=description,
+            self_url=here[fmt], site_url=base + "/",
             updated=_newest(entries), ttl_minutes=math.ceil(max_age / 60), hub=pub.hub,
             next_url=next_link(page), alternates=dict(here),
+            id_authority=self.store.tag_authority(tag_authority(base) or ""),
+            sources={} if single else self._attribution(entries, base),
         )
         with _RENDER_LOCK:
             body = render(fmt, meta, entries)  # type: ignore[arg-type]
             self.renders += 1
         return body, page
+
+    def _attribution(self, entries: Sequence[Entry], base: str) -> dict[str, SourceRef]:
+        """Who each entry of a merged feed came from: the source as its own feed shows it."""
+        wanted = {e.source_id for e in entries}
+        if not wanted:
+            return {}
+        states = {s.source_id: s for s in self.store.list_states(include_disabled=True)}
+        configured = self.sources()
+        refs = {}
+        for sid in sorted(wanted):
+            state, src = states.get(sid), configured.get(sid)
+            title = source_title(src, state) if src else (state.title if state else None) or sid
+            path = f"{base}/feeds/source/{quote(sid, safe='')}"  # as FeedSpec.path spells it
+            urls = {f: f"{path}.{f}" for f in FORMATS} if src is not None else {}
+            refs[sid] = SourceRef(f"source/{sid}", title, state.site_link if state else None, urls)
+        return refs
 
     def _remember(self, key: tuple[Any, ...], item: _Cached) -> None:
         with self._lock:

@@ -25,6 +25,7 @@ from ..config import Settings, parse
 from ..errors import AggregatorError
 from ..models import Source, SourceState
 from ..urls import public_link, redact
+from .catalog import source_title
 from .render import plain_text
 
 OPML_TYPE = "text/x-opml; charset=utf-8"
@@ -80,8 +81,7 @@ def _outline(
 
 def _title(src: Source, known: Mapping[str, SourceState]) -> str:
     """Plain text: a feed's own title may hold markup, which OPML readers would show or run."""
-    state = known.get(src.id)
-    return plain_text(src.title or (state.title if state else None) or src.site_name) or src.id
+    return plain_text(source_title(src, known.get(src.id))) or src.id
 
 
 # --- import -----------------------------------------------------------------------------------------

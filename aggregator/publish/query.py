@@ -204,14 +204,13 @@ class EntryRules:
         return self == EntryRules()
 
     def admits(self, entry: Entry) -> bool:
-        path = entry.category_path
         if (self.sources or self.categories) and not (
-            entry.source_id in self.sources or any(_under(path, c) for c in self.categories)
+            entry.source_id in self.sources or any(_filed(entry, c) for c in self.categories)
         ):
             return False
         if entry.source_id in self.exclude_sources:
             return False
-        if any(_under(path, c) for c in self.exclude_categories):
+        if any(_filed(entry, c) for c in self.exclude_categories):
             return False
         if self.exclude_query:
             needle = self.exclude_query.casefold()
@@ -265,6 +264,14 @@ def _text(html_text: str | None) -> str:
 
 def _under(path: Sequence[str], prefix: Sequence[str]) -> bool:
     return bool(prefix) and tuple(path[: len(prefix)]) == tuple(prefix)
+
+
+def _filed(entry: Entry, prefix: Sequence[str]) -> bool:
+    """Filed under ``prefix``: by the entry's category path or one of its categories read as a
+    path (a rule's ``AI``, ``a/b``), as the store selects category feeds."""
+    return _under(entry.category_path, prefix) or any(
+        _under(tuple(c.split("/")), prefix) for c in entry.categories
+    )
 
 
 def _published(entry: Entry) -> datetime:

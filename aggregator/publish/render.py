@@ -11,18 +11,31 @@ and warnings), whatever the entries hold. The rules that get it there:
 - Text: characters XML 1.0 forbids or discourages (C0/C1 controls, lone surrogates,
   non-characters, U+FFFD) are dropped from every string in every format. Titles, author names and
   categories are plain text: markup in them is read as HTML and reduced to its text, whitespace
-  runs become one space. In RSS their ``&`` and ``<`` are written as hexadecimal character
-  references, as the RSS Advisory Board's profile asks.
+  runs become one space. In RSS and Atom their ``&`` and ``<`` are written as hexadecimal
+  character references, as the RSS Advisory Board's profile asks (the W3C validator reads a
+  literal ``&1;`` in plain text as undeclared HTML otherwise).
+- HTML is republished as stored, except that an empty ``href``/``src`` in an ``<a>`` or
+  ``<img>`` (kept by older cleaners) is dropped: a reader would resolve it against the feed.
 - Title: the entry's title; if that is empty, the start of its summary or content, else its link,
   else ``Untitled``. Every document has a title for every entry.
-- Times are UTC, whole seconds. ``published`` = published or first_seen. ``updated`` = changed_at
-  or updated or published or first_seen; Atom requires one, so an entry with no time at all gets
-  ``FALLBACK_TIME`` (fixed, so re-renders do not change). The feed's time is ``meta.updated``,
-  else the newest entry's ``updated``; RSS then omits ``lastBuildDate`` and Atom uses
-  ``FALLBACK_TIME``. Nothing reads the clock.
-- Ids: ``entry_id`` (tag: URI under the host of ``meta.site_url``); entries whose id repeats an
-  earlier one are dropped, so ids are unique within a document. The feed's id is a tag: URI from
-  ``meta.id``.
+- Times are UTC, whole seconds. ``published`` = published or first_seen. ``updated`` = the
+  entry's own dates: updated, else published, else first_seen (never the time we stored a change,
+  which a whole fetch shares); Atom requires one, so an entry with no time at all gets
+  ``FALLBACK_TIME`` (fixed, so re-renders do not change). Within one document no two entries share
+  an ``updated`` (the W3C validator's DuplicateUpdated): a later entry (in document order) whose
+  time an earlier one already has is moved back a second at a time. JSON Feed's
+  ``date_modified`` is the same time. The feed's time is ``meta.updated``, else the newest
+  entry's ``updated``; RSS then omits ``lastBuildDate`` and Atom uses ``FALLBACK_TIME``. Nothing
+  reads the clock.
+- Ids: ``entry_id``, a tag: URI under ``meta.id_authority`` (the store records it once, see
+  store ``tag_authority``; without one, the host of ``meta.site_url``); entries whose id repeats
+  an earlier one are dropped, so ids are unique within a document. The feed's id is a tag: URI
+  from ``meta.id``. Ids change only when the authority, ``TAG_DATE``, a source's id or an
+  entry's key change.
+- Source attribution: when ``meta.sources`` names an entry's source (merged feeds), Atom entries
+  carry ``<source>`` (id, title, links, updated), RSS items ``<source url>`` (our RSS feed of the
+  source) and JSON Feed items an ``_aggregator`` extension object ``{"source": {...}}``.
+- Images: an entry's image is ``media:thumbnail`` (Media RSS) in RSS and Atom, ``image`` in JSON.
 - URLs: only what ``urls.public_link`` allows is published (absolute http/https; an entry's
   relative enclosure or image resolves against its link), anything else is dropped, so an entry
   without a usable link has none. They are written as ASCII URIs (IDN hosts in punycode, other
@@ -45,8 +58,8 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from html import escape
 from html.parser import HTMLParser
 from typing import Any, Literal
@@ -73,6 +86,8 @@ JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _DC_NS = "http://purl.org/dc/elements/1.1/"
+_MEDIA_NS = "http://search.yahoo.com/mrss/"
+EXTENSION = "_aggregator"  # JSON Feed extension object (the spec: keys starting with "_")
 _RSS_DOCS = "http://www.rssboard.org/rss-specification"  # exactly this: validators key on it
 _MIME = re.compile(r"^[^\s()<>,;:\\\"/\[\]?=]+/[^\s()<>,;:\\\"/\[\]?=]+$")
 _DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -87,8 +102,12 @@ _BAD_CHARS = re.compile(
     + _NONCHARACTERS
     + "]"
 )
-# RSS plain-text elements as lxml writes them (text only, attributes never used on these).
-_RSS_PLAIN_TEXT = re.compile(rb"<(title|category|dc:creator)>([^<]*)</\1>")
+# An empty link or image source in a tag (the cleaner's serialization quotes with "): a reader
+# would resolve it against the feed's URL (the W3C validator's ContainsRelRef).
+_EMPTY_REF = re.compile(r"""(<(?:a|img)\b[^<>]*?)\s(?:href|src)=(?:""|'')""", re.IGNORECASE)
+# Plain-text elements as lxml writes them (text only, attributes never used on these).
+_RSS_PLAIN_TEXT = re.compile(rb"<(title|category|dc:creator|source url=\"[^\"]*\")>([^<]*)</(title|category|dc:creator|source)>")
+_ATOM_PLAIN_TEXT = re.compile(rb"<(title|name|subtitle)>([^<]*)</(title|name|subtitle)>")
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,18 @@ class FeedMeta:
     hub: str | None = None  # WebSub hub
     next_url: str | None = None  # RFC 5005 paged feed: the next (older) page
     alternates: Mapping[str, str] = field(default_factory=dict)  # format -> URL of this feed
+    id_authority: str | None = None  # tag: URI authority (a host; "": urn:uuid); None: site_url's
+    sources: Mapping[str, SourceRef] = field(default_factory=dict)  # attribution (merged feeds)
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where a merged feed's entry came from: one source as our own per-source feed shows it."""
+
+    feed_id: str  # e.g. "source/hn": its Atom id is feed_id() of it
+    title: str
+    site_url: str | None  # the source's web site (its feed's own link)
+    feed_urls: Mapping[str, str] = field(default_factory=dict)  # format -> our feed of the source
 
 
 @dataclass(frozen=True)
@@ -123,11 +154,13 @@ class _Item:
     content: str | None  # HTML
     enclosures: tuple[Enclosure, ...]
     image: str | None
+    source: SourceRef | None = None
+    source_updated: datetime | None = None  # the newest time of the source's entries here
 
 
 def render(fmt: Format, meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     """The document for ``entries`` (kept in the given order) in format ``fmt``, as UTF-8 bytes."""
-    items = _items(entries, meta.site_url)
+    items = _items(entries, _authority(meta), meta.sources)
     if fmt == "rss":
         return _rss(meta, items)
     if fmt == "atom":
@@ -138,7 +171,8 @@ def render(fmt: Format, meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
 
 
 def entry_id(entry: Entry, base_url: str) -> str:
-    """A URI naming the entry forever: from its source and key, never its row id or the time."""
+    """A URI naming the entry forever: from its source and key, never its row id or the time.
+    ``base_url`` is a URL or a bare host name (the store's recorded authority)."""
     seed = f"{entry.source_id}\x00{entry.key}".encode("utf-8", "surrogatepass")
     digest = hashlib.sha256(seed).hexdigest()[:32]
     source = quote(unicodedata.normalize("NFC", _xml_safe(entry.source_id)), safe="")
@@ -147,27 +181,63 @@ def entry_id(entry: Entry, base_url: str) -> str:
 
 def feed_id(meta: FeedMeta) -> str:
     """The feed's permanent id (Atom ``id``): a tag: URI from ``meta.id``."""
-    return _tag_uri(meta.site_url, "feed/" + quote(unicodedata.normalize("NFC", meta.id), safe="/"))
+    return _feed_id(_authority(meta), meta.id)
+
+
+def _authority(meta: FeedMeta) -> str:
+    return meta.site_url if meta.id_authority is None else meta.id_authority
+
+
+def _feed_id(base_url: str, spec_id: str) -> str:
+    return _tag_uri(base_url, "feed/" + quote(unicodedata.normalize("NFC", spec_id), safe="/"))
+
+
+def tag_authority(base_url: str) -> str | None:
+    """The authority our tag: URIs use for ``base_url``: its host name (IDN in punycode), or None
+    when it has no DNS host name (then ids are urn:uuid)."""
+    text = base_url.strip()
+    try:
+        host = urlsplit(text if "//" in text else "//" + text).hostname or ""
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except (ValueError, UnicodeError):
+        return None
+    return host if _DNS_NAME.match(host) else None
 
 
 # --- preparing entries ---------------------------------------------------------------------------
 
 
-def _items(entries: Sequence[Entry], base_url: str) -> list[_Item]:
+def _items(
+    entries: Sequence[Entry], base_url: str, sources: Mapping[str, SourceRef] | None = None
+) -> list[_Item]:
     seen: set[str] = set()
-    items = []
+    times: set[datetime] = set()
+    kept: list[tuple[str, _Item]] = []
     for entry in entries:
         item = _item(entry, base_url)
-        if item.id not in seen:
-            seen.add(item.id)
-            items.append(item)
-    return items
+        if item.id in seen:
+            continue
+        seen.add(item.id)
+        updated = item.updated
+        while updated in times:  # DuplicateUpdated: a later entry steps back a second
+            updated -= timedelta(seconds=1)
+        times.add(updated)
+        kept.append((entry.source_id, replace(item, updated=updated)))
+    newest: dict[str, datetime] = {}
+    for sid, item in kept:
+        if item.has_updated and (sid not in newest or item.updated > newest[sid]):
+            newest[sid] = item.updated
+    refs = sources or {}
+    return [
+        replace(item, source=refs[sid], source_updated=newest.get(sid)) if sid in refs else item
+        for sid, item in kept
+    ]
 
 
 def _item(entry: Entry, base_url: str) -> _Item:
     content, summary = _html(entry.content), _html(entry.summary)
     link = _uri(entry.link) or _uri(entry.canonical_url)  # only absolute http(s): see _uri
-    updated = _first_time(entry.changed_at, entry.updated, entry.published, entry.first_seen)
+    updated = _first_time(entry.updated, entry.published, entry.first_seen)
     return _Item(
         id=entry_id(entry, base_url),
         title=_plain(entry.title) or _excerpt(summary or content) or link or "Untitled",
@@ -259,7 +329,7 @@ plain_text = _plain  # for the other writers (OPML) that publish titles
 
 
 def _html(text: str | None) -> str | None:
-    value = _xml_safe(text or "")
+    value = _EMPTY_REF.sub(r"\1", _xml_safe(text or ""))  # stored before the cleaner dropped them
     return value if value.strip() else None
 
 
@@ -296,12 +366,8 @@ def _ascii_netloc(netloc: str) -> str:
 
 def _tag_uri(base_url: str, specific: str) -> str:
     """``tag:host,TAG_DATE:specific``; a urn:uuid when the base URL has no usable host name."""
-    try:
-        host = urlsplit(base_url.strip()).hostname or ""
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except (ValueError, UnicodeError):
-        host = ""
-    if _DNS_NAME.match(host):
+    host = tag_authority(base_url)
+    if host:
         return f"tag:{host},{TAG_DATE}:{specific}"
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, specific)}"
 
@@ -338,7 +404,7 @@ class _RssFeedExtension:
         self.omit_build_date = False
 
     def extend_ns(self) -> dict[str, str]:
-        return {"dc": _DC_NS}
+        return {"dc": _DC_NS, "media": _MEDIA_NS}
 
     def extend_rss(self, rss: Any) -> Any:
         channel = rss[0]
@@ -354,10 +420,13 @@ class _RssFeedExtension:
 
 
 class _RssItemExtension:
-    """The author's name as ``dc:creator`` (feedgen only writes RSS ``author`` e-mail addresses)."""
+    """The author's name as ``dc:creator`` (feedgen only writes RSS ``author`` e-mail addresses),
+    the entry's image as ``media:thumbnail`` and where a merged entry came from as ``source``."""
 
     def __init__(self) -> None:
         self.creator: str | None = None
+        self.image: str | None = None
+        self.source: tuple[str, str] | None = None  # (url, title)
 
     def extend_ns(self) -> dict[str, str]:
         return {}
@@ -365,6 +434,10 @@ class _RssItemExtension:
     def extend_rss(self, item: Any) -> Any:
         if self.creator:
             etree.SubElement(item, f"{{{_DC_NS}}}creator").text = self.creator
+        if self.source:
+            etree.SubElement(item, "source", {"url": self.source[0]}).text = self.source[1]
+        if self.image:
+            etree.SubElement(item, f"{{{_MEDIA_NS}}}thumbnail", {"url": self.image})
         return item
 
     def extend_atom(self, entry: Any) -> Any:
@@ -422,11 +495,17 @@ def _rss_item(fe: Any, item: _Item) -> None:
     if web:
         fe.link(href=web[0].url, rel="enclosure", type=web[0].type, length=str(web[0].length or 0))
     fe.aggregator.creator = item.author[0] if item.author else None
+    fe.aggregator.image = item.image
+    source_url = _uri(item.source.feed_urls.get("rss")) if item.source else None
+    if item.source and source_url:
+        fe.aggregator.source = (source_url, _plain(item.source.title) or item.source.feed_id)
 
 
 def _hex_escape(m: re.Match[bytes]) -> bytes:
+    """``&`` and ``<`` in plain text as hexadecimal references: the W3C validator reads an
+    entity-like ``&1;`` or ``&amp;`` in text as undeclared HTML unless the line has a ``&#x``."""
     text = m[2].replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
-    return b"<%s>%s</%s>" % (m[1], text, m[1])
+    return b"<%s>%s</%s>" % (m[1], text, m[3])
 
 
 # --- Atom 1.0 ---------------------------------------------------------------------------------------
@@ -438,9 +517,12 @@ class _AtomExtension:
 
     def __init__(self) -> None:
         self.links: list[dict[str, str]] = []
+        self.image: str | None = None
+        self.source: _Item | None = None  # the entry whose source to name (merged feeds)
+        self.authority = ""
 
     def extend_ns(self) -> dict[str, str]:
-        return {}
+        return {"media": _MEDIA_NS}
 
     def extend_atom(self, element: Any) -> Any:
         for child in element:
@@ -448,6 +530,10 @@ class _AtomExtension:
                 child.text = _rfc3339(datetime.fromisoformat(child.text))
         for link in self.links:
             etree.SubElement(element, "link", link)
+        if self.source is not None:
+            _atom_source(etree.SubElement(element, "source"), self.source, self.authority)
+        if self.image:
+            etree.SubElement(element, f"{{{_MEDIA_NS}}}thumbnail", {"url": self.image})
         return element
 
     def extend_rss(self, element: Any) -> Any:
@@ -468,9 +554,26 @@ def _atom(meta: FeedMeta, items: Sequence[_Item]) -> bytes:
     for link in _atom_links(meta):
         fg.link(link)
     for item in items:
-        _atom_entry(fg.add_entry(order="append"), item)
+        fe = fg.add_entry(order="append")
+        fe.aggregator.authority = _authority(meta)
+        _atom_entry(fe, item)
     body: bytes = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
-    return body
+    return _ATOM_PLAIN_TEXT.sub(_hex_escape, body)
+
+
+def _atom_source(el: Any, item: _Item, authority: str) -> None:
+    """``<source>``: id, title, updated and links of the source's feed as we publish it."""
+    assert item.source is not None
+    ref = item.source
+    etree.SubElement(el, "id").text = _feed_id(authority, ref.feed_id)
+    etree.SubElement(el, "title").text = _plain(ref.title) or ref.feed_id
+    if item.source_updated is not None:
+        etree.SubElement(el, "updated").text = _rfc3339(item.source_updated)
+    site, own = _uri(ref.site_url), _uri(ref.feed_urls.get("atom"))
+    if site:
+        etree.SubElement(el, "link", {"href": site, "rel": "alternate", "type": "text/html"})
+    if own:
+        etree.SubElement(el, "link", {"href": own, "rel": "self", "type": "application/atom+xml"})
 
 
 def _atom_links(meta: FeedMeta) -> list[dict[str, str]]:
@@ -515,6 +618,8 @@ def _atom_entry(fe: Any, item: _Item) -> None:
         links.append(link)
     if item.categories:
         fe.category([{"term": c} for c in item.categories])
+    fe.aggregator.image = item.image
+    fe.aggregator.source = item if item.source else None
 
 
 # --- JSON Feed 1.1 ----------------------------------------------------------------------------------
@@ -556,6 +661,15 @@ def _json_item(item: _Item) -> dict[str, Any]:
         out["tags"] = list(item.categories)
     if item.enclosures:
         out["attachments"] = [_attachment(e) for e in item.enclosures]
+    if item.source:
+        out[EXTENSION] = {"source": _json_source(item.source)}
+    return out
+
+
+def _json_source(ref: SourceRef) -> dict[str, str]:
+    out = {"id": ref.feed_id, "title": _plain(ref.title) or ref.feed_id}
+    optional = {"home_page_url": _uri(ref.site_url), "feed_url": _uri(ref.feed_urls.get("json"))}
+    out.update({k: v for k, v in optional.items() if v})
     return out
 
 

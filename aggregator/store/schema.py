@@ -230,6 +230,16 @@ counters = Table(
 )
 
 
+# Facts about the store itself, recorded once (migration 9): ``tag_authority``, the host name in
+# the tag: URIs of every published id (SQLStore.tag_authority).
+store_facts = Table(
+    "store_facts",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=[sources, entries, tombstones, fetch_log])
 
@@ -321,9 +331,16 @@ def _v8_fingerprint_columns(conn: Connection) -> None:
     recompute_in(conn, stored_signature)
 
 
+def _v9_store_facts(conn: Connection) -> None:
+    """A table of facts recorded once per store. The id authority is not filled in here (the
+    configuration is not known): the first rendering after the upgrade records the host the
+    store publishes under then, which is what its ids already used."""
+    store_facts.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_initial, _v2_revisions, _v3_dedupe, _v4_source_summaries, _v5_scale_out,
-    _v6_detail_retries, _v7_fingerprint_windows, _v8_fingerprint_columns,
+    _v6_detail_retries, _v7_fingerprint_windows, _v8_fingerprint_columns, _v9_store_facts,
 ]
 LATEST = len(MIGRATIONS)
 

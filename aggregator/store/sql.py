@@ -61,6 +61,7 @@ from .schema import (
     migrate,
     revision_seq,
     sources,
+    store_facts,
     tombstones,
 )
 
@@ -167,6 +168,7 @@ class SQLStore(IdentityQueries, DetailQueries, NearestQueries):
         # lease-takeovers metric.
         self.lease_takeovers = 0
         self._counting = threading.Lock()
+        self._authority: str | None = None  # tag_authority, once read (it never changes)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -539,6 +541,22 @@ class SQLStore(IdentityQueries, DetailQueries, NearestQueries):
             changed = changed.replace(tzinfo=UTC)
         return ChangeStamp(changed, int(row[1]), int(row[2]))
 
+    def tag_authority(self, proposed: str) -> str:
+        """The host name in the tag: URIs of every id this store publishes ("" for urn:uuid ids):
+        recorded the first time it is asked for (``proposed``, from the base URL then) and the
+        same ever after, in every process, whatever the base URL becomes."""
+        if self._authority is not None:
+            return self._authority
+        name = store_facts.c.name == "tag_authority"
+        with self.engine.begin() as conn:
+            found = conn.execute(select(store_facts.c.value).where(name)).scalar()
+            if found is None:
+                insert = _insert_ignoring_conflicts(self.dialect, store_facts)
+                conn.execute(insert.values(name="tag_authority", value=proposed))
+                found = conn.execute(select(store_facts.c.value).where(name)).scalar_one()
+        self._authority = str(found)
+        return self._authority
+
     def get_entry(self, entry_id: int) -> Entry | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(entries).where(entries.c.id == entry_id)).mappings().first()
@@ -661,15 +679,44 @@ def _filters(sel: Selection) -> list[Any]:
         where.append(entries.c.source_id.in_(sel.source_ids))
     if sel.exclude_source_ids:
         where.append(entries.c.source_id.not_in(sel.exclude_source_ids))
-    if sel.category_prefix:
-        prefix = category_key(sel.category_prefix)
-        where.append(func.substr(entries.c.category_key, 1, len(prefix)) == prefix)
+    paths = [p for p in (sel.category_prefix, *sel.category_prefixes) if p]
+    if paths:
+        where.append(_filed_under(paths, sel.merge_duplicates))
     if sel.merge_duplicates:
         where.append(entries.c.duplicate_of.is_(None))
     if sel.query:
         like = f"%{sel.query}%"
         where.append(or_(entries.c.title.ilike(like), entries.c.content.ilike(like)))
     return where
+
+
+def category_tag(path: Sequence[str]) -> str:
+    """How a category path is spelled as one category name: its parts joined with ``/``."""
+    return "/".join(path)
+
+
+def _filed_under(paths: Sequence[Sequence[str]], merged: bool) -> Any:
+    """Entries filed under any of ``paths``: by their category path (a prefix of it) or by a
+    category name (a rule's ``AI``, or ``a/b`` and below). Merged: the story (the entry that
+    stands for its copies) is in when any of its copies is filed there."""
+
+    def matches(table: Any) -> Any:
+        tests = []
+        for path in paths:
+            key = category_key(path)
+            tag = json.dumps(category_tag(path), ensure_ascii=False)  # as stored: '"AI"'
+            tests += [
+                func.substr(table.c.category_key, 1, len(key)) == key,
+                table.c.categories.contains(tag, autoescape=True),
+                table.c.categories.contains(tag[:-1] + '/', autoescape=True),
+            ]
+        return or_(*tests)
+
+    if not merged:
+        return matches(entries)
+    copy = entries.alias("copy")
+    stories = select(func.coalesce(copy.c.duplicate_of, copy.c.id)).where(matches(copy))
+    return entries.c.id.in_(stories)
 
 
 def _victims(

@@ -31,6 +31,7 @@ from ..logs import kv
 from ..metrics import CONTENT_TYPE, Metrics
 from ..models import Entry, Selection, Source, SourceState
 from ..publish import http as feed_http
+from ..publish.catalog import source_title
 from ..publish.feeds import FeedService, FeedSpec
 from ..reload import ReloadState
 from ..report import SourceRow, row_of, source_rows
@@ -97,7 +98,7 @@ def _page(ctx: WebContext, endpoint: Endpoint) -> Callable[[Request], Awaitable[
 async def overview(ctx: WebContext, request: Request) -> Response:
     settings = ctx.settings()
     try:
-        rows, newest = await ctx.feeds.guard.call("status", _overview_reads, ctx.store)
+        rows, newest, states = await ctx.feeds.guard.call("status", _overview_reads, ctx.store)
     except StoreUnavailable as exc:
         return unavailable(exc)
     page = Overview(
@@ -107,13 +108,16 @@ async def overview(ctx: WebContext, request: Request) -> Response:
         rows=tuple(rows),
         feeds=tuple(feed_links(ctx.feeds, ctx.sources())),
         newest=tuple(newest),
-        names=display_names(ctx.sources()),
+        names=display_names(ctx.sources(), states.get),
     )
     return HTMLResponse(sign_links(overview_page(page), settings.server), headers=PAGE_HEADERS)
 
 
-def _overview_reads(store: Store) -> tuple[list[SourceRow], list[Entry]]:
-    return source_rows(store), store.list_entries(Selection(limit=NEWEST))
+def _overview_reads(
+    store: Store,
+) -> tuple[list[SourceRow], list[Entry], dict[str, SourceState]]:
+    states = {s.source_id: s for s in store.list_states(include_disabled=True)}
+    return source_rows(store), store.list_entries(Selection(limit=NEWEST)), states
 
 
 async def source(ctx: WebContext, request: Request) -> Response:
@@ -126,7 +130,7 @@ async def source(ctx: WebContext, request: Request) -> Response:
         return PlainTextResponse(f"404 Not Found: no source {sid!r}\nSee / for every source.\n", 404)
     state, count, history, latest = found
     configured = ctx.sources()
-    name = display_names(configured).get(sid, state.title or sid)
+    name = display_names(configured, {sid: state}.get).get(sid, state.title or sid)
     done = request.query_params.get("done")
     page = SourceDetail(
         title=ctx.settings().publish.title,
@@ -277,5 +281,8 @@ def _as_link(spec: FeedSpec) -> FeedLink:
     return FeedLink(title=spec.title, path=spec.path, kind=kind, formats=formats)
 
 
-def display_names(sources: Mapping[str, Source]) -> dict[str, str]:
-    return {sid: s.title or s.site_name or sid for sid, s in sources.items()}
+def display_names(
+    sources: Mapping[str, Source], state: Callable[[str], SourceState | None]
+) -> dict[str, str]:
+    """Each source's title as every published place shows it (catalog.source_title)."""
+    return {sid: source_title(s, state(sid)) for sid, s in sources.items()}
