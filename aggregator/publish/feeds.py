@@ -124,7 +124,10 @@ class FeedService:
         self.cache_bytes = cache_bytes
         self.recheck_after = timedelta(seconds=recheck_after)
         self._settings = settings
-        self.catalog = Catalog(settings, sources, store.get_state, self._states)
+        # the sources' stored records as the last render read them: feed titles are resolved from
+        # these on the event loop, which must never wait for the database
+        self._known: dict[str, SourceState] | None = None
+        self.catalog = Catalog(settings, sources, self._state, self._states)
         self.renders = 0  # documents rendered (not served from the cache)
         self._cache: OrderedDict[tuple[Any, ...], _Cached] = OrderedDict()
         self._cached_bytes = 0
@@ -135,7 +138,22 @@ class FeedService:
         self._resolved_for: Mapping[str, Source] | None = None
 
     def _states(self) -> list[SourceState]:
-        return self.store.list_states(include_disabled=True)
+        """The sources' stored records, read now (in a thread of the guard where it matters);
+        the last ones read when the database does not answer."""
+        try:
+            known = {s.source_id: s for s in self.store.list_states(include_disabled=True)}
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return list((self._known or {}).values())
+        self._known = known
+        return list(known.values())
+
+    def _state(self, source_id: str) -> SourceState | None:
+        """A source's stored record as last read (read once when nothing was read yet)."""
+        if self._known is None:
+            self._states()
+        return (self._known or {}).get(source_id)
 
     @property
     def settings(self) -> Settings:
@@ -148,7 +166,7 @@ class FeedService:
     def update(self, settings: Settings) -> None:
         """Use a reloaded configuration (cached documents are re-validated against it)."""
         self._settings = settings
-        self.catalog = Catalog(settings, self.sources, self.store.get_state, self._states)
+        self.catalog = Catalog(settings, self.sources, self._state, self._states)
         self._resolved_for = None
 
     def changed(self) -> None:
@@ -352,8 +370,9 @@ class FeedService:
         base = self.settings.server.public_base
         title, description = spec.title, spec.description
         single = spec.source_ids is not None and len(spec.source_ids) == 1
+        known = {s.source_id: s for s in self._states()}  # this render runs in a thread
         if single and spec.id.startswith("source/"):  # its title as the store knows it now
-            title = self.catalog.source(spec.id.removeprefix("source/")).title
+            title = self.catalog.source(spec.id.removeprefix("source/"), known).title
             description = f"Entries from {title}"
         meta = FeedMeta(
             id=spec.id, title=title, description=description,
@@ -361,19 +380,20 @@ class FeedService:
             updated=_newest(entries), ttl_minutes=math.ceil(max_age / 60), hub=pub.hub,
             next_url=next_link(page), alternates=dict(here),
             id_authority=self.store.tag_authority(tag_authority(base) or ""),
-            sources={} if single else self._attribution(entries, base),
+            sources={} if single else self._attribution(entries, base, known),
         )
         with _RENDER_LOCK:
             body = render(fmt, meta, entries)  # type: ignore[arg-type]
             self.renders += 1
         return body, page
 
-    def _attribution(self, entries: Sequence[Entry], base: str) -> dict[str, SourceRef]:
+    def _attribution(
+        self, entries: Sequence[Entry], base: str, states: Mapping[str, SourceState]
+    ) -> dict[str, SourceRef]:
         """Who each entry of a merged feed came from: the source as its own feed shows it."""
         wanted = {e.source_id for e in entries}
         if not wanted:
             return {}
-        states = {s.source_id: s for s in self.store.list_states(include_disabled=True)}
         configured = self.sources()
         refs = {}
         for sid in sorted(wanted):
