@@ -74,6 +74,20 @@ class SourceRow:
         what = "1 entry without its detail" if n == 1 else f"{n} entries without their detail"
         return f"{what}: {self.detail_error}" if self.detail_error else what
 
+    def as_json(self) -> dict[str, object]:
+        """The row for ``aggregator sources --json``: absolute ISO times, numbers as numbers."""
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": self.source_id, "status": self.status, "failing": self.failing,
+            "last_success": iso(self.last_success), "failures": self.failures,
+            "next_fetch": None if self.status == "gone" else iso(self.next_fetch),
+            "entries": self.entries, "fetches": self.fetches, "not_modified": self.not_modified,
+            "url": self.url, "moved_from": self.moved_from, "last_error": self.last_error,
+            "details_missing": self.details_missing, "detail_error": self.detail_error,
+        }
+
     def times(self) -> dict[str, datetime | None]:
         """The absolute times behind the relative ones in ``cells``, by column."""
         return {"last ok": self.last_success, "next fetch": self.next_fetch}
