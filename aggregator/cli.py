@@ -370,6 +370,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         console.print(f"added    {source_id}  {url}", highlight=False, markup=False)
     for url, why in report.skipped:
         console.print(f"skipped  {url}  ({why})", highlight=False, markup=False)
+    for note in report.notes:
+        console.print(f"note     {note}", highlight=False, markup=False)
     verb = "would add" if args.dry_run else "added"
     where = "" if args.dry_run or not report.added else f" to {path}"
     console.print(f"{verb} {len(report.added)} sources{where}, skipped {len(report.skipped)}", highlight=False)

@@ -531,6 +531,7 @@ class SourceSettings(BaseModel):
     interval: Duration | None = None
     category: CategoryPath | None = None
     site_name: str | None = None
+    site_url: HttpUrl | None = None  # the site's home page (OPML htmlUrl), when the feed names none
     enabled: Bool = True
 
     @field_validator("kind")
