@@ -22,6 +22,7 @@ COLUMNS: tuple[str, ...] = (
 TIME_COLUMNS = frozenset({"last ok", "next fetch"})
 FAILING = frozenset({"error", "gone", "offline"})
 STATUS_WORDS = {"not_modified": "unchanged"}  # a 304 or the same bytes: healthy, nothing new
+RESET = "reset"  # a failing source whose errors an operator reset: due now, not failing
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,19 @@ class SourceRow:
         return {"last ok": self.last_success, "next fetch": self.next_fetch}
 
 
+def status_word(state: SourceState) -> str:
+    """The status shown: the last fetch's outcome, ``reset`` once errors were reset (the store
+    clears the failures and the error but keeps the last outcome until the next fetch)."""
+    last = state.last_status or "new"
+    if last in FAILING and state.consecutive_failures == 0 and state.last_error is None:
+        return RESET
+    return STATUS_WORDS.get(last, last)
+
+
 def row_of(state: SourceState, entries: int) -> SourceRow:
     return SourceRow(
         source_id=state.source_id,
-        status=STATUS_WORDS.get(state.last_status or "new", state.last_status or "new"),
+        status=status_word(state),
         last_success=state.last_success_at,
         failures=state.consecutive_failures,
         next_fetch=state.next_fetch_at,
