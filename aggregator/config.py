@@ -811,9 +811,22 @@ def describe(exc: ValidationError, data: dict[str, Any]) -> list[tuple[list[Any]
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key" + _did_you_mean(loc, data)
+        elif err["type"] in PLAIN_MESSAGES:
+            message = PLAIN_MESSAGES[err["type"]]
+            if loc in (["sources"], ["feeds"]):
+                message = f"write each {loc[0][:-1]} as a [[{loc[0]}]] table (double brackets)"
         # Whole-file checks (cross-references) report several problems in one message.
         lines += [(loc, f"{where}: {message}")] if where else [(_loc_of(m), m) for m in message.split("; ")]
     return lines
+
+
+# pydantic's wording for a wrong shape, in the config's terms
+PLAIN_MESSAGES = {
+    "tuple_type": 'expected a list, such as ["a", "b"]',
+    "list_type": 'expected a list, such as ["a", "b"]',
+    "dict_type": "expected a table ([name] or { key = value })",
+    "model_type": "expected a table ([name], [[name]] or { key = value })",
+}
 
 
 def _loc_of(message: str) -> list[Any]:
@@ -883,8 +896,9 @@ def _line_of(text: str, loc: Sequence[Any], data: dict[str, Any]) -> int | None:
             if index is None or seen == index:
                 start = number
                 break
-    if start is None:
-        return None
+    if start is None:  # a top-level key (sources = "x")
+        return next((n for n, line in enumerate(lines, 1)
+                     if (m := _KEY.match(line)) and m.group(1).strip('"') == table), None)
     if key is not None:
         for number in range(start, len(lines)):
             if _TABLE.match(lines[number]):

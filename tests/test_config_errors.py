@@ -83,3 +83,13 @@ def test_check_prints_file_line_and_problem(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err
     assert f"{path}:4: sources[0] (id=hn).category:" in err
     assert "Traceback" not in err
+
+
+def test_wrong_shapes_are_worded_in_toml_terms() -> None:
+    """A string where a list goes, or a list of numbers where tables go, says what to write."""
+    assert problems('[server]\nprivate = "status"\n') == [
+        'server.private: expected a list, such as ["a", "b"]']
+    assert problems('sources = "x"\n') == [
+        "sources: write each source as a [[sources]] table (double brackets)"]
+    assert problems("sources = [1]\n") == [
+        "sources[0]: expected a table ([name], [[name]] or { key = value })"]
