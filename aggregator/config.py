@@ -814,7 +814,7 @@ def describe(exc: ValidationError, data: dict[str, Any]) -> list[tuple[list[Any]
         elif err["type"] in PLAIN_MESSAGES:
             message = PLAIN_MESSAGES[err["type"]]
             if loc in (["sources"], ["feeds"]):
-                message = f"write each {loc[0][:-1]} as a [[{loc[0]}]] table (double brackets)"
+                message = f"write each {str(loc[0])[:-1]} as a [[{loc[0]}]] table (double brackets)"
         # Whole-file checks (cross-references) report several problems in one message.
         lines += [(loc, f"{where}: {message}")] if where else [(_loc_of(m), m) for m in message.split("; ")]
     return lines
