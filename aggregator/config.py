@@ -1,9 +1,11 @@
 """Settings: the only reader of the TOML config file and of the environment.
 
 Owns: locating the config file (``--config``, then ``AGGREGATOR_CONFIG``, then
-``config/aggregator.toml``), validating it into frozen pydantic settings, turning every validation
-problem into a line that names the file, the source id and the field, and turning configured sources
-into ``models.Source`` records. Does not own: what any setting does (each stage reads its section).
+``config/aggregator.toml``), the packaged starter config (``aggregator init``), validating it into
+frozen pydantic settings (strict numbers and booleans, checked URLs), turning every validation
+problem into a line that names the source id and the field (with "did you mean" for unknown keys)
+and finding its line in the file, all problems in one pass, and turning configured sources into
+``models.Source`` records. Does not own: what any setting does (each stage reads its section).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Owns: which columns an operator sees about a source (status, last success, last error, failures,
 next fetch, entries, share of 304s, URL; entries missing their detail where there is no error) and
-how each is worded, so ``aggregator sources`` and the
-status page at ``/`` cannot drift apart. Does not own: reading the config, HTML or terminal output.
+how each is worded (and the same row as JSON for ``--json``), so ``aggregator sources`` and the
+status page at ``/`` cannot drift apart; a source whose errors were reset reads ``reset``. Does not own: reading the config, HTML or terminal output.
 """
 
 from __future__ import annotations
