@@ -114,7 +114,7 @@ async def dry_run_result(
     if source_id not in sources:
         raise UsageError(f"unknown source {source_id!r}")
     source = sources[source_id]
-    store = open_store(settings.storage.url, clock.now())
+    store = open_store(settings.storage.url, clock.now(), settings.storage)
     view = _Remembering(store)
     try:
         state = _dry_state(store.get_state(source_id), source)
@@ -241,7 +241,7 @@ def explain(
     """Why an entry has its categories, which entry it was merged into, or which rule dropped it.
     ``ref`` is an entry id, a key, a link or a canonical URL. With ``as_json``, the same as one
     JSON value passed to it. 1 when nothing matches."""
-    store = open_store(settings.storage.url, (clock or SystemClock()).now())
+    store = open_store(settings.storage.url, (clock or SystemClock()).now(), settings.storage)
     try:
         ids = store.find_entries(ref)
         drops = store.find_drops(ref)

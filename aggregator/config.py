@@ -152,7 +152,14 @@ class ServerSettings(_Section):
 
 
 class StorageSettings(_Section):
+    """Where the database is and how long anything waits for it (``store/sql.py`` applies the
+    timeouts to connections; ``store/guard.py`` bounds the waits of async code)."""
+
     url: Secret = "sqlite:///data/aggregator.db"  # or postgresql://user@host/db, or "${NAME}"
+    connect_timeout: Duration = Field(5.0, gt=0)  # opening a PostgreSQL connection (psycopg: >= 2 s)
+    statement_timeout: Duration = Field(30.0, ge=0)  # one statement (SQLite: lock wait); 0 = none
+    pool_timeout: Duration = Field(10.0, gt=0)  # waiting for a free pooled connection
+    request_timeout: Duration = Field(5.0, gt=0)  # a web request, /readyz or a tick waiting on it
 
 
 class RetentionSettings(_Section):

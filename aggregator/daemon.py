@@ -71,7 +71,7 @@ class LiveSources:
 
 
 def open_configured_store(settings: Settings, clock: Clock) -> Store:
-    store = open_store(settings.storage.url, clock.now())
+    store = open_store(settings.storage.url, clock.now(), settings.storage)
     store.sync_sources(settings.source_records(), clock.now())
     return store
 
@@ -127,7 +127,7 @@ def run(
 
     # Create or migrate the schema once, here: processes opening a new database at once would
     # race to create it. Closed before forking, so no process inherits a connection.
-    open_store(settings.storage.url, SystemClock().now()).close()
+    open_store(settings.storage.url, SystemClock().now(), settings.storage).close()
     try:
         sock, web = webprocs.fork(settings.server.host, settings.server.port, extra + 1, web_process)
     except OSError as exc:
@@ -201,7 +201,7 @@ async def serve(
         sock = bind(settings.server.host, port)
     setup_logging(settings.logging)
     if role == "web":  # a reader: never writes sources or entries
-        store = open_store(settings.storage.url, clock.now())
+        store = open_store(settings.storage.url, clock.now(), settings.storage)
     else:
         store = open_configured_store(settings, clock)
         store.release_orphaned(is_gone)  # a crashed predecessor's sources are due again at once
@@ -212,6 +212,7 @@ async def serve(
         dispatcher = Dispatcher(
             store, pipeline, live.get, clock, owner,
             settings.schedule.batch_size, settings.schedule.lease,
+            timeout=settings.storage.request_timeout,
         )
         retention = Retention(store, clock, lambda: live.settings.retention)
         scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every, retention)

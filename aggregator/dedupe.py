@@ -6,8 +6,8 @@ Owns the pure decisions about sameness:
   title and content); a key repeated inside one document is disambiguated, never merged.
 - ``canonical_url``: the form of a URL two copies of a story share (tracking parameters removed).
 - ``content_hash``: changes when the content really changes, not for whitespace or tracking noise.
-- ``document_text``/``normalize_text``/``fingerprint``/``similarity``: two 32-bit MinHashes (one
-  bit from each of 32 one-permutation bins) over character shingles of the normalized text (tags,
+- ``document_text``/``normalize_text``/``fingerprint``/``similarity``: two 64-bit MinHashes (one
+  bit from each of 64 one-permutation bins) over character shingles of the normalized text (tags,
   case, punctuation and spaces removed, full-width forms and Traditional Chinese folded, so
   Chinese text without spaces works): one of the lede (the leading ``WINDOW``), one of the body
   from the second block (paragraph) on. A trimmed ending or an appended footer moves neither
@@ -23,26 +23,35 @@ Owns the pure decisions about sameness:
 Does not own: storing any of this (store/), choosing which copy a feed shows (publish/), or
 cleaning HTML (content.py).
 
-Why b-bit MinHash and not SimHash: the fingerprint must fit the one 64-bit column
-``Entry.fingerprint``. Both fit, but a SimHash's agreement is 1 - angle/pi, which squeezes a true
-copy (cosine 0.85: 0.82) and another story of the same topic (cosine 0.5: 0.67) within two
-standard deviations of its 64-bit noise; a 1-bit MinHash agrees in (1 + Jaccard) / 2 of its bits,
+Why b-bit MinHash and not SimHash: each window's fingerprint must fit a 64-bit column. Both
+fit, but a SimHash's agreement is 1 - angle/pi, which squeezes a true copy (cosine 0.85: 0.82)
+and another story of the same topic (cosine 0.5: 0.67) within two standard deviations of its
+64-bit noise; a 1-bit MinHash agrees in (1 + Jaccard) / 2 of its bits,
 which spreads the same two pairs to 0.87 and 0.67. Measured on the evaluation set
 (bench/dedupe_eval.py; texts of at least 240, URLs withheld, same shingles and window, threshold
 0.8): SimHash recall 0.955, this 0.982, both at precision 0.994. The full bin minima also give
 ``band_keys`` for the index at no extra hashing.
 
-Why two windows of 32 bits and not the lede's 64 (issue 18): with the lede alone, a copy whose
+Why two windows and not the lede alone (issue 18): with the lede alone, a copy whose
 first paragraph another outlet rewrote shares almost nothing that is fingerprinted (recall 0.13
 on the evaluation's rewritten leads). The whole text instead puts a trimmed or footed copy and a
 rewritten lead at a Jaccard similarity near 0.6, where 64 bits cannot tell them from another
 story of the same template (about 0.4). Two aligned windows keep the copies near 1.0 in at least
-one of them. Two windows aligned together count all 64 bits; one window alone (32 bits, twice
-the noise) must score ``ONE_WINDOW_MARGIN`` higher. Measured (bench/dedupe_eval.py, synthetic +
-corpus): precision 0.996, recall 0.970 (rewritten leads 0.96, the lede alone: 0.13); a body
-window that skips a short first block, drops the last block, or is shorter, and margins of 1 or 3
-bits, all did worse on one side or the other. Templated wire copies (byline, trim, edits and
-footer on a 600-letter story) lost most: recall 0.85, from 0.95.
+one of them. Two windows aligned together count all 128 bits; one window alone (64 bits, more
+noise) must score ``ONE_WINDOW_MARGIN`` higher. A body window that skips a short first block,
+drops the last block, or is shorter did worse on one side or the other.
+
+Why 64 bits per window (the body's in a second column, ``body_fingerprint``, migration 8) and
+not two 32-bit halves of one column: with 32 bits a window's noise put templated wire copies
+(byline, trim, edits and footer on a 600-letter story) and template stories with other numbers
+within reach of each other (English wire copies recall 0.85, 7 template stories merged).
+Measured (bench/dedupe_eval.py, synthetic + corpus, 2,022 same-story and 14,568 different-story
+pairs): 2 x 32 bits precision 0.9959, recall 0.9708; 2 x 64 bits precision 0.9985, recall
+0.9787, every kind of copy at 0.95 or more (wire copies 0.96, rewritten lead and last sentence
+0.97) but one site's teaser padded with its byline and footer, 3 template stories merged. The
+one-window margin is 2 bits of 64; 0, 1 and 4 bits gave precision 0.9970, 0.9985 and 0.9990,
+recall 0.9807, 0.9787 and 0.9768 (4 bits missed 3 of 16 Chinese rewritten leads and endings).
+The band keys stay 10 per window (from 30 of its 64 bins), so the index is no bigger.
 """
 
 from __future__ import annotations
@@ -66,13 +75,12 @@ CJK_WEIGHT = 3  # a CJK character carries about as much as three letters
 SHINGLE = 15  # weight of a shingle: 15 letters or digits (two or three words), 5 CJK characters
 WINDOW = 500  # weight of each fingerprinted window: a story's lede (~90 words, ~170 汉字);
 #   a trimmed ending, a footer or related links after it do not move the fingerprint
-ONE_WINDOW_MARGIN = 0.0625  # two bits of 32: what one window alone must score above two together
+ONE_WINDOW_MARGIN = 0.03125  # two bits of 64: what one window alone must score above two together
 BODY_ALONE = 200  # a body at least this heavy is fingerprinted without its (often rewritten) title
-BITS = 64
-HALF = 32  # bits of each window's MinHash: the lede's (low half) and the body's (high half)
+HALF = 64  # bits of each window's MinHash: the lede's (low half) and the body's (high half)
+_BIN_BITS = 6  # log2(HALF): the low bits of a shingle's hash pick its bin
 _BLAKE8 = hashlib.blake2b(digest_size=8)  # copied per shingle, never updated itself
-BANDS, ROWS = 10, 3  # band_keys: 10 bands of 3 bins (30 of each window's 32 bins)
-_MASK = (1 << BITS) - 1
+BANDS, ROWS = 10, 3  # band_keys: 10 bands of 3 bins (30 of each window's 64 bins)
 _HALF_MASK = (1 << HALF) - 1
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -352,8 +360,8 @@ def _bins(text: str) -> Bins | None:
         hashes.append(from_bytes(h.digest(), "big"))
     if not hashes:
         return None
-    hashes.sort(reverse=True)  # within a bin (the low 5 bits) the order of h is that of h >> 5,
-    found = {h & (HALF - 1): h >> 5 for h in hashes}  # so the last one written is the minimum
+    hashes.sort(reverse=True)  # within a bin (the low 6 bits) the order of h is that of h >> 6,
+    found = {h & (HALF - 1): h >> _BIN_BITS for h in hashes}  # so the last one written is the minimum
     mins = [found.get(slot) for slot in range(HALF)]
     return [_fill(mins, i) for i in range(HALF)]
 
@@ -374,10 +382,6 @@ def _fill(mins: list[int | None], slot: int) -> tuple[int, int]:
     raise AssertionError("unreachable: at least one bin is full")
 
 
-def _to_signed(value: int) -> int:
-    return value - (1 << BITS) if value >> (BITS - 1) else value
-
-
 def _half_of(bins: Sequence[tuple[int, int]]) -> int:
     value = 0
     for slot, (minimum, distance) in enumerate(bins):
@@ -388,7 +392,7 @@ def _half_of(bins: Sequence[tuple[int, int]]) -> int:
 def _fingerprint_of(both: tuple[Bins, Bins] | None) -> int:
     if both is None:
         return 0
-    return _to_signed(_half_of(both[0]) | _half_of(both[1]) << HALF)
+    return _half_of(both[0]) | _half_of(both[1]) << HALF
 
 
 def _band_keys_of(both: tuple[Bins, Bins] | None) -> tuple[int, ...]:
@@ -401,11 +405,12 @@ def _band_keys_of(both: tuple[Bins, Bins] | None) -> tuple[int, ...]:
 
 
 def fingerprint(text: str) -> int:
-    """64 bits of ``text`` (the output of ``document_text``): a 32-bit one-permutation b-bit
+    """128 bits of ``text`` (the output of ``document_text``): a 64-bit one-permutation b-bit
     MinHash of its lede (low half) and one of its body from the second block on (high half),
     each over the shingles of the leading ``WINDOW``. Two windows' halves agree in a share of
     bits whose expected value is (1 + J) / 2, J the Jaccard similarity of their shingle sets.
-    0 for an empty text. Signed, so SQLite INTEGER and PostgreSQL BIGINT columns hold it."""
+    0 for an empty text. Unsigned; the store keeps each half in a signed 64-bit column
+    (store.schema.fingerprint_columns)."""
     return _fingerprint_of(_both(text))
 
 

@@ -8,6 +8,7 @@
     │   └── NotAFeedError  the body is an HTML page or otherwise not a document we can read
     ├── ParseError         a document could not be turned into items
     ├── StoreError         the database could not be reached or migrated
+    │   └── StoreUnavailable  the database is down or hung; try again in ``retry_after`` seconds
     └── SelectionError     a feed query is invalid (bad regular expression, unknown feed)
         └── QueryError     the query parameters are malformed (HTTP 400, not 404)
 
@@ -54,6 +55,15 @@ class ParseError(AggregatorError):
 
 class StoreError(AggregatorError):
     """The store failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The database did not answer in time or refused (store/guard.py); nothing was done. Web
+    requests answer 503 with ``Retry-After: retry_after``."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class SelectionError(AggregatorError):

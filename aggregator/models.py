@@ -156,7 +156,7 @@ class Entry:
     image: str | None = None
     content_hash: str = ""
     canonical_url: str | None = None
-    fingerprint: int | None = None
+    fingerprint: int | None = None  # dedupe.fingerprint: 128 bits (stored as two 64-bit columns)
     first_seen: datetime | None = None
     changed_at: datetime | None = None  # last time the content changed (or first seen)
     id: int | None = None  # store-assigned, stable for the entry's life
@@ -214,7 +214,7 @@ class DuplicateCandidate:
     source_id: str
     canonical_url: str | None
     content_hash: str
-    fingerprint: int | None
+    fingerprint: int | None  # dedupe.fingerprint (both windows, 128 bits)
     text_length: int
     duplicate_of: int | None
 

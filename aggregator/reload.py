@@ -48,7 +48,7 @@ RESTART_ONLY: tuple[tuple[str, str | None], ...] = (
     ("server", "keep_alive_timeout"),
     ("server", "max_connections"),
     ("server", "worker_port"),  # a worker's listener is bound at start
-    ("storage", "url"),
+    ("storage", None),  # the engine and its timeouts are built once
     ("fetch", None),  # the HTTP client, its limits and proxy are built once
     ("schedule", "dispatch_every"),  # the scheduler's job interval
     ("publish", "hub"),  # the WebSub client is built at start for the hub it pings

@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .clock import Clock
 from .config import RetentionSettings
+from .logs import kv
 from .models import FetchOutcome, Source, SourceState
 from .pipeline import Pipeline
 from .store import PruneResult, Store
+from .store.guard import first_line, is_outage
 
 log = logging.getLogger("aggregator.scheduler")
+T = TypeVar("T")
 
 
 class Dispatcher:
@@ -45,6 +50,7 @@ class Dispatcher:
         batch_size: int,
         lease: float,
         on_outcomes: Callable[[list[FetchOutcome]], None] | None = None,
+        timeout: float = 5.0,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
@@ -54,6 +60,8 @@ class Dispatcher:
         self.batch_size = batch_size
         self.lease = lease
         self.on_outcomes = on_outcomes
+        self.timeout = timeout  # seconds a claim or release is awaited ([storage] request_timeout)
+        self._claiming: asyncio.Future[list[SourceState]] | None = None
         self._lock = asyncio.Lock()  # one claim at a time
         self._batches: set[asyncio.Task[list[FetchOutcome]]] = set()
         self._in_flight = 0
@@ -74,14 +82,13 @@ class Dispatcher:
             if free <= 0:
                 return None
             configured = self.sources()
-            claims = await asyncio.to_thread(
-                self.store.claim_due, self.clock.now(), free, self.owner, self.lease
-            )
+            claims = await self._claim(free)
             pairs = []
             for state in claims:
                 source = configured.get(state.source_id)
                 if source is None:  # removed from the config since the claim
-                    await asyncio.to_thread(self.store.release, state.source_id, self.owner)
+                    await self._waited("release", asyncio.to_thread(
+                        self.store.release, state.source_id, self.owner))
                     continue
                 pairs.append((source, state))
             if not pairs:
@@ -108,6 +115,31 @@ class Dispatcher:
             except Exception:  # a bug in a hook (feeds, WebSub) must not lose the outcomes
                 log.exception("event=outcome_hook_failed")
         return outcomes
+
+    async def _claim(self, limit: int) -> list[SourceState]:
+        """The due sources, claimed in a thread and awaited at most ``timeout``; none (and one
+        log line) when the database refuses or does not answer. A claim still running when the
+        wait gives up is not started again: a later tick takes what it claimed."""
+        if self._claiming is None:
+            self._claiming = asyncio.ensure_future(asyncio.to_thread(
+                self.store.claim_due, self.clock.now(), limit, self.owner, self.lease))
+        claiming = self._claiming
+        claims = await self._waited("claim", claiming)
+        if claiming.done():
+            self._claiming = None
+        return claims or []
+
+    async def _waited(self, what: str, work: Awaitable[T]) -> T | None:
+        """``work`` (a store call in a thread) awaited at most ``timeout``; None with one log
+        line when the database refuses or does not answer (the call goes on in its thread)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(work)), self.timeout)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            error = f"no answer in {self.timeout:g}s" if isinstance(exc, TimeoutError) else first_line(exc)
+            log.warning("%s", kv(event="db_error", where=f"dispatcher.{what}", error=error))
+            return None
 
     async def idle(self) -> None:
         """Return once no batch is running."""
@@ -157,6 +189,7 @@ class Scheduler:
         self.every = every
         self.retention = retention
         self.on_lag = on_lag  # gets the dispatch lag in seconds before each tick
+        self._lag: asyncio.Future[datetime | None] | None = None
         self._aps = AsyncIOScheduler(timezone="UTC")
         self._retention_every: float | None = None  # the interval the retention job runs at
         self.running = False
@@ -220,8 +253,10 @@ class Scheduler:
         if self.on_lag is None:
             return
         now = self.dispatcher.clock.now()
+        if self._lag is None or self._lag.done():  # never a second read stuck on a hang
+            self._lag = asyncio.ensure_future(asyncio.to_thread(self.dispatcher.store.oldest_due, now))
         try:
-            oldest = await asyncio.to_thread(self.dispatcher.store.oldest_due, now)
+            oldest = await asyncio.wait_for(asyncio.shield(self._lag), self.dispatcher.timeout)
         except Exception:  # the database is away: the tick will say so; keep the last value
             log.debug("event=dispatch_lag_unknown", exc_info=True)
             return

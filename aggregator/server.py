@@ -2,11 +2,14 @@
 
 Owns: URL routing and compression. Feed and OPML answers (status, conditional requests, ETag /
 Last-Modified / 304, content types, gzip of cached documents) come from ``publish.http``; everything
-it serves comes from ``publish.feeds.FeedService`` or the store.
+it serves comes from ``publish.feeds.FeedService`` or the store, whose calls run in threads
+through the feed service's ``StoreGuard``: ``/healthz`` never asks the database, ``/readyz`` is 503
+within ``[storage] request_timeout`` when it is down or hung.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from urllib.parse import parse_qsl, quote
@@ -19,9 +22,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .errors import StoreUnavailable
 from .publish import http as feed_http
-from .publish.feeds import FeedService
+from .publish.feeds import FeedService, Rendered
 from .publish.opmlcache import OpmlDocument
+from .store.guard import StoreGuard
 from .web import access
 
 NOT_FOUND_HINT = feed_http.HINT
@@ -39,14 +44,17 @@ def create_app(
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     async def opml_list(request: Request) -> Response:  # cached like feeds (publish/opmlcache.py)
-        reply = feed_http.conditional(request.headers, await opml_doc.serve())
+        try:
+            reply = feed_http.conditional(request.headers, await _opml(opml_doc, feeds.guard))
+        except StoreUnavailable as exc:
+            reply = feed_http.unavailable(exc)
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     async def healthz(request: Request) -> Response:  # the pid tells the processes of a port apart
-        return PlainTextResponse(f"ok pid={os.getpid()}\n")
+        return PlainTextResponse(f"ok pid={os.getpid()}\n")  # never asks the database
 
-    async def readyz(request: Request) -> Response:
-        store_ok = feeds.store.ping()
+    async def readyz(request: Request) -> Response:  # 503 within [storage] request_timeout
+        store_ok = await feeds.guard.ready()
         sched_ok = ready() if ready else True
         body = f"store={'ok' if store_ok else 'down'} scheduler={'ok' if sched_ok else 'down'}\n"
         return PlainTextResponse(body, status_code=200 if store_ok and sched_ok else 503)
@@ -70,6 +78,21 @@ def create_app(
     )
     app.feeds = feeds
     return app
+
+
+async def _opml(doc: OpmlDocument, guard: StoreGuard) -> Rendered:
+    """The /opml document, its store read awaited at most the guard's timeout; while the
+    database is unavailable, the last one rendered (``StoreUnavailable`` when there is none)."""
+    hit = doc.cached()
+    if hit is not None:
+        return hit
+    if not guard.down:
+        with contextlib.suppress(StoreUnavailable):
+            return await guard.wait("opml", doc.serve())
+    last = doc.last()
+    if last is None:
+        raise guard.unavailable()
+    return last
 
 
 class _FeedsFirst(Starlette):

@@ -190,6 +190,22 @@ def kinds_table(report: Report) -> list[str]:
     return lines
 
 
+def recall_by_kind(report: Report) -> dict[str, tuple[int, int]]:
+    """Found and total same-story pairs of each kind, languages and corpus together."""
+    pooled: dict[str, tuple[int, int]] = {}
+    for key, c in report.by_kind.items():
+        kind = key.split(":", 1)[1]
+        found, total = pooled.get(kind, (0, 0))
+        if c["tp"] + c["fn"]:
+            pooled[kind] = (found + c["tp"], total + c["tp"] + c["fn"])
+    return pooled
+
+
+def kinds_recall_lines(report: Report) -> list[str]:
+    return [f"  {kind:24} {tp:4}/{n:<4} {tp / n:.3f}"
+            for kind, (tp, n) in sorted(recall_by_kind(report).items())]
+
+
 def converters() -> None:
     """Speed and round-trip accuracy of the Traditional -> Simplified converters installed."""
     import time
@@ -241,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     text_only = evaluate(evalset, settings, use_urls=False, ids=ids)
     print_report("all rules", full, args.verbose)
     print_report("text only (URLs withheld)", text_only, args.verbose)
+    print("\nrecall per kind of copy (all rules; English, Chinese and corpus together):")
+    print("\n".join(kinds_recall_lines(full)))
     print("\nthe kinds of issue 18 (all rules):")
     print("\n".join(kinds_table(full)))
     print(margins(full))

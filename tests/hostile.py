@@ -97,8 +97,7 @@ def hostile_routes(origin: Origin, hold: threading.Event) -> dict[str, Reply | o
 def many_items(count: int) -> bytes:
     """An RSS feed of ``count`` items (100,000 make about 12 MB)."""
     items = "".join(
-        f"<item><guid isPermaLink='false'>m{i}</guid><title>Item number {i}</title>"
-        f"<link>http://example.com/m/{i}</link><description>Text of item {i}, short.</description>"
+        f"<item><guid>m{i}</guid><title>Item {i}</title><link>http://e.com/{i}</link>"
         f"<pubDate>Sun, 01 Mar 2026 {i % 24:02}:{i % 60:02}:00 GMT</pubDate></item>"
         for i in range(count)
     )

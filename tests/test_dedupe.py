@@ -14,6 +14,7 @@ from aggregator import dedupe
 from aggregator.config import DedupeSettings
 from aggregator.dedupe import Candidate, Identity
 from aggregator.models import Entry, Item
+from aggregator.store.schema import fingerprint_columns, fingerprint_of
 
 TRACKING = DedupeSettings().tracking_params
 REPO = Path(__file__).resolve().parents[1]
@@ -212,21 +213,26 @@ def test_document_text_drops_the_title_of_a_long_body() -> None:
     assert dedupe.document_text("Headline", "<p>Short teaser.</p>") == "headline\nshortteaser"
 
 
-def test_fingerprint_is_a_stable_signed_64_bit_value() -> None:
-    """Stored fingerprints stay valid: the value for a text never changes and fits a BIGINT."""
+def test_fingerprint_is_stable_and_stored_as_two_signed_64_bit_values() -> None:
+    """Stored fingerprints stay valid: the value for a text never changes, each window has 64
+    bits of its own, and the two columns (each fits a BIGINT) give the fingerprint back."""
     value = dedupe.fingerprint("thequickbrownfoxjumpsoverthelazydog")
     assert value == dedupe.fingerprint("thequickbrownfoxjumpsoverthelazydog")
-    assert -(2**63) <= value < 2**63
-    assert value == 9004986605650846619
+    assert 0 <= value < 2**128 and value >> 64 != 0
+    assert value == 162116018906489364556255184247571093149
+    columns = fingerprint_columns(value)
+    assert all(-(2**63) <= v < 2**63 for v in columns.values() if v is not None)
+    assert fingerprint_of(columns["fingerprint"], columns["body_fingerprint"]) == value
+    assert fingerprint_of(*fingerprint_columns(None).values()) is None
     assert dedupe.fingerprint("") == 0
 
 
 def test_similarity_counts_equal_bits() -> None:
-    """Similarity is the share of equal bits, whether the values are signed or unsigned."""
+    """Similarity is the share of equal bits of both 64-bit windows (signed or unsigned)."""
     assert dedupe.similarity(5, 5) == 1.0
-    assert dedupe.similarity(-1, 2**64 - 1) == 1.0
+    assert dedupe.similarity(-1, 2**128 - 1) == 1.0
     assert dedupe.similarity(0, -1) == 0.0
-    assert dedupe.similarity(0, 0b1111) == 1 - 4 / 64
+    assert dedupe.similarity(0, 0b1111) == 1 - 4 / 128
 
 
 def test_chinese_copy_with_byline_and_trimmed_ending_matches() -> None:
@@ -433,7 +439,8 @@ def test_two_pages_of_one_site_need_a_near_identical_score() -> None:
     b = replace(
         a, entry_id=None, source_id="b", canonical_url="https://www.one.example/b", content_hash="x"
     )
-    b = replace(b, fingerprint=a.fingerprint ^ 0b1111111)  # 7 bits off: 0.89, under 0.95
+    off = 0b1111111 | 0b1111111 << 64  # 7 bits of each window: 0.89, under 0.95
+    b = replace(b, fingerprint=a.fingerprint ^ off)
     assert dedupe.find_duplicate(b, [a], settings) is None
     assert dedupe.find_duplicate(replace(b, canonical_url="https://two.example/b"), [a], settings)
 
@@ -549,6 +556,26 @@ def test_evaluation_set_meets_precision_and_recall_targets() -> None:
     assert report.tp + report.fn > 700 and report.fp + report.tn > 5000  # the corpus adds more
     assert report.precision >= bench.TARGET_PRECISION, report.mistakes[:10]
     assert report.recall >= bench.TARGET_RECALL, report.mistakes[:10]
+
+
+KNOWN_MISSES = {"same-site"}  # a teaser padded with its own site's byline and footer (README)
+
+
+def test_every_kind_of_copy_is_found_at_least_95_percent_of_the_time() -> None:
+    """Each kind of same-story pair (languages and corpus together), and each kind of issue 18,
+    has recall >= 0.95; templated wire copies (byline, trim, edits and footer) included."""
+    bench = load_bench()
+    gen = bench.load_generator()
+    evalset = gen.load_set()
+    evalset.extend(gen.corpus_set())
+    report = bench.evaluate(evalset, DedupeSettings())
+    pooled = bench.recall_by_kind(report)
+    low = {k: f"{tp}/{n}" for k, (tp, n) in pooled.items() if tp < 0.95 * n and k not in KNOWN_MISSES}
+    assert not low, low
+    assert pooled["wire"][1] >= 100 and pooled["lead+end"][1] >= 30
+    table = bench.kinds_table(report)[1:]
+    assert len(table) == len(bench.ISSUE18_KINDS)
+    assert all(float(line.split()[-3]) >= 0.95 and line.split()[-1] == "0" for line in table), table
 
 
 def test_evaluation_set_file_is_what_the_generator_makes() -> None:

@@ -213,7 +213,7 @@ async def test_explain_command_says_why(origin: Origin, tmp_path: Path, harness_
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[storage]\nurl = "{h.settings.storage.url}"\n' + CATEGORIZE.replace('source = "b"', 'source = "a"')
                    + '\n[[sources]]\nid = "a"\nurl = "http://x.example/a"\n', encoding="utf-8")
-    copy = [e for e in all_entries(h, merge=False) if e.duplicate_of is not None][0]
+    copy = next(e for e in all_entries(h, merge=False) if e.duplicate_of is not None)
     assert cli.main(["--config", str(cfg), "explain", str(copy.id)]) == 0
     out = capsys.readouterr().out
     assert f"merged into entry {copy.duplicate_of}" in out and "same canonical URL" in out
@@ -229,8 +229,8 @@ async def test_explain_lists_the_nearest_candidates_of_an_unmerged_entry(  # typ
 ) -> None:
     """`aggregator explain` on an entry that was not merged shows its nearest entries of other
     sources with their similarity, the threshold and the closest rule."""
-    half = STORY_EN[: len(STORY_EN) // 2]
-    other = half + " Meanwhile an unrelated council vote on parking fees drew a record crowd."
+    head = STORY_EN[: len(STORY_EN) * 2 // 3]  # shares band keys with the story, scores under 0.8
+    other = head + " Meanwhile an unrelated council vote on parking fees drew a record crowd."
     origin.route("/a", Reply(rss([{"title": "Quake", "link": "http://n.example.com/1", "description": STORY_EN}])))
     origin.route("/b", Reply(rss([{"title": "Quake", "link": "http://m.example.com/2", "description": other}])))
     h = await harness_factory([("a", origin.url("/a")), ("b", origin.url("/b"))])
@@ -344,9 +344,10 @@ async def test_recomputing_fingerprints_restores_what_the_pipeline_stored(
 async def test_upgrading_the_schema_recomputes_stored_fingerprints(
     origin: Origin, harness_factory, clock
 ) -> None:  # type: ignore[no-untyped-def]
-    """A database at schema 6 (fingerprints of the older meaning) opened by this version is
-    migrated to 7: every stored fingerprint, weight and band key is computed again."""
-    from sqlalchemy import delete, update
+    """A database at schema 7 (fingerprints of the older meaning: two 32-bit windows in one
+    column) opened by this version is migrated to 8: the body's column is added and every stored
+    fingerprint, weight and band key is computed again."""
+    from sqlalchemy import delete, text, update
 
     from aggregator.store import open_store
     from aggregator.store.schema import entries, entry_bands, schema_version
@@ -356,10 +357,12 @@ async def test_upgrading_the_schema_recomputes_stored_fingerprints(
     h = await harness_factory([("a", origin.url("/a"))])
     await h.tick()
     before = {e.id: (e.fingerprint, e.text_length, set(h.store.entry_band_keys(e.id))) for e in all_entries(h)}
-    with h.store.engine.begin() as conn:  # what version 6 left behind
+    assert all(f is not None and f >> 64 for f, _, _ in before.values())  # both windows' bits
+    with h.store.engine.begin() as conn:  # what version 7 left behind
         conn.execute(update(entries).values(fingerprint=12345, text_length=1))
         conn.execute(delete(entry_bands))
-        conn.execute(delete(schema_version).where(schema_version.c.version == 7))
+        conn.execute(text("ALTER TABLE entries DROP COLUMN body_fingerprint"))
+        conn.execute(delete(schema_version).where(schema_version.c.version == 8))
     h.store.close()
     again = open_store(h.settings.storage.url, clock.now())
     try:

@@ -262,6 +262,23 @@ async def test_gzip_bomb_is_cut_off_on_decoded_size(origin: Origin, clock: FakeC
     assert result.error == f"body too large: more than {MiB} bytes after decompression"
 
 
+async def test_gzip_bomb_never_inflates_past_the_limit_in_memory(origin: Origin, clock: FakeClock) -> None:
+    """A 60 MB gzip bomb (60 KB on the wire, one read's worth) is inflated only up to the limit:
+    the fetch's peak of traced memory stays near the limit, not the bomb's size."""
+    import gzip as gz
+    import tracemalloc
+
+    url = origin.route("/f", Reply(gz.compress(b" " * (60 * MiB)), headers={"Content-Encoding": "gzip"}))
+    tracemalloc.start()
+    try:
+        result = await fetch_with(clock, url, max_body_bytes=MiB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.error == f"body too large: more than {MiB} bytes after decompression"
+    assert peak < 8 * MiB, f"{peak / MiB:.0f} MiB traced while reading a 1 MiB-limited body"
+
+
 async def test_gzip_body_within_limit_is_decoded(origin: Origin, clock: FakeClock) -> None:
     """A gzip body under the limit comes back decompressed."""
     body = b"<rss>" + b"a" * 100_000 + b"</rss>"

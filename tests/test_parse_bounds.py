@@ -207,10 +207,26 @@ async def test_stored_text_fields_are_capped(
     assert entry.content is not None and len(entry.content) <= limits.CONTENT_CHARS + 10
 
 
-def many_attributes(n: int = 8_000) -> bytes:
-    """A document whose parse costs feedparser seconds of CPU (quadratic in ``n``)."""
+def many_attributes(n: int = 6_000, elements: int = 6) -> bytes:
+    """A document whose parse costs feedparser seconds of CPU (quadratic in ``n`` per element;
+    each tag stays under the 64 KiB a tag may have)."""
     attrs = " ".join(f'a{i}="v"' for i in range(n))
-    return rss(f"<item><title {attrs}>t</title><link>http://example.com/x</link></item>")
+    return rss("".join(f"<item><title {attrs}>t</title><link>http://example.com/{k}</link></item>"
+                       for k in range(elements)))
+
+
+async def test_a_tag_over_64_kib_is_refused_before_feedparser_reads_it(
+    origin: Origin, tmp_path: Path, clock: FakeClock
+) -> None:
+    """50,000 attributes on one element (24 s of CPU and over 100 MB in feedparser) are refused at
+    once as pathological markup; the other sources are stored."""
+    attrs = " ".join(f'a{i}="{i}"' for i in range(50_000))
+    sources = [("huge", origin.route("/huge", Reply(rss(f"<item {attrs}><title>t</title></item>"))))]
+    sources += [("g", origin.route("/g", Reply(rss(item(1)))))]
+    settings = make_settings(tmp_path, sources)
+    outcomes = {o.source_id: o for o in await fetch_all(settings, settings.source_records(), clock=clock)}
+    assert outcomes["huge"].error == "not a feed: a tag longer than 64 KiB (pathological markup)"
+    assert outcomes["g"].status == FetchStatus.OK
 
 
 async def test_a_parse_over_its_cpu_budget_fails_only_its_source(

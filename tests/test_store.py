@@ -149,6 +149,50 @@ def test_a_version_1_database_is_upgraded_keeping_its_entries(empty_url: str) ->
         store.close()
 
 
+def test_a_version_7_database_gets_a_second_fingerprint_column_and_new_fingerprints(
+    empty_url: str,
+) -> None:
+    """Upgrading from schema 7 (one 64-bit column packing two 32-bit windows) adds
+    ``body_fingerprint`` and recomputes every fingerprint and band key: entries and duplicate
+    candidates read back the 128-bit fingerprint the pipeline computes today."""
+    from aggregator import dedupe
+    from aggregator.store.sql import make_engine
+
+    engine = make_engine(empty_url)
+    body = "<p>" + "A river flooded the old town after three days of rain. " * 8 + "</p>"
+    with engine.begin() as conn:
+        for step in MIGRATIONS[:7]:
+            step(conn)
+        conn.execute(text("ALTER TABLE entries DROP COLUMN body_fingerprint"))
+        conn.execute(text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"))
+        for version in range(1, 8):
+            conn.execute(text(f"INSERT INTO schema_version VALUES ({version}, '2026-01-01 00:00:00')"))
+        conn.execute(text(
+            "INSERT INTO sources (id, kind, configured_url, url, enabled, gone, consecutive_failures,"
+            " redirect_streak, fetch_count, not_modified_count) VALUES ('a', 'feed', 'u', 'u', true,"
+            " false, 0, 0, 0, 0)"
+        ))
+        conn.execute(text(
+            "INSERT INTO entries (source_id, key, title, content, categories, category_path,"
+            " category_key, enclosures, content_hash, fingerprint, first_seen, changed_at, sort_at)"
+            " VALUES ('a', 'k', 'Flood', :body, '[]', '[]', '', '[]', 'h', 12345,"
+            " '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        ), {"body": body})
+    assert migrate(engine, T0) == LATEST
+    engine.dispose()
+    fingerprint, keys, weight = dedupe.stored_signature("Flood", body)
+    assert fingerprint is not None and fingerprint >> 64 and keys
+    store = SQLStore(empty_url, T0)
+    try:
+        [stored] = store.list_entries(everything())
+        assert (stored.fingerprint, stored.text_length) == (fingerprint, weight)
+        assert set(store.entry_band_keys(stored.id or 0)) == set(keys)
+        [[found]] = store.duplicate_candidates_many("b", [(None, "x", keys[:1])])
+        assert found.fingerprint == fingerprint
+    finally:
+        store.close()
+
+
 # --- sources -------------------------------------------------------------------------------------
 
 
@@ -493,8 +537,9 @@ def test_open_store_reports_an_unreachable_database() -> None:
 
 def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLStore) -> None:
     """Candidates for several new entries at once: each gets the other sources' entries sharing
-    its content hash, canonical URL or a band key, newest first, capped at CANDIDATE_LIMIT (the
-    cap taken over all of an entry's matches, not per band); its own source never counts."""
+    its content hash or canonical URL (always), then those sharing a band key, newest first, up
+    to CANDIDATE_LIMIT in all (the cap taken over all of an entry's matches, not per band); its
+    own source never counts."""
     from aggregator.store.identity import CANDIDATE_LIMIT
 
     store.sync_sources([src("a"), src("b"), src("c")], T0)
@@ -517,7 +562,7 @@ def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLS
     ])
     ids = [[c.entry_id for c in row] for row in found]
     assert ids[0] == [ids_b[0]]
-    assert ids[1] == sorted([ids_b[1], ids_c[0]], reverse=True)
+    assert ids[1] == [ids_b[1], ids_c[0]]  # the exact match first, then the band match
     crowd_ids = sorted(ids_b[2:] + [ids_c[1]], reverse=True)
     assert ids[2] == crowd_ids[:CANDIDATE_LIMIT] and len(ids[2]) == CANDIDATE_LIMIT
     assert ids[3] == crowd_ids[:CANDIDATE_LIMIT]
@@ -525,6 +570,11 @@ def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLS
     [single] = store.duplicate_candidates_many("a", [(None, "same", (2,))])
     assert [c.entry_id for c in single] == ids[1]
     assert {c.source_id for row in found for c in row} <= {"b", "c"}
+    # an exact match (URL or hash) is never crowded out by newer band matches
+    [url_and_crowd] = store.duplicate_candidates_many("a", [("http://x/1", "same", (7,))])
+    kept = [c.entry_id for c in url_and_crowd]
+    assert kept[:2] == [ids_b[1], ids_b[0]] and len(kept) == CANDIDATE_LIMIT
+    assert kept[2:] == crowd_ids[:CANDIDATE_LIMIT - 2]
 
 
 def test_quiet_fetches_are_stored_together_under_the_lease_rule(store: SQLStore) -> None:

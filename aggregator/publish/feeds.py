@@ -9,6 +9,12 @@ uncached document share one rendering, which runs in a worker thread so the even
 serving. Does not own: which feeds exist (catalog.py), document syntax (render.py), HTTP (http.py
 and server.py).
 
+Through a database outage (``self.guard``, store/guard.py: the rendering is awaited at most
+``[storage] request_timeout``, and after a failure the store is not asked until a probe answers)
+a document rendered before is served as it was, same bytes and ETag, and one never rendered
+raises ``StoreUnavailable`` (HTTP 503 with Retry-After); once the database answers again,
+documents are confirmed and refreshed as usual.
+
 With ``recheck_after`` (the daemon: ``RECHECK_AFTER``), a cached document confirmed against the
 store less than that many seconds ago is served without asking the store again, so a busy server
 reads the store a few times a second instead of once per request. A write in another process (a
@@ -23,6 +29,7 @@ need it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import math
@@ -35,9 +42,10 @@ from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..config import Settings
-from ..errors import SelectionError
+from ..errors import SelectionError, StoreUnavailable
 from ..models import Entry, Source
 from ..store import Store
+from ..store.guard import StoreGuard, is_outage
 from .catalog import FORMATS, Catalog, FeedSpec
 from .pages import collect
 from .query import FeedQuery, admit_all, parse_query
@@ -106,8 +114,10 @@ class FeedService:
         clock: Clock | None = None,
         cache_bytes: int = CACHE_BYTES,
         recheck_after: float = 0.0,
+        guard: StoreGuard | None = None,
     ) -> None:
         self.store = store
+        self.guard = guard or StoreGuard(store.ping, settings.storage.request_timeout, clock)
         self.sources = sources
         self.clock = clock or SystemClock()
         self.cache_bytes = cache_bytes
@@ -179,24 +189,47 @@ class FeedService:
     # --- serving ------------------------------------------------------------------------------
 
     async def serve(self, spec: FeedSpec, fmt: str, query: FeedQuery = _EMPTY) -> Rendered:
-        """``render`` in a worker thread; concurrent calls for one document share one run."""
+        """``render`` in a worker thread; concurrent calls for one document share one run.
+
+        While the database is down (``self.guard``), or when it fails or does not answer within
+        the guard's timeout, the last rendering of the document is served as it was (same bytes,
+        same ETag); a document never rendered raises ``StoreUnavailable``."""
         here = _canonical(query)
         hit = self._unchanged(spec, fmt, query, here)  # the common case: no thread, no aggregate
         if hit is not None:
             return hit
+        if self.guard.down:
+            return self._last(spec, fmt, here)
         key = (spec, fmt, here)
         flight = self._inflight.get(key)
         if flight is None:
             flight = asyncio.ensure_future(asyncio.to_thread(self.render, spec, fmt, query))
             self._inflight[key] = flight
             flight.add_done_callback(lambda done: self._land(key, done))
-        return await asyncio.shield(flight)
+        try:
+            return await self.guard.wait("render", flight)
+        except StoreUnavailable:
+            return self._last(spec, fmt, here)
+
+    def _last(self, spec: FeedSpec, fmt: str, here: str) -> Rendered:
+        """The document as last rendered, however old (the database is unavailable)."""
+        cached = self._cache.get((spec.id, fmt, here, True))
+        if cached is None or fmt not in spec.formats:
+            raise self.guard.unavailable(
+                "the database is unreachable and this feed was not rendered before")
+        return cached.rendered
 
     def cached(self, spec: FeedSpec, fmt: str, query: FeedQuery = _EMPTY) -> Rendered | None:
         """What ``serve`` returns when it can answer at once, without a rendering or a worker
         thread (the document is cached and confirmed recently, or the store's change token did
-        not move); else None. Never blocks on more than that one token read."""
-        return self._unchanged(spec, fmt, query, _canonical(query))
+        not move, or the database is down and the document was rendered before); else None.
+        Never blocks on more than that one token read."""
+        here = _canonical(query)
+        hit = self._unchanged(spec, fmt, query, here)
+        if hit is None and self.guard.down:
+            with contextlib.suppress(StoreUnavailable):
+                return self._last(spec, fmt, here)
+        return hit
 
     def _land(self, key: tuple[Any, ...], done: asyncio.Future[Rendered]) -> None:
         if self._inflight.get(key) is done:
@@ -216,13 +249,24 @@ class FeedService:
             return None
         if self._recent(cached, now):
             return cached.rendered
-        if cached.token is None or self.store.change_token() != cached.token:
+        if cached.token is None or self.guard.down or self._token() != cached.token:
             return None
         with self._lock:  # confirmed; keep this spec object, so later checks compare identity
             if self._cache.get(key) is cached:
                 self._cache[key] = replace(cached, valid_for=(cached.valid_for[0], *wanted),
                                            checked_at=now, epoch=self._epoch)
         return cached.rendered
+
+    def _token(self) -> int | None:
+        """The store's change token (SQLite: one row, read on the event loop); None when the
+        read fails, which also tells the guard that the database is down."""
+        try:
+            return self.store.change_token()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self.guard.failed("change_token", exc)
+            return None
 
     def _recent(self, cached: _Cached, now: datetime) -> bool:
         if cached.checked_at is None or cached.epoch != self._epoch:

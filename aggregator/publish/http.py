@@ -1,8 +1,9 @@
 """Feed requests as HTTP: status, headers and body for a request to a feed or to the OPML list
 (whose document comes from ``opmlcache``).
 
-Owns: mapping errors to 404 (unknown feed, source, category or format) and 400 (a malformed
-query); conditional requests (If-None-Match before If-Modified-Since, answered with 304);
+Owns: mapping errors to 404 (unknown feed, source, category or format), 400 (a malformed
+query) and 503 with Retry-After (the database is unavailable and the document was never
+rendered); conditional requests (If-None-Match before If-Modified-Since, answered with 304);
 content negotiation of gzip (the compressed bytes are cached with the document and carry their
 own strong ETag); the caching headers. Framework-free: server.py turns a ``Reply`` into a Starlette
 response (or raw ASGI messages) and does nothing else. Does not own: routing (server.py) or
@@ -22,7 +23,7 @@ from functools import cached_property
 from typing import cast
 
 from ..clock import http_date
-from ..errors import QueryError, SelectionError
+from ..errors import QueryError, SelectionError, StoreUnavailable
 from .feeds import CONTENT_TYPES, FeedService, Rendered
 from .opml import OPML_TYPE
 
@@ -71,6 +72,8 @@ async def feed_reply(
         return Reply(400, {"Content-Type": TEXT}, f"400 Bad Request: {exc}\n".encode())
     except SelectionError as exc:
         return not_found(str(exc))
+    except StoreUnavailable as exc:
+        return unavailable(exc)
     return conditional(headers, rendered)
 
 
@@ -90,6 +93,13 @@ def cached_reply(
         return None
     doc = feeds.cached(spec, fmt, query)
     return None if doc is None else conditional(headers, doc)
+
+
+def unavailable(exc: StoreUnavailable) -> Reply:
+    """503 with Retry-After: the database is unavailable and there is nothing cached to serve."""
+    return Reply(503, {"Content-Type": TEXT, "Retry-After": str(exc.retry_after),
+                       "Cache-Control": "no-store"},
+                 f"503 Service Unavailable: {exc}; try again in {exc.retry_after} s\n".encode())
 
 
 def not_found(message: str) -> Reply:

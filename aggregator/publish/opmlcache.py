@@ -62,6 +62,12 @@ class OpmlDocument:
         age = self.feeds.clock.now() - kept.checked_at
         return kept.doc if timedelta(0) <= age < self.recheck_after else None
 
+    def last(self) -> Rendered | None:
+        """The document as last rendered, however old (for a database outage); None before the
+        first rendering."""
+        kept = self._kept
+        return kept.doc if kept is not None else None
+
     async def serve(self) -> Rendered:
         """The current document; a store read (and maybe a rendering) in a worker thread when
         the cached one needs confirming, shared by every request that arrives meanwhile."""

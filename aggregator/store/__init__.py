@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..config import StorageSettings
 from ..models import (
     DetailAttempt,
     Drop,
@@ -77,9 +78,10 @@ class Store(Protocol):
     ) -> None: ...
 
 
-def open_store(url: str, now: datetime) -> Store:
-    """Open (and migrate) the store at ``url``: ``sqlite:///path`` or ``postgresql://…``."""
-    return SQLStore(url, now)
+def open_store(url: str, now: datetime, limits: StorageSettings | None = None) -> Store:
+    """Open (and migrate) the store at ``url``: ``sqlite:///path`` or ``postgresql://…``, its
+    connections bounded by the ``[storage]`` timeouts in ``limits`` (defaults when None)."""
+    return SQLStore(url, now, limits)
 
 
 __all__ = [

@@ -24,14 +24,15 @@ from sqlalchemy import bindparam, delete, func, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from ..models import Drop, DuplicateCandidate, Entry
-from .schema import drops, entries, entry_bands
+from .schema import drops, entries, entry_bands, fingerprint_of
 
 CANDIDATE_LIMIT = 200  # stored entries compared per new entry, newest first
 
 
 _COLUMNS = (
     entries.c.id, entries.c.source_id, entries.c.canonical_url, entries.c.content_hash,
-    entries.c.fingerprint, entries.c.text_length, entries.c.duplicate_of,
+    entries.c.fingerprint, entries.c.body_fingerprint, entries.c.text_length,
+    entries.c.duplicate_of,
 )
 # Built once (bound parameters, expanding lists): building the statements per source cost as much
 # as running them. A NULL URL matches nothing.
@@ -123,7 +124,7 @@ class IdentityQueries:
         (for spotting a publisher that changed its id scheme), newest first."""
         query = (
             select(entries.c.id, entries.c.key, entries.c.canonical_url, entries.c.content_hash,
-                   entries.c.fingerprint)
+                   entries.c.fingerprint, entries.c.body_fingerprint)
             .where(entries.c.source_id == source_id)
             .order_by(entries.c.id.desc())
             .limit(limit)
@@ -133,7 +134,7 @@ class IdentityQueries:
                 Entry(source_id=source_id, key=r.key, title="", link=None, content=None,
                       summary=None, author=None, published=None, updated=None,
                       content_hash=r.content_hash, canonical_url=r.canonical_url, id=r.id,
-                      fingerprint=r.fingerprint)
+                      fingerprint=fingerprint_of(r.fingerprint, r.body_fingerprint))
                 for r in conn.execute(query)
             ]
 
@@ -193,23 +194,34 @@ def read_candidates(
         params = {"exclude": exclude_source, "hashes": hashes[i : i + _CHUNK],
                   "urls": urls[i : i + _CHUNK]}
         for r in conn.execute(_BY_HASH_OR_URL, params):
-            rows[r[0]] = DuplicateCandidate(*r)
+            rows[r[0]] = _candidate(r)
             by_hash.setdefault(r.content_hash, set()).add(r[0])
             if r.canonical_url:
                 by_url.setdefault(r.canonical_url, set()).add(r[0])
     for i in range(0, len(bands), _CHUNK):
         band_params: dict[str, Any] = {"exclude": exclude_source, "bands": bands[i : i + _CHUNK]}
         for band in conn.execute(_BY_BAND, band_params):
-            rows[band[1]] = DuplicateCandidate(*band[1:])
+            rows[band[1]] = _candidate(band[1:])
             by_band.setdefault(band[0], set()).add(band[1])
     out = []
     for url, content_hash, keys in wanted:
-        ids = set(by_hash.get(content_hash, ())) | (by_url.get(url, set()) if url else set())
+        # exact matches always (a story's copies must meet however crowded its bands are), then
+        # the newest band matches up to CANDIDATE_LIMIT in all
+        exact = set(by_hash.get(content_hash, ())) | (by_url.get(url, set()) if url else set())
+        banded: set[int] = set()
         for k in keys:
-            ids |= by_band.get(k, set())
-        newest = sorted(ids, reverse=True)[:CANDIDATE_LIMIT]
-        out.append([rows[i] for i in newest])
+            banded |= by_band.get(k, set())
+        room = max(0, CANDIDATE_LIMIT - len(exact))
+        chosen = sorted(exact, reverse=True) + sorted(banded - exact, reverse=True)[:room]
+        out.append([rows[i] for i in chosen])
     return out
+
+
+def _candidate(r: Sequence[Any]) -> DuplicateCandidate:
+    """A candidate from a row of ``_COLUMNS`` (the two fingerprint columns made one)."""
+    entry_id, source_id, url, content_hash, lede, body, weight, duplicate_of = r
+    return DuplicateCandidate(entry_id, source_id, url, content_hash, fingerprint_of(lede, body),
+                              weight, duplicate_of)
 
 
 def _story_keys(e: Entry) -> list[str]:

@@ -1,7 +1,7 @@
 """The SQL behind ``aggregator explain``'s nearest candidates and the recomputation of stored
 fingerprints when their meaning changes (a mixin of ``SQLStore``, like identity.py).
 
-Owns reading an entry's band keys and rewriting every entry's fingerprint, weight and band keys
+Owns reading an entry's band keys and rewriting every entry's fingerprint (both columns), weight and band keys
 from its stored title and content; the decisions are dedupe.py's.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from .schema import entries, entry_bands
+from .schema import entries, entry_bands, fingerprint_columns
 
 log = logging.getLogger("aggregator.store")
 Signature = Callable[[str | None, str | None], tuple[int | None, tuple[int, ...], int]]
@@ -74,7 +74,7 @@ def _rewrite(
     fingerprint, keys, weight = sig
     conn.execute(
         update(entries).where(entries.c.id == entry_id)
-        .values(fingerprint=fingerprint, text_length=weight)
+        .values(**fingerprint_columns(fingerprint), text_length=weight)
     )
     conn.execute(delete(entry_bands).where(entry_bands.c.entry_id == entry_id))
     if keys:

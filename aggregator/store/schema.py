@@ -134,7 +134,9 @@ entries = Table(
     Column("image", Text),
     Column("content_hash", String(64), nullable=False),
     Column("canonical_url", Text),
+    # dedupe.fingerprint's two windows (migration 8): the lede's 64-bit MinHash and the body's.
     Column("fingerprint", BigInteger),
+    Column("body_fingerprint", BigInteger),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
     Column("sort_at", UTCDateTime, nullable=False),
@@ -299,21 +301,53 @@ def _v6_detail_retries(conn: Connection) -> None:
 
 
 def _v7_fingerprint_windows(conn: Connection) -> None:
-    """Fingerprints changed meaning (two windows, lede and body; Traditional Chinese folded to
-    Simplified): every stored fingerprint, weight and band key is computed again, so stories
-    stored before the upgrade still meet their copies. A data migration needs the code that makes
-    the data, so dedupe's signature is imported here (and only here)."""
+    """Was: fingerprints of two 32-bit windows (lede and body; Traditional Chinese folded to
+    Simplified) recomputed. Now nothing: migration 8 recomputes every fingerprint anyway, and a
+    database that had 7 already still needs 8's."""
+
+
+def _v8_fingerprint_columns(conn: Connection) -> None:
+    """Each fingerprint window gets 64 bits of its own (``body_fingerprint`` beside
+    ``fingerprint``): the column is added and every stored fingerprint, weight and band key is
+    computed again, so stories stored before the upgrade still meet their copies. A data migration
+    needs the code that makes the data, so dedupe's signature is imported here (and only here)."""
     from ..dedupe import stored_signature
     from .nearest import recompute_in
 
+    if "body_fingerprint" not in {c["name"] for c in inspect(conn).get_columns("entries")}:
+        conn.execute(text("ALTER TABLE entries ADD COLUMN body_fingerprint BIGINT"))
     recompute_in(conn, stored_signature)
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_initial, _v2_revisions, _v3_dedupe, _v4_source_summaries, _v5_scale_out,
-    _v6_detail_retries, _v7_fingerprint_windows,
+    _v6_detail_retries, _v7_fingerprint_windows, _v8_fingerprint_columns,
 ]
 LATEST = len(MIGRATIONS)
+
+_WINDOW = (1 << 64) - 1
+
+
+def fingerprint_columns(fingerprint: int | None) -> dict[str, int | None]:
+    """The ``fingerprint`` and ``body_fingerprint`` column values of a fingerprint
+    (dedupe.fingerprint: 128 bits, the lede's window low, the body's high), each signed 64-bit
+    so SQLite INTEGER and PostgreSQL BIGINT hold it."""
+    if fingerprint is None:
+        return {"fingerprint": None, "body_fingerprint": None}
+    lede, body = fingerprint & _WINDOW, (fingerprint >> 64) & _WINDOW
+    return {"fingerprint": _signed(lede), "body_fingerprint": _signed(body)}
+
+
+def fingerprint_of(lede: int | None, body: int | None) -> int | None:
+    """The fingerprint stored in the two columns (``fingerprint_columns``); None without one."""
+    if lede is None:
+        return None
+    return (lede & _WINDOW) | ((lede if body is None else body) & _WINDOW) << 64
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >> 63 else value
+
 
 _MIGRATION_LOCK = 7_306_112_001  # pg_advisory_lock key: "aggregator schema"
 

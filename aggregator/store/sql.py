@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,9 +42,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine, RowMapping, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..config import StorageSettings
 from ..errors import StoreError
 from ..models import Drop, Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
 from .details import DetailQueries
@@ -54,6 +56,8 @@ from .schema import (
     entries,
     entry_bands,
     fetch_log,
+    fingerprint_columns,
+    fingerprint_of,
     migrate,
     revision_seq,
     sources,
@@ -93,19 +97,45 @@ def category_key(path: Sequence[str]) -> str:
     return "".join(p + SEP for p in path)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, limits: StorageSettings | None = None) -> Engine:
+    """An engine for ``url`` whose waits are bounded by ``limits`` (the [storage] timeouts).
+
+    PostgreSQL: psycopg's ``connect_timeout`` (whole seconds, at least 2), the server's
+    ``statement_timeout`` set for every session, TCP keepalives and ``tcp_user_timeout`` (a
+    connection into a dead network fails instead of waiting for ever), a bounded wait for a pooled
+    connection, and a ping before a pooled connection is reused, so the daemon reconnects by
+    itself after an outage. Settings given in the URL's query win over these."""
+    limits = limits or StorageSettings(url=url)
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, limits)
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(url, pool_pre_ping=True, future=True)
+    return create_engine(url, pool_pre_ping=True, pool_timeout=limits.pool_timeout,
+                         connect_args=_pg_connect_args(make_url(url).query, limits))
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _pg_connect_args(query: Mapping[str, Any], limits: StorageSettings) -> dict[str, Any]:
+    waits: dict[str, Any] = {
+        "connect_timeout": max(1, math.ceil(limits.connect_timeout)),
+        "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+        "tcp_user_timeout": int((limits.connect_timeout + limits.statement_timeout + 30) * 1000),
+    }
+    found = {k: v for k, v in waits.items() if k not in query}
+    given = query.get("options", "")  # after ours: a -c in the URL wins
+    ours = f"-c statement_timeout={round(limits.statement_timeout * 1000)}"
+    found["options"] = f"{ours} {given if isinstance(given, str) else ' '.join(given)}".strip()
+    return found
+
+
+def _sqlite_engine(url: str, limits: StorageSettings) -> Engine:
+    """SQLite in WAL mode; ``statement_timeout`` bounds the wait for another connection's lock
+    (the busy timeout), ``pool_timeout`` the wait for a pooled connection."""
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    busy = limits.statement_timeout or 30.0
+    engine = create_engine(url, pool_timeout=limits.pool_timeout,
+                           connect_args={"check_same_thread": False, "timeout": busy})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -113,7 +143,7 @@ def _sqlite_engine(url: str) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={round(busy * 1000)}")
         cur.close()
 
     return engine
@@ -122,10 +152,10 @@ def _sqlite_engine(url: str) -> Engine:
 class SQLStore(IdentityQueries, DetailQueries, NearestQueries):
     """One store over one database; safe to share within a process."""
 
-    def __init__(self, url: str, now: datetime) -> None:
+    def __init__(self, url: str, now: datetime, limits: StorageSettings | None = None) -> None:
         self.url = url
         try:
-            self.engine = make_engine(url)
+            self.engine = make_engine(url, limits)
             self.version = migrate(self.engine, now)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store at {_redact(url)}: {exc}") from None
@@ -811,7 +841,7 @@ def _entry_update_row(e: Entry, now: datetime) -> dict[str, Any]:
         "image": e.image,
         "content_hash": e.content_hash,
         "canonical_url": e.canonical_url,
-        "fingerprint": e.fingerprint,
+        **fingerprint_columns(e.fingerprint),
         "changed_at": e.changed_at or now,
         **identity_columns(e),
     }
@@ -835,7 +865,7 @@ def _entry(r: RowMapping) -> Entry:
         image=r["image"],
         content_hash=r["content_hash"],
         canonical_url=r["canonical_url"],
-        fingerprint=r["fingerprint"],
+        fingerprint=fingerprint_of(r["fingerprint"], r["body_fingerprint"]),
         first_seen=r["first_seen"],
         changed_at=r["changed_at"],
         duplicate_of=r["duplicate_of"],

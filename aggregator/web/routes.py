@@ -1,6 +1,8 @@
 """HTTP routes of the operating surface: status pages, admin actions and ``/metrics``.
 
-Owns: gathering what the pages show (from the store, the feed service and the reload state), the
+Owns: gathering what the pages show (from the store, in a thread through the feed service's
+``StoreGuard``: a database that is down or hung makes a page a quick 503, never a blocked event
+loop; from the feed service and the reload state), the
 admin actions (POST only, only with ``server.admin_token`` set, the token from a form field or an
 ``Authorization: Bearer`` header, compared in constant time), and serving the metrics registry.
 Does not own: markup (web/status.py), feeds (server.py) or what the actions do (the store).
@@ -13,7 +15,9 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
+from typing import Any
 from urllib.parse import parse_qs, quote
 
 from starlette.requests import Request
@@ -22,13 +26,14 @@ from starlette.routing import BaseRoute, Route
 
 from ..clock import Clock
 from ..config import Settings
-from ..errors import SelectionError
+from ..errors import SelectionError, StoreUnavailable
 from ..logs import kv
 from ..metrics import CONTENT_TYPE, Metrics
-from ..models import Selection, Source
+from ..models import Entry, Selection, Source, SourceState
+from ..publish import http as feed_http
 from ..publish.feeds import FeedService, FeedSpec
 from ..reload import ReloadState
-from ..report import row_of, source_rows
+from ..report import SourceRow, row_of, source_rows
 from ..store import Store
 from .access import sign_links, signed
 from .status import (
@@ -93,26 +98,37 @@ def _page(ctx: WebContext, endpoint: Endpoint) -> Callable[[Request], Awaitable[
 
 async def overview(ctx: WebContext, request: Request) -> Response:
     settings = ctx.settings()
+    try:
+        rows, newest = await ctx.feeds.guard.call("status", _overview_reads, ctx.store)
+    except StoreUnavailable as exc:
+        return unavailable(exc)
     page = Overview(
         title=settings.publish.title,
         now=ctx.clock.now(),
         notices=notices(ctx.reload),
-        rows=tuple(source_rows(ctx.store)),
+        rows=tuple(rows),
         feeds=tuple(feed_links(ctx.feeds, ctx.sources())),
-        newest=tuple(ctx.store.list_entries(Selection(limit=NEWEST))),
+        newest=tuple(newest),
         names=display_names(ctx.sources()),
         view=View.of(request.query_params),
     )
     return HTMLResponse(sign_links(overview_page(page), settings.server), headers=PAGE_HEADERS)
 
 
+def _overview_reads(store: Store) -> tuple[list[SourceRow], list[Entry]]:
+    return source_rows(store), store.list_entries(Selection(limit=NEWEST))
+
+
 async def source(ctx: WebContext, request: Request) -> Response:
     sid = request.path_params["sid"]
-    state = ctx.store.get_state(sid)
-    if state is None:
+    try:
+        found = await ctx.feeds.guard.call("status", _source_reads, ctx.store, sid)
+    except StoreUnavailable as exc:
+        return unavailable(exc)
+    if found is None:
         return PlainTextResponse(f"404 Not Found: no source {sid!r}\nSee / for every source.\n", 404)
+    state, count, history, latest = found
     configured = ctx.sources()
-    count = ctx.store.entry_counts().get(sid, 0)
     name = display_names(configured).get(sid, state.title or sid)
     done = request.query_params.get("done")
     page = SourceDetail(
@@ -121,9 +137,8 @@ async def source(ctx: WebContext, request: Request) -> Response:
         notices=notices(ctx.reload),
         row=row_of(state, count),
         name=name,
-        history=tuple(ctx.store.fetch_history(sid, HISTORY)),
-        entries=tuple(ctx.store.list_entries(
-            Selection(source_ids=(sid,), merge_duplicates=False, limit=SOURCE_ENTRIES))),
+        history=tuple(history),
+        entries=tuple(latest),
         feed=_link(partial(ctx.feeds.source, sid)) if sid in configured else None,
         admin=bool(ctx.settings().server.admin_token),
         message=ACTIONS.get(done) if done else None,
@@ -131,11 +146,33 @@ async def source(ctx: WebContext, request: Request) -> Response:
     return HTMLResponse(sign_links(source_page(page), ctx.settings().server), headers=PAGE_HEADERS)
 
 
+def _source_reads(
+    store: Store, sid: str
+) -> tuple[SourceState, int, list[dict[str, Any]], list[Entry]] | None:
+    state = store.get_state(sid)
+    if state is None:
+        return None
+    latest = store.list_entries(
+        Selection(source_ids=(sid,), merge_duplicates=False, limit=SOURCE_ENTRIES))
+    return state, store.entry_counts().get(sid, 0), store.fetch_history(sid, HISTORY), latest
+
+
 async def metrics(ctx: WebContext, request: Request) -> Response:
     if ctx.metrics is None:
         return PlainTextResponse("404 Not Found: metrics are off\n", 404)
-    body = await asyncio.to_thread(ctx.metrics.exposition)  # per-source gauges read the store
+    # The per-source gauges read the store (a failed read is counted and left out, metrics.py);
+    # a hung database makes the scrape a 503 after the guard's timeout, never a stuck loop.
+    scrape = asyncio.ensure_future(asyncio.to_thread(ctx.metrics.exposition))
+    try:
+        body = await asyncio.wait_for(asyncio.shield(scrape), ctx.feeds.guard.timeout)
+    except TimeoutError:
+        return unavailable(ctx.feeds.guard.unavailable("the database did not answer in time"))
     return Response(body, media_type=CONTENT_TYPE)
+
+
+def unavailable(exc: StoreUnavailable) -> Response:
+    reply = feed_http.unavailable(exc)
+    return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
 
 # --- admin ------------------------------------------------------------------------------------
@@ -154,18 +191,28 @@ async def admin(ctx: WebContext, request: Request) -> Response:
         log.warning("%s", kv(event="admin", action=action, source=sid, result="refused",
                              client=request.client.host if request.client else None))
         return _refused(ctx, request, sid, "wrong or missing admin token; nothing was changed")
-    if ctx.store.get_state(sid) is None:
+    try:
+        known = await ctx.feeds.guard.call("admin", _act, ctx.store, sid, action, ctx.clock.now())
+    except StoreUnavailable as exc:
+        return unavailable(exc)
+    if not known:
         return PlainTextResponse(f"404 Not Found: no source {sid!r}\n", 404)
-    now = ctx.clock.now()
-    if action == "reset":
-        ctx.store.reset_source(sid, now)
-    else:
-        ctx.store.fetch_now(sid, now)
     if ctx.poke:
         ctx.poke()
     log.info("%s", kv(event="admin", action=action, source=sid, result="done"))
     target = signed(ctx.settings().server, f"/sources/{quote(sid, safe='')}?done={action}")
     return RedirectResponse(target, status_code=303)
+
+
+def _act(store: Store, sid: str, action: str, now: datetime) -> bool:
+    """Do ``action`` to source ``sid``; False when there is no such source."""
+    if store.get_state(sid) is None:
+        return False
+    if action == "reset":
+        store.reset_source(sid, now)
+    else:
+        store.fetch_now(sid, now)
+    return True
 
 
 def _refused(ctx: WebContext, request: Request, sid: str, why: str) -> Response:
