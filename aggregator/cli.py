@@ -1,16 +1,22 @@
-"""The command line: run, check, fetch, sources, export.
+"""The command line: init, run, check, fetch, sources, explain, export, import, build, db.
 
 Every command reads the config through ``config.load`` (``--config`` or ``$AGGREGATOR_CONFIG``),
-prints errors as readable lines (never a traceback for a user mistake) and returns an exit code.
+prints errors as readable lines (never a traceback for a user mistake) and returns an exit code:
+0 all went well, 1 some sources (or the entry asked for) failed, 2 a usage or config error.
+Global options (``--config``, ``--json``) are accepted before or after the subcommand; output is
+fitted to a terminal's width, and full width when it goes to a pipe or a file.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +29,47 @@ from . import config as config_mod
 from . import dbtools
 from .clock import SystemClock
 from .config import Settings
-from .errors import AggregatorError, ConfigError
+from .errors import AggregatorError, ConfigError, UsageError
 from .models import FetchOutcome, FetchStatus
 from .report import COLUMNS, SourceRow
 
-console = Console()
-err_console = Console(stderr=True)
+PLAIN_WIDTH = 4096  # "full width" for output that is not a terminal: nothing is cut
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console fitted to the terminal; full width, no wrapping, when writing to a pipe or a
+    file (unless $COLUMNS says otherwise)."""
+    stream = sys.stderr if stderr else sys.stdout
+    plain = not stream.isatty() and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, width=PLAIN_WIDTH if plain else None, soft_wrap=plain)
+
+
+console = _console()
+err_console = _console(stderr=True)
+CONFIG_HELP = "config file (default: $AGGREGATOR_CONFIG or config/aggregator.toml)"
+JSON_HELP = "print the result as JSON on standard output (sources, fetch, check, explain)"
+
+
+def _version() -> str:
+    try:
+        return version("aggregator")
+    except PackageNotFoundError:  # pragma: no cover (running from a source tree)
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="aggregator", description="Collect feeds and other sources, clean them, republish them."
+        prog="aggregator", description="Collect feeds and other sources, clean them, republish them.",
+        epilog="exit codes: 0 all ok; 1 some sources (or the entry asked for) failed; "
+               "2 usage or config error",
     )
-    parser.add_argument("--config", help="config file (default: $AGGREGATOR_CONFIG or config/aggregator.toml)")
+    parser.add_argument("--version", action="version", version=f"aggregator {_version()}")
+    parser.add_argument("--config", help=CONFIG_HELP)
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
     sub = parser.add_subparsers(dest="command")
+    init = sub.add_parser("init", help="write a commented starter config (default: config/aggregator.toml)")
+    init.add_argument("path", nargs="?", help="where to write it")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
     run = sub.add_parser("run", help="run the daemon: scheduler and HTTP server")
     run.add_argument(
         "--role", choices=("all", "worker", "web"), default="all",
@@ -69,7 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     hexo.add_argument("--limit", type=int, default=100000, help="at most this many posts")
     add_publish_parsers(sub, export_sub)
     dbtools.add_parser(sub)
+    _global_options_everywhere(parser)
     return parser
+
+
+def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--json`` after any subcommand too; a value given there wins, and one
+    given only before the subcommand is kept (SUPPRESS: no default overwrites it)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                child.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+                child.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                                   help=JSON_HELP)
+                _global_options_everywhere(child)
 
 
 def _port(text: str) -> int:
@@ -82,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "init": cmd_init,
         "run": cmd_run,
         "db": cmd_db,
         "check": cmd_check,
@@ -95,9 +142,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[command](args)
     except ConfigError as exc:
+        if args.json:
+            problems = [{"file": exc.path, "line": line, "problem": problem}
+                        for problem, line in zip(exc.problems, exc.lines)]
+            _print_json({"config": exc.path, "ok": False, "problems": problems})
         err_console.print(f"[red]config error[/red] in {exc.path}:", highlight=False)
-        for problem in exc.problems:
-            err_console.print(f"  - {problem}", highlight=False, markup=False)
+        for problem, line in zip(exc.problems, exc.lines):
+            where = f"{exc.path}:{line}" if line else exc.path
+            err_console.print(f"  {where}: {problem}", highlight=False, markup=False)
+        return 2
+    except UsageError as exc:
+        err_console.print(f"error: {exc}", highlight=False, markup=False)
         return 2
     except AggregatorError as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False)
@@ -136,14 +191,41 @@ def cmd_db(args: argparse.Namespace) -> int:
     return dbtools.run(args, settings, console, err_console)
 
 
+def _print_json(value: object) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write the packaged starter config to PATH (or --config, or the default path)."""
+    target = Path(args.path or args.config or config_mod.DEFAULT_CONFIG)
+    if target.exists() and not args.force:
+        raise AggregatorError(f"{target} exists; use --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(config_mod.starter_config(), encoding="utf-8")
+    console.print(f"wrote {target}: add your feeds as [[sources]] tables, then run "
+                  f"`aggregator check --config {target}` and `aggregator run --config {target}`",
+                  highlight=False, markup=False)
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     settings, path = _settings(args)
-    console.print(f"{path}: ok, {len(settings.sources)} sources", highlight=False)
-    if args.source:
-        from .commands import dry_run
+    if not args.source:
+        if args.json:
+            _print_json({"config": str(path), "ok": True, "sources": len(settings.sources)})
+        else:
+            console.print(f"{path}: ok, {len(settings.sources)} sources", highlight=False)
+        return 0
+    from .commands import dry_run_result
 
-        return asyncio.run(dry_run(settings, args.source, console))
-    return 0
+    if not args.json:
+        console.print(f"{path}: ok, {len(settings.sources)} sources", highlight=False)
+    result = asyncio.run(dry_run_result(settings, args.source, console, quiet=args.json))
+    if args.json:
+        _print_json({"config": str(path), "ok": True, "sources": len(settings.sources),
+                     "dry_run": result.as_json()})
+    return result.code
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -154,10 +236,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     sources = [s for s in settings.source_records() if not wanted or s.id in wanted]
     unknown = wanted - {s.id for s in sources}
     if unknown:
-        raise AggregatorError(f"unknown source(s): {', '.join(sorted(unknown))}")
+        raise UsageError(f"unknown source(s): {', '.join(sorted(unknown))}")
     with Progress(
         TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.description}"), console=err_console, transient=False,
+        disable=not err_console.is_terminal,
     ) as progress:
         task = progress.add_task("", total=len(sources))
 
@@ -165,11 +248,21 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             progress.update(task, advance=1, description=outcome.source_id)
 
         outcomes = asyncio.run(fetch_all(settings, sources, step))
-    console.print(outcome_table(outcomes))
     failed = sum(o.status in (FetchStatus.ERROR, FetchStatus.GONE) for o in outcomes)
     added = sum(o.added for o in outcomes)
-    console.print(f"{len(outcomes)} sources, {added} new entries, {failed} failed", highlight=False)
-    return 1 if failed and failed == len(outcomes) else 0
+    if args.json:
+        _print_json({"sources": len(outcomes), "added": added, "failed": failed,
+                     "outcomes": [outcome_json(o) for o in sorted(outcomes, key=lambda o: o.source_id)]})
+    else:
+        console.print(outcome_table(outcomes))
+        console.print(f"{len(outcomes)} sources, {added} new entries, {failed} failed", highlight=False)
+    return 1 if failed else 0
+
+
+def outcome_json(o: FetchOutcome) -> dict[str, object]:
+    return {"source": o.source_id, "outcome": o.status.value, "added": o.added, "updated": o.updated,
+            "merged": o.merged, "bytes": o.bytes, "seconds": round(o.elapsed, 3), "error": o.error,
+            "next_fetch": o.next_fetch_at.isoformat() if o.next_fetch_at else None}
 
 
 def outcome_table(outcomes: Sequence[FetchOutcome]) -> Table:
@@ -194,7 +287,11 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
     settings, _ = _settings(args)
     clock = SystemClock()
-    console.print(sources_table(source_rows(settings, clock), clock.now(), console.width))
+    rows = source_rows(settings, clock)
+    if args.json:
+        _print_json([row.as_json() for row in rows])
+    else:
+        console.print(sources_table(rows, clock.now(), console.width))
     return 0
 
 
@@ -236,7 +333,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .commands import explain
 
     settings, _ = _settings(args)
-    return explain(settings, args.entry, console)
+    return explain(settings, args.entry, console, as_json=_print_json if args.json else None)
 
 
 def add_publish_parsers(sub: Any, export_sub: Any) -> None:
@@ -281,6 +378,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         console.print(f"added    {source_id}  {url}", highlight=False, markup=False)
     for url, why in report.skipped:
         console.print(f"skipped  {url}  ({why})", highlight=False, markup=False)
+    for note in report.notes:
+        console.print(f"note     {note}", highlight=False, markup=False)
     verb = "would add" if args.dry_run else "added"
     where = "" if args.dry_run or not report.added else f" to {path}"
     console.print(f"{verb} {len(report.added)} sources{where}, skipped {len(report.skipped)}", highlight=False)

@@ -1,14 +1,16 @@
 """What the one-shot CLI commands do, apart from parsing arguments and printing.
 
-Owns: fetching every source once, dry runs of one source, the sources table rows and exports.
+Owns: fetching every source once, dry runs of one source (every entry the document holds, new,
+changed or already stored), the sources table rows, exports and ``explain`` (as lines or JSON).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 from rich import box
 from rich.cells import cell_len
@@ -19,9 +21,9 @@ from . import dedupe, report
 from .clock import Clock, SystemClock
 from .config import Settings
 from .daemon import open_configured_store
-from .errors import AggregatorError
+from .errors import UsageError
 from .fetch import Fetcher
-from .models import FetchOutcome, Selection, Source, SourceState
+from .models import Entry, FetchOutcome, Selection, Source, SourceState
 from .owners import owner_id
 from .pipeline import Pipeline, Processed
 from .publish.hexo import ExportStats, PostSource, export_posts
@@ -54,36 +56,103 @@ async def fetch_all(
         store.close()
 
 
+@dataclass(frozen=True)
+class DryRun:
+    """What ``check --source`` found: the outcome and every entry the document holds, each
+    marked new, changed, stored (already in the store as it is) or dropped."""
+
+    processed: Processed
+    rows: tuple[tuple[str, Entry], ...]  # (mark, entry) for every parsed entry kept
+    code: int
+
+    def as_json(self) -> dict[str, object]:
+        o = self.processed.outcome
+        counts = {mark: sum(m == mark for m, _ in self.rows) for mark in ("new", "changed", "stored")}
+        entries = [{"mark": mark, "key": e.key, "title": e.title, "link": e.link,
+                    "published": e.published.isoformat() if e.published else None,
+                    "category_path": list(e.category_path), "categories": list(e.categories),
+                    "merged": e.merge_reason, "why": list(e.explanation)} for mark, e in self.rows]
+        entries += [{"mark": "dropped", "key": d.key, "title": d.title, "link": d.link,
+                     "why": [d.reason]} for d in self.processed.dropped]
+        return {"source": o.source_id, "outcome": o.status.value, "error": o.error,
+                **counts, "dropped": len(self.processed.dropped), "entries": entries}
+
+
+class _Remembering:
+    """The store as a dry run sees it: it remembers what the store knows of each parsed key and
+    answers that it knows none, so every entry of the document is processed and shown."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.remembered: dict[str, tuple[int, str, str | None]] = {}
+
+    def known(self, source_id: str, keys: Iterable[str]) -> dict[str, tuple[int, str, str | None]]:
+        self.remembered.update(self.store.known(source_id, keys))
+        return {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
 async def dry_run(
     settings: Settings, source_id: str, console: Console, clock: Clock | None = None
 ) -> int:
-    """Fetch one source and print what would be stored, storing nothing (the source rows are not
-    synced either: only the schema is created when the database is new)."""
+    """Fetch one source and print every entry it holds and what would be stored, storing
+    nothing; 0 when the fetch worked, else 1."""
+    return (await dry_run_result(settings, source_id, console, clock)).code
+
+
+async def dry_run_result(
+    settings: Settings, source_id: str, console: Console, clock: Clock | None = None,
+    quiet: bool = False,
+) -> DryRun:
+    """Fetch one source and print (unless ``quiet``) every entry it holds and what would be
+    stored, storing nothing (the source rows are not synced either: only the schema is created
+    when the database is new)."""
     clock = clock or SystemClock()
     sources = {s.id: s for s in settings.source_records()}
     if source_id not in sources:
-        raise AggregatorError(f"unknown source {source_id!r}")
+        raise UsageError(f"unknown source {source_id!r}")
     source = sources[source_id]
     store = open_store(settings.storage.url, clock.now(), settings.storage)
+    view = _Remembering(store)
     try:
         state = _dry_state(store.get_state(source_id), source)
         async with Fetcher(settings.fetch, clock) as fetcher:
-            pipeline = Pipeline(settings, store, fetcher.fetch, clock, owner=owner_id(), processes=1)
+            pipeline = Pipeline(settings, cast(Store, view), fetcher.fetch, clock, owner=owner_id(),
+                                processes=1)
             processed = await pipeline.dry_run(source, state)
     finally:
         store.close()
+    result = DryRun(processed, tuple((_mark(e, view.remembered), e) for e in processed.new),
+                    0 if processed.outcome.error is None else 1)
+    if not quiet:
+        _print_dry_run(result, console)
+    return result
+
+
+def _mark(e: Entry, known: dict[str, tuple[int, str, str | None]]) -> str:
+    if e.key not in known:
+        return "new"
+    _, content_hash, canonical = known[e.key]
+    return "stored" if (content_hash, canonical) == (e.content_hash, e.canonical_url) else "changed"
+
+
+def _print_dry_run(result: DryRun, console: Console) -> None:
+    processed = result.processed
     o = processed.outcome
-    console.print(f"{source_id}: {o.status.value}" + (f" — {o.error}" if o.error else ""), highlight=False)
+    console.print(f"{o.source_id}: {o.status.value}" + (f" — {o.error}" if o.error else ""), highlight=False)
     if processed.state.last_error and o.undated:
         console.print(f"{o.undated} undated — {processed.state.last_error}", highlight=False,
                       markup=False)
-    console.print(_dry_table(processed, console.width))
+    console.print(_dry_table(result, console.width))
     for line in explain_lines(processed):
         console.print(line, highlight=False, markup=False)
-    new, changed = len(processed.new), len(processed.changed)
-    console.print(f"would store: {new} new, {changed} changed, {len(processed.dropped)} dropped "
-                  "(nothing was stored)", highlight=False)
-    return 0 if o.error is None else 1
+    marks = [m for m, _ in result.rows]
+    stored = marks.count("stored")
+    console.print(f"would store: {marks.count('new')} new, {marks.count('changed')} changed, "
+                  f"{len(processed.dropped)} dropped (nothing was stored)"
+                  + (f"; {stored} already stored as they are" if stored else ""), highlight=False)
 
 
 def explain_lines(processed: Processed) -> list[str]:
@@ -107,14 +176,13 @@ def _dry_state(stored: SourceState | None, source: Source) -> SourceState:
     return replace(stored, etag=None, last_modified=None, body_hash=None)
 
 
-def _dry_table(processed: Processed, width: int) -> Table:
-    """What would be stored, one line per entry, fitted to ``width``: the title gets the most
+def _dry_table(result: DryRun, width: int) -> Table:
+    """Every entry of the document, one line each, fitted to ``width``: the title gets the most
     room; key, categories and link are cut with an ellipsis."""
-    rows: list[tuple[str, ...]] = []
-    for mark, group in (("new", processed.new), ("changed", processed.changed)):
-        rows += [(mark, e.title, _fmt(e.published), " / ".join(e.category_path) + _cats(e.categories),
-                  e.link or "", e.key) for e in group]
-    rows += [("dropped", d.title, "-", d.reason, d.link or "", d.key) for d in processed.dropped]
+    rows: list[tuple[str, ...]] = [
+        (mark, e.title, _fmt(e.published), " / ".join(e.category_path) + _cats(e.categories),
+         e.link or "", e.key) for mark, e in result.rows]
+    rows += [("dropped", d.title, "-", d.reason, d.link or "", d.key) for d in result.processed.dropped]
     names = ("", "title", "published", "categories", "link", "key")
     natural = [max([cell_len(n)] + [cell_len(r[i]) for r in rows]) for i, n in enumerate(names)]
     left = max(40, width - natural[0] - natural[2] - (len(names) - 1))
@@ -177,13 +245,22 @@ def export_hexo(
     return export_posts(entries, sources, out, settings.publish.title)
 
 
-def explain(settings: Settings, ref: str, console: Console, clock: Clock | None = None) -> int:
+def explain(
+    settings: Settings, ref: str, console: Console, clock: Clock | None = None,
+    as_json: Callable[[object], None] | None = None,
+) -> int:
     """Why an entry has its categories, which entry it was merged into, or which rule dropped it.
-    ``ref`` is an entry id, a key, a link or a canonical URL."""
+    ``ref`` is an entry id, a key, a link or a canonical URL. With ``as_json``, the same as one
+    JSON value passed to it. 1 when nothing matches."""
     store = open_store(settings.storage.url, (clock or SystemClock()).now(), settings.storage)
     try:
         ids = store.find_entries(ref)
         drops = store.find_drops(ref)
+        if as_json is not None:
+            as_json({"ref": ref, "entries": [_entry_json(store, i, settings) for i in ids],
+                     "dropped": [{"source": d.source_id, "key": d.key, "title": d.title,
+                                  "link": d.link, "reason": d.reason} for d in drops]})
+            return 0 if ids or drops else 1
         if not ids and not drops:
             console.print(f"no stored or dropped entry matches {ref!r}", highlight=False, markup=False)
             return 1
@@ -196,6 +273,19 @@ def explain(settings: Settings, ref: str, console: Console, clock: Clock | None 
         return 0
     finally:
         store.close()
+
+
+def _entry_json(store: Store, entry_id: int, settings: Settings) -> dict[str, object]:
+    e = store.get_entry(entry_id)
+    if e is None:
+        return {"id": entry_id}
+    return {
+        "id": e.id, "title": e.title, "source": e.source_id, "key": e.key, "link": e.link,
+        "category_path": list(e.category_path), "categories": list(e.categories),
+        "why": list(e.explanation), "duplicate_of": e.duplicate_of, "merge_reason": e.merge_reason,
+        "copies": store.duplicates_of(entry_id),
+        "nearest": [line.strip().removeprefix("- ") for line in _nearest_lines(store, entry_id, settings)],
+    }
 
 
 def _explain_entry(store: Store, entry_id: int) -> list[str]:

@@ -1,16 +1,21 @@
 """Settings: the only reader of the TOML config file and of the environment.
 
 Owns: locating the config file (``--config``, then ``AGGREGATOR_CONFIG``, then
-``config/aggregator.toml``), validating it into frozen pydantic settings, turning every validation
-problem into a line that names the file, the source id and the field, and turning configured sources
-into ``models.Source`` records. Does not own: what any setting does (each stage reads its section).
+``config/aggregator.toml``), the packaged starter config (``aggregator init``), validating it into
+frozen pydantic settings (strict numbers and booleans, checked URLs), turning every validation
+problem into a line that names the source id and the field (with "did you mean" for unknown keys)
+and finding its line in the file, all problems in one pass, and turning configured sources into
+``models.Source`` records. Does not own: what any setting does (each stage reads its section).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -24,6 +29,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -55,12 +61,18 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# Numbers and booleans as TOML writes them: "8080" or "yes" is a mistake, not a value to convert.
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+Float = Annotated[float, Strict()]  # an integer is accepted too
 
 
 def parse_category(value: Any) -> tuple[str, ...]:
     """A category path from ``"a / b / c"`` or ``["a", "b", "c"]``."""
     if value is None:
         return ()
+    if not isinstance(value, (str, list, tuple)):
+        raise ValueError("a category path is a string 'a / b' or a list of strings")  # noqa: TRY004 (pydantic reports ValueError)
     parts = value.split("/") if isinstance(value, str) else list(value)
     if not all(isinstance(p, str) for p in parts):
         raise ValueError("a category path is a string 'a / b' or a list of strings")
@@ -70,9 +82,18 @@ def parse_category(value: Any) -> tuple[str, ...]:
 CategoryPath = Annotated[tuple[str, ...], BeforeValidator(parse_category)]
 
 
+_HOST = re.compile(r"^(?:[0-9a-f:.]+:[0-9a-f:.]*|[^\s/?#@:\[\]<>\"{}|\\^`%]+)$")  # IPv6 or a name
+
+
 def check_http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """An absolute http(s) URL with a well-formed host and port and no spaces."""
+    try:
+        parts = urlsplit(value)
+        well_formed = parts.scheme in ("http", "https") and (parts.port is None or parts.port > 0)
+    except ValueError:  # a port that is not a number, a broken [IPv6] host
+        well_formed = False
+    if (not well_formed or not _HOST.match(parts.hostname or "")
+            or any(c.isspace() for c in value)):
         raise ValueError(f"not an http(s) URL: {value!r}")
     return value
 
@@ -106,24 +127,24 @@ Area = Literal["status", "opml", "feeds", "metrics"]
 
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    port: Int = Field(8080, ge=0, le=65535)
     base_url: str | None = None  # public URL of the server, for self links; default http://host:port
     admin_token: Secret | None = None
     # HTTP processes on the one port: the daemon itself and processes - 1 web processes it forks
-    processes: int = Field(1, ge=1, le=64)
+    processes: Int = Field(1, ge=1, le=64)
     # Access control (RSSHub's ACCESS_KEY conventions): with a key set, the areas in ``private``
     # answer only a request with ``?key=KEY``, ``?code=md5(path + KEY)`` or ``X-Access-Key: KEY``.
     # Default: $AGGREGATOR_ACCESS_KEY when set.
     access_key: Secret | None = Field(default_factory=lambda: os.environ.get(ENV_ACCESS_KEY) or None)
     private: tuple[Area, ...] = ("status", "opml", "metrics")
     # Limits against hostile clients, per process
-    max_request_line: int = Field(8 * 1024, ge=256)  # bytes of the request line (414 beyond)
-    max_header_bytes: int = Field(64 * 1024, ge=1024)  # request line and headers together (431)
+    max_request_line: Int = Field(8 * 1024, ge=256)  # bytes of the request line (414 beyond)
+    max_header_bytes: Int = Field(64 * 1024, ge=1024)  # request line and headers together (431)
     header_timeout: Duration = Field(10.0, gt=0)  # from connecting or a request's first byte to its last header
     keep_alive_timeout: Duration = Field(5.0, gt=0)  # idle keep-alive connections are closed after this
-    max_connections: int = Field(1000, ge=2)  # beyond it the oldest connection still waiting for a request is closed
+    max_connections: Int = Field(1000, ge=2)  # beyond it the oldest connection still waiting for a request is closed
     # a --role worker process serves /metrics, /healthz and /readyz on this port (none: no HTTP)
-    worker_port: int | None = Field(None, ge=0, le=65535)
+    worker_port: Int | None = Field(None, ge=0, le=65535)
 
     @property
     def public_base(self) -> str:
@@ -145,7 +166,7 @@ class RetentionSettings(_Section):
     """How long entries stay; removed ones leave tombstones so they never come back. The defaults
     keep everything."""
 
-    max_entries_per_source: int | None = Field(None, ge=1)  # keep the newest N of each source
+    max_entries_per_source: Int | None = Field(None, ge=1)  # keep the newest N of each source
     max_age: Duration | None = None  # remove entries dated (published or first seen) before this
     every: Duration = Field(3600.0, gt=0)  # how often worker processes prune
 
@@ -154,32 +175,32 @@ class FetchSettings(_Section):
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator; feed fetcher)"
     timeout: Duration = 30.0  # whole request, body included
     connect_timeout: Duration = 10.0
-    max_body_bytes: int = Field(15 * 1024 * 1024, gt=0)
-    max_entries: int = Field(500, ge=1)  # items kept from one document, newest first
-    concurrency: int = Field(20, ge=1)  # requests in flight, all hosts together
-    per_host_concurrency: int = Field(2, ge=1)
+    max_body_bytes: Int = Field(15 * 1024 * 1024, gt=0)
+    max_entries: Int = Field(500, ge=1)  # items kept from one document, newest first
+    concurrency: Int = Field(20, ge=1)  # requests in flight, all hosts together
+    per_host_concurrency: Int = Field(2, ge=1)
     per_host_delay: Duration = 1.0  # minimum gap between two requests to one host
-    max_retries: int = Field(3, ge=0)  # retries within one fetch (connect errors, timeouts, 5xx, 429)
+    max_retries: Int = Field(3, ge=0)  # retries within one fetch (connect errors, timeouts, 5xx, 429)
     retry_base_delay: Duration = 1.0
     retry_max_delay: Duration = 60.0
-    max_redirects: int = Field(10, ge=0)
-    permanent_redirect_after: int = Field(3, ge=1)  # consecutive fetches before the URL moves
-    retry_after_per_host: bool = False  # a 429's Retry-After holds back the whole host
+    max_redirects: Int = Field(10, ge=0)
+    permanent_redirect_after: Int = Field(3, ge=1)  # consecutive fetches before the URL moves
+    retry_after_per_host: Bool = False  # a 429's Retry-After holds back the whole host
     proxy: Secret | None = None  # http://host:port, used for every request; or "${NAME}"
-    allow_private_networks: bool = False
+    allow_private_networks: Bool = False
 
 
 class ScheduleSettings(_Section):
     interval: Duration = 1800.0  # default per-source interval
-    jitter: float = Field(0.1, ge=0, le=1)  # fraction of the interval, random either way
+    jitter: Float = Field(0.1, ge=0, le=1)  # fraction of the interval, random either way
     min_interval: Duration = 300.0
     max_interval: Duration = 86400.0
     max_backoff: Duration = 86400.0
     backoff_base: Duration = 60.0  # first retry after a failed fetch
     dispatch_every: Duration = 5.0  # how often the dispatcher looks for due sources
-    batch_size: int = Field(100, ge=1)  # sources in flight at once (claimed by the dispatcher)
+    batch_size: Int = Field(100, ge=1)  # sources in flight at once (claimed by the dispatcher)
     lease: Duration = 600.0  # how long a claimed source stays claimed
-    detail_attempts: int = Field(5, ge=1)  # fetches of an entry's detail before giving up on it
+    detail_attempts: Int = Field(5, ge=1)  # fetches of an entry's detail before giving up on it
 
 
 class ContentSettings(_Section):
@@ -187,7 +208,7 @@ class ContentSettings(_Section):
     image_proxy_scope: Literal["http", "all"] = "http"
     # worker processes that parse, clean and fingerprint fetched documents; 0 = one per CPU,
     # 1 = none (a thread of the daemon does it)
-    processes: int = Field(0, ge=0, le=64)
+    processes: Int = Field(0, ge=0, le=64)
     # CPU time one document's parse may take in a worker process before it is stopped; 0: none
     parse_cpu_budget: Duration = 20.0
 
@@ -205,16 +226,16 @@ class DedupeSettings(_Section):
         "ns_campaign", "ns_mchannel", "ns_source", "ns_linkname", "ns_fee", "scm",
         "share_source", "share_medium", "tt_from", "isappinstalled",
     )
-    near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
-    min_text_length: int = Field(60, ge=0)
-    per_source_keeps_duplicates: bool = True
+    near_duplicate_threshold: Float = Field(0.8, gt=0, le=1)
+    min_text_length: Int = Field(60, ge=0)
+    per_source_keeps_duplicates: Bool = True
 
 
 class PublishSettings(_Section):
     title: str = "aggregator"
     description: str = "Entries collected from many sources"
-    default_limit: int = Field(50, ge=1)
-    max_limit: int = Field(500, ge=1)
+    default_limit: Int = Field(50, ge=1)
+    max_limit: Int = Field(500, ge=1)
     hub: str | None = None  # WebSub hub URL
 
 
@@ -263,7 +284,7 @@ class RuleSettings(ConditionSettings):
     """``[[categorize.rules]]``: evaluated in order; adds categories or drops the entry."""
 
     add: tuple[str, ...] = ()
-    drop: bool = False
+    drop: Bool = False
     sources: tuple[str, ...] = ()  # only entries of these sources; empty: every source
 
     @model_validator(mode="after")
@@ -313,8 +334,8 @@ class CategorizeSettings(_Section):
 
 
 class QutoutiaoOptions(_Section):
-    cid: int = 255
-    limit: int = Field(20, ge=1, le=100)
+    cid: Int = Field(255, ge=1)
+    limit: Int = Field(20, ge=1, le=100)
 
 
 # --- Kinds "json" and "html": any site from the config alone (adapters: sources/json_api.py and
@@ -525,8 +546,9 @@ class SourceSettings(BaseModel):
     interval: Duration | None = None
     category: CategoryPath | None = None
     site_name: str | None = None
-    hexo_placeholder_image: bool | None = None  # None: the kind's default (Qutoutiao: true)
-    enabled: bool = True
+    hexo_placeholder_image: Bool | None = None  # None: the kind's default (Qutoutiao: true)
+    site_url: HttpUrl | None = None  # the site's home page (OPML htmlUrl), when the feed names none
+    enabled: Bool = True
 
     @field_validator("kind")
     @classmethod
@@ -558,9 +580,11 @@ def option_problems(kind: str, extra: dict[str, Any]) -> list[str]:
     try:
         options = model.model_validate(extra)
     except ValidationError as exc:
+        known = [*SourceSettings.model_fields, *model.model_fields]
         return [
             f"{'.'.join(str(p) for p in err['loc'])}: "
-            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, "))
+            + (_unknown(str(err["loc"][-1]), known) if err["type"] == "extra_forbidden"
+               else err["msg"].removeprefix("Value error, "))
             for err in exc.errors()
         ]
     fields = getattr(options, "fields", None)
@@ -614,9 +638,9 @@ class FeedSettings(_Section):
     exclude_sources: tuple[str, ...] = ()
     exclude_categories: CategoryPaths = ()
     exclude_query: str | None = None  # drop entries whose title, summary or content contains it
-    limit: int | None = Field(None, ge=1)  # entries per document (default publish.default_limit)
+    limit: Int | None = Field(None, ge=1)  # entries per document (default publish.default_limit)
     formats: tuple[FeedFormat, ...] = ("rss", "atom", "json")
-    merge_duplicates: bool = True  # one copy of a story found in several sources
+    merge_duplicates: Bool = True  # one copy of a story found in several sources
 
     @field_validator("id")
     @classmethod
@@ -727,6 +751,11 @@ def default_url(kind: str, options: dict[str, Any]) -> str:
     raise ValueError(f"a {kind} source needs a url")
 
 
+def starter_config() -> str:
+    """The commented starter config ``aggregator init`` writes (package data)."""
+    return (resources.files("aggregator") / "defaults" / "starter.toml").read_text(encoding="utf-8")
+
+
 def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
     """The config file to read: the explicit path, else $AGGREGATOR_CONFIG, else the default."""
     if explicit:
@@ -741,7 +770,8 @@ def load(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(str(file), ["file not found"]) from None
+        hint = f"file not found; write a starter config there with `aggregator init {file}`"
+        raise ConfigError(str(file), [hint]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(file), [f"cannot read: {exc}"]) from None
     return parse(text, str(file))
@@ -752,25 +782,54 @@ def parse(text: str, name: str = "<config>") -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(name, [f"not valid TOML: {exc}"]) from None
+    shape = _shape_problems(data)
+    if shape:
+        raise ConfigError(name, shape, [_line_of(text, [p.split(":")[0]], data) for p in shape])
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        # Kind-specific keys are checked after a source's fields; report them even when a field
-        # error stopped that check, so one run shows every problem.
+        # Kind-specific keys are checked after a source's fields, and repeated ids after every
+        # field: report them even when a field error stopped those checks, so one run shows
+        # every problem.
         joined = _joined_option_problems(data)
-        problems = [p for p in describe(exc, data) if p not in joined] + _all_option_problems(data)
-        raise ConfigError(name, list(dict.fromkeys(problems))) from None
+        found = [p for p in describe(exc, data) if p[1] not in joined]
+        found += _all_option_problems(data) + _duplicate_ids(data)
+        unique = {problem: loc for loc, problem in reversed(found)}  # first location, in order
+        ordered = list(dict.fromkeys(problem for _, problem in found))
+        lines = [_line_of(text, unique[problem], data) for problem in ordered]
+        raise ConfigError(name, ordered, lines) from None
 
 
-def _all_option_problems(data: dict[str, Any]) -> list[str]:
-    lines = []
+def _shape_problems(data: dict[str, Any]) -> list[str]:
+    """``[sources]`` or ``[feeds]`` written as one table instead of an array of tables."""
+    return [
+        f"{key}: write each {key[:-1]} as a [[{key}]] table (double brackets), not [{key}]"
+        for key in ("sources", "feeds") if isinstance(data.get(key), dict)
+    ]
+
+
+def _duplicate_ids(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
+    sources = data.get("sources")
+    seen: set[Any] = set()
+    found = []
+    for index, raw in enumerate(sources if isinstance(sources, list) else []):
+        sid = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(sid, str) and sid in seen:
+            found.append((["sources", index], f"sources[{index}] (id={sid}): duplicate source id {sid!r}"))
+        seen.add(sid)
+    return found
+
+
+def _all_option_problems(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
+    lines: list[tuple[list[Any], str]] = []
     sources = data.get("sources")
     for index, raw in enumerate(sources if isinstance(sources, list) else []):
         if not isinstance(raw, dict):
             continue
         extra = {k: v for k, v in raw.items() if k not in SourceSettings.model_fields}
         head = _location(["sources", index], data)
-        lines += [f"{head}: {p}" for p in option_problems(str(raw.get("kind", "feed")), extra)]
+        lines += [(["sources", index, p.split(":")[0].split(".")[0]], f"{head}: {p}")
+                  for p in option_problems(str(raw.get("kind", "feed")), extra)]
     return lines
 
 
@@ -787,18 +846,112 @@ def _joined_option_problems(data: dict[str, Any]) -> set[str]:
     return joined
 
 
-def describe(exc: ValidationError, data: dict[str, Any]) -> list[str]:
-    """One line per problem: where it is (section, source id, field) and what is wrong."""
-    lines = []
+def describe(exc: ValidationError, data: dict[str, Any]) -> list[tuple[list[Any], str]]:
+    """One line per problem: where it is (section, source id, field) and what is wrong; with the
+    error's location in the data (for its line number)."""
+    lines: list[tuple[list[Any], str]] = []
     for err in exc.errors():
         loc = list(err["loc"])
         where = _location(loc, data)
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _did_you_mean(loc, data)
+        elif err["type"] in PLAIN_MESSAGES:
+            message = PLAIN_MESSAGES[err["type"]]
+            if loc in (["sources"], ["feeds"]):
+                message = f"write each {str(loc[0])[:-1]} as a [[{loc[0]}]] table (double brackets)"
         # Whole-file checks (cross-references) report several problems in one message.
-        lines += [f"{where}: {message}"] if where else message.split("; ")
+        lines += [(loc, f"{where}: {message}")] if where else [(_loc_of(m), m) for m in message.split("; ")]
     return lines
+
+
+# pydantic's wording for a wrong shape, in the config's terms
+PLAIN_MESSAGES = {
+    "tuple_type": 'expected a list, such as ["a", "b"]',
+    "list_type": 'expected a list, such as ["a", "b"]',
+    "dict_type": "expected a table ([name] or { key = value })",
+    "model_type": "expected a table ([name], [[name]] or { key = value })",
+}
+
+
+def _loc_of(message: str) -> list[Any]:
+    """The location a whole-file check's message starts with: ``sources[2] (id=x).field: …``."""
+    m = re.match(r"^(\w+)\[(\d+)\]", message)
+    return [m.group(1), int(m.group(2))] if m else []
+
+
+def _did_you_mean(loc: list[Any], data: dict[str, Any]) -> str:
+    """`` (did you mean 'port'?)`` for an unknown key close to a known one of its table."""
+    return _unknown(str(loc[-1]), _known_keys(loc[:-1], data)).removeprefix("unknown key")
+
+
+def _unknown(key: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+    return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _known_keys(loc: list[Any], data: dict[str, Any]) -> list[str]:
+    model: Any = Settings
+    raw: Any = data
+    for part in loc:
+        if isinstance(part, int):
+            raw = raw[part] if isinstance(raw, list) and part < len(raw) else None
+            continue
+        raw = raw.get(part) if isinstance(raw, dict) else None
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        model = _model_in(field.annotation) if field is not None else None
+        if model is None:
+            return []
+    keys = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    if model is SourceSettings and isinstance(raw, dict):
+        keys += list(SOURCE_OPTIONS.get(str(raw.get("kind", "feed")), _Section).model_fields)
+    return keys
+
+
+def _model_in(annotation: Any) -> Any:
+    """The settings model a field holds (itself, or the element of a tuple of them)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+_TABLE = re.compile(r"^\s*\[\s*\[?\s*([A-Za-z0-9_.\s-]+?)\s*\]?\s*\]")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
+
+
+def _line_of(text: str, loc: Sequence[Any], data: dict[str, Any]) -> int | None:
+    """The line (from 1) of the key or table ``loc`` points at, as far as it can be found by
+    reading the file's table headers and keys (the TOML reader keeps no positions)."""
+    del data
+    tables = [str(p) for p in loc if isinstance(p, str)]
+    index = next((p for p in loc if isinstance(p, int)), None)
+    table, key = (tables[0], tables[1] if len(tables) > 1 else None) if tables else (None, None)
+    if table is None:
+        return None
+    seen, start = -1, None
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        m = _TABLE.match(line)
+        if m and m.group(1).strip() == table:
+            seen += 1
+            if index is None or seen == index:
+                start = number
+                break
+    if start is None:  # a top-level key (sources = "x")
+        return next((n for n, line in enumerate(lines, 1)
+                     if (m := _KEY.match(line)) and m.group(1).strip('"') == table), None)
+    if key is not None:
+        for number in range(start, len(lines)):
+            if _TABLE.match(lines[number]):
+                break
+            m = _KEY.match(lines[number])
+            if m and m.group(1).strip('"') == key:
+                return number + 1
+    return start
 
 
 def _location(loc: list[Any], data: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import fastlane, webprocs
 from .clock import Clock, SystemClock
 from .config import Settings
+from .errors import UsageError
 from .fetch import Fetcher
 from .logs import kv, setup_logging
 from .models import FetchOutcome, Source
@@ -126,7 +128,10 @@ def run(
     # Create or migrate the schema once, here: processes opening a new database at once would
     # race to create it. Closed before forking, so no process inherits a connection.
     open_store(settings.storage.url, SystemClock().now(), settings.storage).close()
-    sock, web = webprocs.fork(settings.server.host, settings.server.port, extra + 1, web_process)
+    try:
+        sock, web = webprocs.fork(settings.server.host, settings.server.port, extra + 1, web_process)
+    except OSError as exc:
+        raise cannot_listen(settings.server.host, settings.server.port, exc) from None
     web.respawn = (web_command(settings, config_path), sock)
     try:
         code = _on_loop(serve(settings, config_path, role=role, sock=sock, web=web, adjust=adjust),
@@ -158,6 +163,23 @@ def run_web_child(
                           adjust=adjust), loop_factory)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts or logs: a port in use (or any other
+    reason the address cannot be had) is one clear error, not a traceback after ``started``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise cannot_listen(host, port, exc) from None
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> UsageError:
+    why = ("the port is in use (another process listens there)" if exc.errno == errno.EADDRINUSE
+           else exc.strerror or str(exc))
+    return UsageError(f"cannot listen on {host}:{port}: {why}; stop the other process, or change "
+                      "[server] port or pass --port")
+
+
 def _on_loop(main: Coroutine[None, None, int], loop_factory: LoopFactory) -> int:
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(main)
@@ -174,6 +196,9 @@ async def serve(
     parent process is gone (stop then); ``web``: forked web processes to pass signals on to;
     ``adjust``: the command line's overrides, applied again to every reloaded config."""
     clock = clock or SystemClock()
+    port = listen_port(settings, role)
+    if sock is None and port is not None:
+        sock = bind(settings.server.host, port)
     setup_logging(settings.logging)
     if role == "web":  # a reader: never writes sources or entries
         store = open_store(settings.storage.url, clock.now(), settings.storage)
@@ -206,7 +231,6 @@ async def serve(
         if websub is not None:  # chained after the hooks attach() installed; primed before ticks
             dispatcher.on_outcomes = websub.hook(dispatcher.on_outcomes)
             await websub.prime()
-        port = listen_port(settings, role)
         server = _Server(
             uvicorn.Config(
                 app if role != "worker" else _only(app, WORKER_PATHS),

@@ -2,6 +2,7 @@
 
     AggregatorError
     ├── ConfigError        the config file is missing, unreadable or invalid (names file, source, field)
+    ├── UsageError         the command line names something that does not exist
     ├── FetchError         a fetch failed (network, HTTP status, limits); carries a readable message
     │   ├── GoneError      the origin answered 410 Gone
     │   └── NotAFeedError  the body is an HTML page or otherwise not a document we can read
@@ -25,10 +26,15 @@ class AggregatorError(Exception):
 class ConfigError(AggregatorError):
     """The configuration is invalid; ``problems`` lists each one as a readable line."""
 
-    def __init__(self, path: str, problems: list[str]) -> None:
+    def __init__(self, path: str, problems: list[str], lines: list[int | None] | None = None) -> None:
         self.path = path
         self.problems = problems
+        self.lines = lines if lines is not None else [None] * len(problems)  # each problem's line
         super().__init__(f"{path}: " + "; ".join(problems))
+
+
+class UsageError(AggregatorError):
+    """The command line asks for something that does not exist (an unknown source); exit 2."""
 
 
 class FetchError(AggregatorError):

@@ -17,7 +17,7 @@ from .daemon import open_configured_store
 from .errors import AggregatorError
 from .publish.build import BuildReport, build_site
 from .publish.feeds import FeedService
-from .publish.opml import ImportReport, add_to_config, export_opml, read_opml
+from .publish.opml import ImportReport, Skipped, add_to_config, export_opml, read_opml
 
 
 def opml_of(settings: Settings, clock: Clock | None = None) -> bytes:
@@ -49,7 +49,9 @@ def import_opml(settings: Settings, config_path: Path, opml_file: Path, dry_run:
         text = config_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise AggregatorError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    report = add_to_config(text, read_opml(data), settings.server.public_base)
+    skipped: list[Skipped] = []
+    feeds = read_opml(data, skipped)
+    report = add_to_config(text, feeds, settings.server.public_base, skipped)
     if report.added and not dry_run:
         replace_text(config_path, report.text)
     return report

@@ -2,8 +2,8 @@
 
 Owns: which columns an operator sees about a source (status, last success, last error, failures,
 next fetch, entries, share of 304s, URL; entries missing their detail where there is no error) and
-how each is worded, so ``aggregator sources`` and the
-status page at ``/`` cannot drift apart. Does not own: reading the config, HTML or terminal output.
+how each is worded (and the same row as JSON for ``--json``), so ``aggregator sources`` and the
+status page at ``/`` cannot drift apart; a source whose errors were reset reads ``reset``. Does not own: reading the config, HTML or terminal output.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ COLUMNS: tuple[str, ...] = (
 TIME_COLUMNS = frozenset({"last ok", "next fetch"})
 FAILING = frozenset({"error", "gone", "offline"})
 STATUS_WORDS = {"not_modified": "unchanged"}  # a 304 or the same bytes: healthy, nothing new
+RESET = "reset"  # a failing source whose errors an operator reset: due now, not failing
 
 
 @dataclass(frozen=True)
@@ -74,15 +75,38 @@ class SourceRow:
         what = "1 entry without its detail" if n == 1 else f"{n} entries without their detail"
         return f"{what}: {self.detail_error}" if self.detail_error else what
 
+    def as_json(self) -> dict[str, object]:
+        """The row for ``aggregator sources --json``: absolute ISO times, numbers as numbers."""
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": self.source_id, "status": self.status, "failing": self.failing,
+            "last_success": iso(self.last_success), "failures": self.failures,
+            "next_fetch": None if self.status == "gone" else iso(self.next_fetch),
+            "entries": self.entries, "fetches": self.fetches, "not_modified": self.not_modified,
+            "url": self.url, "moved_from": self.moved_from, "last_error": self.last_error,
+            "details_missing": self.details_missing, "detail_error": self.detail_error,
+        }
+
     def times(self) -> dict[str, datetime | None]:
         """The absolute times behind the relative ones in ``cells``, by column."""
         return {"last ok": self.last_success, "next fetch": self.next_fetch}
 
 
+def status_word(state: SourceState) -> str:
+    """The status shown: the last fetch's outcome, ``reset`` once errors were reset (the store
+    clears the failures and the error but keeps the last outcome until the next fetch)."""
+    last = state.last_status or "new"
+    if last in FAILING and state.consecutive_failures == 0 and state.last_error is None:
+        return RESET
+    return STATUS_WORDS.get(last, last)
+
+
 def row_of(state: SourceState, entries: int) -> SourceRow:
     return SourceRow(
         source_id=state.source_id,
-        status=STATUS_WORDS.get(state.last_status or "new", state.last_status or "new"),
+        status=status_word(state),
         last_success=state.last_success_at,
         failures=state.consecutive_failures,
         next_fetch=state.next_fetch_at,

@@ -238,11 +238,14 @@ class Scheduler:
 
     async def tick(self) -> None:
         """One dispatcher tick, its lag measured first; a failure is logged, never raised."""
-        await self._measure_lag()
         try:
+            await self._measure_lag()
             await self.dispatcher.dispatch()
         except asyncio.CancelledError:
-            raise
+            # shutdown() cancels a tick in progress (APScheduler's executor would log that as a
+            # failed job, with a traceback): a stop, not an error. Started batches are the
+            # daemon's to wait for.
+            return
         except Exception:  # a bug in one tick must not kill the daemon; it is logged loudly
             log.exception("event=dispatcher_failed")
 

@@ -183,14 +183,15 @@ async def test_an_empty_200_body_is_an_error(origin: Origin, world: Any, clock: 
 def test_fetch_and_check_commands_go_on_past_a_bug(
     world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`aggregator fetch` stores the good sources and reports the bad one; `aggregator check
-    --source` prints the bad source's error and exits 1, with no traceback."""
+    """`aggregator fetch` stores the good sources, reports the bad one and exits 1 (some sources
+    failed); `aggregator check --source` prints the bad source's error and exits 1, with no
+    traceback."""
     config = tmp_path / "agg.toml"
     config.write_text(_toml(world), encoding="utf-8")
     monkeypatch.setattr(FeedAdapter, "parse", _raise_for_bad(FeedAdapter.parse, _mentions_mark))
     # three sources: the command parses in its own process then (the injected bug lives here)
     chosen = ["--source", "alpha", "--source", "beta", "--source", "bad"]
-    assert cli.main(["--config", str(config), "fetch", *chosen]) == 0
+    assert cli.main(["--config", str(config), "fetch", *chosen]) == 1
     out = capsys.readouterr().out
     assert "3 sources, 6 new entries, 1 failed" in out and "internal error" in out
     assert cli.main(["--config", str(config), "check", "--source", "bad"]) == 1

@@ -10,7 +10,14 @@ from lxml import etree
 
 from aggregator import cli, config
 from aggregator.errors import AggregatorError
-from aggregator.publish.opml import OpmlFeed, add_to_config, derive_id, read_opml
+from aggregator.publish.opml import (
+    OpmlFeed,
+    Skipped,
+    add_to_config,
+    derive_id,
+    export_opml,
+    read_opml,
+)
 
 from .conftest import REPO
 from .feedworld import BASE, SOURCES, make_world
@@ -72,9 +79,10 @@ def test_export_opml_command_writes_what_the_server_serves(tmp_path: Path, capsy
 
 
 def test_read_opml_takes_folders_as_categories() -> None:
-    """Feed outlines at any depth; their folders, else their category attribute, as the path."""
+    """Feed outlines at any depth; their folders, else their category attribute, as the path;
+    htmlUrl as the site's URL."""
     feeds = read_opml(SUBSCRIPTIONS)
-    assert feeds[0] == OpmlFeed("https://lobste.rs/rss", "Lobsters", ("Tech",))
+    assert feeds[0] == OpmlFeed("https://lobste.rs/rss", "Lobsters", ("Tech",), "https://lobste.rs/")
     assert feeds[3] == OpmlFeed("https://sspai.com/feed", "少数派", ("科技", "数码"))
     assert len(feeds) == 6
 
@@ -161,3 +169,66 @@ def test_import_command_edits_the_config_file_and_reports(tmp_path: Path, capsys
     text = cfg.read_text(encoding="utf-8")
     assert text.startswith(original.rstrip("\n"))
     assert [s.id for s in config.load(cfg).sources][3:] == ["lobsters", "lobsters-2", "sspai-com"]
+
+
+ROUND_TRIP = """
+[[sources]]
+id = "samruby"
+url = "https://intertwingly.net/blog/index.atom"
+title = "Sam Ruby"
+category = "Blogs / People"
+site_url = "https://intertwingly.net/blog/"
+interval = "2h"
+
+[[sources]]
+id = "qtt-hot"
+kind = "qutoutiao"
+cid = 1
+limit = 30
+title = "趣头条 热点"
+
+[[sources]]
+id = "api"
+kind = "json"
+url = "https://api.example.org/posts"
+items = "data.posts"
+site_name = "Example API"
+[sources.fields]
+title = "headline"
+link = "url"
+"""
+
+
+def test_export_then_import_restores_the_same_sources() -> None:
+    """Export -> import into an empty config gives back the same [[sources]]: ids (no `samruby`
+    -> `sam-ruby`), kinds and their options, categories, titles, intervals and htmlUrl."""
+    settings = config.parse(ROUND_TRIP)
+    document = export_opml(settings, {s.id: s for s in settings.source_records()})
+    root = etree.fromstring(document)
+    sam = next(o for o in root.iter("outline") if o.get("xmlUrl", "").startswith("https://intertwingly"))
+    assert sam.get("htmlUrl") == "https://intertwingly.net/blog/"
+    report = add_to_config("", read_opml(document), settings.server.public_base)
+    assert report.skipped == []
+    again = config.parse(report.text)
+    assert sorted(again.sources, key=lambda s: s.id) == sorted(settings.sources, key=lambda s: s.id)
+
+
+def test_import_keeps_every_category_and_reports_what_it_skips() -> None:
+    """Several comma-separated categories: the first is the path, the rest are kept (as a
+    comment) and reported; `url=`-only outlines are read; type="link" and URL-less outlines are
+    listed as skipped, with why."""
+    data = """<?xml version="1.0"?><opml version="2.0"><head/><body>
+      <outline text="Multi" type="rss" xmlUrl="https://m.example/feed" category="/Tech/News,/科技"/>
+      <outline text="Only url" type="rss" url="https://u.example/rss"/>
+      <outline text="A page" type="link" url="https://p.example/"/>
+      <outline text="Nothing here"/>
+    </body></opml>""".encode()
+    skipped: list[Skipped] = []
+    feeds = read_opml(data, skipped)
+    report = add_to_config("", feeds, None, skipped)
+    assert report.added == [("multi", "https://m.example/feed"), ("only-url", "https://u.example/rss")]
+    assert [what for what, _ in report.skipped] == ["https://p.example/", "Nothing here"]
+    assert 'type="link"' in report.skipped[0][1] and "no xmlUrl" in report.skipped[1][1]
+    assert "also in OPML categories: 科技" in report.text
+    assert report.notes == ["multi: category Tech / News; also listed under 科技 (kept as a comment)"]
+    assert config.parse(report.text).sources[0].category == ("Tech", "News")

@@ -58,13 +58,13 @@ def test_sources_table_fits_80_columns() -> None:
 def test_sources_command_matches_the_status_page_rows(
     tmp_path: Path, origin: Origin, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`aggregator fetch` then `aggregator sources` prints one line per source, within 80 columns,
-    with the same columns as the status page."""
+    """`aggregator fetch` (exit 1: one source failed) then `aggregator sources` prints one line
+    per source, within 80 columns, with the same columns as the status page."""
     path, _ = make_config(tmp_path, origin, {"alpha": atom("alpha", ["A1", "A2"]), "beta": b""})
     origin.route("/beta", Reply(b"nope", status=404, content_type="text/plain"))
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setattr(cli, "console", Console(width=80, color_system=None))
-    assert cli.main(["--config", str(path), "fetch"]) == 0
+    assert cli.main(["--config", str(path), "fetch"]) == 1  # beta failed
     capsys.readouterr()
     assert cli.main(["--config", str(path), "sources"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -95,7 +95,7 @@ def test_check_source_is_a_dry_run(
         assert store.get_state("alpha") is None
     finally:
         store.close()
-    assert cli.main(["--config", str(path), "check", "--source", "nope"]) == 1
+    assert cli.main(["--config", str(path), "check", "--source", "nope"]) == 2  # a usage error
 
 
 def test_kv_round_trips_through_parse_pairs() -> None:

@@ -101,6 +101,16 @@ def test_author_falls_back_to_source_name() -> None:
     assert item.published == datetime(2021, 12, 9, 9, 45, tzinfo=UTC)
 
 
+def test_a_list_item_whose_url_is_not_a_link_is_left_out() -> None:
+    """A number, or text that is not an http(s) URL, in an item's url is no link: the item is
+    skipped instead of being stored under the key "5"."""
+    items = [{"url": 5, "title": "five"}, {"url": "javascript:x", "title": "js"},
+             {"url": "http://a.example/1.html", "title": "ok"}]
+    body = json.dumps({"code": 0, "data": {"data": items}}).encode()
+    parsed = QutoutiaoAdapter().parse(SOURCE, _result(body)).items
+    assert [(i.title, i.link) for i in parsed] == [("ok", "http://a.example/1.html")]
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -79,9 +79,10 @@ def _list_items(data: Mapping[str, Any]) -> list[Any]:
 
 
 def _item(raw: Mapping[str, Any]) -> Item | None:
-    url = _text(raw.get("url"))
-    if not url:
-        return None
+    url = raw.get("url")
+    if not isinstance(url, str) or urlsplit(url.strip()).scheme not in ("http", "https"):
+        return None  # a number or anything else that is not a link: no entry to key
+    url = url.strip()
     link = without_query(url)
     return Item(
         guid=link,

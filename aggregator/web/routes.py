@@ -43,6 +43,8 @@ from .status import (
     Notice,
     Overview,
     SourceDetail,
+    View,
+    error_page,
     overview_page,
     source_page,
 )
@@ -109,6 +111,7 @@ async def overview(ctx: WebContext, request: Request) -> Response:
         feeds=tuple(feed_links(ctx.feeds, ctx.sources())),
         newest=tuple(newest),
         names=display_names(ctx.sources(), states.get),
+        view=View.of(request.query_params),
     )
     return HTMLResponse(sign_links(overview_page(page), settings.server), headers=PAGE_HEADERS)
 
@@ -185,14 +188,13 @@ async def admin(ctx: WebContext, request: Request) -> Response:
         return PlainTextResponse(f"404 Not Found: no action {action!r}; use fetch-now or reset\n", 404)
     expected = ctx.settings().server.admin_token
     if not expected:
-        return PlainTextResponse(
-            "403 Forbidden: this server is read-only; set server.admin_token in the config to "
-            "enable admin actions\n", 403)
+        return _refused(ctx, request, sid, "this server is read-only; set server.admin_token in "
+                        "the config to enable admin actions")
     given = await presented_token(request)
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
         log.warning("%s", kv(event="admin", action=action, source=sid, result="refused",
                              client=request.client.host if request.client else None))
-        return PlainTextResponse("403 Forbidden: wrong or missing admin token\n", 403)
+        return _refused(ctx, request, sid, "wrong or missing admin token; nothing was changed")
     try:
         known = await ctx.feeds.guard.call("admin", _act, ctx.store, sid, action, ctx.clock.now())
     except StoreUnavailable as exc:
@@ -215,6 +217,15 @@ def _act(store: Store, sid: str, action: str, now: datetime) -> bool:
     else:
         store.fetch_now(sid, now)
     return True
+
+
+def _refused(ctx: WebContext, request: Request, sid: str, why: str) -> Response:
+    """403: an HTML page with a way back to the source for a browser, plain text otherwise."""
+    if "text/html" not in request.headers.get("accept", ""):
+        return PlainTextResponse(f"403 Forbidden: {why}\n", 403)
+    page = error_page("Forbidden", 403, why[:1].upper() + why[1:] + ".",
+                      f"/sources/{quote(sid, safe='')}", "back to the source")
+    return HTMLResponse(sign_links(page, ctx.settings().server), 403, headers=PAGE_HEADERS)
 
 
 async def presented_token(request: Request) -> str | None:

@@ -1,7 +1,9 @@
-"""The status pages as HTML strings: the overview at ``/`` and one page per source.
+"""The status pages as HTML strings: the overview at ``/``, one page per source, error pages.
 
 Owns: the markup and the stylesheet (one small inline stylesheet, no scripts, no build step),
-laid out as cards that read on a phone and spread into columns on a wide screen. Every value that
+laid out as cards that read on a phone and spread into columns on a wide screen, or as a compact
+table (``?view=table``; the default past ``COMPACT_FROM`` sources); the overview's order (failing
+sources first) and its filter (``?q=`` text, ``?show=failing``), done on the server. Every value that
 comes from the config, the store or a fetched document is escaped here with ``esc``; links are
 only emitted for http(s) URLs. Does not own: which data is shown (``web.routes`` gathers it; the
 source columns are ``report.COLUMNS``, the same as ``aggregator sources``).
@@ -23,6 +25,49 @@ from ..report import COLUMNS, TIME_COLUMNS, SourceRow, fmt_time
 from ..urls import public_link, redact_text
 
 FORMAT_NAMES = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
+COMPACT_FROM = 24  # sources from which the overview is a table unless ?view=cards
+LAYOUTS = ("auto", "cards", "table")
+
+
+@dataclass(frozen=True)
+class View:
+    """How the overview shows its sources, from the query string."""
+
+    query: str = ""  # ?q=: only sources whose id, name, URL or error contains this (any case)
+    failing_only: bool = False  # ?show=failing
+    layout: str = "auto"  # ?view=cards or table; auto: a table from COMPACT_FROM sources on
+    keep: tuple[tuple[str, str], ...] = ()  # access parameters (key, code) the filter form keeps
+
+    @classmethod
+    def of(cls, params: Mapping[str, str]) -> View:
+        layout = params.get("view", "auto")
+        return cls(
+            query=params.get("q", "").strip()[:200],
+            failing_only=params.get("show") == "failing",
+            layout=layout if layout in LAYOUTS else "auto",
+            keep=tuple((k, params[k]) for k in ("key", "code") if params.get(k)),
+        )
+
+    def matches(self, row: SourceRow, name: str | None) -> bool:
+        if self.failing_only and not row.failing:
+            return False
+        if not self.query:
+            return True
+        text = " ".join(filter(None, (row.source_id, name, row.url, row.last_error))).casefold()
+        return self.query.casefold() in text
+
+    def table(self, count: int) -> bool:
+        return self.layout == "table" or (self.layout == "auto" and count >= COMPACT_FROM)
+
+
+def failing_first(rows: Sequence[SourceRow]) -> list[SourceRow]:
+    """Failing sources first (most consecutive failures first), then new ones, then the rest;
+    by id within each group."""
+    def rank(row: SourceRow) -> tuple[int, int, str]:
+        group = 0 if row.failing else 1 if row.status == "new" else 2
+        return (group, -row.failures if row.failing else 0, row.source_id)
+
+    return sorted(rows, key=rank)
 
 
 @dataclass(frozen=True)
@@ -52,6 +97,7 @@ class Overview:
     feeds: tuple[FeedLink, ...]
     newest: tuple[Entry, ...]
     names: Mapping[str, str]  # source id -> display name
+    view: View = View()
 
 
 @dataclass(frozen=True)
@@ -86,8 +132,7 @@ def overview_page(o: Overview) -> str:
         _header(o.title, "status", o.now, summary),
         *(_notice(n) for n in o.notices),
         '<h2 id="sources">Sources</h2>',
-        '<div class="cards">' + "".join(_source_card(r, o.names.get(r.source_id), o.now, link=True) for r in o.rows)
-        + "</div>" if o.rows else '<p class="muted">No sources are configured.</p>',
+        _sources(o) if o.rows else '<p class="muted">No sources are configured.</p>',
         '<h2 id="feeds">Feeds</h2>',
         _feed_list(o.feeds),
         '<h2 id="newest">Newest entries</h2>',
@@ -95,6 +140,78 @@ def overview_page(o: Overview) -> str:
         _footer(),
     ]
     return _document(f"{o.title}: status", body)
+
+
+def _sources(o: Overview) -> str:
+    v = o.view
+    shown = [r for r in failing_first(o.rows) if v.matches(r, o.names.get(r.source_id))]
+    parts = [_filter_form(v, len(shown), len(o.rows))]
+    if not shown:
+        parts.append('<p class="muted">No source matches.</p>')
+    elif v.table(len(o.rows)):
+        parts.append(_source_table(shown, o.names, o.now))
+    else:
+        parts.append('<div class="cards">' + "".join(
+            _source_card(r, o.names.get(r.source_id), o.now, link=True) for r in shown) + "</div>")
+    return "\n".join(parts)
+
+
+def _filter_form(v: View, shown: int, total: int) -> str:
+    """A GET form (no script): text filter, failing only, layout; and how many are shown."""
+    hidden = "".join(f'<input type="hidden" name="{esc(k)}" value="{esc(val)}">' for k, val in v.keep)
+    layouts = "".join(
+        f'<option value="{name}"{" selected" if v.layout == name else ""}>{name}</option>'
+        for name in LAYOUTS
+    )
+    count = f"showing {shown} of {total}" if shown != total else f"{total} shown"
+    return (
+        '<form class="filter" method="get" action="/" role="search">' + hidden
+        + f'<input type="search" name="q" value="{esc(v.query)}" placeholder="filter: id, name, URL or error"'
+        ' aria-label="filter sources"> '
+        f'<label><input type="checkbox" name="show" value="failing"{" checked" if v.failing_only else ""}>'
+        " failing only</label> "
+        f'<label>view <select name="view">{layouts}</select></label> '
+        '<button type="submit">Show</button> '
+        f'<span class="muted">{esc(count)}</span></form>'
+    )
+
+
+def _source_table(rows: Sequence[SourceRow], names: Mapping[str, str], now: datetime) -> str:
+    """One line per source: the compact view for many sources (scrolls sideways on a phone)."""
+    head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+    lines = []
+    for row in rows:
+        state = _state(row)
+        cells = []
+        for column, cell in zip(COLUMNS, row.cells(now)):
+            if column == "id":
+                name = names.get(row.source_id)
+                title = f' title="{esc(name)}"' if name and name != row.source_id else ""
+                cells.append(f'<th scope="row"{title}><a href="/sources/{esc(quote(row.source_id, safe=""))}">'
+                             f"{esc(cell)}</a></th>")
+            elif column == "status":
+                cells.append(f'<td><span class="badge {state}">{esc(cell)}</span></td>')
+            elif column in ("url", "last error"):
+                cells.append(f'<td class="cut" title="{esc(cell)}">{esc(cell) or "–"}</td>')
+            else:
+                cells.append(f"<td>{esc(cell)}</td>")
+        lines.append(f'<tr class="{state}" id="source-{esc(row.source_id)}">{"".join(cells)}</tr>')
+    return (f'<div class="scroll"><table class="sources"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(lines)}</tbody></table></div>')
+
+
+def _state(row: SourceRow) -> str:
+    return "bad" if row.failing else ("new" if row.status in ("new", "reset") else "good")
+
+
+def error_page(title: str, status: int, message: str, back: str, back_text: str) -> str:
+    """A small HTML page for a refused or failed request, with a link back where it came from."""
+    body = [
+        f'<header><h1>{status} <small>· {esc(title)}</small></h1></header>',
+        f'<section class="notice error" role="alert"><p>{esc(message)}</p></section>',
+        f'<p><a href="{esc(back)}">← {esc(back_text)}</a> · <a href="/">all sources</a></p>',
+    ]
+    return _document(f"{status} {title}", body)
 
 
 def source_page(d: SourceDetail) -> str:
@@ -152,7 +269,7 @@ def _source_card(row: SourceRow, name: str | None, now: datetime, link: bool) ->
         exact = times.get(column) if column in TIME_COLUMNS else None
         at = f' <span class="at">{esc(exact.strftime("%m-%d %H:%M"))}</span>' if exact and cell != "never" else ""
         fields.append(f'<div class="f{wide}"><dt>{esc(column)}</dt><dd>{esc(cell) or "–"}{at}</dd></div>')
-    state = "bad" if row.failing else ("new" if row.status == "new" else "good")
+    state = _state(row)
     return (
         f'<article class="card {state}" id="source-{esc(sid)}"><h3>{heading}{extra}'
         f' <span class="badge {state}">{esc(row.status)}</span></h3>'
@@ -234,7 +351,7 @@ sans-serif;color:var(--fg);background:var(--bg)}
 main{max-width:1100px;margin:0 auto;padding:12px 14px 40px}
 h1{font-size:1.45rem;margin:.2em 0}h1 small{font-weight:400;color:var(--muted);font-size:.8em}
 h2{font-size:1.15rem;margin:1.4em 0 .5em;border-bottom:1px solid var(--line);padding-bottom:.2em}
-h3{font-size:1.05rem;margin:0 0 .4em;word-break:break-all}
+h3{font-size:1.05rem;margin:0 0 .4em;overflow-wrap:break-word;word-break:normal;hyphens:manual}
 a{color:var(--link)}.muted{color:var(--muted)}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}
 .cards.one{grid-template-columns:1fr}
@@ -264,6 +381,17 @@ form.admin input{font:inherit;padding:6px;max-width:100%}
 form.admin button{font:inherit;padding:6px 12px;margin-top:6px}
 .flash{background:#dafbe1;border:1px solid var(--good);border-radius:8px;padding:8px 12px}
 footer{margin-top:2em;font-size:.9rem}
+form.filter{display:flex;flex-wrap:wrap;gap:6px 10px;align-items:center;margin:0 0 10px}
+form.filter input[type=search]{font:inherit;padding:5px 8px;flex:1 1 14em;min-width:0}
+form.filter select,form.filter button{font:inherit;padding:4px 8px}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
+table.sources{border-collapse:collapse;width:100%;font-size:.88rem;white-space:nowrap}
+table.sources th,table.sources td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left}
+table.sources thead th{font-size:.75rem;text-transform:uppercase;color:var(--muted);position:sticky;top:0;
+background:var(--bg)}
+table.sources td.cut{max-width:22em;overflow:hidden;text-overflow:ellipsis}
+table.sources tr.bad th{border-left:4px solid var(--bad)}
+table.sources tr.bad td.cut:last-child{color:var(--bad)}
 """
 
 
