@@ -63,6 +63,7 @@ _SUPERSETS = {
     "shift_jis": ("cp932", "shift_jis"),
 }
 _XML_DECL = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_XML_DECL_BYTES = re.compile(rb"""^(\s*<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
 _XML_DECL_TEXT = re.compile(r"""^(\s*<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';,\s]+)""", re.IGNORECASE)
 _DETECT_SAMPLE = 1024 * 1024
@@ -74,8 +75,22 @@ _JAPANESE = frozenset(
 def decode_feed(content: bytes, content_type_header: str | None) -> tuple[bytes, str]:
     """``content`` re-encoded as UTF-8 (declaration rewritten, BOM dropped), and the encoding
     it was read as (a Python codec name such as ``utf-8``, ``gb18030``, ``cp1252``)."""
+    if _plain_utf8(content):  # the common case, without a text copy and a re-encoded copy
+        return _XML_DECL_BYTES.sub(rb"\g<1>\g<2>utf-8\g<2>", content, count=1), "utf-8"
     text, encoding = decode_text(content, content_type_header)
     return _rewrite_declaration(text).encode("utf-8"), encoding
+
+
+def _plain_utf8(content: bytes) -> bool:
+    """Valid UTF-8 without a byte order mark or a UTF-16/32 pattern: what ``decode_text`` reads
+    as UTF-8 unchanged."""
+    if _by_bom(content) is not None:
+        return False
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def decode_text(content: bytes, content_type_header: str | None) -> tuple[str, str]:
