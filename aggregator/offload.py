@@ -31,6 +31,9 @@ or which items are new (pipeline.py decides from ``identify``'s keys and hashes)
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import gc
 import logging
 import math
 import multiprocessing
@@ -43,7 +46,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import content, dedupe
 from .errors import ParseError
@@ -98,6 +101,17 @@ def identify(
 ) -> tuple[ParsedFeed, list[Keyed]]:
     """Parse one document and key its items (in document order); raises the adapter's errors.
     The items are bounded (``sources.limits``) before they are keyed."""
+    try:
+        return _identify(source, result, tracking)
+    finally:
+        if len(result.content) >= RELEASE_AFTER:
+            gc.collect()  # the parse's cycles, then their memory back to the system
+            release_memory()
+
+
+def _identify(
+    source: Source, result: FetchResult, tracking: Sequence[str]
+) -> tuple[ParsedFeed, list[Keyed]]:
     parsed = get_adapter(source.kind).parse(source, result)
     parsed = limits.bounded(parsed, result.fetched_at, source.limits.max_entries)
     keys = dedupe.entry_keys(parsed.items)
@@ -135,6 +149,27 @@ def _prepare_one(item: Item, base: str | None, options: content.CleanOptions) ->
 def fallback_title(text: str) -> str:
     text = " ".join(text.split())
     return (text[:77] + "…") if len(text) > 80 else (text or "(untitled)")
+
+
+# After a document this large, the memory its handling freed goes back to the system: glibc keeps
+# freed heap in its arenas otherwise. A worker that had parsed a 13.6 MB feed held 74 MB, 43 after
+# the release (31 before the parse).
+RELEASE_AFTER = 1 << 20
+
+
+def release_memory() -> None:
+    """Return freed heap memory to the system (glibc's ``malloc_trim``; nothing elsewhere)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 
 def process_count(configured: int) -> int:

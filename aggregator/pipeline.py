@@ -45,7 +45,7 @@ from .models import (
     Source,
     SourceState,
 )
-from .offload import Keyed, Offload, Prepared
+from .offload import RELEASE_AFTER, Keyed, Offload, Prepared, release_memory
 from .sources import get_adapter
 from .store import CandidateLookup, Store
 
@@ -171,7 +171,10 @@ class Pipeline:
                 processed = self._failed(source, state, result, error, False)
         except Exception as exc:  # noqa: BLE001 (a bug: logged with its traceback, fails only this source)
             processed = self._internal_error(source, state, result, exc, "process")
-        return await self._record(source, state, result, processed, progress)
+        outcome = await self._record(source, state, result, processed, progress)
+        if len(result.content) >= RELEASE_AFTER:
+            release_memory()  # this process's copies of a large body, back to the system
+        return outcome
 
     def budget(self) -> float:
         """Seconds one source's fetch and processing may take: 90% of the lease, so its outcome
