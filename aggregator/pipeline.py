@@ -234,10 +234,7 @@ class Pipeline:
         self, source: Source, state: SourceState, result: FetchResult, exc: BaseException, stage: str
     ) -> Processed:
         """A bug met while handling one source: its traceback logged once, the source failed."""
-        error = internal_error(exc)
-        log.error("%s", kv(source=source.id, event="internal_error", stage=stage, error=error),
-                  exc_info=exc)
-        return self._failed(source, state, result, error, False)
+        return self._failed(source, state, result, _log_bug(source, stage, exc), False)
 
     def _store(self, processed: Processed) -> Processed:
         """Store one fetch; its new entries' duplicates are decided inside the store's
@@ -306,10 +303,8 @@ class Pipeline:
             if details.retry_due(state, self.clock.now()):
                 return await self.fetch(url)
             return await self.fetch(url, etag=state.etag, last_modified=state.last_modified)
-        except Exception as exc:  # a bug: logged with its traceback
-            log.error("%s", kv(source=source.id, event="internal_error", stage="fetch",
-                               error=internal_error(exc)), exc_info=exc)
-            return FetchResult(url=state.url, status_code=0, error=internal_error(exc))
+        except Exception as exc:  # noqa: BLE001 (a bug: logged with its traceback)
+            return FetchResult(url=state.url, status_code=0, error=_log_bug(source, "fetch", exc))
 
     # --- one source ---------------------------------------------------------------------------
 
@@ -344,8 +339,9 @@ class Pipeline:
         # the store's look-ups in a thread: a slow or hung database never blocks the event loop
         keyed, known, attempts = await asyncio.to_thread(self._lookup, source, identified, state)
         retry = details.due(attempts, keyed, now)
-        todo = {k: ki for k, ki in keyed.items() if k not in known or k in retry
-                or dedupe.changed(known[k][1], known[k][2], ki)}
+        fresh = {k for k, ki in keyed.items()
+                 if k not in known or dedupe.changed(known[k][1], known[k][2], ki)}
+        todo = {k: ki for k, ki in keyed.items() if k in fresh or k in retry}
         enriched = await self._enrich(source, list(todo.values()))
         detail_changes = details.changes(
             attempts, keyed, list(zip(todo, enriched)), now, self.settings.schedule
@@ -356,8 +352,7 @@ class Pipeline:
         changed: list[Entry] = []
         dropped: list[Drop] = []
         for (key, ki), item, ready in zip(todo.items(), enriched, prepared):
-            unchanged = key in known and not dedupe.changed(known[key][1], known[key][2], ki)
-            if key in retry and item.detail_error and unchanged:
+            if key not in fresh and item.detail_error:
                 continue  # a retry that failed again: the stored entry is as it was
             entry, decision = self._entry(source, key, _absolute(item, result.url), ki, ready, now)
             if decision.dropped:
@@ -605,6 +600,14 @@ def _absolute(item: Item, document_url: str) -> Item:
     if (link, enclosures, image) == (item.link, item.enclosures, item.image):
         return item
     return replace(item, link=link, enclosures=enclosures, image=image)
+
+
+def _log_bug(source: Source, stage: str, exc: BaseException) -> str:
+    """Log a bug met at ``stage`` of one source, with its traceback; its ``last_error`` text."""
+    error = internal_error(exc)
+    log.error("%s", kv(source=source.id, event="internal_error", stage=stage, error=error),
+              exc_info=exc)
+    return error
 
 
 def internal_error(exc: BaseException) -> str:
