@@ -137,23 +137,25 @@ class FeedService:
         self._resolved: dict[str, tuple[FeedSpec, str]] = {}
         self._resolved_for: Mapping[str, Source] | None = None
 
-    def _states(self) -> list[SourceState]:
-        """The sources' stored records, read now (in a thread of the guard where it matters);
-        the last ones read when the database does not answer."""
+    def _read_states(self) -> dict[str, SourceState]:
+        """The sources' stored records by id, read now (in a thread of the guard where it
+        matters); the last ones read when the database does not answer."""
         try:
             known = {s.source_id: s for s in self.store.list_states(include_disabled=True)}
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            return list((self._known or {}).values())
+            return dict(self._known or {})
         self._known = known
-        return list(known.values())
+        return known
+
+    def _states(self) -> list[SourceState]:
+        return list(self._read_states().values())
 
     def _state(self, source_id: str) -> SourceState | None:
         """A source's stored record as last read (read once when nothing was read yet)."""
-        if self._known is None:
-            self._states()
-        return (self._known or {}).get(source_id)
+        known = self._known if self._known is not None else self._read_states()
+        return known.get(source_id)
 
     @property
     def settings(self) -> Settings:
@@ -370,9 +372,10 @@ class FeedService:
         base = self.settings.server.public_base
         title, description = spec.title, spec.description
         single = spec.source_ids is not None and len(spec.source_ids) == 1
-        known = {s.source_id: s for s in self._states()}  # this render runs in a thread
         if single and spec.id.startswith("source/"):  # its title as the store knows it now
-            title = self.catalog.source(spec.id.removeprefix("source/"), known).title
+            sid = spec.id.removeprefix("source/")
+            state = self.store.get_state(sid)  # this render runs in a thread
+            title = self.catalog.source(sid, {sid: state} if state else {}).title
             description = f"Entries from {title}"
         meta = FeedMeta(
             id=spec.id, title=title, description=description,
@@ -380,20 +383,19 @@ class FeedService:
             updated=_newest(entries), ttl_minutes=math.ceil(max_age / 60), hub=pub.hub,
             next_url=next_link(page), alternates=dict(here),
             id_authority=self.store.tag_authority(tag_authority(base) or ""),
-            sources={} if single else self._attribution(entries, base, known),
+            sources={} if single else self._attribution(entries, base),
         )
         with _RENDER_LOCK:
             body = render(fmt, meta, entries)  # type: ignore[arg-type]
             self.renders += 1
         return body, page
 
-    def _attribution(
-        self, entries: Sequence[Entry], base: str, states: Mapping[str, SourceState]
-    ) -> dict[str, SourceRef]:
+    def _attribution(self, entries: Sequence[Entry], base: str) -> dict[str, SourceRef]:
         """Who each entry of a merged feed came from: the source as its own feed shows it."""
         wanted = {e.source_id for e in entries}
         if not wanted:
             return {}
+        states = self._read_states()
         configured = self.sources()
         refs = {}
         for sid in sorted(wanted):
