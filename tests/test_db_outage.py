@@ -44,6 +44,7 @@ from .feedworld import SOURCES, entry
 from .harness import ATOM
 from .origin import Origin, Reply
 from .pg import pg_schema
+from .test_fastlane import _Quiet
 
 TIMEOUTS = """
 [storage]
@@ -53,12 +54,6 @@ pool_timeout = "1s"
 request_timeout = "0.5s"
 """
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class _Quiet(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass

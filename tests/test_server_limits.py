@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +20,10 @@ from aggregator.limits import Limits
 from aggregator.server import create_app
 
 from .feedworld import World, make_world
+from .test_fastlane import _Quiet
 
 LIMITS = Limits(max_request_line=1024, max_header_bytes=8192, header_timeout=0.5, max_connections=50)
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
-
-
-class _Quiet(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass
