@@ -2,7 +2,7 @@
 
 import sys
 
-from aggregator.main import main  # the light entry point: parser workers re-import this file
+from aggregator.cli.main import main  # the light entry point: parser workers re-import this file
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:] or ["run"]))

@@ -12,10 +12,10 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from .urls import redact_text
+from .fetch.urls import redact_text
 
 if TYPE_CHECKING:  # a parser worker process sets up logging without the config module
-    from .config import LoggingSettings
+    from .config.settings import LoggingSettings
 
 
 class KeyValueFormatter(logging.Formatter):

@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from aggregator import dedupe
-from aggregator.config import DedupeSettings
+from aggregator.config.settings import DedupeSettings
 from aggregator.models import Item
+from aggregator.pipeline import dedupe
 
 TARGET_PRECISION, TARGET_RECALL = 0.99, 0.95
 COMMAND = ".venv/bin/python bench/dedupe_eval.py"

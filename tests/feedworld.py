@@ -10,11 +10,11 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from aggregator import config
 from aggregator.clock import FakeClock
+from aggregator.config import settings as config
+from aggregator.http.app import create_app
 from aggregator.models import Entry, FetchOutcome, FetchStatus, Source
 from aggregator.publish.feeds import FeedService
-from aggregator.server import create_app
 from aggregator.store import Store, open_store
 
 BASE = "https://feeds.example.org"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import config
 from aggregator.clock import FakeClock
-from aggregator.config import Settings
-from aggregator.fetch import Fetcher
+from aggregator.config import settings as config
+from aggregator.config.settings import Settings
+from aggregator.fetch.client import Fetcher
 from aggregator.models import FetchStatus, Selection
-from aggregator.pipeline import Pipeline
-from aggregator.scheduler import Dispatcher
+from aggregator.pipeline.update import Pipeline
+from aggregator.runtime.scheduler import Dispatcher
 from aggregator.store import Store, open_store
 
 

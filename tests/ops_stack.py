@@ -18,17 +18,17 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from aggregator import config as config_mod
 from aggregator.clock import FakeClock
-from aggregator.config import Settings
-from aggregator.daemon import LiveSources, open_configured_store
-from aggregator.fetch import Fetcher
+from aggregator.config import settings as config_mod
+from aggregator.config.settings import Settings
+from aggregator.fetch.client import Fetcher
+from aggregator.http.app import create_app
+from aggregator.http.operate import Operations, attach
 from aggregator.models import FetchOutcome
-from aggregator.operate import Operations, attach
-from aggregator.pipeline import Pipeline
+from aggregator.pipeline.update import Pipeline
 from aggregator.publish.feeds import FeedService
-from aggregator.scheduler import Dispatcher, Retention, Scheduler
-from aggregator.server import create_app
+from aggregator.runtime.daemon import LiveSources, open_configured_store
+from aggregator.runtime.scheduler import Dispatcher, Retention, Scheduler
 from aggregator.store import Store
 
 from .origin import Origin

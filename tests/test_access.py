@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import config
 from aggregator.clock import FakeClock
+from aggregator.config import settings as config
 
 from .ops_stack import make_config, running_stack
 from .origin import Origin

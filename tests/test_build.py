@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from aggregator import cli
+from aggregator.cli import parser as cli
 from aggregator.publish.build import build_site
 
 from .feedworld import BASE, SOURCES, World, make_world

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator import config
-from aggregator.categorize import (
+from aggregator.config import settings as config
+from aggregator.errors import ConfigError
+from aggregator.models import Item
+from aggregator.pipeline.categorize import (
     AliasTable,
     Categorizer,
     Fields,
@@ -13,8 +15,6 @@ from aggregator.categorize import (
     Rule,
     categorize,
 )
-from aggregator.errors import ConfigError
-from aggregator.models import Item
 
 ALIASES = AliasTable({"科技": ["Tech", "technology"], "World": ["国际"]})
 PATH = ("新媒体", "趣头条", "分类")

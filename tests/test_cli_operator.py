@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import cli, config
+from aggregator.cli import parser as cli
+from aggregator.config import settings as config
 
 from .ops_stack import make_config
 from .origin import Origin, Reply
@@ -102,7 +103,7 @@ def test_sources_json_and_full_width_when_piped(
     rows = json.loads(capsys.readouterr().out)
     assert [(r["id"], r["status"], r["entries"]) for r in rows] == [("alpha", "ok", 1), ("long", "ok", 1)]
     assert rows[0]["last_success"].startswith("20")
-    done = subprocess.run([sys.executable, "-c", "import sys; from aggregator.main import main; sys.exit(main())",
+    done = subprocess.run([sys.executable, "-c", "import sys; from aggregator.cli.main import main; sys.exit(main())",
                            "sources", "--config", str(path)],
                           capture_output=True, text=True, check=False, env=_env_without_columns())
     assert done.returncode == 0, done.stderr

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import cli, config
+from aggregator.cli import parser as cli
+from aggregator.config import settings as config
 from aggregator.errors import ConfigError
 
 FEED = '[[sources]]\nid = "hn"\nurl = "https://hnrss.org/frontpage"\n'

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.content import CleanOptions, clean, clean_html, first_image, strip_html
+from aggregator.content.clean import CleanOptions, clean, clean_html, first_image, strip_html
 
 QTT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "qutoutiao"
 PROXY = CleanOptions(image_proxy="https://cors.zfour.workers.dev/?")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.clock import FakeClock
-from aggregator.scheduler import Dispatcher, Scheduler
+from aggregator.runtime.scheduler import Dispatcher, Scheduler
 from aggregator.store import SQLStore
 
 from .origin import Origin, Reply

@@ -26,18 +26,19 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 
-from aggregator import config, fastlane
 from aggregator.clock import FakeClock
+from aggregator.config import settings as config
 from aggregator.errors import StoreError, StoreUnavailable
-from aggregator.fetch import Fetcher
+from aggregator.fetch.client import Fetcher
+from aggregator.http import fastlane
+from aggregator.http.app import create_app
+from aggregator.http.routes import WebContext, routes
 from aggregator.models import FetchStatus, Selection
-from aggregator.pipeline import Pipeline
+from aggregator.pipeline.update import Pipeline
 from aggregator.publish.feeds import FeedService
-from aggregator.scheduler import Dispatcher
-from aggregator.server import create_app
+from aggregator.runtime.scheduler import Dispatcher
 from aggregator.store import Store, open_store
 from aggregator.store.guard import StoreGuard
-from aggregator.web.routes import WebContext, routes
 
 from .dbproxy import DbProxy
 from .feedworld import SOURCES, entry

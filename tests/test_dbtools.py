@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from aggregator import cli, config
+from aggregator.cli import parser as cli
 from aggregator.clock import FakeClock
-from aggregator.scheduler import Retention
+from aggregator.config import settings as config
+from aggregator.runtime.scheduler import Retention
 from aggregator.store import SQLStore
 from aggregator.store.schema import LATEST, tombstones
 
@@ -137,8 +138,8 @@ async def test_retention_job_prunes_with_the_current_limits(tmp_path: Path, cloc
 
 def test_copy_back_from_postgresql_to_sqlite(tmp_path: Path) -> None:
     """A store copied to PostgreSQL and back to a new SQLite file is the store it started as."""
+    from aggregator.cli.db import copy_store
     from aggregator.clock import SystemClock
-    from aggregator.dbtools import copy_store
 
     source_url = filled_sqlite(tmp_path)
     back = f"sqlite:///{tmp_path / 'back.db'}"
@@ -155,7 +156,7 @@ def test_copy_back_from_postgresql_to_sqlite(tmp_path: Path) -> None:
 async def test_the_scheduler_runs_retention_as_a_maintenance_job(tmp_path: Path, clock: FakeClock) -> None:
     """A scheduler given the retention job schedules it beside the dispatcher; without, only the
     dispatcher runs."""
-    from aggregator.scheduler import Dispatcher, Scheduler
+    from aggregator.runtime.scheduler import Dispatcher, Scheduler
 
     store = SQLStore(f"sqlite:///{tmp_path / 's.db'}", clock.now())
     settings = config.parse('[retention]\nmax_age = "7d"\n')

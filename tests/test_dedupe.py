@@ -10,10 +10,10 @@ from types import ModuleType
 
 import pytest
 
-from aggregator import dedupe
-from aggregator.config import DedupeSettings
-from aggregator.dedupe import Candidate, Identity
+from aggregator.config.settings import DedupeSettings
 from aggregator.models import Entry, Item
+from aggregator.pipeline import dedupe
+from aggregator.pipeline.dedupe import Candidate, Identity
 from aggregator.store.schema import fingerprint_columns, fingerprint_of
 
 TRACKING = DedupeSettings().tracking_params

@@ -10,11 +10,11 @@ from pathlib import Path
 import feedparser
 from starlette.testclient import TestClient
 
-from aggregator import cli
+from aggregator.cli import parser as cli
 from aggregator.clock import FakeClock
+from aggregator.http.app import create_app
 from aggregator.models import Selection
 from aggregator.publish.feeds import FeedService
-from aggregator.server import create_app
 
 from .harness import Harness
 from .origin import Origin, Reply
@@ -323,7 +323,7 @@ async def test_recomputing_fingerprints_restores_what_the_pipeline_stored(
     upgrade included), so near-duplicate lookups find it again."""
     from sqlalchemy import delete, update
 
-    from aggregator import dedupe
+    from aggregator.pipeline import dedupe
     from aggregator.store.schema import entries, entry_bands
 
     origin.route("/a", Reply(rss([{"title": "Quake", "link": "http://n.example.com/1", "description": STORY_EN},

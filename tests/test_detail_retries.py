@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import commands, config, report
+from aggregator.cli import commands
 from aggregator.clock import FakeClock
-from aggregator.config import Settings
+from aggregator.config import settings as config
+from aggregator.config.settings import Settings
+from aggregator.http import report
 from aggregator.models import Entry, FetchStatus, Selection, SourceState
 from aggregator.store import open_store
 

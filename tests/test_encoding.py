@@ -7,7 +7,7 @@ import re
 import feedparser
 import pytest
 
-from aggregator.sources.encoding import decode_feed, decode_text, utf8_content_type
+from aggregator.content.charset import decode_feed, decode_text, utf8_content_type
 
 from .conftest import CORPUS
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import config
 from aggregator.clock import FakeClock
+from aggregator.config import settings as config
 from aggregator.models import Entry, FetchOutcome, FetchStatus
 
 from .conftest import REPO

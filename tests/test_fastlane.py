@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from aggregator import fastlane
-from aggregator.server import create_app
+from aggregator.http import fastlane
+from aggregator.http.app import create_app
 
 from .feedworld import World, make_world
 

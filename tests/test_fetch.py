@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from aggregator.clock import FakeClock
-from aggregator.config import FetchSettings
-from aggregator.fetch import Fetcher
+from aggregator.config.settings import FetchSettings
+from aggregator.fetch.client import Fetcher
 
 from .origin import Origin, Reply, Request, Sequence_
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aggregator.content import CleanOptions, clean_html
+from aggregator.content.clean import CleanOptions, clean_html
 from aggregator.models import Entry
 from aggregator.publish.hexo import (
     MANIFEST,
@@ -196,7 +196,7 @@ def test_placeholder_image_only_when_the_source_asks() -> None:
 
 def test_qutoutiao_sources_ask_for_the_placeholder_and_feeds_do_not() -> None:
     """``hexo_placeholder_image`` defaults to true for Qutoutiao, false otherwise; both can be set."""
-    from aggregator.config import ScheduleSettings, SourceSettings, to_source
+    from aggregator.config.settings import ScheduleSettings, SourceSettings, to_source
 
     def record(**kw: object) -> bool:
         return to_source(SourceSettings.model_validate(kw), ScheduleSettings()).hexo_placeholder_image
@@ -239,7 +239,7 @@ def test_hostile_html_is_made_inert_but_means_the_same() -> None:
 def test_export_command_names_the_feeds_own_title_as_author(tmp_path: Path) -> None:
     """`export hexo` over a store: a source with no site_name, no configured title and entries
     without authors gets the feed's own stored title as author, never the source id."""
-    from aggregator.commands import export_hexo
+    from aggregator.cli.commands import export_hexo
     from aggregator.models import FetchOutcome, FetchStatus
 
     from .feedworld import make_world

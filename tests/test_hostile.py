@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import commands, config
+from aggregator.cli import commands
 from aggregator.clock import FakeClock
+from aggregator.config import settings as config
 from aggregator.models import FetchStatus, Selection
 from aggregator.store import open_store
 

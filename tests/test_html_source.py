@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from aggregator import commands, config
+from aggregator.cli import commands
 from aggregator.clock import FakeClock
-from aggregator.config import FetchSettings
+from aggregator.config import settings as config
+from aggregator.config.settings import FetchSettings
 from aggregator.errors import ConfigError, ParseError
-from aggregator.fetch import Fetcher
+from aggregator.fetch.client import Fetcher
 from aggregator.models import FetchResult, FetchStatus, Item, Source
 from aggregator.sources.html_page import HtmlAdapter
 

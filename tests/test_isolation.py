@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 
-from aggregator import cli, content, dedupe
-from aggregator.categorize import Categorizer
+from aggregator.cli import parser as cli
 from aggregator.clock import FakeClock
-from aggregator.fetch import Fetcher
+from aggregator.content import clean as content
+from aggregator.fetch.client import Fetcher
 from aggregator.models import FetchStatus
+from aggregator.pipeline import dedupe
+from aggregator.pipeline.categorize import Categorizer
 from aggregator.sources.feed import FeedAdapter
 from aggregator.store.sql import SQLStore
 
@@ -60,8 +62,8 @@ def world(origin: Origin, tmp_path: Path, clock: FakeClock) -> Iterator[Any]:
 
 
 async def one_round(settings: Any, clock: FakeClock) -> tuple[list[Any], SQLStore]:
-    from aggregator.pipeline import Pipeline
-    from aggregator.scheduler import Dispatcher
+    from aggregator.pipeline.update import Pipeline
+    from aggregator.runtime.scheduler import Dispatcher
     from aggregator.store import open_store
 
     store = open_store(settings.storage.url, clock.now())
@@ -225,8 +227,8 @@ async def test_a_slow_source_does_not_hold_the_next_round(
 ) -> None:
     """While one source hangs, the dispatcher's next ticks claim and fetch the others when they
     are due again: a round is not as long as its slowest source."""
-    from aggregator.pipeline import Pipeline
-    from aggregator.scheduler import Dispatcher
+    from aggregator.pipeline.update import Pipeline
+    from aggregator.runtime.scheduler import Dispatcher
     from aggregator.store import open_store
 
     gate = Gate(rss("slow"))
@@ -263,7 +265,7 @@ async def test_a_source_over_its_budget_fails_and_frees_its_lease(
 ) -> None:
     """A source whose answer takes longer than its budget (90% of the lease) fails with 'took too
     long' and its outcome is stored while the lease still holds; the others are stored."""
-    from aggregator.pipeline import Pipeline
+    from aggregator.pipeline.update import Pipeline
     from aggregator.store import open_store
 
     gate = Gate(rss("slow"))

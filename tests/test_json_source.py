@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from aggregator import commands, config
+from aggregator.cli import commands
 from aggregator.clock import FakeClock
-from aggregator.config import FetchSettings, Settings
+from aggregator.config import settings as config
+from aggregator.config.settings import FetchSettings, Settings
 from aggregator.errors import ConfigError, ParseError
-from aggregator.fetch import Fetcher
+from aggregator.fetch.client import Fetcher
 from aggregator.models import (
     Entry,
     FetchOutcome,

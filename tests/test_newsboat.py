@@ -15,8 +15,8 @@ from urllib.parse import quote
 import pytest
 import uvicorn
 
+from aggregator.http.app import create_app
 from aggregator.models import Entry
-from aggregator.server import create_app
 
 from .feedworld import World, make_world
 from .test_fastlane import _Quiet

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import content, offload
+from aggregator.cli.commands import fetch_all
 from aggregator.clock import FakeClock
-from aggregator.commands import fetch_all
-from aggregator.config import Settings
+from aggregator.config.settings import Settings
+from aggregator.content import clean as content
 from aggregator.errors import ParseError
 from aggregator.models import FetchResult, FetchStatus, Selection, Source
-from aggregator.offload import Offload
+from aggregator.pipeline import workers as offload
+from aggregator.pipeline.workers import Offload
 from aggregator.store import open_store
 
 from .conftest import CORPUS
@@ -99,7 +100,7 @@ def test_workers_exit_when_the_daemon_is_killed(tmp_path: Path) -> None:
         import asyncio, sys, time
         from pathlib import Path
         from aggregator.models import FetchResult, Source
-        from aggregator.offload import Offload
+        from aggregator.pipeline.workers import Offload
 
         async def main():
             offload = Offload(2)

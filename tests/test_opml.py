@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from aggregator import cli, config
+from aggregator.cli import parser as cli
+from aggregator.config import settings as config
 from aggregator.errors import AggregatorError
 from aggregator.publish.opml import (
     OpmlFeed,

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from aggregator import fastlane
 from aggregator.clock import FakeClock
+from aggregator.http import fastlane
+from aggregator.http.app import create_app
 from aggregator.models import FetchOutcome, FetchStatus
 from aggregator.publish.opmlcache import OpmlDocument
-from aggregator.server import create_app
 
 from .feedworld import World, make_world
 from .ops_stack import make_config, running_stack, source_block

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from aggregator import cli
+from aggregator.cli import parser as cli
 from aggregator.clock import FakeClock
+from aggregator.http.report import COLUMNS, SourceRow
 from aggregator.logs import JsonFormatter, KeyValueFormatter, kv, parse_pairs, setup_logging
-from aggregator.report import COLUMNS, SourceRow
 from aggregator.store import open_store
 
 from .ops_stack import make_config, running_stack

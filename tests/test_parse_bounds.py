@@ -15,11 +15,11 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from aggregator.cli.commands import fetch_all
 from aggregator.clock import FakeClock
-from aggregator.commands import fetch_all
-from aggregator.config import FieldSpec
+from aggregator.config.settings import FieldSpec
 from aggregator.models import Entry, FetchResult, FetchStatus, ParseLimits, Selection, Source
-from aggregator.offload import Offload, ParseTimeout
+from aggregator.pipeline.workers import Offload, ParseTimeout
 from aggregator.sources import limits
 from aggregator.sources.dates import from_struct, parse_date, plausible
 from aggregator.sources.fields import to_date
@@ -274,7 +274,7 @@ def test_qutoutiao_times_out_of_range_fall_back_or_are_absent() -> None:
 def test_a_job_stuck_in_c_code_is_killed_by_its_cpu_limit() -> None:
     """A job that never returns to Python (a C loop) ignores the timer; RLIMIT_CPU kills its
     process with SIGXCPU (the pool then fails the job as too long, see Offload._run)."""
-    code = ("from aggregator.offload import within_budget\n"
+    code = ("from aggregator.pipeline.workers import within_budget\n"
             "within_budget(0.1, sum, range(10**13), hard_after=0.0)\n")
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, timeout=60)
     assert proc.returncode == -signal.SIGXCPU, proc.stderr[-500:]

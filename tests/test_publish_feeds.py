@@ -11,10 +11,10 @@ from pathlib import Path
 import feedparser
 from lxml import etree
 
-from aggregator import config
+from aggregator.config import settings as config
+from aggregator.http.routes import display_names
 from aggregator.models import FetchOutcome, FetchStatus
 from aggregator.publish.opml import export_opml
-from aggregator.web.routes import display_names
 
 from .feedworld import BASE, SOURCES, World, entry, make_world
 

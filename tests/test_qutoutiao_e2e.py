@@ -18,12 +18,12 @@ import pytest
 from lxml import etree
 from starlette.applications import Starlette
 
-from aggregator import cli
-from aggregator import config as config_mod
+from aggregator.cli import parser as cli
 from aggregator.clock import SystemClock
-from aggregator.daemon import open_configured_store
+from aggregator.config import settings as config_mod
+from aggregator.http.app import create_app
 from aggregator.publish.feeds import FeedService
-from aggregator.server import create_app
+from aggregator.runtime.daemon import open_configured_store
 
 from .origin import Origin, Reply
 

@@ -7,10 +7,10 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from aggregator import config as config_mod
 from aggregator.clock import FakeClock
-from aggregator.config import Settings
-from aggregator.reload import Reloader, diff, restart_safe
+from aggregator.config import settings as config_mod
+from aggregator.config.settings import Settings
+from aggregator.runtime.reload import Reloader, diff, restart_safe
 
 from .ops_stack import make_config, running_stack, source_block
 from .origin import Origin, Reply
@@ -203,7 +203,7 @@ async def test_a_reloaded_retention_interval_reschedules_the_job(
 def test_every_setting_is_applied_by_a_reload_or_reported() -> None:
     """Each key of each config section is either applied by a reload (reload.LIVE) or reported
     as needing a restart (reload.RESTART_ONLY): no setting is silently ignored."""
-    from aggregator.reload import LIVE, RESTART_ONLY
+    from aggregator.runtime.reload import LIVE, RESTART_ONLY
 
     known = set(LIVE) | set(RESTART_ONLY)
     missing = []
@@ -219,7 +219,7 @@ def test_every_setting_is_applied_by_a_reload_or_reported() -> None:
 def test_a_command_line_port_is_not_reported_as_needing_a_restart(tmp_path: Path) -> None:
     """A process started with --port reloads the file with the same override: the file's own
     port is not a change that needs a restart."""
-    from aggregator.daemon import command_line
+    from aggregator.runtime.daemon import command_line
 
     path = tmp_path / "a.toml"
     path.write_text("[server]\nport = 8080\n[publish]\ntitle = 'One'\n", encoding="utf-8")

@@ -27,7 +27,7 @@ import feedparser
 import pytest
 from lxml import etree
 
-from aggregator.content import clean, clean_html
+from aggregator.content.clean import clean, clean_html
 from aggregator.models import Enclosure, Entry
 from aggregator.publish.render import (
     CONTENT_TYPES,

@@ -19,10 +19,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aggregator import config, metrics
 from aggregator.clock import FakeClock
-from aggregator.daemon import command_line
-from aggregator.owners import owner_id, process_start
+from aggregator.config import settings as config
+from aggregator.http import metrics
+from aggregator.runtime.daemon import command_line
+from aggregator.runtime.owners import owner_id, process_start
 
 from .conftest import REPO
 from .ops_stack import make_config, running_stack
@@ -170,7 +171,7 @@ def test_port_on_the_command_line_overrides_the_config_per_role() -> None:
 
 def test_a_bad_port_is_refused_by_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     """--port takes 0-65535 only; anything else is a usage error, not a traceback."""
-    from aggregator.cli import main
+    from aggregator.cli.parser import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["run", "--port", "70000"])

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from psycopg.errors import UndefinedTable
 
-from aggregator.owners import process_start
+from aggregator.runtime.owners import process_start
 
 from .conftest import REPO
 from .origin import Origin, Reply, Request

@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from aggregator import config, owners
 from aggregator.clock import FakeClock
-from aggregator.fetch import Fetcher
+from aggregator.config import settings as config
+from aggregator.fetch.client import Fetcher
 from aggregator.models import Entry, FetchOutcome, FetchStatus, Selection, Source
-from aggregator.pipeline import Pipeline
-from aggregator.reload import Reloader
+from aggregator.pipeline.update import Pipeline
+from aggregator.runtime import owners
+from aggregator.runtime.reload import Reloader
 from aggregator.store import SQLStore
 from aggregator.store.schema import sources
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from aggregator import fastlane
-from aggregator.limits import Limits
-from aggregator.server import create_app
+from aggregator.http import fastlane
+from aggregator.http.app import create_app
+from aggregator.http.limits import Limits
 
 from .feedworld import World, make_world
 from .test_fastlane import _Quiet

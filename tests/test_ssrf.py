@@ -11,9 +11,9 @@ import ipaddress
 import pytest
 
 from aggregator.clock import FakeClock
-from aggregator.config import FetchSettings
-from aggregator.fetch import Fetcher
-from aggregator.urls import host_address, is_public
+from aggregator.config.settings import FetchSettings
+from aggregator.fetch.client import Fetcher
+from aggregator.fetch.urls import host_address, is_public
 
 from .origin import Origin, Reply
 

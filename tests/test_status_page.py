@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.clock import FakeClock
-from aggregator.owners import owner_id
+from aggregator.runtime.owners import owner_id
 
 from .ops_stack import Stack, make_config, running_stack
 from .origin import Origin, Reply

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from aggregator.clock import FakeClock
-from aggregator.report import SourceRow
-from aggregator.web.status import COMPACT_FROM, STYLE, Overview, View, overview_page
+from aggregator.http.report import SourceRow
+from aggregator.http.status import COMPACT_FROM, STYLE, Overview, View, overview_page
 
 from .ops_stack import running_stack
 from .origin import Origin

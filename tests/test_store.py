@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from aggregator import config
+from aggregator.config import settings as config
 from aggregator.models import Entry, FetchOutcome, FetchStatus, Selection, Source, SourceState
 from aggregator.publish.feeds import FeedService
 from aggregator.store import SQLStore, open_store
@@ -155,7 +155,7 @@ def test_a_version_7_database_gets_a_second_fingerprint_column_and_new_fingerpri
     """Upgrading from schema 7 (one 64-bit column packing two 32-bit windows) adds
     ``body_fingerprint`` and recomputes every fingerprint and band key: entries and duplicate
     candidates read back the 128-bit fingerprint the pipeline computes today."""
-    from aggregator import dedupe
+    from aggregator.pipeline import dedupe
     from aggregator.store.sql import make_engine
 
     engine = make_engine(empty_url)
@@ -639,7 +639,7 @@ def test_lost_leases_and_takeovers_of_the_store_are_exposed_as_metrics(
 ) -> None:
     """aggregator_lease_lost_total and aggregator_lease_takeovers_total include what the
     process's store counted (the store itself does not import the metrics module)."""
-    from aggregator.metrics import Metrics, events
+    from aggregator.http.metrics import Metrics, events
 
     store.sync_sources([src("a")], T0)
     [slow] = store.claim_due(T0, 10, "slow", LEASE)

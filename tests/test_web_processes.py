@@ -20,10 +20,10 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from aggregator import config
+from aggregator.config import settings as config
 from aggregator.errors import ConfigError
 from aggregator.publish.feeds import FeedService
-from aggregator.reload import diff, restart_safe
+from aggregator.runtime.reload import diff, restart_safe
 
 from .conftest import REPO
 from .feedworld import World, entry, make_world
@@ -298,7 +298,7 @@ def test_a_reload_cannot_change_the_number_of_processes() -> None:
 def test_replacements_back_off_while_they_keep_dying() -> None:
     """Web processes that die soon after their start are replaced after 1, 2, 4 … s, at most
     60 s; one that ran 30 s or more is replaced after 1 s again."""
-    from aggregator.webprocs import WebProcesses
+    from aggregator.runtime.webprocs import WebProcesses
 
     now = time.monotonic()
     web = WebProcesses([], started={1: now, 2: now - 31})

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs
 from lxml import etree
 
 from aggregator.clock import FakeClock
-from aggregator.fetch import Fetcher
+from aggregator.fetch.client import Fetcher
 from aggregator.models import FetchOutcome, FetchStatus
-from aggregator.pipeline import Pipeline
+from aggregator.pipeline.update import Pipeline
 from aggregator.publish.websub import HubClient, WebSubPublisher
-from aggregator.scheduler import Dispatcher
+from aggregator.runtime.scheduler import Dispatcher
 
 from .conftest import CORPUS
 from .feedworld import BASE, World, make_world

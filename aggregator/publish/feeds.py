@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..clock import Clock, SystemClock
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import SelectionError, StoreUnavailable
 from ..models import Entry, Source, SourceState
 from ..store import Store

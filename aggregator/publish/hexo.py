@@ -29,8 +29,8 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, Tag
 
+from ..fetch.urls import public_link
 from ..models import Entry
-from ..urls import public_link
 
 MANIFEST = ".aggregator-hexo.json"
 _FORBIDDEN = re.compile(r'[\\/:*?"<>|]')

@@ -26,10 +26,10 @@ import tomlkit
 from lxml import etree
 from tomlkit.items import AoT, Table
 
-from ..config import Settings, SourceSettings, parse
+from ..config.settings import Settings, SourceSettings, parse
 from ..errors import AggregatorError
+from ..fetch.urls import public_link, redact
 from ..models import Source, SourceState
-from ..urls import public_link, redact
 from .catalog import source_title
 from .render import plain_text
 

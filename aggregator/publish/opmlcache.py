@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..logs import kv
 from ..models import Source, SourceState
 from .feeds import FeedService, Rendered, cache_seconds, rendered

@@ -69,8 +69,8 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from ..clock import utc
+from ..fetch.urls import public_link
 from ..models import Enclosure, Entry
-from ..urls import public_link
 
 Format = Literal["rss", "atom", "json"]
 

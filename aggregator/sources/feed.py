@@ -21,11 +21,11 @@ from typing import Any
 
 import feedparser
 
+from ..content.charset import decode_feed
 from ..errors import NotAFeedError, ParseError
 from ..models import Enclosure, FeedHints, FetchResult, Item, ParsedFeed, Source
 from . import FetchFn
 from .dates import from_struct, install_date_handlers, parse_date, plausible
-from .encoding import decode_feed
 from .limits import newest, trim_xml
 
 install_date_handlers()

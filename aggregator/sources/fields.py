@@ -32,12 +32,12 @@ from zoneinfo import ZoneInfo
 
 from bs4 import BeautifulSoup, Tag
 
-from ..config import DATE_FIELDS, FieldSpec
+from ..config.settings import DATE_FIELDS, FieldSpec
+from ..content.charset import decode_text, header_charset
 from ..errors import FetchError, ParseError
 from ..models import FetchResult, Item
 from . import FetchFn
 from .dates import plausible, read_date, relative_date
-from .encoding import decode_text, header_charset
 
 log = logging.getLogger("aggregator.sources")
 

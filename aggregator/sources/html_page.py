@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup, Tag
 
-from ..config import HtmlField, HtmlOptions
+from ..config.settings import HtmlField, HtmlOptions
 from ..errors import ParseError
 from ..models import FetchResult, Item, ParsedFeed, Source
 from . import FetchFn

@@ -27,11 +27,11 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
-from ..config import JsonField, JsonOptions
+from ..config.settings import JsonField, JsonOptions
+from ..content.charset import decode_text
 from ..errors import ParseError
 from ..models import FetchResult, Item, ParsedFeed, Source
 from . import FetchFn
-from .encoding import decode_text
 from .fields import (
     Found,
     RawItem,

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, Tag
 
+from ..content.markup import IN_ORDER
 from ..errors import ParseError
-from ..markup import IN_ORDER
 from ..models import FetchResult, Item, ParsedFeed, Source
 from . import FetchFn
 from .dates import from_timestamp

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..config import StorageSettings
+from ..config.settings import StorageSettings
 from ..models import (
     DetailAttempt,
     Drop,

@@ -45,7 +45,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, RowMapping, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..config import StorageSettings
+from ..config.settings import StorageSettings
 from ..errors import StoreError
 from ..models import Drop, Enclosure, Entry, FetchOutcome, Selection, Source, SourceState
 from .details import DetailQueries

@@ -23,7 +23,7 @@ from typing import Any
 
 
 def settings_for(urls: list[str], db: Path, concurrency: int) -> Any:
-    from aggregator.config import Settings
+    from aggregator.config.settings import Settings
 
     return Settings.model_validate({
         "storage": {"url": f"sqlite:///{db}"},
@@ -44,7 +44,7 @@ def _children_cpu() -> float:
 
 
 def ours(args: dict[str, Any]) -> dict[str, Any]:
-    from aggregator.commands import fetch_all
+    from aggregator.cli.commands import fetch_all
 
     settings = settings_for(args["urls"], Path(args["db"]), args.get("concurrency", 32))
     started, cpu = time.perf_counter(), time.process_time() + _children_cpu()

@@ -1,0 +1,213 @@
+"""Limits that hold an HTTP/1.1 server up against hostile clients, for both of the daemon's
+connection classes (the fast lane and uvicorn's httptools protocol it hands connections to).
+
+Owns, per process (``[server]`` settings):
+
+- the size of a request line (``max_request_line``, else 414) and of a request head, request line
+  and headers together (``max_header_bytes``, else 431), counted as the bytes arrive, before any
+  parser keeps them: a client that sends 300 MB of headers costs at most one read beyond the cap;
+- a deadline for a request's head (``header_timeout``) from the moment the connection opens or the
+  request's first byte arrives, so a client that sends nothing, or a header a byte at a time, is
+  closed (idle keep-alive connections are closed by ``keep_alive_timeout``, uvicorn's
+  ``timeout_keep_alive``);
+- a cap on open connections (``max_connections``): when a new connection passes it, the oldest
+  connection still waiting for a request head is closed (else the new one), so a flood of half-open
+  connections can never keep ``/healthz`` or a feed reader out.
+
+uvicorn reads nothing here that it does not give any protocol class; ``GuardedHttpTools`` wraps
+its ``HttpToolsProtocol`` only at ``connection_made``, ``data_received``, the parser callbacks
+for the URL and headers, and ``connection_lost``. Does not own: answering requests (fastlane.py,
+the ASGI app).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ..config.settings import ServerSettings
+
+PIECE = 4096  # bytes fed to the parser at a time, so a head is cut within this much of its cap
+_REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_request_line: int = 8 * 1024
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    max_connections: int = 1000
+
+    @classmethod
+    def of(cls, server: ServerSettings) -> Limits:
+        return cls(server.max_request_line, server.max_header_bytes, server.header_timeout,
+                   server.max_connections)
+
+
+class Refused(Exception):
+    """Raised from a parser callback: answer ``status`` and close."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class Guarded(Protocol):
+    def waiting(self) -> bool: ...
+    def close_now(self) -> None: ...
+
+
+class Connections:
+    """The open connections of one process, oldest first, held to ``cap``."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.open: dict[Guarded, None] = {}
+
+    def admit(self, conn: Guarded) -> None:
+        """Count ``conn``; past the cap, close the oldest one waiting for a request (or ``conn``)."""
+        self.open[conn] = None
+        if len(self.open) <= self.cap:
+            return
+        victim = next((c for c in self.open if c is not conn and c.waiting()), conn)
+        self.open.pop(victim, None)
+        victim.close_now()
+
+    def discard(self, conn: Guarded) -> None:
+        self.open.pop(conn, None)
+
+
+def refusal(status: int) -> bytes:
+    """A complete HTTP/1.1 answer that closes the connection."""
+    body = b"%d %s\n" % (status, _REASONS[status])
+    return (b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body))
+
+
+class HeadDeadline:
+    """A timer that closes a connection whose request head did not arrive in time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float, expire: Callable[[], None]) -> None:
+        self.loop, self.seconds, self.expire = loop, seconds, expire
+        self.handle: asyncio.TimerHandle | None = None
+
+    def start(self, at: float | None = None) -> None:
+        """Arm the deadline (``at``: an absolute loop time), unless it is already running."""
+        if self.handle is None:
+            self.handle = self.loop.call_at(at or self.loop.time() + self.seconds, self._fire)
+
+    @property
+    def at(self) -> float | None:
+        return self.handle.when() if self.handle is not None else None
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def _fire(self) -> None:
+        self.handle = None
+        self.expire()
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol within ``limits``; ``registry`` counts the connections."""
+
+    limits: ClassVar[Limits]
+    registry: ClassVar[Connections]
+
+    def __init__(self, *args: Any, head_deadline: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_head = True  # between requests or inside a request line and headers
+        self.head_bytes = 0
+        self.deadline = HeadDeadline(self.loop, self.limits.header_timeout, self._too_slow)
+        self.deadline_at = head_deadline  # a deadline the fast lane had already started
+        self.refused: int | None = None  # the status a parser callback refused the request with
+        self.pending: int | None = None  # a refusal to send once the answer in progress is out
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.deadline.start(self.deadline_at)
+        self.registry.admit(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.registry.discard(self)
+        self.deadline.stop()
+        super().connection_lost(exc)
+
+    def waiting(self) -> bool:
+        return self.in_head and (self.cycle is None or self.cycle.response_complete)
+
+    def close_now(self) -> None:
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiting():  # bytes between requests (even bare line breaks) start the clock
+            self.deadline.start()
+        for start in range(0, len(data), PIECE):
+            piece = data[start : start + PIECE]
+            if self.in_head:
+                self.head_bytes += len(piece)
+                if self.head_bytes > self.limits.max_header_bytes:
+                    self._refuse(431)
+                    return
+            self._feed(piece)
+            if self.transport.is_closing():
+                return
+
+    def _feed(self, piece: bytes) -> None:
+        self.refused = None
+        super().data_received(piece)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a parser error, which our own refusals (raised from a parser
+        callback) also arrive as."""
+        if self.refused is not None:
+            self._refuse(self.refused)
+        else:
+            super().send_400_response(msg)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.deadline.start()  # a request's first byte: its head must follow in time
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > self.limits.max_request_line:
+            self.refused = 414
+            raise Refused(414)
+        super().on_url(url)
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.deadline.stop()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.in_head, self.head_bytes = True, 0
+
+    def _too_slow(self) -> None:
+        if self.waiting() and not self.transport.is_closing():
+            self._refuse(408)
+
+    def on_response_complete(self) -> None:
+        if self.pending is None or self.pipeline:
+            super().on_response_complete()
+            return
+        self.server_state.total_requests += 1
+        self._refuse(self.pending)
+
+    def _refuse(self, status: int) -> None:
+        """Answer ``status`` and close; after the answer in progress, if there is one."""
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete or self.pipeline:
+            self.pending = status
+            self.flow.pause_reading()  # the parser is spent: nothing more is read
+            return
+        self.transport.write(refusal(status))
+        self.transport.close()

@@ -1,0 +1,166 @@
+"""Feed requests as HTTP: status, headers and body for a request to a feed or to the OPML list
+(whose document comes from ``opmlcache``).
+
+Owns: mapping errors to 404 (unknown feed, source, category or format), 400 (a malformed
+query) and 503 with Retry-After (the database is unavailable and the document was never
+rendered); conditional requests (If-None-Match before If-Modified-Since, answered with 304);
+content negotiation of gzip (the compressed bytes are cached with the document and carry their
+own strong ETag); the caching headers. Framework-free: server.py turns a ``Reply`` into a Starlette
+response (or raw ASGI messages) and does nothing else. Does not own: routing (server.py) or
+rendering (feeds.py).
+
+A cached document's 200 and 304 replies, their header lines already encoded for the wire, are
+built once and kept with the document (``Rendered.memo``): answering a cached feed costs a few
+header look-ups, not a header dict, a date format and an encoding per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import format_datetime
+from functools import cached_property
+from typing import cast
+
+from ..clock import http_date
+from ..errors import QueryError, SelectionError, StoreUnavailable
+from ..publish.feeds import CONTENT_TYPES, FeedService, Rendered
+from ..publish.opml import OPML_TYPE
+
+HINT = (
+    "Feeds are at /feeds/all.FMT, /feeds/ID.FMT (operator feeds), /feeds/source/ID.FMT and "
+    "/feeds/category/PATH.FMT, with FMT one of rss, atom, json."
+)
+TEXT = "text/plain; charset=utf-8"
+# Media types this module compresses itself; a compressing middleware must leave them alone.
+PRECOMPRESSED = tuple(t.split(";")[0] for t in (*CONTENT_TYPES.values(), OPML_TYPE))
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @cached_property
+    def wire_headers(self) -> list[tuple[bytes, bytes]]:
+        """``headers`` as ASGI header lines (lower-case latin-1), with Content-Length unless 304.
+        Computed once per reply; never mutate the list."""
+        lines = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        if self.status != 304:
+            lines.append((b"content-length", str(len(self.body)).encode("ascii")))
+        return lines
+
+    @cached_property
+    def wire_head(self) -> bytes:
+        """``wire_headers`` as the bytes of HTTP/1.1 header lines (each ending in CRLF)."""
+        return b"".join(name + b": " + value + b"\r\n" for name, value in self.wire_headers)
+
+
+async def feed_reply(
+    feeds: FeedService,
+    rest: str,
+    params: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+) -> Reply:
+    """The answer to ``GET /feeds/<rest>?<params>``; ``rest`` as sent (still percent-encoded)."""
+    try:
+        spec, fmt = feeds.resolve(rest)
+        query = feeds.query(params)
+        rendered = await feeds.serve(spec, fmt, query)
+    except QueryError as exc:
+        return Reply(400, {"Content-Type": TEXT}, f"400 Bad Request: {exc}\n".encode())
+    except SelectionError as exc:
+        return not_found(str(exc))
+    except StoreUnavailable as exc:
+        return unavailable(exc)
+    return conditional(headers, rendered)
+
+
+def cached_reply(
+    feeds: FeedService,
+    rest: str,
+    params: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+) -> Reply | None:
+    """``feed_reply``'s answer when it needs neither the store nor a rendering (the document is
+    cached and confirmed: ``FeedService.cached``); None when ``feed_reply`` must be asked (a miss,
+    an unknown feed, a malformed query)."""
+    try:
+        spec, fmt = feeds.resolve(rest)
+        query = feeds.query(params)
+    except SelectionError:  # QueryError included: feed_reply words the 404 or 400
+        return None
+    doc = feeds.cached(spec, fmt, query)
+    return None if doc is None else conditional(headers, doc)
+
+
+def unavailable(exc: StoreUnavailable) -> Reply:
+    """503 with Retry-After: the database is unavailable and there is nothing cached to serve."""
+    return Reply(503, {"Content-Type": TEXT, "Retry-After": str(exc.retry_after),
+                       "Cache-Control": "no-store"},
+                 f"503 Service Unavailable: {exc}; try again in {exc.retry_after} s\n".encode())
+
+
+def not_found(message: str) -> Reply:
+    return Reply(404, {"Content-Type": TEXT}, f"404 Not Found: {message}\n{HINT}\n".encode())
+
+
+def conditional(headers: Mapping[str, str], r: Rendered) -> Reply:
+    """200 with the document (gzip when accepted), or 304 when the reader's copy is current."""
+    packed = bool(r.gzip_body) and accepts_gzip(headers.get("accept-encoding", ""))
+    matched = _matching_tag(headers, r)
+    key = (packed, matched)
+    reply = r.memo.get(key)
+    if reply is None:
+        reply = r.memo[key] = _reply(r, packed, matched)
+    return cast(Reply, reply)
+
+
+def _reply(r: Rendered, packed: bool, matched: str | None) -> Reply:
+    etag = r.gzip_etag if packed else r.etag
+    out = {"ETag": etag, "Cache-Control": f"public, max-age={r.max_age}", "Vary": "Accept-Encoding"}
+    if r.last_modified is not None:
+        out["Last-Modified"] = format_datetime(r.last_modified.replace(microsecond=0), usegmt=True)
+    if matched is not None:
+        return Reply(304, {**out, "ETag": matched or etag})
+    out["Content-Type"] = r.content_type
+    if packed:
+        out["Content-Encoding"] = "gzip"
+        return Reply(200, out, r.gzip_body)
+    return Reply(200, out, r.body)
+
+
+def _matching_tag(headers: Mapping[str, str], r: Rendered) -> str | None:
+    """The tag the reader holds if its copy is current ("" for a date match), else None."""
+    inm = headers.get("if-none-match")
+    if inm is not None:  # RFC 9110 13.1.2: If-None-Match wins over If-Modified-Since
+        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+        current = [t for t in (r.etag, r.gzip_etag) if t]
+        if "*" in tags:
+            return ""
+        return next((t for t in current if t in tags), None)
+    since = http_date(headers.get("if-modified-since"))
+    if since is not None and r.last_modified is not None:
+        return "" if r.last_modified.replace(microsecond=0) <= since else None
+    return None
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (``gzip`` or ``*`` with q above 0)."""
+    if not accept_encoding:
+        return False
+    allowed: dict[str, bool] = {}
+    for item in accept_encoding.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if name.strip():
+            allowed[name.strip()] = q > 0
+    return allowed.get("gzip", allowed.get("x-gzip", allowed.get("*", False)))
