@@ -65,8 +65,7 @@ async def feed_reply(
 ) -> Reply:
     """The answer to ``GET /feeds/<rest>?<params>``; ``rest`` as sent (still percent-encoded)."""
     try:
-        spec, fmt = feeds.resolve(rest)
-        query = feeds.query(params)
+        spec, fmt, query = feeds.target(rest, params)
         rendered = await feeds.serve(spec, fmt, query)
     except QueryError as exc:
         return Reply(400, {"Content-Type": TEXT}, f"400 Bad Request: {exc}\n".encode())
@@ -87,8 +86,7 @@ def cached_reply(
     cached and confirmed: ``FeedService.cached``); None when ``feed_reply`` must be asked (a miss,
     an unknown feed, a malformed query)."""
     try:
-        spec, fmt = feeds.resolve(rest)
-        query = feeds.query(params)
+        spec, fmt, query = feeds.target(rest, params)
     except SelectionError:  # QueryError included: feed_reply words the 404 or 400
         return None
     doc = feeds.cached(spec, fmt, query)
