@@ -239,3 +239,41 @@ def _read_until(fd: int, marker: bytes, timeout: float = 30.0) -> bytes:
         assert ready, f"no {marker!r} in {seen!r}"
         seen += os.read(fd, 4096)
     return seen
+
+
+SAVED = Path(__file__).parent / "data" / "add"
+
+
+def test_a_wordpress_home_page_offers_posts_then_comments(
+    origin: Origin, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A saved WordPress home page: its posts and comments feeds (not the wp-json API or oEmbed
+    links); --yes takes the posts feed, the first."""
+    page = (SAVED / "wordpress-home.html").read_text(encoding="utf-8")
+    page = page.replace("https://fieldnotes.example", origin.url("").rstrip("/"))
+    origin.route("/feed/", Reply(RSS.format(title="Field Notes")))
+    url = origin.route("/", Reply(page, content_type="text/html; charset=UTF-8"))
+    found = feed_links(page.encode(), url)
+    assert [c.title for c in found] == ["Field Notes » Feed", "Field Notes » Comments Feed"]
+    cfg = _config(tmp_path)
+    assert _add(cfg, url, "--yes") == 0
+    added = config.load(cfg).source_records()[-1]
+    assert (added.id, added.url) == ("field-notes", origin.url("/feed/"))
+
+
+def test_a_chinese_gbk_page_links_its_feed_relative_to_base(
+    origin: Origin, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A saved GBK page (charset in a meta tag) whose one Atom link is relative to <base href>
+    placed after it: the link title reads right and the feed is added."""
+    raw = (SAVED / "zh-blog-gbk.html").read_bytes()
+    assert [(c.title, c.url) for c in feed_links(raw, "https://zh.example/zh/index.html")] == [
+        ("网络日志 Atom 订阅", "https://zh.example/blog/atom.xml")]
+    feed = RSS.format(title="网络日志").replace("utf-8", "gb18030").encode("gb18030")
+    origin.route("/blog/atom.xml", Reply(feed))
+    url = origin.route("/zh/index.html", Reply(raw, content_type="text/html"))
+    cfg = _config(tmp_path)
+    assert _add(cfg, url, "--category", "科技 / 博客") == 0
+    assert "网络日志, 3 entries" in capsys.readouterr().out
+    added = config.load(cfg).source_records()[-1]
+    assert (added.url, added.category) == (origin.url("/blog/atom.xml"), ("科技", "博客"))
