@@ -485,7 +485,7 @@ def _choose(args: argparse.Namespace, candidates: Sequence[Any]) -> str | None:
 def _ask(count: int) -> int:
     while True:
         try:
-            answer = console.input(f"Which one? [1-{count}]: ").strip()
+            answer = input(f"Which one? [1-{count}]: ").strip()
         except EOFError:
             raise UsageError("no feed chosen") from None
         if answer.isdigit() and 1 <= int(answer) <= count:
