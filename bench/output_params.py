@@ -23,12 +23,12 @@ from urllib.parse import parse_qsl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aggregator import config  # noqa: E402
-from aggregator.clock import FakeClock  # noqa: E402
-from aggregator.models import Entry, FetchOutcome, FetchStatus  # noqa: E402
-from aggregator.publish.feeds import FeedService  # noqa: E402
-from aggregator.publish.variants import convert_html, converter  # noqa: E402
-from aggregator.store import open_store  # noqa: E402
+from aggregator import config
+from aggregator.clock import FakeClock
+from aggregator.models import Entry, FetchOutcome, FetchStatus
+from aggregator.publish.feeds import FeedService
+from aggregator.publish.variants import convert_html, converter
+from aggregator.store import open_store
 
 CONFIG = """
 [server]

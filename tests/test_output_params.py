@@ -157,3 +157,13 @@ def test_each_variant_is_cached_and_etagged(world: World) -> None:
                       headers={**PLAIN, "If-None-Match": first.headers["etag"]})
     assert cond.status_code == 304
     assert "brief=100" in first.json()["feed_url"] and "opencc=s2t" in first.json()["feed_url"]
+
+
+def test_format_an_operator_feed_does_not_offer_is_404(tmp_path: Path) -> None:
+    """format=json on an operator feed served only as Atom and RSS: 404, as /feeds/ID.json is."""
+    world = make_world(tmp_path, '[[feeds]]\nid = "tech"\ncategories = ["Tech"]\nformats = ["atom", "rss"]\n')
+    world.add("hn", 1)
+    client = world.client()
+    assert client.get("/feeds/tech.atom?format=rss").status_code == 200
+    reply = client.get("/feeds/tech.atom?format=json")
+    assert reply.status_code == 404 and "json" in reply.text
