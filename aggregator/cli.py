@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -32,6 +32,9 @@ from .config import Settings
 from .errors import AggregatorError, ConfigError, UsageError
 from .models import FetchOutcome, FetchStatus
 from .report import COLUMNS, SourceRow
+
+if TYPE_CHECKING:
+    from .discover import Candidate, Feed
 
 PLAIN_WIDTH = 4096  # "full width" for output that is not a terminal: nothing is cut
 
@@ -438,10 +441,12 @@ async def _add(args: argparse.Namespace, settings: Settings, path: Path) -> int:
 
     async with Fetcher(settings.fetch, SystemClock()) as fetcher:
         found = await discover.discover(fetcher.fetch, args.url)
-        url = found.feed.url if found.feed else _choose(args, found.candidates)
-        if url is None:
-            return 2
-        feed = found.feed or await discover.check(fetcher.fetch, url)
+        feed: Feed | None = found.feed
+        if feed is None:
+            chosen = _choose(args, found.candidates)
+            if chosen is None:
+                return 2
+            feed = chosen.feed or await discover.check(fetcher.fetch, chosen.url)
     text = path.read_text(encoding="utf-8")
     added = discover.add_source(settings, text, feed, source_id=args.source_id, title=args.title,
                                 category=args.category)
@@ -457,17 +462,18 @@ async def _add(args: argparse.Namespace, settings: Settings, path: Path) -> int:
     return 0
 
 
-def _choose(args: argparse.Namespace, candidates: Sequence[Any]) -> str | None:
-    """The URL of the feed to add: the only one, ``--choose N``, ``--yes`` (the first), or the
+def _choose(args: argparse.Namespace, candidates: Sequence[Candidate]) -> Candidate | None:
+    """The feed to add: the only one, ``--choose N``, ``--yes`` (the first), or the
     answer to a prompt on a terminal; None when there are several and no way to ask."""
     from .discover import numbered
 
     if len(candidates) == 1 or args.yes:
-        return str(candidates[0].url)
+        return candidates[0]
     if args.choose is not None:
-        if not 1 <= args.choose <= len(candidates):
-            raise UsageError(f"--choose {args.choose}: the page offers feeds 1 to {len(candidates)}")
-        return str(candidates[args.choose - 1].url)
+        index: int = args.choose
+        if not 1 <= index <= len(candidates):
+            raise UsageError(f"--choose {index}: the page offers feeds 1 to {len(candidates)}")
+        return candidates[index - 1]
     interactive = sys.stdin.isatty() and not args.json
     out = console if interactive else err_console
     out.print(f"{len(candidates)} feeds found:", highlight=False)
@@ -479,7 +485,7 @@ def _choose(args: argparse.Namespace, candidates: Sequence[Any]) -> str | None:
                          "candidates": [c.as_json() for c in candidates]})
         err_console.print("choose one with --choose N (or --yes for the first)", highlight=False)
         return None
-    return str(candidates[_ask(len(candidates)) - 1].url)
+    return candidates[_ask(len(candidates)) - 1]
 
 
 def _ask(count: int) -> int:

@@ -132,7 +132,7 @@ def test_a_page_without_links_falls_back_to_well_known_paths(
     assert "Found by path, 3 entries" in " ".join(capsys.readouterr().out.split())
     assert config.load(cfg).source_records()[-1].url == origin.url("/feed.xml")
     tried = [r.path for r in origin.requests]
-    assert tried[:3] == ["/home", "/feed", "/rss"] and "/feed.xml" in tried
+    assert tried[:3] == ["/home", "/feed", "/rss"] and tried.count("/feed.xml") == 1  # not again
 
 
 def test_a_direct_feed_is_added_with_json_output(
@@ -277,3 +277,12 @@ def test_a_chinese_gbk_page_links_its_feed_relative_to_base(
     assert "网络日志, 3 entries" in capsys.readouterr().out
     added = config.load(cfg).source_records()[-1]
     assert (added.url, added.category) == (origin.url("/blog/atom.xml"), ("科技", "博客"))
+
+
+def test_choose_out_of_range_is_a_usage_error(origin: Origin, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """--choose 3 when the page offers two feeds: exit 2 saying the range, nothing written."""
+    cfg = _config(tmp_path)
+    assert _add(cfg, _blog(origin), "--choose", "3") == 2
+    assert "feeds 1 to 2" in capsys.readouterr().err
+    assert cfg.read_text(encoding="utf-8") == CONFIG
