@@ -30,6 +30,7 @@ from .errors import AggregatorError, NotAFeedError, ParseError
 from .models import FetchResult, Source
 from .publish.opml import OpmlFeed, add_to_config, derive_id
 from .sources import FetchFn, get_adapter
+from .sources.fields import decode_html
 
 FEED_TYPES = {
     "application/rss+xml": "rss",
@@ -81,7 +82,7 @@ async def discover(fetch: FetchFn, url: str) -> Discovery:
         return Discovery(result.url, as_feed(result))
     except (NotAFeedError, ParseError):
         pass
-    found = feed_links(result.content, result.url)
+    found = feed_links(result.content, result.url, result.headers.get("content-type"))
     if not found:
         found = await _well_known(fetch, result.url)
     if not found:
@@ -109,11 +110,13 @@ def as_feed(result: FetchResult) -> Feed:
     return Feed(result.url, parsed.title, len(parsed.items))
 
 
-def feed_links(page: bytes, page_url: str) -> list[Candidate]:
+def feed_links(page: bytes, page_url: str, content_type: str | None = None) -> list[Candidate]:
     """The feeds an HTML page links to with ``<link rel="alternate">``, in page order, each URL
-    once, resolved against ``<base href>`` (itself resolved against ``page_url``)."""
+    once, resolved against ``<base href>`` (itself resolved against ``page_url``). The page is
+    decoded as the ``html`` kind decodes pages (HTTP charset, meta charset, detection), so link
+    titles of a GBK page read right whichever of the two declares it."""
     try:
-        doc = lxml_html.document_fromstring(page)
+        doc = lxml_html.document_fromstring(decode_html(page, content_type))
     except (etree.ParserError, ValueError):
         return []
     base = page_url

@@ -286,3 +286,12 @@ def test_choose_out_of_range_is_a_usage_error(origin: Origin, tmp_path: Path,
     assert _add(cfg, _blog(origin), "--choose", "3") == 2
     assert "feeds 1 to 2" in capsys.readouterr().err
     assert cfg.read_text(encoding="utf-8") == CONFIG
+
+
+def test_a_page_whose_charset_is_only_in_the_http_header(origin: Origin, tmp_path: Path) -> None:
+    """A GBK page without a meta charset, its encoding named only by Content-Type: link titles
+    read right."""
+    raw = (SAVED / "zh-blog-gbk.html").read_bytes()
+    raw = raw.replace(b'<meta http-equiv="Content-Type" content="text/html; charset=gbk">', b"")
+    found = feed_links(raw, "https://zh.example/zh/", "text/html; charset=GBK")
+    assert [c.title for c in found] == ["网络日志 Atom 订阅"]
