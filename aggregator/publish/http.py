@@ -7,7 +7,8 @@ rendered); conditional requests (If-None-Match before If-Modified-Since, answere
 content negotiation of gzip (the compressed bytes are cached with the document and carry their
 own strong ETag); the caching headers. Framework-free: server.py turns a ``Reply`` into a Starlette
 response (or raw ASGI messages) and does nothing else. Does not own: routing (server.py) or
-rendering (feeds.py).
+rendering (feeds.py). The document's format is the path's extension unless the query's
+``format=`` names another (``FeedService.target``).
 
 A cached document's 200 and 304 replies, their header lines already encoded for the wire, are
 built once and kept with the document (``Rendered.memo``): answering a cached feed costs a few
