@@ -1,4 +1,4 @@
-"""The command line: init, run, check, fetch, sources, explain, export, import, build, db.
+"""The command line: init, run, check, add, fetch, sources, explain, export, import, build, db.
 
 Every command reads the config through ``config.load`` (``--config`` or ``$AGGREGATOR_CONFIG``),
 prints errors as readable lines (never a traceback for a user mistake) and returns an exit code:
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -32,6 +32,9 @@ from ..errors import AggregatorError, ConfigError, UsageError
 from ..http.report import COLUMNS, SourceRow
 from ..models import FetchOutcome, FetchStatus
 from . import db as dbtools
+
+if TYPE_CHECKING:
+    from .discover import Candidate, Feed
 
 PLAIN_WIDTH = 4096  # "full width" for output that is not a terminal: nothing is cut
 
@@ -47,7 +50,7 @@ def _console(stderr: bool = False) -> Console:
 console = _console()
 err_console = _console(stderr=True)
 CONFIG_HELP = "config file (default: $AGGREGATOR_CONFIG or config/aggregator.toml)"
-JSON_HELP = "print the result as JSON on standard output (sources, fetch, check, explain)"
+JSON_HELP = "print the result as JSON on standard output (sources, fetch, check, explain, add)"
 
 
 def _version() -> str:
@@ -101,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     hexo.add_argument("--category", help="only entries under this category path (a / b)")
     hexo.add_argument("--limit", type=int, default=100000, help="at most this many posts")
     add_publish_parsers(sub, export_sub)
+    add_add_parser(sub)
     dbtools.add_parser(sub)
     _global_options_everywhere(parser)
     return parser
@@ -138,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": cmd_export,
         "import": cmd_import,
         "build": cmd_build,
+        "add": cmd_add,
     }
     try:
         return handlers[command](args)
@@ -396,6 +401,102 @@ def cmd_build(args: argparse.Namespace) -> int:
     console.print(f"{len(report.written)} files written, {len(report.unchanged)} unchanged, in {args.out}",
                   highlight=False)
     return 0
+
+
+def add_add_parser(sub: Any) -> None:
+    add = sub.add_parser(
+        "add", help="add a feed, or the feed a web page links to, to the config file",
+        description="Add a source by its address: a feed URL, or a page whose feeds are found from "
+                    "its <link rel=\"alternate\"> (else /feed, /rss, /atom.xml, … of its site). The "
+                    "feed is fetched and checked before the [[sources]] table is written.")
+    add.add_argument("url", help="a feed URL or a web page URL")
+    add.add_argument("--id", dest="source_id", help="the source id (default: from the feed's title or host)")
+    add.add_argument("--category", help="category path, e.g. 'Tech / Blogs'")
+    add.add_argument("--title", help="the source's title (default: the feed's own)")
+    pick = add.add_mutually_exclusive_group()
+    pick.add_argument("--choose", type=int, metavar="N", help="when the page offers several feeds, take the Nth")
+    pick.add_argument("--yes", "-y", action="store_true", help="when the page offers several feeds, take the first")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """``aggregator add URL``: 0 added, 1 not added (no feed, a fetch failed, already
+    configured), 2 several feeds and no way to ask which."""
+    from . import discover
+
+    settings, path = _settings(args)
+    try:
+        existing = discover.configured(settings, args.url)
+        if existing is not None:
+            raise AggregatorError(f"{args.url} is already configured (source {existing!r})")
+        return asyncio.run(_add(args, settings, path))
+    except AggregatorError as exc:
+        if args.json and not isinstance(exc, ConfigError):
+            _print_json({"ok": False, "error": str(exc)})
+        raise
+
+
+async def _add(args: argparse.Namespace, settings: Settings, path: Path) -> int:
+    from . import discover
+    from .fetch import Fetcher
+
+    async with Fetcher(settings.fetch, SystemClock()) as fetcher:
+        found = await discover.discover(fetcher.fetch, args.url)
+        feed: Feed | None = found.feed
+        if feed is None:
+            chosen = _choose(args, found.candidates)
+            if chosen is None:
+                return 2
+            feed = chosen.feed or await discover.check(fetcher.fetch, chosen.url)
+    text = path.read_text(encoding="utf-8")
+    added = discover.add_source(settings, text, feed, source_id=args.source_id, title=args.title,
+                                category=args.category)
+    discover.write_config(path, added.text)
+    if args.json:
+        _print_json({"ok": True, "id": added.source_id, "url": feed.url, "title": feed.title,
+                     "entries": feed.entries, "config": str(path),
+                     "candidates": [c.as_json() for c in found.candidates]})
+    else:
+        console.print(f"checked  {feed.url}: {feed.title or '(untitled)'}, {feed.entries} entries",
+                      highlight=False, markup=False)
+        console.print(f"added    {added.source_id} to {path}", highlight=False, markup=False)
+    return 0
+
+
+def _choose(args: argparse.Namespace, candidates: Sequence[Candidate]) -> Candidate | None:
+    """The feed to add: the only one, ``--choose N``, ``--yes`` (the first), or the
+    answer to a prompt on a terminal; None when there are several and no way to ask."""
+    from .discover import numbered
+
+    if len(candidates) == 1 or args.yes:
+        return candidates[0]
+    if args.choose is not None:
+        index: int = args.choose
+        if not 1 <= index <= len(candidates):
+            raise UsageError(f"--choose {index}: the page offers feeds 1 to {len(candidates)}")
+        return candidates[index - 1]
+    interactive = sys.stdin.isatty() and not args.json
+    out = console if interactive else err_console
+    out.print(f"{len(candidates)} feeds found:", highlight=False)
+    for line in numbered(candidates):
+        out.print(line, highlight=False, markup=False)
+    if not interactive:
+        if args.json:
+            _print_json({"ok": False, "error": "several feeds found: choose one with --choose N",
+                         "candidates": [c.as_json() for c in candidates]})
+        err_console.print("choose one with --choose N (or --yes for the first)", highlight=False)
+        return None
+    return candidates[_ask(len(candidates)) - 1]
+
+
+def _ask(count: int) -> int:
+    while True:
+        try:
+            answer = input(f"Which one? [1-{count}]: ").strip()
+        except EOFError:
+            raise UsageError("no feed chosen") from None
+        if answer.isdigit() and 1 <= int(answer) <= count:
+            return int(answer)
+        console.print(f"a number from 1 to {count}, please", highlight=False)
 
 
 def fmt_time(value: datetime | None) -> str:

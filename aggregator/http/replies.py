@@ -7,7 +7,8 @@ rendered); conditional requests (If-None-Match before If-Modified-Since, answere
 content negotiation of gzip (the compressed bytes are cached with the document and carry their
 own strong ETag); the caching headers. Framework-free: server.py turns a ``Reply`` into a Starlette
 response (or raw ASGI messages) and does nothing else. Does not own: routing (server.py) or
-rendering (feeds.py).
+rendering (feeds.py). The document's format is the path's extension unless the query's
+``format=`` names another (``FeedService.target``).
 
 A cached document's 200 and 304 replies, their header lines already encoded for the wire, are
 built once and kept with the document (``Rendered.memo``): answering a cached feed costs a few
@@ -65,8 +66,7 @@ async def feed_reply(
 ) -> Reply:
     """The answer to ``GET /feeds/<rest>?<params>``; ``rest`` as sent (still percent-encoded)."""
     try:
-        spec, fmt = feeds.resolve(rest)
-        query = feeds.query(params)
+        spec, fmt, query = feeds.target(rest, params)
         rendered = await feeds.serve(spec, fmt, query)
     except QueryError as exc:
         return Reply(400, {"Content-Type": TEXT}, f"400 Bad Request: {exc}\n".encode())
@@ -87,8 +87,7 @@ def cached_reply(
     cached and confirmed: ``FeedService.cached``); None when ``feed_reply`` must be asked (a miss,
     an unknown feed, a malformed query)."""
     try:
-        spec, fmt = feeds.resolve(rest)
-        query = feeds.query(params)
+        spec, fmt, query = feeds.target(rest, params)
     except SelectionError:  # QueryError included: feed_reply words the 404 or 400
         return None
     doc = feeds.cached(spec, fmt, query)

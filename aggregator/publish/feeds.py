@@ -51,6 +51,7 @@ from .catalog import FORMATS, Catalog, FeedSpec, source_title
 from .pages import Page, collect
 from .query import FeedQuery, admit_all, parse_query
 from .render import CONTENT_TYPES, FeedMeta, SourceRef, render, tag_authority
+from .variants import converter, reshape
 
 __all__ = ["CONTENT_TYPES", "FORMATS", "FeedService", "FeedSpec", "Rendered", "cache_seconds", "rendered"]
 
@@ -202,6 +203,14 @@ class FeedService:
 
     def every(self) -> list[FeedSpec]:
         return list(self.catalog.every())
+
+    def target(self, rest: str, params: Iterable[tuple[str, str]]) -> tuple[FeedSpec, str, FeedQuery]:
+        """Feed, format and query of a request: ``format=`` in the query overrides the path's
+        extension (``/feeds/all.atom?format=json`` is the JSON Feed, the same document as
+        ``/feeds/all.json``)."""
+        spec, fmt = self.resolve(rest)
+        query = self.query(params)
+        return spec, query.format or fmt, query
 
     def query(self, params: Iterable[tuple[str, str]]) -> FeedQuery:
         """The query of a feed URL (the shared default object when it asks for nothing)."""
@@ -368,6 +377,9 @@ class FeedService:
         page = collect(self.store.list_entries, spec.selection, limit, query.before,
                        admit_all(spec.rules, query, now))
         entries = query.order(page.entries)
+        if query.reshapes:  # RSSHub's output parameters (variants.py)
+            entries = reshape(entries, fulltext=query.fulltext, hotlink=query.hotlink,
+                              brief=query.brief, opencc=query.opencc)
         max_age = cache_seconds(spec.interval)
         base = self.settings.server.public_base
         title, description = spec.title, spec.description
@@ -377,6 +389,9 @@ class FeedService:
             state = self.store.get_state(sid)  # this render runs in a thread
             title = self.catalog.source(sid, {sid: state} if state else {}).title
             description = f"Entries from {title}"
+        if query.opencc:
+            convert = converter(query.opencc)
+            title, description = convert(title), convert(description)
         meta = FeedMeta(
             id=spec.id, title=title, description=description,
             self_url=here[fmt], site_url=base + "/",

@@ -2,7 +2,9 @@
 
 Owns: reading RSSHub-compatible query parameters (``limit``, ``filter``, ``filterout`` and their
 ``_title`` / ``_description`` / ``_author`` / ``_category`` variants, ``filter_case_sensitive``,
-``filter_time``, ``sorted``) and our pagination cursor (``before``) into a ``FeedQuery``; compiling
+``filter_time``, ``sorted``), RSSHub's output parameters (``format``, ``brief``, ``opencc``,
+``mode``, ``image_hotlink_template``: variants.py applies them) and our pagination cursor
+(``before``) into a ``FeedQuery``; compiling
 the patterns with RE2, whose matching time is linear in the text, so a hostile pattern from a URL
 cannot stall the server; the opaque cursor format; and ``EntryRules``, the part of an operator
 feed's selection that SQL does not do (several category paths, exclusions). Does not own: SQL (the
@@ -25,7 +27,10 @@ Semantics, as RSSHub documents them:
   publication date (else first-seen time), newest first.
 - ``limit`` is capped at ``publish.max_limit``.
 
-Malformed values are a ``QueryError`` (HTTP 400) saying which parameter and why.
+Malformed values are a ``QueryError`` (HTTP 400) saying which parameter and why, and so is an
+RSSHub parameter this server does not implement (``UNSUPPORTED``): a reader asking for Sci-Hub
+links or Telegram instant view would otherwise get a feed without them and no word why. Other
+unknown names (cache-busters such as ``_=1700000000``, access keys) are ignored, as RSSHub does.
 """
 
 from __future__ import annotations
@@ -44,12 +49,20 @@ import re2
 
 from ..errors import QueryError
 from ..models import Entry
+from .variants import OPENCC_CONFIGS, check_template
 
 FIELDS = ("title", "description", "author", "category")
 KEEP_PARAMS = ("filter",) + tuple(f"filter_{f}" for f in FIELDS)
 DROP_PARAMS = ("filterout",) + tuple(f"filterout_{f}" for f in FIELDS)
+OUTPUT_PARAMS = ("brief", "opencc", "mode", "image_hotlink_template")
 # The order parameters take in canonical query strings (cache keys, self and next links).
-PARAMS = ("limit", *KEEP_PARAMS, *DROP_PARAMS, "filter_case_sensitive", "filter_time", "sorted", "before")
+# ``format`` is not among them: it picks the document's format, which the URL's path then names.
+PARAMS = ("limit", *KEEP_PARAMS, *DROP_PARAMS, "filter_case_sensitive", "filter_time", "sorted",
+          *OUTPUT_PARAMS, "before")
+# RSSHub's documented parameters that this server does not implement: a 400 that names them.
+UNSUPPORTED = ("tgiv", "scihub", "multimedia_hotlink_template", "wrap_multimedia_in_iframe")
+FORMAT_VALUES = ("rss", "atom", "json")
+MIN_BRIEF = 100  # RSSHub's lower bound for brief
 MAX_PATTERN = 1000  # characters; RE2 bounds the time, this and MAX_PROGRAM bound the memory
 MAX_PROGRAM = 8 << 20
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -70,6 +83,11 @@ class FeedQuery:
     max_age: int | None = None  # filter_time, seconds
     sorted: bool = True
     before: tuple[datetime, int] | None = None  # pagination cursor: (sort_at, id), exclusive
+    format: str | None = None  # ``format=``: overrides the path's extension (not in ``pairs``)
+    brief: int | None = None  # summary as plain text of at most this many characters, no content
+    opencc: str | None = None  # OpenCC configuration name (s2t, t2s, …)
+    fulltext: bool = False  # mode=fulltext
+    hotlink: str | None = None  # image_hotlink_template
     _compiled: tuple[tuple[str, bool, Pattern], ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,9 +113,21 @@ class FeedQuery:
             values["filter_time"] = str(self.max_age)
         if not self.sorted:
             values["sorted"] = "false"
+        values.update(self._output_pairs())
         if self.before is not None:
             values["before"] = encode_cursor(*self.before)
         return [(name, values[name]) for name in PARAMS if name in values]
+
+    def _output_pairs(self) -> dict[str, str]:
+        out = {"brief": str(self.brief) if self.brief is not None else "",
+               "opencc": self.opencc or "", "mode": "fulltext" if self.fulltext else "",
+               "image_hotlink_template": self.hotlink or ""}
+        return {k: v for k, v in out.items() if v}
+
+    @property
+    def reshapes(self) -> bool:
+        """Whether the output parameters change the entries as published (variants.reshape)."""
+        return bool(self.brief or self.opencc or self.fulltext or self.hotlink)
 
     def canonical(self) -> str:
         """The query string in canonical form (``""`` for the plain feed)."""
@@ -124,10 +154,13 @@ class FeedQuery:
 
 
 def parse_query(params: Iterable[tuple[str, str]], max_limit: int) -> FeedQuery:
-    """A ``FeedQuery`` from URL parameters (a later repeat wins); unknown names are ignored."""
+    """A ``FeedQuery`` from URL parameters (a later repeat wins); unknown names are ignored,
+    RSSHub parameters we do not implement are a ``QueryError``."""
     raw: dict[str, str] = {}
     for name, value in params:
-        if name in PARAMS:
+        if name in UNSUPPORTED:
+            raise QueryError(f"{name}: an RSSHub parameter this server does not support")
+        if name in PARAMS or name == "format":
             raw[name] = value
     case_sensitive = _flag(raw, "filter_case_sensitive", True)
     limit = _positive(raw, "limit")
@@ -139,7 +172,32 @@ def parse_query(params: Iterable[tuple[str, str]], max_limit: int) -> FeedQuery:
         max_age=_positive(raw, "filter_time"),
         sorted=_flag(raw, "sorted", True),
         before=decode_cursor(raw["before"]) if raw.get("before") else None,
+        **_output(raw),
     )
+
+
+def _output(raw: Mapping[str, str]) -> dict[str, Any]:
+    """The output parameters' fields of a ``FeedQuery``, each value checked."""
+    fmt = _choice(raw, "format", FORMAT_VALUES)
+    brief = _positive(raw, "brief")
+    if brief is not None and brief < MIN_BRIEF:
+        raise QueryError(f"brief: expected a number of characters of at least {MIN_BRIEF}, got {brief}")
+    template = raw.get("image_hotlink_template", "").strip() or None
+    if template is not None:
+        problem = check_template(template)
+        if problem:
+            raise QueryError(f"image_hotlink_template: {problem}")
+    return {"format": fmt, "brief": brief, "opencc": _choice(raw, "opencc", OPENCC_CONFIGS),
+            "fulltext": _choice(raw, "mode", ("fulltext",)) == "fulltext", "hotlink": template}
+
+
+def _choice(raw: Mapping[str, str], name: str, allowed: Sequence[str]) -> str | None:
+    value = raw.get(name, "").strip().lower()
+    if not value:
+        return None
+    if value not in allowed:
+        raise QueryError(f"{name}: expected one of {', '.join(allowed)}, got {value[:40]!r}")
+    return value
 
 
 def compile_pattern(name: str, pattern: str, case_sensitive: bool = True) -> Pattern:
