@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import cli, config, reload
-from aggregator.discover import feed_links
+from aggregator.cli import parser as cli
+from aggregator.config import settings as config
+from aggregator.runtime import reload
+from aggregator.sources.discover import feed_links
 
 from .origin import Origin, Reply
 

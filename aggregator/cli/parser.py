@@ -34,7 +34,7 @@ from ..models import FetchOutcome, FetchStatus
 from . import db as dbtools
 
 if TYPE_CHECKING:
-    from .discover import Candidate, Feed
+    from ..sources.discover import Candidate, Feed
 
 PLAIN_WIDTH = 4096  # "full width" for output that is not a terminal: nothing is cut
 
@@ -421,7 +421,7 @@ def add_add_parser(sub: Any) -> None:
 def cmd_add(args: argparse.Namespace) -> int:
     """``aggregator add URL``: 0 added, 1 not added (no feed, a fetch failed, already
     configured), 2 several feeds and no way to ask which."""
-    from . import discover
+    from ..sources import discover
 
     settings, path = _settings(args)
     try:
@@ -436,8 +436,8 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 async def _add(args: argparse.Namespace, settings: Settings, path: Path) -> int:
-    from . import discover
-    from .fetch import Fetcher
+    from ..sources import discover
+    from ..fetch.client import Fetcher
 
     async with Fetcher(settings.fetch, SystemClock()) as fetcher:
         found = await discover.discover(fetcher.fetch, args.url)
@@ -465,7 +465,7 @@ async def _add(args: argparse.Namespace, settings: Settings, path: Path) -> int:
 def _choose(args: argparse.Namespace, candidates: Sequence[Candidate]) -> Candidate | None:
     """The feed to add: the only one, ``--choose N``, ``--yes`` (the first), or the
     answer to a prompt on a terminal; None when there are several and no way to ask."""
-    from .discover import numbered
+    from ..sources.discover import numbered
 
     if len(candidates) == 1 or args.yes:
         return candidates[0]

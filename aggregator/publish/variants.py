@@ -34,8 +34,8 @@ from dataclasses import replace
 from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
+from ..fetch.urls import public_link
 from ..models import Entry
-from ..urls import public_link
 
 # OpenCC's configuration files (the names RSSHub passes on to simplecc).
 OPENCC_CONFIGS = ("s2t", "t2s", "s2tw", "tw2s", "s2hk", "hk2s", "s2twp", "tw2sp", "t2tw", "tw2t",

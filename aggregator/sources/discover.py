@@ -25,12 +25,12 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 from lxml import html as lxml_html
 
-from .config import Settings, parse_category
-from .errors import AggregatorError, NotAFeedError, ParseError
-from .models import FetchResult, Source
-from .publish.opml import OpmlFeed, add_to_config, derive_id
-from .sources import FetchFn, get_adapter
-from .sources.fields import decode_html
+from ..config.settings import Settings, parse_category
+from ..errors import AggregatorError, NotAFeedError, ParseError
+from ..models import FetchResult, Source
+from ..publish.opml import OpmlFeed, add_to_config, derive_id
+from . import FetchFn, get_adapter
+from .fields import decode_html
 
 FEED_TYPES = {
     "application/rss+xml": "rss",
@@ -206,7 +206,7 @@ def add_source(
 
 def write_config(path: Path, text: str) -> None:
     """The config file replaced by ``text`` atomically (a running daemon reloads it)."""
-    from .publishing import replace_text  # opens the store's modules: only when writing
+    from ..cli.publishing import replace_text  # opens the store's modules: only when writing
 
     replace_text(path, text)
 
