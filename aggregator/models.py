@@ -165,6 +165,7 @@ class Entry:
     duplicate_of: int | None = None
     merge_reason: str | None = None
     sort_at: datetime | None = None  # store-assigned place in the history (pagination cursors)
+    arrival: int | None = None  # store-assigned: the write that stored it (sorted=false pages)
     text_length: int = 0  # weight of the entry's text (dedupe.text_weight)
     band_keys: tuple[int, ...] = ()  # near-duplicate index keys (dedupe.band_keys)
     explanation: tuple[str, ...] = ()  # why the entry has its categories
@@ -245,4 +246,5 @@ class Selection:
     exclude_source_ids: tuple[str, ...] = ()
     merge_duplicates: bool = True
     limit: int = 50
-    before: tuple[datetime, int] | None = None  # pagination cursor (sort time, id)
+    before: tuple[datetime, int] | tuple[int, int] | None = None  # cursor: (sort time, id), or
+    by_arrival: bool = False  # (arrival, id) when ordered by arrival instead of sort time
