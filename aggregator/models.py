@@ -41,6 +41,7 @@ class Source:
     title: str | None = None
     interval: float = 1800.0  # seconds between fetches
     category: tuple[str, ...] = ()
+    also_in: tuple[tuple[str, ...], ...] = ()  # more category paths the source is filed under
     site_name: str | None = None
     hexo_placeholder_image: bool = False  # Hexo posts without an image get a picsum one
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings
@@ -242,6 +243,7 @@ class Selection:
     source_ids: tuple[str, ...] | None = None  # None: every source
     category_prefix: tuple[str, ...] | None = None  # filed under it (path, tag or any copy's)
     category_prefixes: tuple[tuple[str, ...], ...] = ()  # filed under any of these
+    also_sources: tuple[str, ...] = ()  # with a category: these sources' entries are filed there
     query: str | None = None
     exclude_source_ids: tuple[str, ...] = ()
     merge_duplicates: bool = True

@@ -700,7 +700,7 @@ def _filters(sel: Selection) -> list[Any]:
         where.append(entries.c.source_id.not_in(sel.exclude_source_ids))
     paths = [p for p in (sel.category_prefix, *sel.category_prefixes) if p]
     if paths:
-        where.append(_filed_under(paths, sel.merge_duplicates))
+        where.append(_filed_under(paths, sel.merge_duplicates, sel.also_sources))
     if sel.merge_duplicates:
         where.append(entries.c.duplicate_of.is_(None))
     if sel.query:
@@ -714,13 +714,14 @@ def category_tag(path: Sequence[str]) -> str:
     return "/".join(path)
 
 
-def _filed_under(paths: Sequence[Sequence[str]], merged: bool) -> Any:
-    """Entries filed under any of ``paths``: by their category path (a prefix of it) or by a
-    category name (a rule's ``AI``, or ``a/b`` and below). Merged: the story (the entry that
-    stands for its copies) is in when any of its copies is filed there."""
+def _filed_under(paths: Sequence[Sequence[str]], merged: bool, also: Sequence[str] = ()) -> Any:
+    """Entries filed under any of ``paths``: by their category path (a prefix of it), by a
+    category name (a rule's ``AI``, or ``a/b`` and below) or by coming from one of the ``also``
+    sources (filed there by their ``also_in``). Merged: the story (the entry that stands for its
+    copies) is in when any of its copies is filed there."""
 
     def matches(table: Any) -> Any:
-        tests = []
+        tests = [table.c.source_id.in_(also)] if also else []
         for path in paths:
             key = category_key(path)
             tag = json.dumps(category_tag(path), ensure_ascii=False)  # as stored: '"AI"'
