@@ -15,6 +15,7 @@ from aggregator import config
 from aggregator.clock import FakeClock
 from aggregator.models import Selection
 from aggregator.publish.feeds import FeedService
+from aggregator.publish.query import decode_cursor, encode_cursor
 from aggregator.store import open_store
 from aggregator.store.schema import LATEST, MIGRATIONS, migrate
 from aggregator.store.sql import make_engine
@@ -151,3 +152,10 @@ def test_arrival_survives_an_update_of_the_entry(world: World, arrived: list[str
     world.apply("py", [], [replace(old, content="<p>edited</p>", content_hash="edited", first_seen=None,
                                    changed_at=world.clock.now())])
     assert walk(world, "/feeds/source/py.json?sorted=false&limit=2") == arrived
+
+
+def test_arrival_cursors_round_trip_and_differ_from_date_cursors() -> None:
+    """An arrival cursor decodes to (arrival, id), a date cursor to (datetime, id)."""
+    assert decode_cursor(encode_cursor(17, 42)) == (17, 42)
+    assert decode_cursor(encode_cursor(-3, 5)) == (-3, 5)  # a backfilled arrival
+    assert decode_cursor(encode_cursor(T0, 42)) == (T0, 42)

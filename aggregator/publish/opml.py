@@ -6,8 +6,9 @@ such as Qutoutiao; titles are plain text, ``htmlUrl`` follows the URL policy of 
 credentials in URLs are shown as ``***``; ``agg:`` attributes carry the source id, kind,
 configured category path, options, title and interval, so export -> import restores the same
 ``[[sources]]``); reading the feed outlines of an OPML file (safely: no entities, no network;
-``xmlUrl`` or only ``url``; every comma-separated category: the first, or the folder, is the
-source's ``category``, the others its ``also_in``; outlines that are not feeds listed with why); and adding them to a config file's text as ``[[sources]]`` tables with tomlkit, which keeps every
+``xmlUrl`` or only ``url``; every comma-separated category: the folder, else the first, is the
+source's ``category``, the others its ``also_in``; outlines that are not feeds listed with why);
+and adding them to a config file's text as ``[[sources]]`` tables with tomlkit, which keeps every
 comment and the layout of what is already there. Does not own: reading or writing files (the CLI
 does), validating the config (config.py, called on the result before anyone writes it).
 """
@@ -219,7 +220,7 @@ def _feed(url: str, name: str, path: tuple[str, ...], attrs: Mapping[str, str],
         title=(own.get("title") or None) if exported else (name or None),
         category=category, site_url=attrs.get("htmlurl") or None,
         source_id=own.get("id") or None, kind=own.get("kind") or "feed",
-        options=options if isinstance(options, dict) else {},
+        options=options,
         site_name=own.get("site_name") or None, interval=interval,
         also_in=also, exported=exported,
     )
@@ -235,6 +236,7 @@ def _json(value: str | None, kind: type) -> Any:
 
 
 def _path(value: str) -> tuple[str, ...]:
+    """A category path from ``/a/b`` (OPML) or ``a / b`` (our config's spelling)."""
     return tuple(p.strip() for p in value.split("/") if p.strip())
 
 

@@ -197,11 +197,11 @@ def decode_cursor(token: str) -> Cursor:
 def position(entry: Entry, by_arrival: bool = False) -> Cursor:
     """Where a stored entry is in the history, in the store's order: the key of
     ``Selection.before``."""
-    if entry.id is None or (entry.arrival if by_arrival else entry.sort_at) is None:
-        raise ValueError("only stored entries have a place in the history")
-    if by_arrival:
-        return entry.arrival or 0, entry.id
-    return entry.sort_at or datetime.min, entry.id
+    if by_arrival and entry.arrival is not None and entry.id is not None:
+        return entry.arrival, entry.id
+    if not by_arrival and entry.sort_at is not None and entry.id is not None:
+        return entry.sort_at, entry.id
+    raise ValueError("only stored entries have a place in the history")
 
 
 # --- operator feeds' rules ------------------------------------------------------------------------
