@@ -158,11 +158,14 @@ entries = Table(
     Column("arrival", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("source_id", "key", name="uq_entries_source_key"),
     Index("ix_entries_sort", "sort_at", "id"),
-    Index("ix_entries_arrival", "arrival", "id"),
     Index("ix_entries_source_sort", "source_id", "sort_at"),
     Index("ix_entries_canonical", "canonical_url"),
     Index("ix_entries_hash", "content_hash"),
 )
+
+# The sorted=false order itself (arrival descending, id ascending), so a page is read off the
+# index without sorting one write's entries.
+Index("ix_entries_arrival", entries.c.arrival.desc(), entries.c.id)
 
 tombstones = Table(
     "tombstones",
