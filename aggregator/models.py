@@ -41,6 +41,7 @@ class Source:
     title: str | None = None
     interval: float = 1800.0  # seconds between fetches
     category: tuple[str, ...] = ()
+    also_in: tuple[tuple[str, ...], ...] = ()  # more category paths the source is filed under
     site_name: str | None = None
     hexo_placeholder_image: bool = False  # Hexo posts without an image get a picsum one
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings
@@ -165,6 +166,7 @@ class Entry:
     duplicate_of: int | None = None
     merge_reason: str | None = None
     sort_at: datetime | None = None  # store-assigned place in the history (pagination cursors)
+    arrival: int | None = None  # store-assigned: the write that stored it (sorted=false pages)
     text_length: int = 0  # weight of the entry's text (dedupe.text_weight)
     band_keys: tuple[int, ...] = ()  # near-duplicate index keys (dedupe.band_keys)
     explanation: tuple[str, ...] = ()  # why the entry has its categories
@@ -241,8 +243,10 @@ class Selection:
     source_ids: tuple[str, ...] | None = None  # None: every source
     category_prefix: tuple[str, ...] | None = None  # filed under it (path, tag or any copy's)
     category_prefixes: tuple[tuple[str, ...], ...] = ()  # filed under any of these
+    also_sources: tuple[str, ...] = ()  # with a category: these sources' entries are filed there
     query: str | None = None
     exclude_source_ids: tuple[str, ...] = ()
     merge_duplicates: bool = True
     limit: int = 50
-    before: tuple[datetime, int] | None = None  # pagination cursor (sort time, id)
+    before: tuple[datetime, int] | tuple[int, int] | None = None  # cursor: (sort time, id), or
+    by_arrival: bool = False  # (arrival, id) when ordered by arrival instead of sort time

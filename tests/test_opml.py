@@ -178,6 +178,7 @@ id = "samruby"
 url = "https://intertwingly.net/blog/index.atom"
 title = "Sam Ruby"
 category = "Blogs / People"
+also_in = ["Tech / Web", "科技"]
 site_url = "https://intertwingly.net/blog/"
 interval = "2h"
 
@@ -215,9 +216,9 @@ def test_export_then_import_restores_the_same_sources() -> None:
 
 
 def test_import_keeps_every_category_and_reports_what_it_skips() -> None:
-    """Several comma-separated categories: the first is the path, the rest are kept (as a
-    comment) and reported; `url=`-only outlines are read; type="link" and URL-less outlines are
-    listed as skipped, with why."""
+    """Several comma-separated categories: the first is the source's category path, the rest
+    its ``also_in`` paths (its entries are in every one's feed); `url=`-only outlines are read;
+    type="link" and URL-less outlines are listed as skipped, with why."""
     data = """<?xml version="1.0"?><opml version="2.0"><head/><body>
       <outline text="Multi" type="rss" xmlUrl="https://m.example/feed" category="/Tech/News,/科技"/>
       <outline text="Only url" type="rss" url="https://u.example/rss"/>
@@ -230,6 +231,26 @@ def test_import_keeps_every_category_and_reports_what_it_skips() -> None:
     assert report.added == [("multi", "https://m.example/feed"), ("only-url", "https://u.example/rss")]
     assert [what for what, _ in report.skipped] == ["https://p.example/", "Nothing here"]
     assert 'type="link"' in report.skipped[0][1] and "no xmlUrl" in report.skipped[1][1]
-    assert "also in OPML categories: 科技" in report.text
-    assert report.notes == ["multi: category Tech / News; also listed under 科技 (kept as a comment)"]
-    assert config.parse(report.text).sources[0].category == ("Tech", "News")
+    multi = config.parse(report.text).sources[0]
+    assert multi.category == ("Tech", "News") and multi.also_in == (("科技",),)
+    assert report.notes == []
+
+
+def test_a_folder_outline_with_category_attributes_keeps_them_all() -> None:
+    """An outline inside a folder keeps the folder as its path and each category attribute's
+    path that differs as an ``also_in`` path."""
+    data = """<?xml version="1.0"?><opml version="2.0"><head/><body>
+      <outline text="Tech"><outline text="F" type="rss" xmlUrl="https://f.example/rss"
+        category="/Tech,/News/World, /科技/数码"/></outline>
+    </body></opml>""".encode()
+    [feed] = read_opml(data)
+    source = config.parse(add_to_config("", [feed]).text).sources[0]
+    assert source.category == ("Tech",) and source.also_in == (("News", "World"), ("科技", "数码"))
+
+
+def test_export_writes_every_category_in_the_category_attribute() -> None:
+    """A source's also_in paths follow its category path in the comma-separated attribute."""
+    settings = config.parse(ROUND_TRIP)
+    root = etree.fromstring(export_opml(settings, {s.id: s for s in settings.source_records()}))
+    sam = next(o for o in root.iter("outline") if o.get("xmlUrl", "").startswith("https://intertwingly"))
+    assert sam.get("category") == "/Blogs/People,/Tech/Web,/科技"

@@ -436,8 +436,8 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 async def _add(args: argparse.Namespace, settings: Settings, path: Path) -> int:
-    from ..sources import discover
     from ..fetch.client import Fetcher
+    from ..sources import discover
 
     async with Fetcher(settings.fetch, SystemClock()) as fetcher:
         found = await discover.discover(fetcher.fetch, args.url)

@@ -82,6 +82,14 @@ def parse_category(value: Any) -> tuple[str, ...]:
 CategoryPath = Annotated[tuple[str, ...], BeforeValidator(parse_category)]
 
 
+def _paths(value: Any) -> Any:
+    """``"a / b"`` alone is one path; a list holds several (each a string or a list)."""
+    return [value] if isinstance(value, str) else value
+
+
+CategoryPaths = Annotated[tuple[CategoryPath, ...], BeforeValidator(_paths)]
+
+
 _HOST = re.compile(r"^(?:[0-9a-f:.]+:[0-9a-f:.]*|[^\s/?#@:\[\]<>\"{}|\\^`%]+)$")  # IPv6 or a name
 
 
@@ -545,6 +553,7 @@ class SourceSettings(BaseModel):
     title: str | None = None
     interval: Duration | None = None
     category: CategoryPath | None = None
+    also_in: CategoryPaths = ()  # more category paths whose feeds show the source's entries
     site_name: str | None = None
     hexo_placeholder_image: Bool | None = None  # None: the kind's default (Qutoutiao: true)
     site_url: HttpUrl | None = None  # the site's home page (OPML htmlUrl), when the feed names none
@@ -617,13 +626,6 @@ def ineffective_keys(fields: JsonFields | HtmlFields) -> list[str]:
 FeedFormat = Literal["rss", "atom", "json"]
 RESERVED_FEED_IDS = frozenset({"all", "source", "category"})  # the built-in feeds' URL names
 
-
-def _paths(value: Any) -> Any:
-    """``"a / b"`` alone is one path; a list holds several (each a string or a list)."""
-    return [value] if isinstance(value, str) else value
-
-
-CategoryPaths = Annotated[tuple[CategoryPath, ...], BeforeValidator(_paths)]
 
 
 class FeedSettings(_Section):
@@ -731,6 +733,7 @@ def to_source(
         title=s.title,
         interval=s.interval if s.interval is not None else schedule.interval,
         category=s.category if s.category is not None else defaults.get("category", ()),
+        also_in=s.also_in,
         site_name=s.site_name or defaults.get("site_name"),
         hexo_placeholder_image=(
             s.hexo_placeholder_image

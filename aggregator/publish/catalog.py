@@ -17,7 +17,7 @@ anything outside this space. Does not own: rendering, caching or HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
@@ -50,6 +50,11 @@ class FeedSpec:
 
     def url(self, base: str, fmt: str, query: str = "") -> str:
         return f"{base}{self.path}.{fmt}" + (f"?{query}" if query else "")
+
+
+def _filed(src: Source, path: Sequence[str]) -> bool:
+    """Whether a source is filed under ``path`` (or below it): by its category or an also_in."""
+    return any(tuple(p[: len(path)]) == tuple(path) for p in (src.category, *src.also_in))
 
 
 def source_title(src: Source, state: SourceState | None = None) -> str:
@@ -102,11 +107,12 @@ class Catalog:
         """The feed of a category: a source's category path, or a category a rule adds (or a
         path above either). Every story filed under it, through any of its copies."""
         path = tuple(p for p in path if p)
-        members = [s for s in self.sources().values() if s.category[: len(path)] == path]
+        members = [s for s in self.sources().values() if _filed(s, path)]
         ruled = any(r[: len(path)] == path for r in self.rule_paths())
         if not path or not (members or ruled):
             raise SelectionError(f"unknown category {'/'.join(path)!r}")
-        sel = Selection(category_prefix=path, limit=self.settings.publish.default_limit)
+        sel = Selection(category_prefix=path, limit=self.settings.publish.default_limit,
+                        also_sources=self._also_sources((path,)))
         name = "/".join(path)
         # A rule can file any source's entries here: then every source can change it.
         interval = self._interval(None) if ruled else min(s.interval for s in members)
@@ -160,7 +166,8 @@ class Catalog:
     def category_paths(self) -> list[tuple[str, ...]]:
         """Every prefix of every source's category path and of every category a rule adds,
         sorted."""
-        full = [s.category for s in self.sources().values()] + self.rule_paths()
+        full = [p for s in self.sources().values() for p in (s.category, *s.also_in)]
+        full += self.rule_paths()
         return sorted({p[:n] for p in full for n in range(1, len(p) + 1)})
 
     def rule_paths(self) -> list[tuple[str, ...]]:
@@ -179,13 +186,14 @@ class Catalog:
         sel = Selection(
             source_ids=feed.sources if only_sources else None,
             category_prefixes=feed.categories if only_categories else (),
+            also_sources=self._also_sources(feed.categories) if only_categories else (),
             query=feed.query or None,
             exclude_source_ids=feed.exclude_sources,
             merge_duplicates=feed.merge_duplicates,
             limit=feed.limit or pub.default_limit,
         )
         rules = EntryRules(
-            sources=() if only_sources else feed.sources,
+            sources=() if only_sources else feed.sources + self._also_sources(feed.categories),
             categories=() if only_categories else feed.categories,
             exclude_categories=feed.exclude_categories,
             exclude_query=feed.exclude_query or None,
@@ -204,9 +212,16 @@ class Catalog:
         chosen = {
             s.id for s in self.sources().values()
             if (not feed.sources and not feed.categories) or s.id in feed.sources
-            or any(s.category[: len(c)] == c for c in feed.categories)
+            or any(_filed(s, c) for c in feed.categories)
         }
         return frozenset(chosen - set(feed.exclude_sources))
+
+    def _also_sources(self, paths: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
+        """The sources filed under one of ``paths`` (or below) by their ``also_in`` only."""
+        return tuple(sorted(
+            s.id for s in self.sources().values()
+            if any(a[: len(p)] == p for a in s.also_in for p in paths if p)
+        ))
 
     def _interval(self, ids: frozenset[str] | None) -> float:
         chosen = [s.interval for s in self.sources().values() if ids is None or s.id in ids]

@@ -49,7 +49,7 @@ from ..store import Store
 from ..store.guard import StoreGuard, is_outage
 from .catalog import FORMATS, Catalog, FeedSpec, source_title
 from .pages import Page, collect
-from .query import FeedQuery, admit_all, parse_query
+from .query import Cursor, FeedQuery, admit_all, parse_query
 from .render import CONTENT_TYPES, FeedMeta, SourceRef, render, tag_authority
 from .variants import converter, reshape
 
@@ -353,7 +353,7 @@ class FeedService:
         following page's file (no query: a static host ignores one)."""
         base = self.settings.server.public_base
         now = self.clock.now()
-        before: tuple[datetime, int] | None = None
+        before: Cursor | None = None
         for number in range(1, max_pages + 1):
             last = number == max_pages
 
@@ -375,7 +375,7 @@ class FeedService:
         pub = self.settings.publish
         limit = min(query.limit or spec.selection.limit, pub.max_limit)
         page = collect(self.store.list_entries, spec.selection, limit, query.before,
-                       admit_all(spec.rules, query, now))
+                       admit_all(spec.rules, query, now), by_arrival=not query.sorted)
         entries = query.order(page.entries)
         if query.reshapes:  # RSSHub's output parameters (variants.py)
             entries = reshape(entries, fulltext=query.fulltext, hotlink=query.hotlink,

@@ -6,8 +6,9 @@ such as Qutoutiao; titles are plain text, ``htmlUrl`` follows the URL policy of 
 credentials in URLs are shown as ``***``; ``agg:`` attributes carry the source id, kind,
 configured category path, options, title and interval, so export -> import restores the same
 ``[[sources]]``); reading the feed outlines of an OPML file (safely: no entities, no network;
-``xmlUrl`` or only ``url``; every comma-separated category; outlines that are not feeds listed
-with why); and adding them to a config file's text as ``[[sources]]`` tables with tomlkit, which keeps every
+``xmlUrl`` or only ``url``; every comma-separated category: the folder, else the first, is the
+source's ``category``, the others its ``also_in``; outlines that are not feeds listed with why);
+and adding them to a config file's text as ``[[sources]]`` tables with tomlkit, which keeps every
 comment and the layout of what is already there. Does not own: reading or writing files (the CLI
 does), validating the config (config.py, called on the result before anyone writes it).
 """
@@ -34,8 +35,9 @@ from .catalog import source_title
 from .render import plain_text
 
 OPML_TYPE = "text/x-opml; charset=utf-8"
-# Our own outline attributes (agg:id, agg:kind, agg:category, agg:url, agg:options, agg:title,
-# agg:interval, agg:site_name): what export -> import needs to restore the same [[sources]].
+# Our own outline attributes (agg:id, agg:kind, agg:category, agg:also_in, agg:url, agg:options,
+# agg:title, agg:interval, agg:site_name): what export -> import needs to restore the same
+# [[sources]].
 NS = "urn:aggregator:opml:1"
 _Q = f"{{{NS}}}"
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -86,8 +88,9 @@ def _outline(
     html_url = public_link(state.site_link) if state else None
     if html_url:
         attrs["htmlUrl"] = redact(html_url)
-    if src.category:
-        attrs["category"] = "/" + "/".join(src.category)
+    paths = [p for p in (src.category, *src.also_in) if p]
+    if paths:  # OPML 2.0: comma-separated, each a slash-delimited path
+        attrs["category"] = ",".join("/" + "/".join(p) for p in paths)
     return attrs
 
 
@@ -100,6 +103,8 @@ def _own_attributes(
         return own
     if cfg.category is not None:
         own[f"{_Q}category"] = " / ".join(cfg.category)
+    if cfg.also_in:  # JSON: a category name may hold a comma
+        own[f"{_Q}also_in"] = json.dumps([" / ".join(p) for p in cfg.also_in], ensure_ascii=False)
     if cfg.url and src.kind != "feed":
         own[f"{_Q}url"] = redact(cfg.url)
     if cfg.model_extra:
@@ -135,7 +140,7 @@ class OpmlFeed:
     options: Mapping[str, Any] = field(default_factory=dict)  # agg:options
     site_name: str | None = None
     interval: float | None = None
-    other_categories: tuple[str, ...] = ()  # the rest of a comma-separated category attribute
+    also_in: tuple[tuple[str, ...], ...] = ()  # the rest of a comma-separated category attribute
     exported: bool = False  # written by our export: its url is our own feed for other kinds
 
 
@@ -144,7 +149,7 @@ class ImportReport:
     text: str  # the new config text (equal to the old one when nothing was added)
     added: list[tuple[str, str]] = field(default_factory=list)  # (new source id, url)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (url or title, why)
-    notes: list[str] = field(default_factory=list)  # what was kept differently (extra categories)
+    notes: list[str] = field(default_factory=list)  # what was kept differently
 
 
 @dataclass(frozen=True)
@@ -199,11 +204,8 @@ def _feed(url: str, name: str, path: tuple[str, ...], attrs: Mapping[str, str],
           own: Mapping[str, str]) -> OpmlFeed:
     categories = _category_attr(attrs.get("category", ""))
     category = path or (categories[0] if categories else ())
-    other = tuple(" / ".join(c) for c in categories if c != category)
-    try:
-        options = json.loads(own["options"]) if own.get("options") else {}
-    except ValueError:
-        options = {}
+    also = tuple(dict.fromkeys(c for c in categories if c != category))
+    options = _json(own.get("options"), dict) or {}
     try:
         interval = float(own["interval"]) if own.get("interval") else None
     except ValueError:
@@ -211,21 +213,36 @@ def _feed(url: str, name: str, path: tuple[str, ...], attrs: Mapping[str, str],
     exported = bool(own)
     if exported:  # the configured path only (a kind's default category is not written out)
         category = tuple(p.strip() for p in own.get("category", "").split("/") if p.strip())
-        other = ()
+        listed = _json(own.get("also_in"), list) or []
+        also = tuple(p for p in (_path(str(x)) for x in listed) if p)
     return OpmlFeed(
         url=own.get("url", "") if own.get("kind", "feed") != "feed" else url,
         title=(own.get("title") or None) if exported else (name or None),
         category=category, site_url=attrs.get("htmlurl") or None,
         source_id=own.get("id") or None, kind=own.get("kind") or "feed",
-        options=options if isinstance(options, dict) else {},
+        options=options,
         site_name=own.get("site_name") or None, interval=interval,
-        other_categories=other, exported=exported,
+        also_in=also, exported=exported,
     )
+
+
+def _json(value: str | None, kind: type) -> Any:
+    """An agg: attribute's JSON value when it is of ``kind``, else None."""
+    try:
+        found = json.loads(value) if value else None
+    except ValueError:
+        return None
+    return found if isinstance(found, kind) else None
+
+
+def _path(value: str) -> tuple[str, ...]:
+    """A category path from ``/a/b`` (OPML) or ``a / b`` (our config's spelling)."""
+    return tuple(p.strip() for p in value.split("/") if p.strip())
 
 
 def _category_attr(value: str) -> list[tuple[str, ...]]:
     """Every path of a comma-separated category attribute (``/Tech/News,/科技``)."""
-    paths = [tuple(p.strip() for p in part.split("/") if p.strip()) for part in value.split(",")]
+    paths = [_path(part) for part in value.split(",")]
     return [p for p in paths if p]
 
 
@@ -257,9 +274,6 @@ def add_to_config(
         taken.add(source_id)
         tables = _append(doc, tables, _table(source_id, feed))
         report.added.append((source_id, feed.url or f"kind {feed.kind}"))
-        if feed.other_categories:
-            report.notes.append(f"{source_id}: category {' / '.join(feed.category)}; also listed "
-                                f"under {', '.join(feed.other_categories)} (kept as a comment)")
     if report.added:
         report.text = tomlkit.dumps(doc)
         parse(report.text, "the config with the imported sources")  # raises ConfigError
@@ -300,8 +314,8 @@ def _table(source_id: str, feed: OpmlFeed) -> Table:
         table.add("title", feed.title)
     if feed.category:
         table.add("category", " / ".join(feed.category))
-    if feed.other_categories:
-        table.add(tomlkit.comment(f"also in OPML categories: {', '.join(feed.other_categories)}"))
+    if feed.also_in:
+        table.add("also_in", [" / ".join(p) for p in feed.also_in])
     if feed.site_name:
         table.add("site_name", feed.site_name)
     if feed.site_url:

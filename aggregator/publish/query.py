@@ -22,9 +22,10 @@ Semantics, as RSSHub documents them:
 - ``filter_case_sensitive=false`` makes every pattern ignore case (default ``true``).
 - ``filter_time=N`` keeps entries published in the last N seconds; an entry without a date is
   judged by when it was first seen (the time it is published with).
-- ``sorted=false`` orders each page by arrival: the latest fetch first and, within one fetch, the
-  source's own order (entries are stored in document order); the default sorts each page by
-  publication date (else first-seen time), newest first.
+- ``sorted=false`` orders the feed by arrival: the latest fetch first and, within one fetch, the
+  source's own order (entries are stored in document order). The store pages in that order too,
+  so its next links walk the history by arrival. The default sorts each page by publication date
+  (else first-seen time), newest first, and pages by the store's ``sort_at``.
 - ``limit`` is capped at ``publish.max_limit``.
 
 Malformed values are a ``QueryError`` (HTTP 400) saying which parameter and why, and so is an
@@ -67,9 +68,11 @@ MAX_PATTERN = 1000  # characters; RE2 bounds the time, this and MAX_PROGRAM boun
 MAX_PROGRAM = 8 << 20
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 _TAGS = re.compile(r"<[^>]*>")  # linear: one character class, no nesting
-_CURSOR_VERSION = "1"
+_CURSOR_VERSION = "1"  # a place in the sort_at order: (sort_at, id)
+_ARRIVAL_CURSOR = "a"  # a place in the arrival order: (arrival, id)
 
 Pattern = Any  # re2's compiled pattern (the package ships no type hints)
+Cursor = tuple[datetime, int] | tuple[int, int]  # (sort_at, id), or (arrival, id) when unsorted
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class FeedQuery:
     case_sensitive: bool = True
     max_age: int | None = None  # filter_time, seconds
     sorted: bool = True
-    before: tuple[datetime, int] | None = None  # pagination cursor: (sort_at, id), exclusive
+    before: Cursor | None = None  # pagination cursor, exclusive
     format: str | None = None  # ``format=``: overrides the path's extension (not in ``pairs``)
     brief: int | None = None  # summary as plain text of at most this many characters, no content
     opencc: str | None = None  # OpenCC configuration name (s2t, t2s, …)
@@ -133,7 +136,7 @@ class FeedQuery:
         """The query string in canonical form (``""`` for the plain feed)."""
         return urlencode(self.pairs(), quote_via=quote, safe="")
 
-    def paged(self, before: tuple[datetime, int] | None) -> FeedQuery:
+    def paged(self, before: Cursor | None) -> FeedQuery:
         return replace(self, before=before)
 
     def admits(self, entry: Entry, now: datetime) -> bool:
@@ -148,8 +151,9 @@ class FeedQuery:
         return True
 
     def order(self, entries: Sequence[Entry]) -> list[Entry]:
+        """A page's entries as published: by date, or unsorted in the store's arrival order."""
         if not self.sorted:
-            return sorted(entries, key=_arrival)
+            return list(entries)
         return sorted(entries, key=_published, reverse=True)  # stable: ties keep store order
 
 
@@ -164,14 +168,19 @@ def parse_query(params: Iterable[tuple[str, str]], max_limit: int) -> FeedQuery:
             raw[name] = value
     case_sensitive = _flag(raw, "filter_case_sensitive", True)
     limit = _positive(raw, "limit")
+    is_sorted = _flag(raw, "sorted", True)
+    before = decode_cursor(raw["before"]) if raw.get("before") else None
+    if before is not None and isinstance(before[0], datetime) != is_sorted:
+        raise QueryError("before: a cursor of the other order (sorted=true / sorted=false); "
+                         "follow the next links of this URL")
     return FeedQuery(  # compiles the patterns: a bad one raises QueryError here
         limit=min(limit, max_limit) if limit is not None else None,
         keep=tuple((n, raw[n]) for n in KEEP_PARAMS if raw.get(n)),
         drop=tuple((n, raw[n]) for n in DROP_PARAMS if raw.get(n)),
         case_sensitive=case_sensitive,
         max_age=_positive(raw, "filter_time"),
-        sorted=_flag(raw, "sorted", True),
-        before=decode_cursor(raw["before"]) if raw.get("before") else None,
+        sorted=is_sorted,
+        before=before,
         **_output(raw),
     )
 
@@ -218,30 +227,39 @@ def compile_pattern(name: str, pattern: str, case_sensitive: bool = True) -> Pat
 # --- cursors --------------------------------------------------------------------------------------
 
 
-def encode_cursor(sort_at: datetime, entry_id: int) -> str:
-    """An opaque, URL-safe token for a place in the history (just after ``(sort_at, id)``)."""
-    micros = round(sort_at.astimezone(UTC).timestamp() * 1_000_000)
-    raw = f"{_CURSOR_VERSION}.{micros}.{entry_id}".encode("ascii")
+def encode_cursor(place: datetime | int, entry_id: int) -> str:
+    """An opaque, URL-safe token for a place in the history: just after ``(sort_at, id)``, or
+    after ``(arrival, id)`` in the arrival order."""
+    if isinstance(place, datetime):
+        kind, number = _CURSOR_VERSION, round(place.astimezone(UTC).timestamp() * 1_000_000)
+    else:
+        kind, number = _ARRIVAL_CURSOR, place
+    raw = f"{kind}.{number}.{entry_id}".encode("ascii")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def decode_cursor(token: str) -> tuple[datetime, int]:
+def decode_cursor(token: str) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-        version, micros, entry_id = raw.split(".")
-        if version != _CURSOR_VERSION:
-            raise ValueError(version)
-        when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
+        kind, number, entry_id = raw.split(".")
+        if kind == _ARRIVAL_CURSOR:
+            return int(number), int(entry_id)
+        if kind != _CURSOR_VERSION:
+            raise ValueError(kind)
+        when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(number))
         return when, int(entry_id)
     except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError):
         raise QueryError("before: not a cursor from one of this server's next links") from None
 
 
-def position(entry: Entry) -> tuple[datetime, int]:
-    """Where a stored entry is in the history: the key of ``Selection.before``."""
-    if entry.sort_at is None or entry.id is None:
-        raise ValueError("only stored entries have a place in the history")
-    return entry.sort_at, entry.id
+def position(entry: Entry, by_arrival: bool = False) -> Cursor:
+    """Where a stored entry is in the history, in the store's order: the key of
+    ``Selection.before``."""
+    if by_arrival and entry.arrival is not None and entry.id is not None:
+        return entry.arrival, entry.id
+    if not by_arrival and entry.sort_at is not None and entry.id is not None:
+        return entry.sort_at, entry.id
+    raise ValueError("only stored entries have a place in the history")
 
 
 # --- operator feeds' rules ------------------------------------------------------------------------
@@ -334,12 +352,6 @@ def _filed(entry: Entry, prefix: Sequence[str]) -> bool:
 
 def _published(entry: Entry) -> datetime:
     return entry.published or entry.first_seen or entry.sort_at or datetime.min.replace(tzinfo=UTC)
-
-
-def _arrival(entry: Entry) -> tuple[float, int]:
-    """Latest fetch first; within one fetch (one first-seen time) the order of storing."""
-    seen = entry.first_seen or entry.sort_at
-    return (-seen.timestamp() if seen else 0.0, entry.id or 0)
 
 
 def _recent(entry: Entry, cutoff: datetime) -> bool:

@@ -152,12 +152,20 @@ entries = Table(
     # near-match) and why the entry has its categories (JSON list of lines, for `explain`).
     Column("text_length", Integer, nullable=False, server_default="0"),
     Column("explanation", Text, nullable=False, server_default="[]"),
+    # When the entry arrived (migration 10): the revision of the write that inserted it, never
+    # changed after. ``sorted=false`` pages by (arrival descending, id ascending): the latest fetch
+    # first and, within one fetch, the ids' order, which is the source's document order.
+    Column("arrival", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("source_id", "key", name="uq_entries_source_key"),
     Index("ix_entries_sort", "sort_at", "id"),
     Index("ix_entries_source_sort", "source_id", "sort_at"),
     Index("ix_entries_canonical", "canonical_url"),
     Index("ix_entries_hash", "content_hash"),
 )
+
+# The sorted=false order itself (arrival descending, id ascending), so a page is read off the
+# index without sorting one write's entries.
+Index("ix_entries_arrival", entries.c.arrival.desc(), entries.c.id)
 
 tombstones = Table(
     "tombstones",
@@ -338,9 +346,30 @@ def _v9_store_facts(conn: Connection) -> None:
     store_facts.create(conn, checkfirst=True)
 
 
+def _v10_arrival(conn: Connection) -> None:
+    """Each entry's arrival, for ``sorted=false`` pages. Entries stored before it get one from
+    their first-seen time (one fetch's entries share it; their ids keep the document order):
+    the rank of that time among the stored ones, minus the count of them, so every backfilled
+    arrival is at most 0 and below the revision of any later write (at least 1)."""
+    if "arrival" not in {c["name"] for c in inspect(conn).get_columns("entries")}:
+        conn.execute(text("ALTER TABLE entries ADD COLUMN arrival BIGINT NOT NULL DEFAULT 0"))
+        times = conn.execute(text("SELECT COUNT(DISTINCT first_seen) FROM entries")).scalar_one()
+        conn.execute(
+            text(
+                "UPDATE entries SET arrival = ranked.arrival FROM (SELECT id,"
+                " DENSE_RANK() OVER (ORDER BY first_seen) - :times AS arrival FROM entries) AS ranked"
+                " WHERE ranked.id = entries.id"
+            ),
+            {"times": int(times)},
+        )
+    [index] = [i for i in entries.indexes if i.name == "ix_entries_arrival"]
+    index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_initial, _v2_revisions, _v3_dedupe, _v4_source_summaries, _v5_scale_out,
     _v6_detail_retries, _v7_fingerprint_windows, _v8_fingerprint_columns, _v9_store_facts,
+    _v10_arrival,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -486,7 +486,7 @@ class SQLStore(IdentityQueries, DetailQueries, NearestQueries):
         RETURNING in the rows' order); their ids, in order."""
         if not new:
             return []
-        rows = [{**_entry_row(e, now), "revision": revision} for e in new]
+        rows = [{**_entry_row(e, now), "revision": revision, "arrival": revision} for e in new]
         query = entries.insert().returning(entries.c.id, sort_by_parameter_order=True)
         ids = [int(r[0]) for r in conn.execute(query, rows)]
         for chunk in _chunks(ids, 500):  # a reused SQLite rowid must not inherit old band keys
@@ -497,10 +497,14 @@ class SQLStore(IdentityQueries, DetailQueries, NearestQueries):
         return ids
 
     def list_entries(self, sel: Selection) -> list[Entry]:
-        query = select(entries).where(*_filters(sel))
-        if sel.before:
-            query = query.where(tuple_(entries.c.sort_at, entries.c.id) < tuple_(*sel.before))
-        query = query.order_by(entries.c.sort_at.desc(), entries.c.id.desc()).limit(sel.limit)
+        """The selected entries after ``sel.before``: newest ``sort_at`` first, or with
+        ``by_arrival`` the latest write first and one write's entries in id (document) order."""
+        query = select(entries).where(*_filters(sel), *_after(sel))
+        if sel.by_arrival:
+            query = query.order_by(entries.c.arrival.desc(), entries.c.id.asc())
+        else:
+            query = query.order_by(entries.c.sort_at.desc(), entries.c.id.desc())
+        query = query.limit(sel.limit)
         with self.engine.connect() as conn:
             return [_entry(r) for r in conn.execute(query).mappings()]
 
@@ -673,6 +677,21 @@ def _touch_sources(
         )
 
 
+def _after(sel: Selection) -> list[Any]:
+    """The condition of entries past the cursor in the selection's order. The arrival order is
+    descending in one column and ascending in the other, so no row comparison states it; its
+    ``arrival <= a`` term bounds the index scan."""
+    if sel.before is None:
+        return []
+    if not sel.by_arrival:
+        return [tuple_(entries.c.sort_at, entries.c.id) < tuple_(*sel.before)]
+    arrival, entry_id = sel.before
+    return [
+        entries.c.arrival <= arrival,
+        or_(entries.c.arrival < arrival, entries.c.id > entry_id),
+    ]
+
+
 def _filters(sel: Selection) -> list[Any]:
     where: list[Any] = []
     if sel.source_ids is not None:
@@ -681,7 +700,7 @@ def _filters(sel: Selection) -> list[Any]:
         where.append(entries.c.source_id.not_in(sel.exclude_source_ids))
     paths = [p for p in (sel.category_prefix, *sel.category_prefixes) if p]
     if paths:
-        where.append(_filed_under(paths, sel.merge_duplicates))
+        where.append(_filed_under(paths, sel.merge_duplicates, sel.also_sources))
     if sel.merge_duplicates:
         where.append(entries.c.duplicate_of.is_(None))
     if sel.query:
@@ -695,13 +714,14 @@ def category_tag(path: Sequence[str]) -> str:
     return "/".join(path)
 
 
-def _filed_under(paths: Sequence[Sequence[str]], merged: bool) -> Any:
-    """Entries filed under any of ``paths``: by their category path (a prefix of it) or by a
-    category name (a rule's ``AI``, or ``a/b`` and below). Merged: the story (the entry that
-    stands for its copies) is in when any of its copies is filed there."""
+def _filed_under(paths: Sequence[Sequence[str]], merged: bool, also: Sequence[str] = ()) -> Any:
+    """Entries filed under any of ``paths``: by their category path (a prefix of it), by a
+    category name (a rule's ``AI``, or ``a/b`` and below) or by coming from one of the ``also``
+    sources (filed there by their ``also_in``). Merged: the story (the entry that stands for its
+    copies) is in when any of its copies is filed there."""
 
     def matches(table: Any) -> Any:
-        tests = []
+        tests = [table.c.source_id.in_(also)] if also else []
         for path in paths:
             key = category_key(path)
             tag = json.dumps(category_tag(path), ensure_ascii=False)  # as stored: '"AI"'
@@ -918,6 +938,7 @@ def _entry(r: RowMapping) -> Entry:
         duplicate_of=r["duplicate_of"],
         merge_reason=r["merge_reason"],
         sort_at=r["sort_at"],
+        arrival=r["arrival"],
         text_length=r["text_length"] or 0,
         explanation=tuple(json.loads(r["explanation"] or "[]")),
     )
