@@ -46,10 +46,10 @@ def squeeze(text: str) -> str:
 
 
 def by_trafilatura(page: str) -> str:
-    import trafilatura
+    """Exactly as the aggregator calls it (``fulltext.extract``)."""
+    from aggregator.fulltext import extract
 
-    return text_of(trafilatura.extract(page, url=URL, output_format="html", include_images=True,
-                                       include_links=True, include_comments=False) or "")
+    return text_of(extract(page, URL)[0] or "")
 
 
 def by_readability(page: str) -> str:
