@@ -24,10 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lxml import html as lxml_html  # noqa: E402
+from lxml import html as lxml_html
 
-from aggregator.sources.fields import decode_html  # noqa: E402
-from tests.articles import PAGES  # noqa: E402
+from aggregator.sources.fields import decode_html
+from tests.articles import PAGES
 
 URL = "https://example.org/2026/article.html"
 Extractor = Callable[[str], str]

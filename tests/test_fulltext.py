@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from aggregator import commands, config
 from aggregator.clock import FakeClock
 from aggregator.config import Settings
-from aggregator.fulltext import extract
+from aggregator.fulltext import MAX_PAGE_CHARS, extract
 from aggregator.models import Entry, FetchStatus, Selection, SourceState
 from aggregator.publish.feeds import FeedService
 from aggregator.server import create_app
@@ -187,3 +187,9 @@ def test_fulltext_options_are_checked() -> None:
         with pytest.raises(config.ConfigError, match=message):
             config.parse(head + extra)
     assert config.parse(head).source_records()[0].options == {}  # unchanged for plain feeds
+
+
+def test_a_page_too_large_to_search_is_refused_with_its_size() -> None:
+    """A page past MAX_PAGE_CHARS is not handed to the extractor (its time grows with the page)."""
+    html, why = extract("<p>x</p>" * (MAX_PAGE_CHARS // 8 + 1), "https://example.org/a")
+    assert html is None and why.startswith("page too large to search for the article (")
