@@ -33,6 +33,7 @@ from .content import strip_html
 from .models import Item
 from .sources import FetchFn
 from .sources.fields import content_type, decode_html, fetch_extra, selected_html
+from .urls import public_link
 
 log = logging.getLogger("aggregator.fulltext")
 
@@ -46,7 +47,7 @@ MAX_PAGE_CHARS = 2_000_000
 async def complete(item: Item, fetch: FetchFn, selector: str | None = None) -> Item:
     """``item`` with its article page's main content as content and the feed's text (its summary,
     else its content) as summary; as it was, with ``detail_error`` set, when that fails."""
-    extra = await fetch_extra(item.link, fetch)
+    extra = await fetch_extra(public_link(item.link, item.base), fetch)
     result = extra.result
     if result is None:
         return extra.missing(item)

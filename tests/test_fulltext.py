@@ -8,6 +8,7 @@ Through the real pipeline (``aggregator fetch``'s code), fetcher and SQLite stor
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -193,3 +194,17 @@ def test_a_page_too_large_to_search_is_refused_with_its_size() -> None:
     """A page past MAX_PAGE_CHARS is not handed to the extractor (its time grows with the page)."""
     html, why = extract("<p>x</p>" * (MAX_PAGE_CHARS // 8 + 1), "https://example.org/a")
     assert html is None and why.startswith("page too large to search for the article (")
+
+
+async def test_a_json_feed_gets_its_full_text_too(
+    origin: Origin, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A JSON Feed of summaries (``summary`` only) gets its article text; the summary stays."""
+    origin.route("/a/1", page(GB18030))
+    items = [{"id": "1", "url": origin.url("/a/1"), "title": "春茶", "summary": "春茶开采了"}]
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "茶", "items": items}
+    url = origin.route("/feed.json", Reply(json.dumps(doc), content_type="application/feed+json"))
+    settings = settings_for(tmp_path, f'[[sources]]\nid = "teasers"\nurl = "{url}"\nfulltext = true\n')
+    entries, state = await fetch(settings, clock)
+    assert has_article(entries["1"], GB18030) and entries["1"].summary == "春茶开采了"
+    assert state.details_missing == 0
