@@ -3,8 +3,11 @@ readability-lxml and goose3 on the saved article pages of ``tests/data/articles`
 blog post, a news article full of ads, navigation and comments, a GBK page declared only by
 ``<meta charset=gbk>`` and a GB18030 page that declares no charset anywhere).
 
-    .venv/bin/pip install trafilatura readability-lxml goose3
-    .venv/bin/python bench/fulltext_extractors.py [--runs 20]
+    python3 -m venv /tmp/extractors && /tmp/extractors/bin/pip install -e . readability-lxml goose3
+    /tmp/extractors/bin/python bench/fulltext_extractors.py [--runs 50]
+
+In a venv of its own: readability-lxml pulls in chardet, which feedparser then uses, and
+tests/test_encoding.py measures feedparser without it.
 
 Every extractor gets the same text (decoded by our own ``sources.fields.decode_html``). Quality:
 how many of the article's phrases (first paragraph to last) the extracted text holds, and how
