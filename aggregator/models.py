@@ -32,6 +32,22 @@ class ParseLimits:
 
 
 @dataclass(frozen=True)
+class RequestOptions:
+    """A source's own request options (``headers``, ``user_agent``, ``cookies``, ``referer``, basic
+    auth), sent with every request of that source: its document, details and full text.
+
+    Its repr names no value: headers, cookies and the password may be secrets."""
+
+    headers: tuple[tuple[str, str], ...] = ()  # User-Agent, Referer and Cookie included
+    username: str | None = None
+    password: str | None = None  # read from the environment variable ``password_env`` names
+
+    def __repr__(self) -> str:
+        names = ", ".join(name for name, _ in self.headers)
+        return f"RequestOptions(headers=[{names}], auth={'basic' if self.username else None})"
+
+
+@dataclass(frozen=True)
 class Source:
     """A source as the operator configured it (immutable; the config is its owner)."""
 
@@ -45,6 +61,7 @@ class Source:
     site_name: str | None = None
     hexo_placeholder_image: bool = False  # Hexo posts without an image get a picsum one
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings
+    request: RequestOptions | None = None  # the source's own headers, cookies, basic auth
     # the same for every source (from [fetch] and [content]); not part of what a reload compares
     limits: ParseLimits = field(default=ParseLimits(), compare=False)
 

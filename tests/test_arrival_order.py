@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from aggregator.config import settings as config
 from aggregator.clock import FakeClock
+from aggregator.config import settings as config
 from aggregator.models import Selection
 from aggregator.publish.feeds import FeedService
 from aggregator.publish.query import decode_cursor, encode_cursor

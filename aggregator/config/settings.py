@@ -31,12 +31,13 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from ..errors import ConfigError
-from ..models import ParseLimits, Source
+from ..models import ParseLimits, RequestOptions, Source
 
 DEFAULT_CONFIG = Path("config/aggregator.toml")
 ENV_CONFIG = "AGGREGATOR_CONFIG"
@@ -527,9 +528,24 @@ class HtmlOptions(_Section):
     detail: HtmlDetail | None = None
 
 
+class FeedOptions(_Section):
+    """Full text for summary-only feeds (sources/feed.py, fulltext.py): each new entry's article
+    page (its link) is fetched and its main content becomes the entry's content."""
+
+    fulltext: Bool = False
+    fulltext_selector: Selector | None = None  # the content on the article page; default: found
+
+    @field_validator("fulltext_selector")
+    @classmethod
+    def _selector_needs_fulltext(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("fulltext"):
+            raise ValueError("has no effect without fulltext = true")
+        return value
+
+
 # Kind-specific keys of a [[sources]] table, validated by kind. An adapter's own options model.
 SOURCE_OPTIONS: dict[str, type[BaseModel]] = {
-    "feed": _Section,
+    "feed": FeedOptions,
     "qutoutiao": QutoutiaoOptions,
     "json": JsonOptions,
     "html": HtmlOptions,
@@ -542,6 +558,68 @@ SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
         "hexo_placeholder_image": True,
     },
 }
+
+
+# --- Per-source request options: sent by fetch.py with every request of the source (its document,
+# details, full text) and no other. Values may be "${NAME}" (read from the environment); the
+# password only ever comes from the environment (password_env names the variable).
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP field name (RFC 9110 token)
+_FETCHER_HEADERS = frozenset({
+    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+    "trailer", "proxy-authorization", "proxy-connection", "accept-encoding", "if-none-match",
+    "if-modified-since",
+})
+_OWN_KEYS = {"user-agent": "user_agent", "referer": "referer", "cookie": "cookies"}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BAD_COOKIE_OCTET = re.compile(r'[\s",;\\\x00-\x1f\x7f]')  # RFC 6265 cookie-octet excludes these
+
+
+def check_header_name(name: str) -> str:
+    if not _TOKEN.match(name):
+        raise ValueError(f"not a header name: {name!r} (letters, digits and !#$%&'*+-.^_`|~ only)")
+    lower = name.lower()
+    if lower in _FETCHER_HEADERS:
+        raise ValueError(f"{name} is set by the fetcher, not per source")
+    if lower in _OWN_KEYS:
+        raise ValueError(f"give {name} with the source's {_OWN_KEYS[lower]} key")
+    return name
+
+
+def check_header_value(value: str) -> str:
+    """A header value without line breaks or other control characters; the message never
+    repeats the value (it may be a secret from the environment)."""
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        raise ValueError("a header value cannot hold line breaks or control characters")
+    return value.strip()
+
+
+def check_cookie_name(name: str) -> str:
+    if not _TOKEN.match(name):
+        raise ValueError(f"not a cookie name: {name!r} (letters, digits and !#$%&'*+-.^_`|~ only)")
+    return name
+
+
+def check_cookie_value(value: str) -> str:
+    if _BAD_COOKIE_OCTET.search(value):
+        raise ValueError("a cookie value cannot hold spaces, quotes, commas, semicolons, "
+                         "backslashes or control characters")
+    return value
+
+
+def check_env_name(name: str) -> str:
+    if not _ENV_NAME.match(name):
+        raise ValueError(f"not an environment variable name: {name!r}")
+    if name not in os.environ:
+        raise ValueError(f"environment variable {name} is not set (it should hold the password)")
+    return name
+
+
+HeaderName = Annotated[str, AfterValidator(check_header_name)]
+HeaderValue = Annotated[str, BeforeValidator(from_environment), AfterValidator(check_header_value)]
+CookieName = Annotated[str, AfterValidator(check_cookie_name)]
+CookieValue = Annotated[str, BeforeValidator(from_environment), AfterValidator(check_cookie_value)]
+EnvName = Annotated[str, AfterValidator(check_env_name)]
 
 
 class SourceSettings(BaseModel):
@@ -558,6 +636,13 @@ class SourceSettings(BaseModel):
     hexo_placeholder_image: Bool | None = None  # None: the kind's default (Qutoutiao: true)
     site_url: HttpUrl | None = None  # the site's home page (OPML htmlUrl), when the feed names none
     enabled: Bool = True
+    # request options, for every request of this source only (see above)
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
+    user_agent: HeaderValue | None = None
+    cookies: dict[CookieName, CookieValue] = Field(default_factory=dict)
+    referer: HttpUrl | None = None
+    username: Annotated[str, Field(pattern=r"^[^:\x00-\x1f]*$")] | None = None  # basic auth
+    password_env: EnvName | None = None  # the environment variable holding the password
 
     @field_validator("kind")
     @classmethod
@@ -575,10 +660,24 @@ class SourceSettings(BaseModel):
             raise ValueError(f"a {self.kind} source needs a url")
         return self
 
+    @model_validator(mode="after")
+    def _request_options(self) -> SourceSettings:
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("basic auth needs both username and password_env")
+        names = [name.lower() for name in self.headers]
+        if len(set(names)) < len(names):
+            raise ValueError("headers: a header name is given twice (names ignore case)")
+        if self.username is not None and "authorization" in names:
+            raise ValueError("headers: Authorization and basic auth (username) exclude each other")
+        return self
+
     @property
     def options(self) -> dict[str, Any]:
         model = SOURCE_OPTIONS[self.kind]
-        return model.model_validate(self.model_extra or {}).model_dump()
+        # a feed's options only when given: feeds configured before full text keep options {}
+        return model.model_validate(self.model_extra or {}).model_dump(
+            exclude_defaults=model is FeedOptions
+        )
 
 
 def option_problems(kind: str, extra: dict[str, Any]) -> list[str]:
@@ -741,8 +840,25 @@ def to_source(
             else bool(defaults.get("hexo_placeholder_image", False))
         ),
         options=options,
+        request=request_options(s),
         limits=limits or ParseLimits(),
     )
+
+
+def request_options(s: SourceSettings) -> RequestOptions | None:
+    """The headers the source sends with each request (its cookies as one Cookie header) and
+    its basic auth, the password read from the environment now; None when it sets none."""
+    headers = list(s.headers.items())
+    if s.user_agent:
+        headers.append(("User-Agent", s.user_agent))
+    if s.referer:
+        headers.append(("Referer", s.referer))
+    if s.cookies:
+        headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in s.cookies.items())))
+    if not headers and s.username is None:
+        return None
+    password = os.environ.get(s.password_env, "") if s.password_env else None
+    return RequestOptions(tuple(headers), s.username, password)
 
 
 def default_url(kind: str, options: dict[str, Any]) -> str:

@@ -9,9 +9,11 @@ connect and total timeouts; a body size limit on the decoded bytes; an optional 
 private network addresses unless allowed, on every request and every redirect hop, with or without
 the proxy (``urls.host_address`` reads every numeric host form, ``urls.is_public`` judges NAT64,
 6to4 and mapped IPv6 by their IPv4 address; a numeric host is sent in its dotted form, so a proxy
-never gets ``2130706433`` as a name). Does not own: what a status means for a source (the
-pipeline maps 304, 410 and errors), when to fetch again (schedule.py), or decoding text
-(sources/encoding.py).
+never gets ``2130706433`` as a name); a source's own request options (headers, User-Agent,
+cookies, Referer, basic auth) on each of its requests, its cookies and credentials sent to its own
+origin only (not to another host it redirects to). Does not own: what a status means for a
+source (the pipeline maps 304, 410 and errors), when to fetch again (schedule.py), or decoding
+text (sources/encoding.py).
 
 ``Fetcher.fetch`` never raises for a network or HTTP problem: every failure is a ``FetchResult``
 with a readable ``error``; ``status_code`` is None when no HTTP answer was had (connect errors,
@@ -53,7 +55,7 @@ from tenacity import (
 
 from ..clock import Clock
 from ..config.settings import FetchSettings
-from ..models import FetchResult
+from ..models import FetchResult, RequestOptions
 from .urls import canonical_host, host_address, is_public
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -134,12 +136,18 @@ class Fetcher:
         await self._client.aclose()
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        request: RequestOptions | None = None,
     ) -> FetchResult:
-        """GET ``url`` (conditionally when validators are given), following redirects."""
+        """GET ``url`` (conditionally when validators are given), following redirects, with the
+        source's own request options (``request``) when it has some."""
         started = self._clock.now()
         try:
-            result = await self._follow(url, _conditional(etag, last_modified))
+            result = await self._follow(url, _conditional(etag, last_modified), request)
         except _Failure as failure:
             result = FetchResult(
                 url=failure.url,
@@ -151,10 +159,14 @@ class Fetcher:
         elapsed = (self._clock.now() - started).total_seconds()
         return replace(result, elapsed=elapsed, fetched_at=started)
 
-    async def _follow(self, url: str, headers: dict[str, str]) -> FetchResult:
-        seen, hops = {url}, list[int]()
+    async def _follow(
+        self, url: str, conditional: dict[str, str], request: RequestOptions | None
+    ) -> FetchResult:
+        seen, hops, first = {url}, list[int](), _origin(url)
         for _ in range(self._settings.max_redirects + 1):
-            reply = await self._with_retries(url, headers)
+            # credentials go to the source's own origin only, never to where it redirects
+            headers, auth = _options(request, conditional, same_origin=_origin(url) == first)
+            reply = await self._with_retries(url, headers, auth)
             location = reply.headers.get("location", "").strip()
             if reply.status not in _REDIRECTS or not location or reply.error:
                 return _result(reply, hops)
@@ -166,7 +178,9 @@ class Fetcher:
         limit = self._settings.max_redirects
         return _result(reply, hops, error=f"too many redirects (more than {limit})")
 
-    async def _with_retries(self, url: str, headers: dict[str, str]) -> _Reply:
+    async def _with_retries(
+        self, url: str, headers: dict[str, str], auth: httpx.Auth | None
+    ) -> _Reply:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.max_retries + 1),
             wait=self._wait,
@@ -174,7 +188,7 @@ class Fetcher:
             sleep=self._clock.sleep,
             retry_error_callback=_last_outcome,
         )
-        reply: _Reply = await retrying(self._exchange, url, headers)
+        reply: _Reply = await retrying(self._exchange, url, headers, auth)
         return reply
 
     def _should_retry(self, reply: _Reply) -> bool:
@@ -193,20 +207,22 @@ class Fetcher:
             delay = max(delay, self._seconds_until(outcome.result().retry_after) or 0.0)
         return delay
 
-    async def _exchange(self, url: str, headers: dict[str, str]) -> _Reply:
+    async def _exchange(
+        self, url: str, headers: dict[str, str], auth: httpx.Auth | None
+    ) -> _Reply:
         """One request: checks, politeness slot, total timeout, and exception conversion."""
         await self._check_address(url)
         self._check_held(url)
         try:
             async with self._slot(urlsplit(url).hostname or ""):
                 async with asyncio.timeout(self._settings.timeout):
-                    return await self._send(url, headers)
+                    return await self._send(url, headers, auth)
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             raise _convert(exc, url, self._settings) from None
 
-    async def _send(self, url: str, headers: dict[str, str]) -> _Reply:
+    async def _send(self, url: str, headers: dict[str, str], auth: httpx.Auth | None) -> _Reply:
         request = self._client.build_request("GET", _wire_url(url), headers=headers)
-        response = await self._client.send(request, stream=True)
+        response = await self._client.send(request, stream=True, auth=auth)
         try:
             reply = _Reply(
                 url=url,
@@ -358,6 +374,33 @@ def _conditional(etag: str | None, last_modified: str | None) -> dict[str, str]:
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     return headers
+
+
+_CREDENTIALS = frozenset({"authorization", "cookie"})
+
+
+def _options(
+    request: RequestOptions | None, conditional: dict[str, str], *, same_origin: bool
+) -> tuple[dict[str, str], httpx.Auth | None]:
+    """The headers and auth of one request: the source's own, then the validators; on another
+    origin than the source's URL (after a redirect) without its cookies and credentials."""
+    if request is None:
+        return conditional, None
+    headers = {k: v for k, v in request.headers if same_origin or k.lower() not in _CREDENTIALS}
+    auth = None
+    if same_origin and request.username is not None:
+        auth = httpx.BasicAuth(request.username, request.password or "")
+    return headers | conditional, auth
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port: where a source's credentials may go."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return ("", url, None)
+    return (parts.scheme, (parts.hostname or "").lower(), port)
 
 
 def _result(reply: _Reply, hops: list[int], *, error: str | None = None) -> FetchResult:

@@ -19,6 +19,7 @@ against the sources.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
@@ -42,6 +43,7 @@ from ..models import (
     FetchStatus,
     Item,
     ParsedFeed,
+    RequestOptions,
     Source,
     SourceState,
 )
@@ -304,8 +306,9 @@ class Pipeline:
         try:
             url = get_adapter(source.kind).request_url(source, state.url)
             if details.retry_due(state, self.clock.now()):
-                return await self.fetch(url)
-            return await self.fetch(url, etag=state.etag, last_modified=state.last_modified)
+                return await self.fetch(url, **_request(source))
+            return await self.fetch(url, etag=state.etag, last_modified=state.last_modified,
+                                    **_request(source))
         except Exception as exc:  # noqa: BLE001 (a bug: logged with its traceback)
             return FetchResult(url=state.url, status_code=0, error=_log_bug(source, "fetch", exc))
 
@@ -391,7 +394,8 @@ class Pipeline:
         if not todo:
             return []
         adapter = get_adapter(source.kind)
-        tasks = [asyncio.ensure_future(adapter.enrich(source, ki.item, self._extra_fetch)) for ki in todo]
+        fetch = functools.partial(self._extra_fetch, request=source.request)
+        tasks = [asyncio.ensure_future(adapter.enrich(source, ki.item, fetch)) for ki in todo]
         budget = self.budget() / 2
         try:
             _done, pending = await asyncio.wait(tasks, timeout=budget)
@@ -502,8 +506,9 @@ class Pipeline:
             out.append(e)
         return out, merged
 
-    async def _extra_fetch(self, url: str) -> FetchResult:
-        return await self.fetch(url)
+    async def _extra_fetch(self, url: str, request: RequestOptions | None = None) -> FetchResult:
+        """An extra document of a source (a detail, an article page), with its request options."""
+        return await self.fetch(url, **({"request": request} if request is not None else {}))
 
     # --- source state transitions -------------------------------------------------------------
 
@@ -589,6 +594,11 @@ class Pipeline:
             fetch_count=state.fetch_count + 1,
         )
         return Processed(outcome, new_state)
+
+
+def _request(source: Source) -> dict[str, RequestOptions]:
+    """The source's own request options as the fetch function's keyword (none when it sets none)."""
+    return {"request": source.request} if source.request is not None else {}
 
 
 def _absolute(item: Item, document_url: str) -> Item:

@@ -6,7 +6,8 @@ read from disk), so every document goes through our fetcher and nothing else.
 Bytes are first decoded by ``encoding.decode_feed`` (GB18030 for GB2312/GBK, UTF-8 wins when the
 declarations disagree with valid UTF-8 bytes). An item's content is its richest content element
 (or its summary, when that holds the body), never several joined; JSON Feed items without authors
-inherit the feed's. This module does not clean HTML: the pipeline does.
+inherit the feed's. This module does not clean HTML: the pipeline does. With ``fulltext = true`` an
+item's ``enrich`` fetches its article page for its full text (fulltext.py).
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ class FeedAdapter:
         return parse_xml_feed(body, result.headers, result.url, keep, now)
 
     async def enrich(self, source: Source, item: Item, fetch: FetchFn) -> Item:
-        return item
+        """With ``fulltext = true``: the item's article page's main content (fulltext.py)."""
+        if not source.options.get("fulltext"):
+            return item
+        from .fulltext import complete  # not loaded by parser workers, which never enrich
+
+        return await complete(item, fetch, source.options.get("fulltext_selector"))
 
 
 def _looks_like_json(body: bytes, content_type: str | None) -> bool:
