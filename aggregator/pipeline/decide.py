@@ -7,7 +7,7 @@ the random source passed in), so each is tested directly, without a store, a ser
 - ``unchanged``: the fetched document is the one already handled (a 304, or the same body).
 - ``looks_offline``: a round's failures are the machine's, not its sources'.
 - ``fresh``: which identified items are new, or changed (``changed``) since they were stored.
-- ``rekeyed``: the items under the keys the source already had them by, when its publisher
+- ``rekey_wanted``, ``rekeyed``: the items under the keys the source already had them by, when its publisher
   changed its id scheme (``dedupe.detect_rekeyed`` decides which).
 - ``duplicates``: new entries marked as copies of other sources' stories
   (``dedupe.find_duplicate`` decides each).
@@ -79,6 +79,12 @@ def fresh(keyed: Mapping[str, Identified], known: Known) -> set[str]:
     }
 
 
+def rekey_wanted(keyed: Mapping[str, Identified], known: Known) -> bool:
+    """Most fetched keys are new: the publisher may have changed its id scheme (worth reading
+    the source's stored identities for ``rekeyed``)."""
+    return bool(keyed) and len(known) <= len(keyed) / 2
+
+
 def rekeyed(
     keyed: Mapping[str, Identified],
     known: Known,
@@ -89,7 +95,7 @@ def rekeyed(
     keys are new (a publisher that changed its id scheme); empty otherwise. ``stored`` is the
     source's stored identities, newest first; ``fingerprint`` gives a fetched key's fingerprint,
     for items no URL or hash recognizes."""
-    if not keyed or len(known) > len(keyed) / 2 or not stored:
+    if not rekey_wanted(keyed, known) or not stored:
         return {}
     identities = [identity for identity, _ in keyed.values()]
     return dedupe.detect_rekeyed(identities, stored, fingerprint=fingerprint)

@@ -425,7 +425,7 @@ class Pipeline:
     ) -> tuple[dict[str, Identified], list[str]]:
         """When most keys are new, recognize entries the source already has under other keys (a
         publisher that changed its id scheme) and use their old keys; also return those old keys."""
-        if not keyed or len(known) > len(keyed) / 2:
+        if not decide.rekey_wanted(keyed, known):
             return keyed, []
         stored = self.store.source_identities(source.id)
 
