@@ -4,7 +4,6 @@
     ├── ConfigError        the config file is missing, unreadable or invalid (names file, source, field)
     ├── UsageError         the command line names something that does not exist
     ├── FetchError         a fetch failed (network, HTTP status, limits); carries a readable message
-    │   ├── GoneError      the origin answered 410 Gone
     │   └── NotAFeedError  the body is an HTML page or otherwise not a document we can read
     ├── ParseError         a document could not be turned into items
     ├── StoreError         the database could not be reached or migrated
@@ -39,10 +38,6 @@ class UsageError(AggregatorError):
 
 class FetchError(AggregatorError):
     """A fetch failed; the message is what the operator sees as the source's last error."""
-
-
-class GoneError(FetchError):
-    """The origin answered 410 Gone."""
 
 
 class NotAFeedError(FetchError):

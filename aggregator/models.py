@@ -176,7 +176,7 @@ class Entry:
     image: str | None = None
     content_hash: str = ""
     canonical_url: str | None = None
-    fingerprint: int | None = None  # dedupe.fingerprint: 128 bits (stored as two 64-bit columns)
+    fingerprint: int | None = None  # fingerprint.signature: 128 bits (stored as two 64-bit columns)
     first_seen: datetime | None = None
     changed_at: datetime | None = None  # last time the content changed (or first seen)
     id: int | None = None  # store-assigned, stable for the entry's life
@@ -184,9 +184,16 @@ class Entry:
     merge_reason: str | None = None
     sort_at: datetime | None = None  # store-assigned place in the history (pagination cursors)
     arrival: int | None = None  # store-assigned: the write that stored it (sorted=false pages)
-    text_length: int = 0  # weight of the entry's text (dedupe.text_weight)
-    band_keys: tuple[int, ...] = ()  # near-duplicate index keys (dedupe.band_keys)
+    text_length: int = 0  # weight of the entry's text (fingerprint.text_weight)
+    band_keys: tuple[int, ...] = ()  # near-duplicate index keys (fingerprint.signature)
     explanation: tuple[str, ...] = ()  # why the entry has its categories
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(
+            self.source_id, self.key, self.canonical_url, self.content_hash, self.fingerprint,
+            self.text_length, self.band_keys, self.id, self.duplicate_of,
+        )
 
 
 @dataclass(frozen=True)
@@ -229,16 +236,23 @@ class FetchOutcome:
 
 
 @dataclass(frozen=True)
-class DuplicateCandidate:
-    """A stored entry as the cross-source duplicate rules see it."""
+class Identity:
+    """Who an entry is: its key within its source, and what the duplicate rules compare across
+    sources (canonical URL, content hash, fingerprint and text weight).
 
-    entry_id: int
+    One record at every step: an item just parsed (key, URL and hash; no fingerprint or id yet),
+    a new entry about to be stored (``Entry.identity``), and another source's stored entry read
+    back as a duplicate candidate (with its id and its cluster's primary)."""
+
     source_id: str
+    key: str
     canonical_url: str | None
     content_hash: str
-    fingerprint: int | None  # dedupe.fingerprint (both windows, 128 bits)
-    text_length: int
-    duplicate_of: int | None
+    fingerprint: int | None = None  # fingerprint.signature (both windows, 128 bits); None: no text
+    text_length: int = 0  # fingerprint.text_weight of its text; short texts never near-match
+    band_keys: tuple[int, ...] = ()  # near-duplicate index keys
+    entry_id: int | None = None  # None for an entry not stored yet
+    duplicate_of: int | None = None  # the primary of the cluster a stored entry belongs to
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import argparse
 import importlib.util
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -30,8 +30,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from aggregator.config.settings import DedupeSettings
-from aggregator.models import Item
-from aggregator.pipeline import dedupe
+from aggregator.models import Identity, Item
+from aggregator.pipeline import dedupe, fingerprint
+from bench import dedupe_reference
 
 TARGET_PRECISION, TARGET_RECALL = 0.99, 0.95
 COMMAND = ".venv/bin/python bench/dedupe_eval.py"
@@ -79,11 +80,11 @@ class Report:
             self.mistakes.append(f"{outcome} {note} {match.describe() if match else ''}")
 
 
-def identities(copies: dict[str, object], tracking: tuple[str, ...]) -> dict[str, dedupe.Identity]:
+def identities(copies: dict[str, object], tracking: tuple[str, ...]) -> dict[str, Identity]:
     out = {}
     for cid, c in copies.items():
         item = Item(guid=None, link=c.link, title=c.title, content=c.content)  # type: ignore[attr-defined]
-        out[cid] = dedupe.identify([item], tracking)[0]
+        out[cid] = dedupe_reference.identify([item], tracking)[0]
     return out
 
 
@@ -92,7 +93,7 @@ def evaluate(
     settings: DedupeSettings,
     *,
     use_urls: bool = True,
-    ids: dict[str, dedupe.Identity] | None = None,
+    ids: dict[str, Identity] | None = None,
 ) -> Report:
     """Run find_duplicate on every labelled pair of ``evalset`` (a generate.EvalSet)."""
     if ids is None:
@@ -104,7 +105,7 @@ def evaluate(
         match = dedupe.find_duplicate(b, [a], settings)
         report.add(pair.kind, pair.lang, pair.same, match, f"{pair.a} ~ {pair.b}")
         if a.fingerprint is not None and b.fingerprint is not None:
-            score = dedupe.similarity(a.fingerprint, b.fingerprint)
+            score = fingerprint.similarity(a.fingerprint, b.fingerprint)
             report.near_scores.append((score, pair.same, f"{pair.a} ~ {pair.b}"))
         if match is not None and match.reason == "near_duplicate":
             report.index_needed += 1
@@ -112,22 +113,14 @@ def evaluate(
     return report
 
 
-def _candidate(
-    identity: dedupe.Identity, source: str, entry_id: int | None, urls: bool
-) -> dedupe.Candidate:
-    c = dedupe.Candidate.of(identity, source, entry_id)
-    return (
-        c
-        if urls
-        else dedupe.Candidate(
-            c.entry_id, c.source_id, None, c.content_hash, c.fingerprint, c.text_length
-        )
-    )
+def _candidate(identity: Identity, source: str, entry_id: int | None, urls: bool) -> Identity:
+    c = replace(identity, source_id=source, entry_id=entry_id)
+    return c if urls else replace(c, canonical_url=None)
 
 
-def index_load(evalset: object, ids: dict[str, dedupe.Identity]) -> str:
+def index_load(evalset: object, ids: dict[str, Identity]) -> str:
     """How many entries of other stories a band-index lookup returns, as a share of the set."""
-    index = dedupe.BandIndex()
+    index = dedupe_reference.BandIndex()
     order = list(ids)
     for n, cid in enumerate(order):
         index.add(n, ids[cid].band_keys)

@@ -6,7 +6,6 @@ import pytest
 
 from aggregator.config import settings as config
 from aggregator.errors import ConfigError
-from aggregator.models import Item
 from aggregator.pipeline.categorize import (
     AliasTable,
     Categorizer,
@@ -167,10 +166,6 @@ def test_include_filters_must_match_in_every_scope() -> None:
     assert decide(Fields(title="New chip"), [], ("Sports",), include=include).dropped
 
 
-def test_fields_from_item_fall_back_to_the_summary() -> None:
-    """An item without content is matched on its summary."""
-    item = Item(guid=None, link="https://a.example/", title="T", summary="<p>S</p>", author="A")
-    assert Fields.from_item(item) == Fields("T", "<p>S</p>", "A", "https://a.example/")
 
 
 # --- from the config ----------------------------------------------------------------------------

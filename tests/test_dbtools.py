@@ -161,13 +161,14 @@ async def test_the_scheduler_runs_retention_as_a_maintenance_job(tmp_path: Path,
     store = SQLStore(f"sqlite:///{tmp_path / 's.db'}", clock.now())
     settings = config.parse('[retention]\nmax_age = "7d"\n')
     dispatcher = Dispatcher(store, None, dict, clock, "w", 10, 60)  # type: ignore[arg-type]
-    with_job = Scheduler(dispatcher, 3600, Retention(store, clock, lambda: settings.retention))
+    retention = Retention(store, clock, lambda: settings.retention)
+    with_job = Scheduler(dispatcher, 3600, retention)
     without = Scheduler(dispatcher, 3600)
     for scheduler in (with_job, without):
         scheduler.start()
     try:
-        assert sorted(with_job.job_ids()) == ["dispatcher", "retention"]
-        assert without.job_ids() == ["dispatcher"]
+        assert with_job.retention_every() == retention.every
+        assert without.retention_every() is None
     finally:
         with_job.shutdown()
         without.shutdown()

@@ -1,4 +1,5 @@
-"""Entry identity, canonical URLs, content hashes, fingerprints and the duplicate rules."""
+"""The duplicate rules (pipeline/dedupe.py): across sources and within one (re-keyed ids); the
+evaluation set. Canonical URLs, keys and fingerprints have their own test files."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from types import ModuleType
 import pytest
 
 from aggregator.config.settings import DedupeSettings
-from aggregator.models import Entry, Item
-from aggregator.pipeline import dedupe
-from aggregator.pipeline.dedupe import Candidate, Identity
-from aggregator.store.schema import fingerprint_columns, fingerprint_of
+from aggregator.models import Entry, Identity, Item
+from aggregator.pipeline import canonical, dedupe
+from aggregator.pipeline import fingerprint as fingerprints
+from bench import dedupe_reference as reference
 
 TRACKING = DedupeSettings().tracking_params
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ OTHER_EN = (
 
 
 def fp(text: str) -> int:
-    return dedupe.fingerprint(dedupe.normalize_text(text))
+    return reference.fingerprint(fingerprints.normalize_text(text))
 
 
 def candidate(
@@ -60,235 +61,9 @@ def candidate(
     *,
     title: str = "t",
     link: str | None = None,
-) -> Candidate:
-    identity = dedupe.identify([Item(guid=None, link=link, title=title, content=body)], TRACKING)[0]
-    return Candidate.of(identity, source, entry_id)
-
-
-# --- canonical URLs -----------------------------------------------------------------------------
-
-
-def test_canonical_url_normalizes_case_port_fragment_and_query_order() -> None:
-    """Scheme and host are lower-cased, the default port and the fragment go, the query is sorted."""
-    url = "HTTPS://News.Example.COM:443/World/Story?b=2&a=1#comments"
-    assert dedupe.canonical_url(url, TRACKING) == "https://news.example.com/World/Story?a=1&b=2"
-
-
-def test_canonical_url_removes_tracking_parameters_by_name_and_prefix() -> None:
-    """``utm_*`` removes every utm_ parameter; exact names match case-insensitively."""
-    url = "https://a.example/p?id=7&utm_source=rss&UTM_Medium=x&fbclid=abc&Spm=1.2&keep=yes"
-    assert dedupe.canonical_url(url, TRACKING) == "https://a.example/p?id=7&keep=yes"
-    assert (
-        dedupe.canonical_url("https://a.example/p?utm_source=rss", TRACKING)
-        == "https://a.example/p"
-    )
-
-
-def test_canonical_url_keeps_other_ports_and_hashbang_routes() -> None:
-    """A non-default port and a ``#!`` route identify a page, so they stay."""
-    assert dedupe.canonical_url("http://a.example:8080/x", ()) == "http://a.example:8080/x"
-    assert (
-        dedupe.canonical_url("https://a.example/#!/story/9", ()) == "https://a.example/#!/story/9"
-    )
-
-
-def test_canonical_url_spells_non_ascii_paths_one_way() -> None:
-    """A raw Chinese path and its percent-encoded form give the same canonical URL."""
-    raw = dedupe.canonical_url("https://例子.example/新闻/1.html", ())
-    encoded = dedupe.canonical_url("https://例子.example/%e6%96%b0%e9%97%bb/1.html", ())
-    assert raw == encoded
-
-
-def test_canonical_url_leaves_non_http_identifiers_alone() -> None:
-    """A urn, a mailto or a relative reference comes back only stripped."""
-    assert dedupe.canonical_url(" urn:uuid:1225c695 ", TRACKING) == "urn:uuid:1225c695"
-    assert (
-        dedupe.canonical_url("/relative/path?utm_source=x", TRACKING)
-        == "/relative/path?utm_source=x"
-    )
-
-
-def test_canonical_url_keeps_order_of_repeated_parameters() -> None:
-    """Parameters are sorted by name; values of one repeated name keep their order."""
-    assert (
-        dedupe.canonical_url("https://a.example/?t=2&s=1&t=1", ())
-        == "https://a.example/?s=1&t=2&t=1"
-    )
-
-
-def test_home_pages_are_not_specific_urls() -> None:
-    """A site's home page cannot identify a story; a path or a query can."""
-    assert not dedupe.is_specific_url("https://a.example/")
-    assert dedupe.is_specific_url("https://a.example/2024/story")
-    assert dedupe.is_specific_url("https://a.example/?p=12")
-    assert not dedupe.is_specific_url(None)
-
-
-# --- content hash and keys ----------------------------------------------------------------------
-
-
-def test_content_hash_ignores_whitespace_entities_and_tracking_noise() -> None:
-    """Re-indented markup, entity spellings and tracking parameters leave the hash unchanged."""
-    a = '<p>Rain “today”</p>\n<p>See <a href="https://x.example/a?id=2">more</a></p>'
-    b = (
-        "  <p>Rain &ldquo;today&rdquo;</p>\n\n    <p>See   "
-        '<a href="https://x.example/a?utm_source=rss&amp;id=2">more</a></p>\n'
-    )
-    link_a, link_b = "https://x.example/s", "https://x.example/s?utm_campaign=z"
-    assert dedupe.content_hash(" Rain ", a, link_a, TRACKING) == dedupe.content_hash(
-        "Rain", b, link_b, TRACKING
-    )
-
-
-def test_content_hash_changes_with_words_and_real_urls() -> None:
-    """A changed word, title or non-tracking URL is a real change."""
-    base = dedupe.content_hash(
-        "T", '<p>Ten <a href="https://x.example/a?id=1">x</a></p>', None, TRACKING
-    )
-    assert base != dedupe.content_hash(
-        "T", '<p>Nine <a href="https://x.example/a?id=1">x</a></p>', None, TRACKING
-    )
-    assert base != dedupe.content_hash(
-        "T", '<p>Ten <a href="https://x.example/a?id=2">x</a></p>', None, TRACKING
-    )
-    assert base != dedupe.content_hash(
-        "U", '<p>Ten <a href="https://x.example/a?id=1">x</a></p>', None, TRACKING
-    )
-
-
-def test_content_hash_counts_the_link_only_without_a_body() -> None:
-    """Same text under two sources' links hashes alike; title-only entries differ by link."""
-    with_body = [dedupe.content_hash("T", "<p>x</p>", f"https://{h}/1", TRACKING) for h in "ab"]
-    without = [dedupe.content_hash("T", None, f"https://{h}/1", TRACKING) for h in "ab"]
-    assert with_body[0] == with_body[1]
-    assert without[0] != without[1]
-
-
-def test_entry_keys_prefer_guid_then_link_then_a_hash() -> None:
-    """guid wins; a missing or blank guid falls back to the link, then to a title+content hash."""
-    items = [
-        Item(guid="g1", link="https://a.example/1", title="a"),
-        Item(guid="  ", link=" https://a.example/2 ", title="b"),
-        Item(guid=None, link=None, title="c", content="<p>body</p>"),
-    ]
-    keys = dedupe.entry_keys(items)
-    assert keys[:2] == ["g1", "https://a.example/2"]
-    assert keys[2].startswith("hash:")
-    assert keys == dedupe.entry_keys(items)
-
-
-def test_entry_keys_disambiguate_a_repeated_guid() -> None:
-    """Items repeating a guid in one document get distinct keys derived from their own content."""
-    items = [
-        Item(guid="same", link=None, title="first"),
-        Item(guid="same", link=None, title="second"),
-        Item(guid="same", link=None, title="second"),
-    ]
-    keys = dedupe.entry_keys(items)
-    assert keys[0] == "same"
-    assert keys[1].startswith("same#") and keys[2] == keys[1] + "#2"
-    assert len(set(keys)) == 3
-
-
-def test_entry_keys_of_a_later_duplicate_do_not_depend_on_its_position() -> None:
-    """The suffix of a repeated guid is a hash of the item, not its index in the document."""
-    x = Item(guid="g", link=None, title="x")
-    y = Item(guid="g", link=None, title="y")
-    z = Item(guid="other", link=None, title="z")
-    assert dedupe.entry_keys([x, y])[1] == dedupe.entry_keys([x, z, y])[2]
-
-
-# --- text, fingerprints, index ------------------------------------------------------------------
-
-
-def test_normalize_text_keeps_only_letters_and_digits() -> None:
-    """Tags, scripts, comments, entities, punctuation and spaces go; case folds; width unifies."""
-    html = "<p>Hello,&nbsp;<b>World</b>!</p><script>var x=1;</script><!-- c --> ＡＢＣ１２ 中文，测试。"
-    assert dedupe.normalize_text(html) == "helloworldabc12中文测试"
-
-
-def test_document_text_drops_the_title_of_a_long_body() -> None:
-    """A long body is fingerprinted alone (headlines get rewritten); a teaser keeps its title."""
-    assert dedupe.document_text("Headline", STORY_EN) == dedupe.normalize_text(STORY_EN)
-    assert dedupe.document_text("Headline", "<p>Short teaser.</p>") == "headline\nshortteaser"
-
-
-def test_fingerprint_is_stable_and_stored_as_two_signed_64_bit_values() -> None:
-    """Stored fingerprints stay valid: the value for a text never changes, each window has 64
-    bits of its own, and the two columns (each fits a BIGINT) give the fingerprint back."""
-    value = dedupe.fingerprint("thequickbrownfoxjumpsoverthelazydog")
-    assert value == dedupe.fingerprint("thequickbrownfoxjumpsoverthelazydog")
-    assert 0 <= value < 2**128 and value >> 64 != 0
-    assert value == 162116018906489364556255184247571093149
-    columns = fingerprint_columns(value)
-    assert all(-(2**63) <= v < 2**63 for v in columns.values() if v is not None)
-    assert fingerprint_of(columns["fingerprint"], columns["body_fingerprint"]) == value
-    assert fingerprint_of(*fingerprint_columns(None).values()) is None
-    assert dedupe.fingerprint("") == 0
-
-
-def test_similarity_counts_equal_bits() -> None:
-    """Similarity is the share of equal bits of both 64-bit windows (signed or unsigned)."""
-    assert dedupe.similarity(5, 5) == 1.0
-    assert dedupe.similarity(-1, 2**128 - 1) == 1.0
-    assert dedupe.similarity(0, -1) == 0.0
-    assert dedupe.similarity(0, 0b1111) == 1 - 4 / 128
-
-
-def test_chinese_copy_with_byline_and_trimmed_ending_matches() -> None:
-    """A Chinese wire copy with a byline and a cut ending scores above the threshold."""
-    copy = "（记者 张伟）" + STORY_ZH[: int(len(STORY_ZH) * 0.7)] + "责任编辑：王五"
-    assert dedupe.similarity(fp(STORY_ZH), fp(copy)) >= 0.8
-
-
-def test_chinese_story_on_the_same_topic_does_not_match() -> None:
-    """Two different earthquake reports in Chinese stay well below the threshold."""
-    assert dedupe.similarity(fp(STORY_ZH), fp(OTHER_ZH)) < 0.75
-
-
-def test_english_copy_with_new_byline_and_footer_matches_but_other_story_does_not() -> None:
-    """A republished English copy matches its original; another quake story does not."""
-    copy = "By Anna Weber, Global Press. " + STORY_EN + " Copyright 2024. All rights reserved."
-    assert dedupe.similarity(fp(STORY_EN), fp(copy)) >= 0.8
-    assert dedupe.similarity(fp(STORY_EN), fp(OTHER_EN)) < 0.75
-
-
-def test_text_past_the_window_does_not_move_the_fingerprint() -> None:
-    """Only the lede is fingerprinted: trimming or extending the end changes nothing."""
-    text = dedupe.normalize_text(STORY_EN + OTHER_EN)
-    assert dedupe.text_weight(text) > dedupe.WINDOW
-    assert dedupe.fingerprint(text) == dedupe.fingerprint(text[: dedupe.WINDOW] + "anythingelse")
-
-
-def test_text_weight_counts_cjk_characters_triple() -> None:
-    """A CJK character weighs three letters, so Chinese and English ledes are comparable."""
-    assert dedupe.text_weight("abc中文") == 3 + 6
-
-
-def test_shingles_cover_mixed_script_text() -> None:
-    """Shingles span 15 letters or 5 CJK characters, and short texts give one shingle."""
-    assert dedupe.shingles("abcdefghijklmnopq") == {
-        "abcdefghijklmno",
-        "bcdefghijklmnop",
-        "cdefghijklmnopq",
-    }
-    assert dedupe.shingles("一二三四五六") == {"一二三四五", "二三四五六"}
-    assert dedupe.shingles("short") == {"short"}
-    assert dedupe.shingles("") == set()
-
-
-def test_similar_texts_share_a_band_key_and_the_index_finds_them() -> None:
-    """The band index returns a near-duplicate and not an unrelated story."""
-    index = dedupe.BandIndex()
-    index.add(1, dedupe.band_keys(dedupe.normalize_text(STORY_EN)))
-    index.add(2, dedupe.band_keys(dedupe.normalize_text(OTHER_EN)))
-    copy = dedupe.normalize_text("By Ruth Adler. " + STORY_EN)
-    assert index.candidates(dedupe.band_keys(copy)) == {1}
-    index.discard(1)
-    assert index.candidates(dedupe.band_keys(copy)) == set()
-    assert len(index) == 1
-    assert len(dedupe.band_keys(copy)) == dedupe.BANDS
-    assert dedupe.band_keys("") == ()
+) -> Identity:
+    item = Item(guid=None, link=link, title=title, content=body)
+    return replace(reference.identify([item], TRACKING, source)[0], entry_id=entry_id)
 
 
 # --- duplicates across sources ------------------------------------------------------------------
@@ -373,7 +148,7 @@ def test_http_and_https_of_one_page_are_one_url() -> None:
     b = candidate(None, "b", "", title="Brief", link="https://site.example/brief/7")
     match = dedupe.find_duplicate(b, [a], DedupeSettings())
     assert match is not None and match.reason == "canonical_url"
-    assert not dedupe.same_url("http://site.example/", "https://site.example/")
+    assert not canonical.same_url("http://site.example/", "https://site.example/")
 
 
 def test_a_move_to_https_is_a_rekey() -> None:
@@ -391,7 +166,7 @@ def test_traditional_and_simplified_copies_fingerprint_alike() -> None:
 
     traditional = opencc.OpenCC("s2twp.json").convert(STORY_ZH)
     assert traditional != STORY_ZH
-    assert dedupe.normalize_text(traditional) == dedupe.normalize_text(STORY_ZH)
+    assert fingerprints.normalize_text(traditional) == fingerprints.normalize_text(STORY_ZH)
     a = candidate(1, "a", f"<p>{STORY_ZH}</p>", link="https://cn.example/1")
     b = candidate(None, "b", f"<p>{traditional}</p>", link="https://tw.example/1")
     match = dedupe.find_duplicate(b, [a], DedupeSettings())
@@ -410,7 +185,7 @@ def test_a_rewritten_lead_still_matches_by_the_body() -> None:
     body = f"<p>{STORY_EN}</p><p>{OTHER_EN.replace('earthquake', 'tremor')}</p>"
     original = candidate(1, "a", f"<p>{OTHER_EN}</p>" + body, link="https://a.example/1")
     rewritten = candidate(None, "b", lead + body, link="https://b.example/2")
-    assert dedupe.window_scores(original.fingerprint or 0, rewritten.fingerprint or 0)["lede"] < 0.8
+    assert fingerprints.window_scores(original.fingerprint or 0, rewritten.fingerprint or 0)["lede"] < 0.8
     assert dedupe.find_duplicate(rewritten, [original], DedupeSettings()) is not None
 
 
@@ -462,7 +237,7 @@ def test_find_duplicate_prefers_the_strongest_reason_whatever_the_order() -> Non
 
 
 def ident(key: str, url: str | None, digest: str) -> Identity:
-    return Identity(key, url, digest, None, 0, ())
+    return Identity("s", key, url, digest)
 
 
 def test_changed_id_scheme_maps_new_keys_to_old_by_url() -> None:
@@ -527,9 +302,9 @@ def test_identify_gives_each_item_its_identity() -> None:
         Item(guid="g", link="https://a.example/1?utm_source=x", title="T", content=STORY_EN),
         Item(guid=None, link=None, title="Only a title"),
     ]
-    first, second = dedupe.identify(items, TRACKING)
+    first, second = reference.identify(items, TRACKING)
     assert (first.key, first.canonical_url) == ("g", "https://a.example/1")
-    assert first.fingerprint is not None and len(first.band_keys) == dedupe.BANDS
+    assert first.fingerprint is not None and len(first.band_keys) == fingerprints.BANDS
     assert second.canonical_url is None and second.text_length == len("onlyatitle")
 
 
@@ -591,14 +366,14 @@ def test_a_cms_migration_is_a_rekey_by_text() -> None:
     known = [Entry(source_id="s", key=f"old-{i}", title="", link=None, content=None, summary=None,
                    author=None, published=None, updated=None, content_hash=f"h{i}",
                    canonical_url=f"http://a.example/?p={i}",
-                   fingerprint=dedupe.stored_signature("t", f"<p>{t}</p>")[0])
+                   fingerprint=fingerprints.stored_signature("t", f"<p>{t}</p>")[0])
              for i, t in enumerate(texts)]
     fetched = [ident(f"new-{i}", f"https://a.example/2024/story-{i}", f"x{i}") for i in range(4)]
     migrated = {f"new-{i}": f'<div class="c"><p class="b">{t}</p></div>' for i, t in enumerate(texts)}
     migrated["new-3"] = f"<p>{OTHER_ZH}</p>"
 
     def fingerprint(key: str) -> int | None:
-        return dedupe.stored_signature("t", migrated[key])[0]
+        return fingerprints.stored_signature("t", migrated[key])[0]
 
     assert dedupe.detect_rekeyed(fetched, known) == {}
     assert dedupe.detect_rekeyed(fetched, known, fingerprint=fingerprint) == {

@@ -318,12 +318,12 @@ async def test_a_cms_migration_that_changes_ids_links_and_markup_makes_no_duplic
 async def test_recomputing_fingerprints_restores_what_the_pipeline_stored(
     origin: Origin, harness_factory
 ) -> None:  # type: ignore[no-untyped-def]
-    """store.recompute_fingerprints(dedupe.stored_signature) rewrites each entry's fingerprint,
+    """store.recompute_fingerprints(fingerprints.stored_signature) rewrites each entry's fingerprint,
     weight and band keys to exactly what the pipeline computes for it (stale ones after an
     upgrade included), so near-duplicate lookups find it again."""
     from sqlalchemy import delete, update
 
-    from aggregator.pipeline import dedupe
+    from aggregator.pipeline import fingerprint as fingerprints
     from aggregator.store.schema import entries, entry_bands
 
     origin.route("/a", Reply(rss([{"title": "Quake", "link": "http://n.example.com/1", "description": STORY_EN},
@@ -334,7 +334,7 @@ async def test_recomputing_fingerprints_restores_what_the_pipeline_stored(
     with h.store.engine.begin() as conn:  # what an older version stored
         conn.execute(update(entries).values(fingerprint=12345, text_length=1))
         conn.execute(delete(entry_bands))
-    assert h.store.recompute_fingerprints(dedupe.stored_signature) == 2
+    assert h.store.recompute_fingerprints(fingerprints.stored_signature) == 2
     after = {e.id: (e.fingerprint, e.text_length, h.store.entry_band_keys(e.id)) for e in all_entries(h)}
     assert {k: (f, w, set(b)) for k, (f, w, b) in after.items()} == {
         k: (f, w, set(b)) for k, (f, w, b) in before.items()}

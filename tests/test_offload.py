@@ -146,7 +146,7 @@ def test_a_worker_that_parses_feeds_loads_neither_the_config_nor_bs4() -> None:
              "('pydantic', 'bs4', 'starlette', 'sqlalchemy', 'httpx') or m == 'aggregator.config')")
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         parsed, keyed = pool.submit(offload.identify, source, result, TRACKING).result()
-        prepared = pool.submit(offload.prepare, [k.item for k in keyed], parsed.link,
+        prepared = pool.submit(offload.prepare, [item for _, item in keyed], parsed.link,
                                content.CleanOptions()).result()
         assert len(prepared) == len(keyed) > 0
         assert pool.submit(eval, check).result() == []

@@ -155,7 +155,7 @@ def test_a_version_7_database_gets_a_second_fingerprint_column_and_new_fingerpri
     """Upgrading from schema 7 (one 64-bit column packing two 32-bit windows) adds
     ``body_fingerprint`` and recomputes every fingerprint and band key: entries and duplicate
     candidates read back the 128-bit fingerprint the pipeline computes today."""
-    from aggregator.pipeline import dedupe
+    from aggregator.pipeline import fingerprint as fingerprints
     from aggregator.store.sql import make_engine
 
     engine = make_engine(empty_url)
@@ -180,7 +180,7 @@ def test_a_version_7_database_gets_a_second_fingerprint_column_and_new_fingerpri
         ), {"body": body})
     assert migrate(engine, T0) == LATEST
     engine.dispose()
-    fingerprint, keys, weight = dedupe.stored_signature("Flood", body)
+    fingerprint, keys, weight = fingerprints.stored_signature("Flood", body)
     assert fingerprint is not None and fingerprint >> 64 and keys
     store = SQLStore(empty_url, T0)
     try:

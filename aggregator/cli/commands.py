@@ -314,12 +314,8 @@ def _nearest_lines(store: Store, entry_id: int, settings: Settings) -> list[str]
         return []
     keys = store.entry_band_keys(entry_id)
     rows = store.duplicate_candidates_many(e.source_id, [(e.canonical_url, e.content_hash, keys)])[0]
-    me = dedupe.Candidate(entry_id, e.source_id, e.canonical_url, e.content_hash, e.fingerprint,
-                          e.text_length)
-    others = [dedupe.Candidate(r.entry_id, r.source_id, r.canonical_url, r.content_hash,
-                               r.fingerprint, r.text_length, r.duplicate_of)
-              for r in rows if r.duplicate_of != entry_id]  # its own copies are listed above
-    near = dedupe.nearest(me, others, settings.dedupe)
+    others = [r for r in rows if r.duplicate_of != entry_id]  # its own copies are listed above
+    near = dedupe.nearest(replace(e.identity, entry_id=entry_id), others, settings.dedupe)
     if not near:
         return ["  not merged: no entry of another source shares a URL, content or band key"]
     return ["  not merged; nearest entries of other sources:"] + [f"  - {n.describe()}" for n in near]

@@ -1,7 +1,7 @@
 """Character encodings of fetched documents: whatever a source sent, hand the parser UTF-8.
 
 Owns: deciding which encoding a document's bytes are in, and re-encoding them as UTF-8 with the
-XML declaration rewritten to match, so feedparser (given ``utf8_content_type``) never guesses.
+XML declaration rewritten to match, so feedparser (told the bytes are UTF-8) never guesses.
 Does not own: parsing the document (the adapters do).
 
 The order of evidence, strongest first:
@@ -105,13 +105,6 @@ def decode_text(content: bytes, content_type_header: str | None) -> tuple[str, s
         if found is not None:
             return found
     return _by_detection(content)
-
-
-def utf8_content_type(content_type_header: str | None) -> str:
-    """The media type of ``content_type_header`` (default application/xml) with charset=utf-8,
-    to hand feedparser beside the bytes ``decode_feed`` returns."""
-    media = (content_type_header or "").split(";", 1)[0].strip().lower()
-    return f"{media or 'application/xml'}; charset=utf-8"
 
 
 def header_charset(content_type_header: str | None) -> str | None:

@@ -26,7 +26,6 @@ from typing import Any, Literal
 import re2
 
 from ..config.settings import CategorizeSettings, ConditionSettings, MatchField
-from ..models import Item
 
 StepKind = Literal["feed", "rule", "exclude", "include"]
 
@@ -68,10 +67,6 @@ class Fields:
     content: str | None = None
     author: str | None = None
     link: str | None = None
-
-    @classmethod
-    def from_item(cls, item: Item) -> Fields:
-        return cls(item.title, item.content or item.summary, item.author, item.link)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ..clock import Clock
 from ..config.settings import Settings
@@ -41,6 +41,7 @@ from ..models import (
     FetchOutcome,
     FetchResult,
     FetchStatus,
+    Identity,
     Item,
     ParsedFeed,
     RequestOptions,
@@ -49,10 +50,10 @@ from ..models import (
 )
 from ..sources import get_adapter
 from ..store import CandidateLookup, Store
-from . import dedupe, details
-from . import timing as schedule
+from . import decide, details, fingerprint
 from .categorize import Categorizer, Decision, Fields
-from .workers import RELEASE_AFTER, Keyed, Offload, Prepared, release_memory
+from .decide import Identified, Known, undated_note
+from .workers import RELEASE_AFTER, Offload, Prepared, release_memory
 
 log = logging.getLogger("aggregator.pipeline")
 
@@ -72,12 +73,6 @@ class Processed:
     changed: tuple[Entry, ...] = ()
     dropped: tuple[Drop, ...] = ()  # entries the categorize rules or filters dropped, with why
     details: details.DetailChanges = NO_DETAIL_CHANGES  # failed and recovered detail fetches
-
-
-def _candidate(e: Entry) -> dedupe.Candidate:
-    return dedupe.Candidate(
-        None, e.source_id, e.canonical_url, e.content_hash, e.fingerprint, e.text_length
-    )
 
 
 class Pipeline:
@@ -166,7 +161,7 @@ class Pipeline:
                 result = await fetch
                 offline = False
                 if result.error is not None and result.status_code is None:
-                    offline = _looks_offline(await asyncio.shield(everything))
+                    offline = decide.looks_offline(await asyncio.shield(everything))
                 processed = await self._process_slot(source, state, result, offline)
         except TimeoutError as exc:
             if not deadline.expired():  # raised by something inside: a bug like any other
@@ -322,7 +317,7 @@ class Pipeline:
             return self._failed(source, state, result, result.error, offline)
         if not result.not_modified and not result.content.strip():
             return self._failed(source, state, result, "empty response", False)
-        unchanged = result.not_modified or _body_hash(result) == state.body_hash
+        unchanged = decide.unchanged(state, result)
         if unchanged and not (details.retry_due(state, started) and result.content):
             return self._unchanged(source, state, result)
         tracking = self.settings.dedupe.tracking_params
@@ -338,15 +333,14 @@ class Pipeline:
         state: SourceState,
         result: FetchResult,
         parsed: ParsedFeed,
-        identified: Sequence[Keyed],
+        identified: Sequence[Identified],
         started: datetime,
     ) -> Processed:
         now = self.clock.now()
         # the store's look-ups in a thread: a slow or hung database never blocks the event loop
         keyed, known, attempts = await asyncio.to_thread(self._lookup, source, identified, state)
         retry = details.due(attempts, keyed, now)
-        fresh = {k for k, ki in keyed.items()
-                 if k not in known or dedupe.changed(known[k][1], known[k][2], ki)}
+        fresh = decide.fresh(keyed, known)
         todo = {k: ki for k, ki in keyed.items() if k in fresh or k in retry}
         enriched = await self._enrich(source, list(todo.values()))
         detail_changes = details.changes(
@@ -357,10 +351,12 @@ class Pipeline:
         new: list[Entry] = []
         changed: list[Entry] = []
         dropped: list[Drop] = []
-        for (key, ki), item, ready in zip(todo.items(), enriched, prepared):
+        for (key, (identity, _)), item, ready in zip(todo.items(), enriched, prepared):
             if key not in fresh and item.detail_error:
                 continue  # a retry that failed again: the stored entry is as it was
-            entry, decision = self._entry(source, key, _absolute(item, result.url), ki, ready, now)
+            entry, decision = self._entry(
+                source, key, _absolute(item, result.url), identity, ready, now
+            )
             if decision.dropped:
                 why = str(decision.dropped_by) if decision.dropped_by else "dropped"
                 dropped.append(Drop(source.id, key, entry.title, entry.link, why, now))
@@ -387,7 +383,7 @@ class Pipeline:
         return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped),
                          detail_changes)
 
-    async def _enrich(self, source: Source, todo: Sequence[Keyed]) -> list[Item]:
+    async def _enrich(self, source: Source, todo: Sequence[Identified]) -> list[Item]:
         """The items completed by the adapter's ``enrich`` (detail fetches) within the source's
         enrichment budget (half its budget); those still unfinished then keep what the document
         gave and are marked for a retry at a later fetch."""
@@ -395,7 +391,7 @@ class Pipeline:
             return []
         adapter = get_adapter(source.kind)
         fetch = functools.partial(self._extra_fetch, request=source.request)
-        tasks = [asyncio.ensure_future(adapter.enrich(source, ki.item, fetch)) for ki in todo]
+        tasks = [asyncio.ensure_future(adapter.enrich(source, item, fetch)) for _, item in todo]
         budget = self.budget() / 2
         try:
             _done, pending = await asyncio.wait(tasks, timeout=budget)
@@ -404,13 +400,13 @@ class Pipeline:
                 task.cancel()  # a no-op for finished ones
         late = f"detail not fetched within the source's enrichment budget ({budget:g} s)"
         return [
-            replace(ki.item, detail_error=late) if task in pending else task.result()
-            for ki, task in zip(todo, tasks)
+            replace(item, detail_error=late) if task in pending else task.result()
+            for (_, item), task in zip(todo, tasks)
         ]
 
     def _lookup(
-        self, source: Source, identified: Sequence[Keyed], state: SourceState
-    ) -> tuple[dict[str, Keyed], dict[str, tuple[int, str, str | None]], dict[str, DetailAttempt]]:
+        self, source: Source, identified: Sequence[Identified], state: SourceState
+    ) -> tuple[dict[str, Identified], Known, dict[str, DetailAttempt]]:
         """The live items by key (re-keyed where the source changed its id scheme), what the
         store knows of them (key -> (entry id, content hash, canonical URL)) and its failed
         detail fetches."""
@@ -422,35 +418,35 @@ class Pipeline:
         attempts = self.store.detail_attempts(source.id) if state.details_missing else {}
         return keyed, known, attempts
 
-    def _alive(self, source: Source, identified: Sequence[Keyed]) -> dict[str, Keyed]:
+    def _alive(self, source: Source, identified: Sequence[Identified]) -> dict[str, Identified]:
         """The identified items by key, tombstoned keys left out (fingerprints are computed
         later, only for new and changed items)."""
-        keyed = {ki.key: ki for ki in identified}
+        keyed = {identity.key: (identity, item) for identity, item in identified}
         dead = self.store.tombstoned(source.id, keyed)
         return {k: v for k, v in keyed.items() if k not in dead}
 
     def _rekey(
-        self, source: Source, keyed: dict[str, Keyed], known: dict[str, tuple[int, str, str | None]]
-    ) -> tuple[dict[str, Keyed], list[str]]:
+        self, source: Source, keyed: dict[str, Identified], known: Known
+    ) -> tuple[dict[str, Identified], list[str]]:
         """When most keys are new, recognize entries the source already has under other keys (a
         publisher that changed its id scheme) and use their old keys; also return those old keys."""
-        if not keyed or len(known) > len(keyed) / 2:
+        if not decide.rekey_wanted(keyed, known):
             return keyed, []
         stored = self.store.source_identities(source.id)
 
         def text_of(key: str) -> int | None:  # only for items no URL or hash recognized
-            item = keyed[key].item
-            return dedupe.stored_signature(item.title, item.content or item.summary)[0]
+            item = keyed[key][1]
+            return fingerprint.stored_signature(item.title, item.content or item.summary)[0]
 
-        mapping = dedupe.detect_rekeyed(list(keyed.values()), stored, fingerprint=text_of) if stored else {}
+        mapping = decide.rekeyed(keyed, known, stored, text_of)
         if not mapping:
             return keyed, []
         log.info("%s", kv(source=source.id, event="rekeyed", entries=len(mapping)))
-        renamed = {mapping.get(k, k): replace(v, key=mapping.get(k, k)) for k, v in keyed.items()}
-        return renamed, list(mapping.values())
+        return decide.renamed(keyed, mapping), list(mapping.values())
 
     def _entry(
-        self, source: Source, key: str, item: Item, ki: Keyed, ready: Prepared, now: datetime
+        self, source: Source, key: str, item: Item, identity: Identity, ready: Prepared,
+        now: datetime,
     ) -> tuple[Entry, Decision]:
         link, title = item.link, ready.title
         decision = self.categorizer.decide(
@@ -470,8 +466,8 @@ class Pipeline:
             category_path=decision.category_path,
             enclosures=item.enclosures,
             image=item.image or urls.public_link(ready.image),  # else the content's
-            content_hash=ki.content_hash,
-            canonical_url=ki.canonical_url,
+            content_hash=identity.content_hash,
+            canonical_url=identity.canonical_url,
             fingerprint=ready.fingerprint,
             first_seen=now,
             changed_at=now,
@@ -492,19 +488,7 @@ class Pipeline:
         found = (lookup or self.store.duplicate_candidates_many)(
             new[0].source_id, [(e.canonical_url, e.content_hash, e.band_keys) for e in new]
         )
-        merged, out = 0, []
-        for e, rows in zip(new, found):
-            candidates = [
-                dedupe.Candidate(r.entry_id, r.source_id, r.canonical_url, r.content_hash,
-                                 r.fingerprint, r.text_length, r.duplicate_of)
-                for r in rows
-            ]
-            match = dedupe.find_duplicate(_candidate(e), candidates, self.settings.dedupe)
-            if match is not None:
-                e = replace(e, duplicate_of=match.primary_id, merge_reason=match.describe())
-                merged += 1
-            out.append(e)
-        return out, merged
+        return decide.duplicates(new, found, self.settings.dedupe)
 
     async def _extra_fetch(self, url: str, request: RequestOptions | None = None) -> FetchResult:
         """An extra document of a source (a detail, an article page), with its request options."""
@@ -520,80 +504,34 @@ class Pipeline:
         result: FetchResult | None,
         hints: FeedHints | None,
     ) -> datetime | None:
-        return schedule.next_fetch_at(
-            now=self.clock.now(), interval=source.interval, status=status, failures=failures,
-            result=result, hints=hints, settings=self.settings.schedule, rng=self.rng,
-        )
+        return decide.next_fetch(source, status, failures, result, hints, now=self.clock.now(),
+                                 settings=self.settings.schedule, rng=self.rng)
 
     def _succeeded(
         self, state: SourceState, result: FetchResult, outcome: FetchOutcome, parsed: ParsedFeed | None
     ) -> SourceState:
-        now = self.clock.now()
-        url, target, streak = schedule.track_redirect(
-            current_url=state.url, result=result, target=state.redirect_target,
-            streak=state.redirect_streak, needed=self.settings.fetch.permanent_redirect_after,
+        new_state = decide.succeeded(
+            state, result, outcome, parsed, now=self.clock.now(),
+            redirects_needed=self.settings.fetch.permanent_redirect_after,
         )
-        if url != state.url:
-            log.warning("%s", kv(source=state.source_id, event="moved", **{"from": state.url}, to=url))
-        return replace(
-            state,
-            url=url,
-            redirect_target=target,
-            redirect_streak=streak,
-            title=(parsed.title if parsed and parsed.title else state.title),
-            site_link=(parsed.link if parsed and parsed.link else state.site_link),
-            etag=result.headers.get("etag") or (state.etag if result.not_modified else None),
-            last_modified=result.headers.get("last-modified")
-            or (state.last_modified if result.not_modified else None),
-            body_hash=state.body_hash if result.not_modified else _body_hash(result),
-            next_fetch_at=outcome.next_fetch_at,
-            last_fetch_at=now,
-            last_success_at=now,
-            last_status=outcome.status.value,
-            last_error=None,
-            consecutive_failures=0,
-            fetch_count=state.fetch_count + 1,
-            not_modified_count=state.not_modified_count
-            + (1 if outcome.status is FetchStatus.NOT_MODIFIED else 0),
-        )
+        _log_moved(state, new_state)
+        return new_state
 
     def _unchanged(self, source: Source, state: SourceState, result: FetchResult) -> Processed:
-        outcome = FetchOutcome(
-            source_id=source.id,
-            status=FetchStatus.NOT_MODIFIED,
-            next_fetch_at=self._next(source, FetchStatus.NOT_MODIFIED, 0, result, None),
-            elapsed=result.elapsed,
-            bytes=len(result.content),
+        outcome, new_state = decide.not_modified(
+            source, state, result, now=self.clock.now(), settings=self.settings.schedule,
+            rng=self.rng, redirects_needed=self.settings.fetch.permanent_redirect_after,
         )
-        kept = state.last_error if is_undated_note(state.last_error) else None
-        return Processed(outcome, replace(self._succeeded(state, result, outcome, None),
-                                          last_error=kept))  # the same document: the same note
+        _log_moved(state, new_state)
+        return Processed(outcome, new_state)
 
     def _failed(
         self, source: Source, state: SourceState, result: FetchResult, error: str, offline: bool
     ) -> Processed:
-        gone = result.status_code == 410
-        status = FetchStatus.GONE if gone else FetchStatus.ERROR
-        failures = state.consecutive_failures + (0 if offline else 1)
-        if offline:
-            when: datetime | None = self.clock.now() + timedelta(seconds=self.settings.schedule.backoff_base)
-            error = f"offline (every source failed this round; not counted): {error}"
-        else:
-            when = self._next(source, status, failures, result, None)
-        outcome = FetchOutcome(
-            source_id=source.id, status=status, error=error, next_fetch_at=when,
-            elapsed=result.elapsed, bytes=len(result.content),
-        )
-        new_state = replace(
-            state,
-            next_fetch_at=when,
-            last_fetch_at=self.clock.now(),
-            last_status="offline" if offline else status.value,
-            last_error=error,
-            consecutive_failures=failures,
-            fetch_count=state.fetch_count + 1,
-        )
-        return Processed(outcome, new_state)
+        return Processed(*decide.failed(
+            source, state, result, error, offline, now=self.clock.now(),
+            settings=self.settings.schedule, rng=self.rng,
+        ))
 
 
 def _request(source: Source) -> dict[str, RequestOptions]:
@@ -630,32 +568,10 @@ def internal_error(exc: BaseException) -> str:
     return f"internal error ({type(exc).__name__}: {text})" if text else f"internal error ({type(exc).__name__})"
 
 
-def _looks_offline(results: Sequence[FetchResult]) -> bool:
-    """Every source of a round failed at the network level, across more than one host."""
-    if len(results) < 2:
-        return False
-    if any(r.error is None or r.status_code is not None for r in results):
-        return False
-    hosts = {r.url.split("/")[2] if "://" in r.url else r.url for r in results}
-    return len(hosts) > 1
-
-
-def _body_hash(result: FetchResult) -> str | None:
-    return hashlib.sha256(result.content).hexdigest() if result.content else None
-
-
-UNDATED = "undated: "
-
-
-def undated_note(reasons: Sequence[str]) -> str:
-    """A successful fetch's note (its source's last error) on items whose date did not parse."""
-    n = len(reasons)
-    what = "1 item's date" if n == 1 else f"{n} items' dates"
-    return f"{UNDATED}{what} did not parse (stored undated, sorted below dated ones): {reasons[0]}"
-
-
-def is_undated_note(text: str | None) -> bool:
-    return bool(text) and str(text).startswith(UNDATED)
+def _log_moved(before: SourceState, after: SourceState) -> None:
+    if after.url != before.url:
+        log.warning("%s", kv(source=before.source_id, event="moved", **{"from": before.url},
+                             to=after.url))
 
 
 def _log_details(source: Source, change: details.DetailChanges) -> None:

@@ -25,7 +25,7 @@ inside C code. Either way the source fails with ``parse took too long`` and the 
 of the daemon, where it cannot be stopped: the budget applies only with worker processes.
 
 Does not own: anything that reads or writes the store, extra fetches (``enrich``), categorizing,
-or which items are new (pipeline.py decides from ``identify``'s keys and hashes).
+or which items are new (decide.py decides from ``identify``'s keys and hashes).
 """
 
 from __future__ import annotations
@@ -51,9 +51,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..content import clean as content
 from ..errors import ParseError
 from ..logs import log_to_stderr
-from ..models import FetchResult, Item, ParsedFeed, Source
+from ..models import FetchResult, Identity, Item, ParsedFeed, Source
 from ..sources import get_adapter, limits
-from . import dedupe
+from .canonical import canonical_url
+from .fingerprint import document_text, signature
+from .keys import content_hash, entry_keys
 
 if TYPE_CHECKING:  # not imported in the workers: the config module alone costs them 30 MB
     from ..config.settings import LoggingSettings
@@ -74,16 +76,6 @@ class _OverBudget(BaseException):
 
 
 @dataclass(frozen=True)
-class Keyed:
-    """An item with its identity within the source (what dedupe.detect_rekeyed reads)."""
-
-    key: str
-    canonical_url: str | None
-    content_hash: str
-    item: Item
-
-
-@dataclass(frozen=True)
 class Prepared:
     """What cleaning and fingerprinting made of one item."""
 
@@ -99,8 +91,9 @@ class Prepared:
 
 def identify(
     source: Source, result: FetchResult, tracking: Sequence[str]
-) -> tuple[ParsedFeed, list[Keyed]]:
-    """Parse one document and key its items (in document order); raises the adapter's errors.
+) -> tuple[ParsedFeed, list[tuple[Identity, Item]]]:
+    """Parse one document and identify its items (in document order: each with its key, canonical
+    URL and content hash; no fingerprint yet); raises the adapter's errors.
     The items are bounded (``sources.limits``) before they are keyed."""
     try:
         return _identify(source, result, tracking)
@@ -112,15 +105,18 @@ def identify(
 
 def _identify(
     source: Source, result: FetchResult, tracking: Sequence[str]
-) -> tuple[ParsedFeed, list[Keyed]]:
+) -> tuple[ParsedFeed, list[tuple[Identity, Item]]]:
     parsed = get_adapter(source.kind).parse(source, result)
     parsed = limits.bounded(parsed, result.fetched_at, source.limits.max_entries)
-    keys = dedupe.entry_keys(parsed.items)
+    keys = entry_keys(parsed.items)
     return parsed, [
-        Keyed(
-            key,
-            dedupe.canonical_url(item.link, tracking) if item.link else None,
-            dedupe.content_hash(item.title, item.content or item.summary, item.link, tracking),
+        (
+            Identity(
+                source.id,
+                key,
+                canonical_url(item.link, tracking) if item.link else None,
+                content_hash(item.title, item.content or item.summary, item.link, tracking),
+            ),
             item,
         )
         for key, item in zip(keys, parsed.items)
@@ -142,7 +138,7 @@ def _prepare_one(item: Item, base: str | None, options: content.CleanOptions) ->
     summary = teaser.html if teaser else None
     text = body.text if body.html else (teaser.text if teaser else "")
     title = (item.title or "").strip() or fallback_title(text)
-    fingerprint, bands, weight = dedupe.signature(dedupe.document_text(title, body.html or summary))
+    fingerprint, bands, weight = signature(document_text(title, body.html or summary))
     return Prepared(body.html, summary, text, title, item.image or body.image, fingerprint, bands,
                     weight)
 
@@ -188,7 +184,7 @@ class Offload:
 
     async def identify(
         self, source: Source, result: FetchResult, tracking: Sequence[str]
-    ) -> tuple[ParsedFeed, list[Keyed]]:
+    ) -> tuple[ParsedFeed, list[tuple[Identity, Item]]]:
         budget = source.limits.cpu_budget
         if self.processes <= 1 or budget <= 0:
             return await self._run(identify, source, _portable(result), tuple(tracking))

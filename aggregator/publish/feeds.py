@@ -20,10 +20,6 @@ store less than that many seconds ago is served without asking the store again, 
 reads the store a few times a second instead of once per request. A write in another process (a
 worker, or another web process's admin action) therefore shows in ``serve`` within that bound;
 ``changed()`` makes writes of this process show at once. ``render`` always asks the store.
-
-feedgen sets the process locale while it formats RSS dates (``feedgen.util.formatRFC2822``), so
-renderings never run in two threads at once: ``_RENDER_LOCK`` serializes them (store reads do not
-need it).
 """
 
 from __future__ import annotations
@@ -57,7 +53,7 @@ __all__ = ["CONTENT_TYPES", "FORMATS", "FeedService", "FeedSpec", "Rendered", "c
 
 CACHE_BYTES = 64 << 20  # rendered documents kept, plain and gzip together
 RESOLVED_MAX = 4096  # URL paths remembered with their feed (a client can invent many spellings)
-_RENDER_LOCK = threading.Lock()
+_COUNT_LOCK = threading.Lock()
 _EMPTY = FeedQuery()
 
 
@@ -400,8 +396,8 @@ class FeedService:
             id_authority=self.store.tag_authority(tag_authority(base) or ""),
             sources={} if single else self._attribution(entries, base),
         )
-        with _RENDER_LOCK:
-            body = render(fmt, meta, entries)  # type: ignore[arg-type]
+        body = render(fmt, meta, entries)  # type: ignore[arg-type]
+        with _COUNT_LOCK:  # renders run in several threads at once
             self.renders += 1
         return body, page
 

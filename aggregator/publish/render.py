@@ -1,7 +1,9 @@
-"""Feed documents from stored entries: RSS 2.0 and Atom 1.0 through feedgen, JSON Feed 1.1 by hand.
+"""Feed documents from stored entries: the rules every format follows, and the one entry point.
 
 Owns: turning a ``FeedMeta`` and a sequence of ``Entry`` records (already selected, cleaned and
-sorted newest first) into the bytes of one document, and each entry's stable id. Does not own:
+sorted newest first) into the bytes of one document (``render``), and each entry's stable id:
+this module prepares the entries (text, times, ids, URLs), then one writer per format writes
+them: rss.py (RSS 2.0), atom.py (Atom 1.0), jsonfeed.py (JSON Feed 1.1). Does not own:
 choosing entries, caching, ETags or HTTP (feeds.py and server.py), nor cleaning entry HTML
 (content.py: the HTML is republished as it was stored).
 
@@ -53,20 +55,15 @@ and warnings), whatever the entries hold. The rules that get it there:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from html import escape
 from html.parser import HTMLParser
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
-
-from feedgen.feed import FeedGenerator
-from lxml import etree
 
 from ..clock import utc
 from ..fetch.urls import public_link
@@ -82,13 +79,9 @@ CONTENT_TYPES: dict[str, str] = {
 FALLBACK_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # validators flag dates before 1990
 TAG_DATE = "2026"  # the date in every tag: URI we mint; changing it changes every id
 GENERATOR = "aggregator"
-JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
-_DC_NS = "http://purl.org/dc/elements/1.1/"
 _MEDIA_NS = "http://search.yahoo.com/mrss/"
-EXTENSION = "_aggregator"  # JSON Feed extension object (the spec: keys starting with "_")
-_RSS_DOCS = "http://www.rssboard.org/rss-specification"  # exactly this: validators key on it
 _MIME = re.compile(r"^[^\s()<>,;:\\\"/\[\]?=]+/[^\s()<>,;:\\\"/\[\]?=]+$")
 _DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 _URI_SAFE = "!#$%&'()*+,/:;=?@~-._"
@@ -105,9 +98,6 @@ _BAD_CHARS = re.compile(
 # An empty link or image source in a tag (the cleaner's serialization quotes with "): a reader
 # would resolve it against the feed's URL (the W3C validator's ContainsRelRef).
 _EMPTY_REF = re.compile(r"""(<(?:a|img)\b[^<>]*?)\s(?:href|src)=(?:""|'')""", re.IGNORECASE)
-# Plain-text elements as lxml writes them (text only, attributes never used on these).
-_RSS_PLAIN_TEXT = re.compile(rb"<(title|category|dc:creator|source url=\"[^\"]*\")>([^<]*)</(title|category|dc:creator|source)>")
-_ATOM_PLAIN_TEXT = re.compile(rb"<(title|name|subtitle)>([^<]*)</(title|name|subtitle)>")
 
 
 @dataclass(frozen=True)
@@ -160,13 +150,15 @@ class _Item:
 
 def render(fmt: Format, meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     """The document for ``entries`` (kept in the given order) in format ``fmt``, as UTF-8 bytes."""
+    from . import atom, jsonfeed, rss  # the writers import this module's helpers
+
     items = _items(entries, _authority(meta), meta.sources)
     if fmt == "rss":
-        return _rss(meta, items)
+        return rss.write(meta, items)
     if fmt == "atom":
-        return _atom(meta, items)
+        return atom.write(meta, items)
     if fmt == "json":
-        return _json(meta, items)
+        return jsonfeed.write(meta, items)
     raise ValueError(f"unknown feed format {fmt!r}")
 
 
@@ -393,288 +385,8 @@ def _other_formats(meta: FeedMeta, fmt: str) -> list[tuple[str, str]]:
     return found
 
 
-# --- RSS 2.0 ----------------------------------------------------------------------------------------
-
-
-class _RssFeedExtension:
-    """What feedgen's RSS writer lacks: hub/next/alternate links, no lastBuildDate when unknown."""
-
-    def __init__(self) -> None:
-        self.links: list[dict[str, str]] = []
-        self.omit_build_date = False
-
-    def extend_ns(self) -> dict[str, str]:
-        return {"dc": _DC_NS, "media": _MEDIA_NS}
-
-    def extend_rss(self, rss: Any) -> Any:
-        channel = rss[0]
-        for link in self.links:
-            etree.SubElement(channel, f"{{{_ATOM_NS}}}link", link)
-        if self.omit_build_date:
-            for stale in channel.findall("lastBuildDate"):
-                channel.remove(stale)
-        return rss
-
-    def extend_atom(self, feed: Any) -> Any:
-        return feed
-
-
-class _RssItemExtension:
-    """The author's name as ``dc:creator`` (feedgen only writes RSS ``author`` e-mail addresses),
-    the entry's image as ``media:thumbnail`` and where a merged entry came from as ``source``."""
-
-    def __init__(self) -> None:
-        self.creator: str | None = None
-        self.image: str | None = None
-        self.source: tuple[str, str] | None = None  # (url, title)
-
-    def extend_ns(self) -> dict[str, str]:
-        return {}
-
-    def extend_rss(self, item: Any) -> Any:
-        if self.creator:
-            etree.SubElement(item, f"{{{_DC_NS}}}creator").text = self.creator
-        if self.source:
-            etree.SubElement(item, "source", {"url": self.source[0]}).text = self.source[1]
-        if self.image:
-            etree.SubElement(item, f"{{{_MEDIA_NS}}}thumbnail", {"url": self.image})
-        return item
-
-    def extend_atom(self, entry: Any) -> Any:
-        return entry
-
-
-def _rss(meta: FeedMeta, items: Sequence[_Item]) -> bytes:
-    fg = FeedGenerator()
-    fg.register_extension("aggregator", _RssFeedExtension, _RssItemExtension, atom=False, rss=True)
-    title = _plain(meta.title) or "Untitled feed"
-    fg.title(title)
-    fg.description(_plain(meta.description) or title)
-    self_url = _uri(meta.self_url)
-    if self_url:
-        fg.link(href=self_url, rel="self", type=CONTENT_TYPES["rss"].split(";")[0])
-    fg.link(href=_uri(meta.site_url) or self_url or "/", rel="alternate")  # last link: <link>
-    fg.docs(_RSS_DOCS)
-    fg.generator(GENERATOR)
-    _rss_channel_extras(fg, meta, items)
-    for item in items:
-        _rss_item(fg.add_entry(order="append"), item)
-    body: bytes = fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
-    return _RSS_PLAIN_TEXT.sub(_hex_escape, body)
-
-
-def _rss_channel_extras(fg: Any, meta: FeedMeta, items: Sequence[_Item]) -> None:
-    ext: _RssFeedExtension = fg.aggregator
-    updated = _feed_time(meta, items)
-    if updated is not None:
-        fg.lastBuildDate(updated)
-    ext.omit_build_date = updated is None
-    if meta.ttl_minutes is not None and meta.ttl_minutes > 0:
-        fg.ttl(int(meta.ttl_minutes))
-    for rel, url in (("hub", meta.hub), ("next", meta.next_url)):
-        if _uri(url):
-            ext.links.append({"rel": rel, "href": _uri(url) or ""})
-    for mime, url in _other_formats(meta, "rss"):
-        ext.links.append({"rel": "alternate", "type": mime, "href": url})
-
-
-def _rss_item(fe: Any, item: _Item) -> None:
-    fe.title(item.title)
-    fe.guid(item.id, permalink=False)
-    if item.link:
-        fe.link(href=item.link)
-    if item.summary or item.content:
-        fe.description(item.summary or item.content)
-    if item.content:
-        fe.content(item.content)
-    if item.categories:
-        fe.category([{"term": c} for c in item.categories])
-    if item.published is not None:
-        fe.published(item.published)
-    web = [e for e in item.enclosures if e.url.lower().startswith(("http://", "https://"))]
-    if web:
-        fe.link(href=web[0].url, rel="enclosure", type=web[0].type, length=str(web[0].length or 0))
-    fe.aggregator.creator = item.author[0] if item.author else None
-    fe.aggregator.image = item.image
-    source_url = _uri(item.source.feed_urls.get("rss")) if item.source else None
-    if item.source and source_url:
-        fe.aggregator.source = (source_url, _plain(item.source.title) or item.source.feed_id)
-
-
 def _hex_escape(m: re.Match[bytes]) -> bytes:
     """``&`` and ``<`` in plain text as hexadecimal references: the W3C validator reads an
     entity-like ``&1;`` or ``&amp;`` in text as undeclared HTML unless the line has a ``&#x``."""
     text = m[2].replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
     return b"<%s>%s</%s>" % (m[1], text, m[3])
-
-
-# --- Atom 1.0 ---------------------------------------------------------------------------------------
-
-
-class _AtomExtension:
-    """Atom dates in UTC with ``Z`` (feedgen writes ``+00:00``, which validators flag), and entry
-    links with all their attributes (feedgen 1.0 drops rel, type and length on entry links)."""
-
-    def __init__(self) -> None:
-        self.links: list[dict[str, str]] = []
-        self.image: str | None = None
-        self.source: _Item | None = None  # the entry whose source to name (merged feeds)
-        self.authority = ""
-
-    def extend_ns(self) -> dict[str, str]:
-        return {"media": _MEDIA_NS}
-
-    def extend_atom(self, element: Any) -> Any:
-        for child in element:
-            if child.tag in ("updated", "published") and child.text:
-                child.text = _rfc3339(datetime.fromisoformat(child.text))
-        for link in self.links:
-            etree.SubElement(element, "link", link)
-        if self.source is not None:
-            _atom_source(etree.SubElement(element, "source"), self.source, self.authority)
-        if self.image:
-            etree.SubElement(element, f"{{{_MEDIA_NS}}}thumbnail", {"url": self.image})
-        return element
-
-    def extend_rss(self, element: Any) -> Any:
-        return element
-
-
-def _atom(meta: FeedMeta, items: Sequence[_Item]) -> bytes:
-    fg = FeedGenerator()
-    fg.register_extension("aggregator", _AtomExtension, _AtomExtension, atom=True, rss=False)
-    title = _plain(meta.title) or "Untitled feed"
-    fg.id(feed_id(meta))
-    fg.title(title)
-    fg.updated(_feed_time(meta, items) or FALLBACK_TIME)
-    fg.author({"name": title})  # entries without an author inherit it
-    if _plain(meta.description):
-        fg.subtitle(_plain(meta.description))
-    fg.generator(GENERATOR)
-    for link in _atom_links(meta):
-        fg.link(link)
-    for item in items:
-        fe = fg.add_entry(order="append")
-        fe.aggregator.authority = _authority(meta)
-        _atom_entry(fe, item)
-    body: bytes = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
-    return _ATOM_PLAIN_TEXT.sub(_hex_escape, body)
-
-
-def _atom_source(el: Any, item: _Item, authority: str) -> None:
-    """``<source>``: id, title, updated and links of the source's feed as we publish it."""
-    assert item.source is not None
-    ref = item.source
-    etree.SubElement(el, "id").text = _feed_id(authority, ref.feed_id)
-    etree.SubElement(el, "title").text = _plain(ref.title) or ref.feed_id
-    if item.source_updated is not None:
-        etree.SubElement(el, "updated").text = _rfc3339(item.source_updated)
-    site, own = _uri(ref.site_url), _uri(ref.feed_urls.get("atom"))
-    if site:
-        etree.SubElement(el, "link", {"href": site, "rel": "alternate", "type": "text/html"})
-    if own:
-        etree.SubElement(el, "link", {"href": own, "rel": "self", "type": "application/atom+xml"})
-
-
-def _atom_links(meta: FeedMeta) -> list[dict[str, str]]:
-    links = []
-    if _uri(meta.site_url):
-        links.append({"href": _uri(meta.site_url) or "", "rel": "alternate", "type": "text/html"})
-    if _uri(meta.self_url):
-        links.append(
-            {
-                "href": _uri(meta.self_url) or "",
-                "rel": "self",
-                "type": CONTENT_TYPES["atom"].split(";")[0],
-            }
-        )
-    for rel, url in (("hub", meta.hub), ("next", meta.next_url)):
-        if _uri(url):
-            links.append({"href": _uri(url) or "", "rel": rel})
-    for mime, url in _other_formats(meta, "atom"):
-        links.append({"href": url, "rel": "alternate", "type": mime})
-    return links
-
-
-def _atom_entry(fe: Any, item: _Item) -> None:
-    fe.id(item.id)
-    fe.title(item.title)
-    fe.updated(item.updated)
-    if item.published is not None:
-        fe.published(item.published)
-    if item.author:
-        name, email = item.author
-        fe.author({"name": name, "email": email} if email else {"name": name})
-    fe.content(item.content or item.summary or escape(item.title, quote=False), type="html")
-    if item.content and item.summary:
-        fe.summary(item.summary, type="html")
-    links: list[dict[str, str]] = fe.aggregator.links
-    if item.link:
-        links.append({"href": item.link, "rel": "alternate"})
-    for enc in item.enclosures:
-        link = {"href": enc.url, "rel": "enclosure", "type": enc.type or "application/octet-stream"}
-        if enc.length is not None:
-            link["length"] = str(enc.length)
-        links.append(link)
-    if item.categories:
-        fe.category([{"term": c} for c in item.categories])
-    fe.aggregator.image = item.image
-    fe.aggregator.source = item if item.source else None
-
-
-# --- JSON Feed 1.1 ----------------------------------------------------------------------------------
-
-
-def _json(meta: FeedMeta, items: Sequence[_Item]) -> bytes:
-    title = _plain(meta.title) or "Untitled feed"
-    doc: dict[str, Any] = {"version": JSON_FEED_VERSION, "title": title}
-    optional = {
-        "home_page_url": _uri(meta.site_url),
-        "feed_url": _uri(meta.self_url),
-        "description": _plain(meta.description) or None,
-        "next_url": _uri(meta.next_url),
-    }
-    doc.update({k: v for k, v in optional.items() if v})
-    if _uri(meta.hub):
-        doc["hubs"] = [{"type": "WebSub", "url": _uri(meta.hub)}]
-    doc["authors"] = [{"name": title}]
-    doc["items"] = [_json_item(item) for item in items]
-    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-
-
-def _json_item(item: _Item) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": item.id, "title": item.title}
-    if item.link:
-        out["url"] = item.link
-    out["content_html"] = item.content or item.summary or escape(item.title, quote=False)
-    if item.summary and _plain(item.summary):
-        out["summary"] = _plain(item.summary)
-    if item.image:
-        out["image"] = item.image
-    if item.published is not None:
-        out["date_published"] = _rfc3339(item.published)
-    if item.has_updated:
-        out["date_modified"] = _rfc3339(item.updated)
-    if item.author:
-        out["authors"] = [{"name": item.author[0]}]
-    if item.categories:
-        out["tags"] = list(item.categories)
-    if item.enclosures:
-        out["attachments"] = [_attachment(e) for e in item.enclosures]
-    if item.source:
-        out[EXTENSION] = {"source": _json_source(item.source)}
-    return out
-
-
-def _json_source(ref: SourceRef) -> dict[str, str]:
-    out = {"id": ref.feed_id, "title": _plain(ref.title) or ref.feed_id}
-    optional = {"home_page_url": _uri(ref.site_url), "feed_url": _uri(ref.feed_urls.get("json"))}
-    out.update({k: v for k, v in optional.items() if v})
-    return out
-
-
-def _attachment(enc: Enclosure) -> dict[str, Any]:
-    out: dict[str, Any] = {"url": enc.url, "mime_type": enc.type or "application/octet-stream"}
-    if enc.length:
-        out["size_in_bytes"] = enc.length
-    return out

@@ -65,7 +65,6 @@ class Dispatcher:
         self._lock = asyncio.Lock()  # one claim at a time
         self._batches: set[asyncio.Task[list[FetchOutcome]]] = set()
         self._in_flight = 0
-        self.ticks = 0
 
     async def tick(self) -> list[FetchOutcome]:
         """Claim the sources due now, run them and return their outcomes (the CLI and tests
@@ -77,7 +76,6 @@ class Dispatcher:
         """Claim what is due now into the free slots and start it; returns the started batch
         (None when nothing was due) without waiting for it."""
         async with self._lock:
-            self.ticks += 1
             free = self.batch_size - self._in_flight
             if free <= 0:
                 return None
@@ -213,9 +211,6 @@ class Scheduler:
         self._aps.start()
         self._aps.modify_job("dispatcher", next_run_time=self.dispatcher.clock.now())
         self.running = True
-
-    def job_ids(self) -> list[str]:
-        return [job.id for job in self._aps.get_jobs()]
 
     def retention_every(self) -> float | None:
         """Seconds between runs of the retention job as scheduled (None: no such job)."""

@@ -1,8 +1,8 @@
 """The SQL behind entry identity across sources: duplicate candidates, band keys, re-keyed ids,
 dropped entries and the look-ups of ``aggregator explain``.
 
-A mixin of ``SQLStore`` (it uses its ``engine``); the decisions themselves are dedupe.py's and
-categorize.py's, this module only finds and writes rows.
+A mixin of ``SQLStore`` (it uses its ``engine``); the decisions themselves are pipeline/'s (dedupe,
+decide, categorize), this module only finds and writes rows.
 
 One primary per story across processes: ``SQLStore.apply`` looks up the candidates of new
 entries and inserts them in one transaction, after ``lock_stories`` has taken a lock on every key
@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from ..models import Drop, DuplicateCandidate, Entry
+from ..models import Drop, Entry, Identity
 from .schema import drops, entries, entry_bands, fingerprint_of
 
 CANDIDATE_LIMIT = 200  # stored entries compared per new entry, newest first
@@ -32,7 +32,7 @@ CANDIDATE_LIMIT = 200  # stored entries compared per new entry, newest first
 _COLUMNS = (
     entries.c.id, entries.c.source_id, entries.c.canonical_url, entries.c.content_hash,
     entries.c.fingerprint, entries.c.body_fingerprint, entries.c.text_length,
-    entries.c.duplicate_of,
+    entries.c.duplicate_of, entries.c.key,
 )
 # Built once (bound parameters, expanding lists): building the statements per source cost as much
 # as running them. A NULL URL matches nothing.
@@ -69,7 +69,7 @@ _CHUNK = 500  # values per IN list (SQLite allows 32,766 parameters; PostgreSQL 
 # What a duplicate look-up is asked for, per new entry: canonical URL, content hash, band keys.
 Wanted = Sequence[tuple[str | None, str, Sequence[int]]]
 # The candidates of each wanted entry among other sources' entries (excluding one source).
-CandidateLookup = Callable[[str, Wanted], list[list[DuplicateCandidate]]]
+CandidateLookup = Callable[[str, Wanted], list[list[Identity]]]
 # The caller's duplicate decision, run inside the storing transaction: the new entries with
 # ``duplicate_of`` and ``merge_reason`` set, from candidates read with the lookup it is given.
 Merge = Callable[[Sequence[Entry], CandidateLookup], Sequence[Entry]]
@@ -98,7 +98,7 @@ class IdentityQueries:
 
     def duplicate_candidates_many(
         self, exclude_source: str, wanted: Wanted
-    ) -> list[list[DuplicateCandidate]]:
+    ) -> list[list[Identity]]:
         """For each of several new entries of one source (canonical URL, content hash, band keys
         each): the entries of other sources that could be the same story, sharing its canonical
         URL, its content hash or a near-duplicate band key; the newest ``CANDIDATE_LIMIT``, newest
@@ -119,7 +119,7 @@ class IdentityQueries:
         conn.execute(_LOCK_SHARED, {"key": _STORY_LOCK})
         conn.execute(_LOCK_KEYS, {"cls": _STORY_CLASS, "keys": keys})
 
-    def source_identities(self, source_id: str, limit: int = 5000) -> list[Entry]:
+    def source_identities(self, source_id: str, limit: int = 5000) -> list[Identity]:
         """The source's stored entries as keys, canonical URLs, content hashes and fingerprints
         (for spotting a publisher that changed its id scheme), newest first."""
         query = (
@@ -131,10 +131,8 @@ class IdentityQueries:
         )
         with self.engine.connect() as conn:
             return [
-                Entry(source_id=source_id, key=r.key, title="", link=None, content=None,
-                      summary=None, author=None, published=None, updated=None,
-                      content_hash=r.content_hash, canonical_url=r.canonical_url, id=r.id,
-                      fingerprint=fingerprint_of(r.fingerprint, r.body_fingerprint))
+                Identity(source_id, r.key, r.canonical_url, r.content_hash,
+                         fingerprint_of(r.fingerprint, r.body_fingerprint), entry_id=r.id)
                 for r in conn.execute(query)
             ]
 
@@ -181,12 +179,12 @@ class IdentityQueries:
 
 def read_candidates(
     conn: Connection, exclude_source: str, wanted: Wanted
-) -> list[list[DuplicateCandidate]]:
+) -> list[list[Identity]]:
     """``duplicate_candidates_many`` on a given connection (inside the caller's transaction)."""
     hashes = list({h for _, h, _ in wanted})
     urls = list({u for u, _, _ in wanted if u})
     bands = list({k for _, _, keys in wanted for k in keys})
-    rows: dict[int, DuplicateCandidate] = {}
+    rows: dict[int, Identity] = {}
     by_hash: dict[str, set[int]] = {}
     by_url: dict[str, set[int]] = {}
     by_band: dict[int, set[int]] = {}
@@ -217,11 +215,11 @@ def read_candidates(
     return out
 
 
-def _candidate(r: Sequence[Any]) -> DuplicateCandidate:
+def _candidate(r: Sequence[Any]) -> Identity:
     """A candidate from a row of ``_COLUMNS`` (the two fingerprint columns made one)."""
-    entry_id, source_id, url, content_hash, lede, body, weight, duplicate_of = r
-    return DuplicateCandidate(entry_id, source_id, url, content_hash, fingerprint_of(lede, body),
-                              weight, duplicate_of)
+    entry_id, source_id, url, content_hash, lede, body, weight, duplicate_of, key = r
+    return Identity(source_id, key, url, content_hash, fingerprint_of(lede, body), weight,
+                    entry_id=entry_id, duplicate_of=duplicate_of)
 
 
 def _story_keys(e: Entry) -> list[str]:

@@ -2,7 +2,7 @@
 fingerprints when their meaning changes (a mixin of ``SQLStore``, like identity.py).
 
 Owns reading an entry's band keys and rewriting every entry's fingerprint (both columns), weight and band keys
-from its stored title and content; the decisions are dedupe.py's.
+from its stored title and content; the decisions are pipeline/fingerprint.py's.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class NearestQueries:
 
     def recompute_fingerprints(self, signature: Signature) -> int:
         """Rewrite every entry's fingerprint, text_length and band keys with ``signature(title,
-        content or summary)`` (dedupe.stored_signature); returns how many entries. One
+        content or summary)`` (fingerprint.stored_signature); returns how many entries. One
         transaction per batch of entries."""
         done, last = 0, 0
         while True:

@@ -136,7 +136,7 @@ entries = Table(
     Column("image", Text),
     Column("content_hash", String(64), nullable=False),
     Column("canonical_url", Text),
-    # dedupe.fingerprint's two windows (migration 8): the lede's 64-bit MinHash and the body's.
+    # fingerprint.signature's two windows (migration 8): the lede's 64-bit MinHash and the body's.
     Column("fingerprint", BigInteger),
     Column("body_fingerprint", BigInteger),
     Column("first_seen", UTCDateTime, nullable=False),
@@ -191,7 +191,7 @@ fetch_log = Table(
 )
 
 
-# Locality-sensitive keys of each entry's fingerprint (dedupe.band_keys): a near-duplicate lookup
+# Locality-sensitive keys of each entry's fingerprint (fingerprint.signature): a near-duplicate lookup
 # reads the entries sharing a band key instead of every stored entry.
 entry_bands = Table(
     "entry_bands",
@@ -330,8 +330,8 @@ def _v8_fingerprint_columns(conn: Connection) -> None:
     """Each fingerprint window gets 64 bits of its own (``body_fingerprint`` beside
     ``fingerprint``): the column is added and every stored fingerprint, weight and band key is
     computed again, so stories stored before the upgrade still meet their copies. A data migration
-    needs the code that makes the data, so dedupe's signature is imported here (and only here)."""
-    from ..pipeline.dedupe import stored_signature
+    needs the code that makes the data, so the fingerprint's signature is imported here (and only here)."""
+    from ..pipeline.fingerprint import stored_signature
     from .nearest import recompute_in
 
     if "body_fingerprint" not in {c["name"] for c in inspect(conn).get_columns("entries")}:
@@ -378,7 +378,7 @@ _WINDOW = (1 << 64) - 1
 
 def fingerprint_columns(fingerprint: int | None) -> dict[str, int | None]:
     """The ``fingerprint`` and ``body_fingerprint`` column values of a fingerprint
-    (dedupe.fingerprint: 128 bits, the lede's window low, the body's high), each signed 64-bit
+    (fingerprint.signature: 128 bits, the lede's window low, the body's high), each signed 64-bit
     so SQLite INTEGER and PostgreSQL BIGINT hold it."""
     if fingerprint is None:
         return {"fingerprint": None, "body_fingerprint": None}
