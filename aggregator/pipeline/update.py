@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
