@@ -46,7 +46,7 @@ from ..models import (
     SourceState,
 )
 from ..sources import get_adapter
-from ..store import CandidateLookup, Store
+from ..store import CandidateLookup, KnownEntry, Store
 from . import dedupe, details
 from . import timing as schedule
 from .categorize import Categorizer, Decision, Fields
@@ -343,7 +343,7 @@ class Pipeline:
         keyed, known, attempts = await asyncio.to_thread(self._lookup, source, identified, state)
         retry = details.due(attempts, keyed, now)
         fresh = {k for k, ki in keyed.items()
-                 if k not in known or dedupe.changed(known[k][1], known[k][2], ki)}
+                 if k not in known or dedupe.changed(known[k].content_hash, known[k].canonical_url, ki)}
         todo = {k: ki for k, ki in keyed.items() if k in fresh or k in retry}
         enriched = await self._enrich(source, list(todo.values()))
         detail_changes = details.changes(
@@ -362,7 +362,7 @@ class Pipeline:
                 why = str(decision.dropped_by) if decision.dropped_by else "dropped"
                 dropped.append(Drop(source.id, key, entry.title, entry.link, why, now))
             elif key in known:
-                changed.append(replace(entry, id=known[key][0], first_seen=None))
+                changed.append(replace(entry, id=known[key].id, first_seen=None))
             else:
                 new.append(entry)
         outcome = FetchOutcome(
@@ -406,9 +406,9 @@ class Pipeline:
 
     def _lookup(
         self, source: Source, identified: Sequence[Keyed], state: SourceState
-    ) -> tuple[dict[str, Keyed], dict[str, tuple[int, str, str | None]], dict[str, DetailAttempt]]:
+    ) -> tuple[dict[str, Keyed], dict[str, KnownEntry], dict[str, DetailAttempt]]:
         """The live items by key (re-keyed where the source changed its id scheme), what the
-        store knows of them (key -> (entry id, content hash, canonical URL)) and its failed
+        store knows of them (key -> entry id, content hash, canonical URL) and its failed
         detail fetches."""
         keyed = self._alive(source, identified)
         known = self.store.known(source.id, keyed)
@@ -426,7 +426,7 @@ class Pipeline:
         return {k: v for k, v in keyed.items() if k not in dead}
 
     def _rekey(
-        self, source: Source, keyed: dict[str, Keyed], known: dict[str, tuple[int, str, str | None]]
+        self, source: Source, keyed: dict[str, Keyed], known: dict[str, KnownEntry]
     ) -> tuple[dict[str, Keyed], list[str]]:
         """When most keys are new, recognize entries the source already has under other keys (a
         publisher that changed its id scheme) and use their old keys; also return those old keys."""
