@@ -238,6 +238,8 @@ class SourceQueries(Queries):
 
 
 def category_key(path: Sequence[str]) -> str:
+    """A category path as entries store it for filtering: each part ends with ``SEP``, so the
+    key of a parent category is a prefix of its children's (``entries._filed_under``)."""
     return "".join(p + SEP for p in path)
 
 
@@ -350,6 +352,7 @@ def _state_row(s: SourceState) -> dict[str, Any]:
 
 
 def log_row(o: FetchOutcome, now: datetime) -> dict[str, Any]:
+    """A fetch-log line for ``o`` (``apply`` writes it in the fetch's transaction)."""
     return {
         "source_id": o.source_id,
         "at": now,
