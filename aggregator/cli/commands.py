@@ -135,8 +135,9 @@ async def dry_run_result(
 def _mark(e: Entry, known: dict[str, KnownEntry]) -> str:
     if e.key not in known:
         return "new"
-    k = known[e.key]
-    return "stored" if (k.content_hash, k.canonical_url) == (e.content_hash, e.canonical_url) else "changed"
+    stored = known[e.key]
+    same = (stored.content_hash, stored.canonical_url) == (e.content_hash, e.canonical_url)
+    return "stored" if same else "changed"
 
 
 def _print_dry_run(result: DryRun, console: Console) -> None:

@@ -1,8 +1,8 @@
 """The ``aggregator db`` commands: upgrade the schema, copy a store to another database, prune.
 
 Owns: the ``db`` argument parser, the three command bodies and what they print. The SQL lives in
-``store/`` (``store/admin.py``: upgrade and copy; ``SQLStore.prune``); the retention limits come from
-the ``[retention]`` settings.
+``store/`` (``store/admin.py`` for upgrade and copy, ``SQLStore.prune``); the retention limits
+come from the ``[retention]`` settings.
 """
 
 from __future__ import annotations

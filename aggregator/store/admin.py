@@ -62,7 +62,8 @@ class AdminQueries(Queries):
         with self.connect() as conn:
             for table in TABLES:
                 top = func.max(table.c.id) if table in _SERIAL else func.count() * 0
-                row = conn.execute(select(func.count(), func.coalesce(top, 0)).select_from(table)).one()
+                query = select(func.count(), func.coalesce(top, 0)).select_from(table)
+                row = conn.execute(query).one()
                 found[table.name] = (int(row[0]), int(row[1]))
         return found
 

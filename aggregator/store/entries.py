@@ -55,7 +55,9 @@ class EntryQueries(SourceQueries, IdentityQueries):
                         entries.c.key, entries.c.id, entries.c.content_hash, entries.c.canonical_url
                     ).where(entries.c.source_id == source_id, entries.c.key.in_(chunk))
                 )
-                found.update({r.key: KnownEntry(r.id, r.content_hash, r.canonical_url) for r in rows})
+                found.update(
+                    {r.key: KnownEntry(r.id, r.content_hash, r.canonical_url) for r in rows}
+                )
         return found
 
     def tombstoned(self, source_id: str, keys: Iterable[str]) -> set[str]:
