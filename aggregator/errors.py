@@ -6,8 +6,9 @@
     ├── FetchError         a fetch failed (network, HTTP status, limits); carries a readable message
     │   └── NotAFeedError  the body is an HTML page or otherwise not a document we can read
     ├── ParseError         a document could not be turned into items
-    ├── StoreError         the database could not be reached or migrated
-    │   └── StoreUnavailable  the database is down or hung; try again in ``retry_after`` seconds
+    ├── StoreError         the store failed (a database error is its ``__cause__``)
+    │   └── StoreOutage    the database refused, dropped the connection or did not answer in time
+    │       └── StoreUnavailable  seen from async code: down or hung, try again in ``retry_after`` s
     └── SelectionError     a feed query is invalid (bad regular expression, unknown feed)
         └── QueryError     the query parameters are malformed (HTTP 400, not 404)
 
@@ -49,10 +50,16 @@ class ParseError(AggregatorError):
 
 
 class StoreError(AggregatorError):
-    """The store failed."""
+    """The store failed: it could not be opened or migrated, or a statement failed (a bug, such
+    as a constraint or a missing column). A database library's error is the ``__cause__``."""
 
 
-class StoreUnavailable(StoreError):
+class StoreOutage(StoreError):
+    """The database is unreachable or too slow (refused, connection lost, timed out, locked): an
+    outage to wait out, not a bug of ours (store/guard.py's ``is_outage``)."""
+
+
+class StoreUnavailable(StoreOutage):
     """The database did not answer in time or refused (store/guard.py); nothing was done. Web
     requests answer 503 with ``Retry-After: retry_after``."""
 

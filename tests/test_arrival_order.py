@@ -18,7 +18,7 @@ from aggregator.publish.feeds import FeedService
 from aggregator.publish.query import decode_cursor, encode_cursor
 from aggregator.store import open_store
 from aggregator.store.schema import LATEST, MIGRATIONS, migrate
-from aggregator.store.sql import make_engine
+from aggregator.store.engine import make_engine
 
 from .feedworld import BASE, SOURCES, World, entry
 from .pg import pg_schema

@@ -17,6 +17,7 @@ from aggregator.models import (
     SourceState,
 )
 from aggregator.pipeline import decide
+from aggregator.store.records import KnownEntry
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SCHEDULE = ScheduleSettings()
@@ -57,9 +58,9 @@ def test_fresh_keys_are_the_new_and_the_changed() -> None:
     """An unknown key is new; a known key is fresh when its hash or canonical URL moved."""
     keyed = {k: identified(k, f"https://a.example/{k}", "h") for k in "abcd"}
     known = {
-        "a": (1, "h", "https://a.example/a"),  # as stored
-        "b": (2, "other", "https://a.example/b"),  # content changed
-        "c": (3, "h", "https://a.example/moved"),  # link moved
+        "a": KnownEntry(1, "h", "https://a.example/a"),  # as stored
+        "b": KnownEntry(2, "other", "https://a.example/b"),  # content changed
+        "c": KnownEntry(3, "h", "https://a.example/moved"),  # link moved
     }
     assert decide.fresh(keyed, known) == {"b", "c", "d"}
 
@@ -74,7 +75,7 @@ def test_rekeyed_items_take_the_keys_the_source_had() -> None:
     renamed = decide.renamed(keyed, mapping)
     assert sorted(renamed) == ["old-0", "old-1", "old-2"]
     assert all(identity.key == key for key, (identity, _) in renamed.items())
-    mostly_known = {f"new-{i}": (i, f"x{i}", f"https://a.example/{i}") for i in range(2)}
+    mostly_known = {f"new-{i}": KnownEntry(i, f"x{i}", f"https://a.example/{i}") for i in range(2)}
     assert decide.rekeyed(keyed, mostly_known, stored, lambda key: None) == {}
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text
 from aggregator.config import settings as config
 from aggregator.models import Entry, FetchOutcome, FetchStatus, Selection, Source, SourceState
 from aggregator.publish.feeds import FeedService
-from aggregator.store import SQLStore, open_store
+from aggregator.store import KnownEntry, SQLStore, open_store
 from aggregator.store.schema import LATEST, MIGRATIONS, entries, migrate
 
 from .pg import empty_tables, pg_schema
@@ -119,7 +119,7 @@ def test_migrations_reach_the_latest_version_once(store: SQLStore, store_url: st
 
 def test_a_version_1_database_is_upgraded_keeping_its_entries(empty_url: str) -> None:
     """A database made by migration 1 (entries without revisions) upgrades in place, data kept."""
-    from aggregator.store.sql import make_engine
+    from aggregator.store.engine import make_engine
 
     engine = make_engine(empty_url)
     with engine.begin() as conn:
@@ -156,7 +156,7 @@ def test_a_version_7_database_gets_a_second_fingerprint_column_and_new_fingerpri
     ``body_fingerprint`` and recomputes every fingerprint and band key: entries and duplicate
     candidates read back the 128-bit fingerprint the pipeline computes today."""
     from aggregator.pipeline import fingerprint as fingerprints
-    from aggregator.store.sql import make_engine
+    from aggregator.store.engine import make_engine
 
     engine = make_engine(empty_url)
     body = "<p>" + "A river flooded the old town after three days of rain. " * 8 + "</p>"
@@ -359,7 +359,7 @@ def test_apply_stores_new_and_changed_entries_and_logs_the_fetch(store: SQLStore
     [state] = store.claim_due(T0, 10, "w", LEASE)
     ids = store.apply(fetched(state, T0), [entry("a", "1"), entry("a", "2")], [], ok("a", 2), T0, "w")
     assert len(ids) == 2 and store.known("a", ["1", "2", "3"]) == {
-        "1": (ids[0], "h-1-body", None), "2": (ids[1], "h-2-body", None)}
+        "1": KnownEntry(ids[0], "h-1-body", None), "2": KnownEntry(ids[1], "h-2-body", None)}
     later = T0 + timedelta(hours=1)
     [state] = store.claim_due(later, 10, "w", LEASE)
     changed = replace(entry("a", "2", later, content="edited"), id=ids[1])
@@ -369,7 +369,7 @@ def test_apply_stores_new_and_changed_entries_and_logs_the_fetch(store: SQLStore
     state_after = store.get_state("a")
     assert state_after is not None and state_after.fetch_count == 2
     assert state_after.next_fetch_at == later + timedelta(seconds=1800)
-    assert [h["added"] for h in store.fetch_history("a")] == [0, 2]
+    assert [h.added for h in store.fetch_history("a")] == [0, 2]
     assert store.claim_due(later + timedelta(hours=1), 10, "w2", LEASE) != []
 
 
@@ -627,7 +627,7 @@ def test_quiet_fetches_are_stored_together_under_the_lease_rule(store: SQLStore)
     for s in mine:
         state = store.get_state(s.source_id)
         assert state is not None and state.not_modified_count == 1
-        assert [h["status"] for h in store.fetch_history(s.source_id)] == ["not_modified"]
+        assert [h.status for h in store.fetch_history(s.source_id)] == ["not_modified"]
     [lost] = theirs
     state = store.get_state(lost.source_id)
     assert state is not None and state.not_modified_count == 0

@@ -29,7 +29,7 @@ from ..pipeline.update import Pipeline, Processed
 from ..publish.hexo import ExportStats, PostSource, export_posts
 from ..runtime.daemon import open_configured_store
 from ..runtime.owners import owner_id
-from ..store import Store, open_store
+from ..store import KnownEntry, Store, open_store
 
 
 async def fetch_all(
@@ -85,9 +85,9 @@ class _Remembering:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.remembered: dict[str, tuple[int, str, str | None]] = {}
+        self.remembered: dict[str, KnownEntry] = {}
 
-    def known(self, source_id: str, keys: Iterable[str]) -> dict[str, tuple[int, str, str | None]]:
+    def known(self, source_id: str, keys: Iterable[str]) -> dict[str, KnownEntry]:
         self.remembered.update(self.store.known(source_id, keys))
         return {}
 
@@ -132,11 +132,12 @@ async def dry_run_result(
     return result
 
 
-def _mark(e: Entry, known: dict[str, tuple[int, str, str | None]]) -> str:
+def _mark(e: Entry, known: dict[str, KnownEntry]) -> str:
     if e.key not in known:
         return "new"
-    _, content_hash, canonical = known[e.key]
-    return "stored" if (content_hash, canonical) == (e.content_hash, e.canonical_url) else "changed"
+    stored = known[e.key]
+    same = (stored.content_hash, stored.canonical_url) == (e.content_hash, e.canonical_url)
+    return "stored" if same else "changed"
 
 
 def _print_dry_run(result: DryRun, console: Console) -> None:

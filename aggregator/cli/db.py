@@ -1,8 +1,8 @@
 """The ``aggregator db`` commands: upgrade the schema, copy a store to another database, prune.
 
 Owns: the ``db`` argument parser, the three command bodies and what they print. The SQL lives in
-``store/`` (``schema.migrate``, ``store.copy``, ``SQLStore.prune``); the retention limits come from
-the ``[retention]`` settings.
+``store/`` (``store/admin.py`` for upgrade and copy, ``SQLStore.prune``); the retention limits
+come from the ``[retention]`` settings.
 """
 
 from __future__ import annotations
@@ -58,21 +58,9 @@ def run(args: argparse.Namespace, settings: Settings, out: Console, err: Console
 
 def upgrade(url: str, clock: Clock) -> tuple[int, int]:
     """Apply pending migrations at ``url``; return (version before, version after)."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from ..store import admin
 
-    from ..store import schema
-    from ..store.sql import _redact, make_engine
-
-    try:
-        engine = make_engine(url)
-        try:
-            before = schema.LATEST - schema.pending(engine)
-            after = schema.migrate(engine, clock.now())
-        finally:
-            engine.dispose()
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot upgrade the store at {_redact(url)}: {exc}") from None
-    return before, after
+    return admin.upgrade(url, clock.now())
 
 
 # --- copy ----------------------------------------------------------------------------------------
@@ -94,21 +82,20 @@ def copy_store(
     hold the same rows. Both are migrated to the latest schema first. A target with rows is
     refused unless ``force`` (then its rows are replaced)."""
     from ..store import SQLStore
-    from ..store import copy as copying
 
     if source_url == target_url:
         raise AggregatorError("the source and the target are the same database")
     source = SQLStore(source_url, clock.now())
     target = SQLStore(target_url, clock.now())
     try:
-        found = copying.counts(target.engine)
+        found = target.table_counts()
         if any(rows for rows, _ in found.values()) and not force:
             listed = ", ".join(f"{name}={rows}" for name, (rows, _) in found.items() if rows)
             raise AggregatorError(f"the target is not empty ({listed}); use --force to replace its rows")
         if force:
-            copying.clear(target.engine)
-        copying.copy_all(source.engine, target.engine, progress or (lambda *_: None))
-        before, after = copying.counts(source.engine), copying.counts(target.engine)
+            target.clear_tables()
+        source.copy_into(target, progress or (lambda *_: None))
+        before, after = source.table_counts(), target.table_counts()
     finally:
         source.close()
         target.close()

@@ -31,7 +31,7 @@ from ..logs import kv
 from ..models import FetchOutcome, FetchStatus
 from ..publish.feeds import FeedService
 from ..runtime.owners import owner_id
-from ..store import Store
+from ..store import ReadStore, Store, WorkStore
 
 log = logging.getLogger("aggregator.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -160,7 +160,7 @@ class EventCollector(Collector):
     """The process-wide event counts (``db_error``, ``lease_lost``, ``lease_takeover``), plus the
     lost leases and takeovers its store counted (the store does not import this module)."""
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: WorkStore | None = None) -> None:
         self.store = store
 
     def collect(self) -> Iterable[Metric]:
@@ -175,7 +175,7 @@ class EventCollector(Collector):
 class SourceCollector(Collector):
     """Per-source gauges computed from the store when scraped."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: ReadStore) -> None:
         self.store = store
 
     def collect(self) -> Iterable[Metric]:

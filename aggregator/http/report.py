@@ -14,7 +14,7 @@ from datetime import datetime
 
 from ..fetch.urls import redact, redact_text
 from ..models import SourceState
-from ..store import Store
+from ..store import ReadStore
 
 COLUMNS: tuple[str, ...] = (
     "id", "status", "last ok", "fails", "next fetch", "entries", "304s", "url", "last error",
@@ -121,7 +121,7 @@ def row_of(state: SourceState, entries: int) -> SourceRow:
     )
 
 
-def source_rows(store: Store, only: Sequence[str] | None = None) -> list[SourceRow]:
+def source_rows(store: ReadStore, only: Sequence[str] | None = None) -> list[SourceRow]:
     """One row per enabled source in the store (optionally only the given ids), sorted by id."""
     counts = store.entry_counts()
     wanted = set(only) if only is not None else None

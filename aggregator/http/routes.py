@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
 from urllib.parse import parse_qs, quote
 
 from starlette.requests import Request
@@ -32,7 +31,7 @@ from ..models import Entry, Selection, Source, SourceState
 from ..publish.catalog import source_title
 from ..publish.feeds import FeedService, FeedSpec
 from ..runtime.reload import ReloadState
-from ..store import Store
+from ..store import FetchLogLine, ReadStore, Store
 from . import replies as feed_http
 from .access import sign_links, signed
 from .metrics import CONTENT_TYPE, Metrics
@@ -117,7 +116,7 @@ async def overview(ctx: WebContext, request: Request) -> Response:
 
 
 def _overview_reads(
-    store: Store,
+    store: ReadStore,
 ) -> tuple[list[SourceRow], list[Entry], dict[str, SourceState]]:
     states = {s.source_id: s for s in store.list_states(include_disabled=True)}
     return source_rows(store), store.list_entries(Selection(limit=NEWEST)), states
@@ -151,8 +150,8 @@ async def source(ctx: WebContext, request: Request) -> Response:
 
 
 def _source_reads(
-    store: Store, sid: str
-) -> tuple[SourceState, int, list[dict[str, Any]], list[Entry]] | None:
+    store: ReadStore, sid: str
+) -> tuple[SourceState, int, list[FetchLogLine], list[Entry]] | None:
     state = store.get_state(sid)
     if state is None:
         return None

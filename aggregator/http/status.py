@@ -17,11 +17,11 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import quote
 
 from ..fetch.urls import public_link, redact_text
 from ..models import Entry
+from ..store.records import FetchLogLine
 from .report import COLUMNS, TIME_COLUMNS, SourceRow, fmt_time
 
 FORMAT_NAMES = (("rss", "RSS"), ("atom", "Atom"), ("json", "JSON Feed"))
@@ -107,7 +107,7 @@ class SourceDetail:
     notices: tuple[Notice, ...]
     row: SourceRow
     name: str
-    history: tuple[Mapping[str, Any], ...]
+    history: tuple[FetchLogLine, ...]
     entries: tuple[Entry, ...]
     feed: FeedLink | None
     admin: bool  # admin actions are enabled (a token is configured)
@@ -306,18 +306,18 @@ def _entry_list(entries: Sequence[Entry], names: Mapping[str, str], show_source:
     return f'<ol class="entries">{"".join(items)}</ol>'
 
 
-def _history(history: Sequence[Mapping[str, Any]]) -> str:
+def _history(history: Sequence[FetchLogLine]) -> str:
     if not history:
         return '<p class="muted">Not fetched yet.</p>'
     rows = []
     for h in history:
-        status = str(h.get("status") or "")
+        status = h.status or ""
         bad = " bad" if status in ("error", "gone") else ""
-        counts = f"+{h.get('added', 0)} new, {h.get('updated', 0)} changed, {_size(h.get('bytes') or 0)}"
-        error = f'<br><span class="err">{esc(redact_text(h["error"]))}</span>' if h.get("error") else ""
+        counts = f"+{h.added} new, {h.updated} changed, {_size(h.bytes or 0)}"
+        error = f'<br><span class="err">{esc(redact_text(h.error))}</span>' if h.error else ""
         rows.append(
-            f'<li class="h{bad}"><b>{esc(status)}</b> {esc(fmt_time(h.get("at")))} · {esc(counts)}'
-            f" · {float(h.get('elapsed') or 0):.2f} s{error}</li>"
+            f'<li class="h{bad}"><b>{esc(status)}</b> {esc(fmt_time(h.at))} · {esc(counts)}'
+            f" · {float(h.elapsed or 0):.2f} s{error}</li>"
         )
     return f'<ol class="history">{"".join(rows)}</ol>'
 

@@ -38,13 +38,14 @@ from ..models import (
     Source,
     SourceState,
 )
+from ..store.records import KnownEntry
 from . import dedupe
 from . import timing as schedule
 
 # An item of a fetched document with its identity within the source (workers.identify).
 Identified = tuple[Identity, Item]
 # What the store knows of a source's entries by key: (entry id, content hash, canonical URL).
-Known = Mapping[str, tuple[int, str, str | None]]
+Known = Mapping[str, KnownEntry]
 
 
 # --- which items ----------------------------------------------------------------------------------
@@ -75,7 +76,7 @@ def fresh(keyed: Mapping[str, Identified], known: Known) -> set[str]:
     """Keys of the items that are new to the store or changed since it stored them."""
     return {
         k for k, (identity, _) in keyed.items()
-        if k not in known or changed(known[k][1], known[k][2], identity)
+        if k not in known or changed(known[k].content_hash, known[k].canonical_url, identity)
     }
 
 

@@ -360,7 +360,7 @@ class Pipeline:
                 why = str(decision.dropped_by) if decision.dropped_by else "dropped"
                 dropped.append(Drop(source.id, key, entry.title, entry.link, why, now))
             elif key in known:
-                changed.append(replace(entry, id=known[key][0], first_seen=None))
+                changed.append(replace(entry, id=known[key].id, first_seen=None))
             else:
                 new.append(entry)
         outcome = FetchOutcome(
@@ -407,7 +407,7 @@ class Pipeline:
         self, source: Source, identified: Sequence[Identified], state: SourceState
     ) -> tuple[dict[str, Identified], Known, dict[str, DetailAttempt]]:
         """The live items by key (re-keyed where the source changed its id scheme), what the
-        store knows of them (key -> (entry id, content hash, canonical URL)) and its failed
+        store knows of them (key -> entry id, content hash, canonical URL) and its failed
         detail fetches."""
         keyed = self._alive(source, identified)
         known = self.store.known(source.id, keyed)

@@ -41,7 +41,7 @@ from ..clock import Clock, SystemClock
 from ..config.settings import Settings
 from ..errors import SelectionError, StoreUnavailable
 from ..models import Entry, Source, SourceState
-from ..store import Store
+from ..store import ReadStore
 from ..store.guard import StoreGuard, is_outage
 from .catalog import FORMATS, Catalog, FeedSpec, source_title
 from .pages import Page, collect
@@ -107,7 +107,7 @@ class FeedService:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: ReadStore,
         sources: Callable[[], Mapping[str, Source]],
         clock: Clock | None = None,
         cache_bytes: int = CACHE_BYTES,
@@ -322,7 +322,7 @@ class FeedService:
                 )
                 self._cache.move_to_end(key)
                 return cached.rendered
-        fresh = self._render(spec, fmt, query, paging, now, valid_for[0][0])
+        fresh = self._render(spec, fmt, query, paging, now, valid_for[0].changed_at)
         result = _keep_validators(cached.rendered if cached else None, fresh, now)
         self._remember(key, _Cached(valid_for, result, token, now, epoch))
         return result

@@ -11,19 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.engine import Engine
 
 from ..models import DetailAttempt
+from .engine import Queries
 from .schema import detail_retries
 
 
-class DetailQueries:
-    engine: Engine
-
+class DetailQueries(Queries):
     def detail_attempts(self, source_id: str) -> dict[str, DetailAttempt]:
         """The source's entries whose detail fetch failed, by key."""
         query = select(detail_retries).where(detail_retries.c.source_id == source_id)
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return {
                 r["key"]: DetailAttempt(r["key"], r["attempts"], r["error"], r["retry_at"])
                 for r in conn.execute(query).mappings()
@@ -35,7 +33,7 @@ class DetailQueries:
         """Record failed detail fetches (replacing earlier rows of the same keys) and forget the
         keys in ``cleared`` (their detail arrived, or they left the source's document)."""
         gone = list({*cleared, *(a.key for a in failed)})
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
             for start in range(0, len(gone), 500):
                 conn.execute(delete(detail_retries).where(
                     detail_retries.c.source_id == source_id,

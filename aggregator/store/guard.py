@@ -12,7 +12,7 @@ first line), the traceback once per distinct error per ``TRACEBACK_EVERY`` secon
 when the database goes down and when it is back.
 
 Does not own: what to serve instead (publish/feeds.py, server.py), the connection timeouts
-themselves (sql.py's ``make_engine``).
+themselves (engine.py's ``make_engine``), which errors are outages (engine.py's ``converted``).
 
 A thread stuck on a hung connection cannot be stopped from Python; the guard only stops waiting
 for it. While down no new call starts a thread, and a probe starts only when the previous one has
@@ -30,10 +30,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import exc as sa_exc
-
 from ..clock import Clock, SystemClock
-from ..errors import StoreError, StoreUnavailable
+from ..errors import StoreError, StoreOutage, StoreUnavailable
 from ..logs import kv
 
 __all__ = ["StoreGuard", "is_outage"]
@@ -42,8 +40,9 @@ T = TypeVar("T")
 log = logging.getLogger("aggregator.store")
 
 TRACEBACK_EVERY = 300.0  # seconds between two tracebacks of the same error
-_OUTAGES = (StoreError, sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-            sa_exc.DisconnectionError, TimeoutError, OSError)
+# The store raises StoreOutage for SQLAlchemy's operational, interface, disconnection and pool
+# timeout errors (engine.py); any other StoreError is a bug, raised as it is.
+_OUTAGES = (StoreOutage, TimeoutError, OSError)
 
 
 def is_outage(exc: BaseException) -> bool:

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from ..models import Drop, Entry, Identity
+from .engine import Queries
+from .records import Wanted
 from .schema import drops, entries, entry_bands, fingerprint_of
 
 CANDIDATE_LIMIT = 200  # stored entries compared per new entry, newest first
@@ -66,14 +68,6 @@ _BY_BAND = (
 )
 _CHUNK = 500  # values per IN list (SQLite allows 32,766 parameters; PostgreSQL 65,535)
 
-# What a duplicate look-up is asked for, per new entry: canonical URL, content hash, band keys.
-Wanted = Sequence[tuple[str | None, str, Sequence[int]]]
-# The candidates of each wanted entry among other sources' entries (excluding one source).
-CandidateLookup = Callable[[str, Wanted], list[list[Identity]]]
-# The caller's duplicate decision, run inside the storing transaction: the new entries with
-# ``duplicate_of`` and ``merge_reason`` set, from candidates read with the lookup it is given.
-Merge = Callable[[Sequence[Entry], CandidateLookup], Sequence[Entry]]
-
 # Story locks (PostgreSQL). Every transaction storing new entries holds _STORY_LOCK (bigint key
 # space): shared, plus one exclusive lock per story key in the two-int key space (class
 # _STORY_CLASS, 32-bit hash of the key; a collision only makes two unrelated writes wait); or,
@@ -92,10 +86,7 @@ _LOCK_KEYS = text(
 )
 
 
-class IdentityQueries:
-    engine: Engine
-    dialect: str
-
+class IdentityQueries(Queries):
     def duplicate_candidates_many(
         self, exclude_source: str, wanted: Wanted
     ) -> list[list[Identity]]:
@@ -104,7 +95,7 @@ class IdentityQueries:
         URL, its content hash or a near-duplicate band key; the newest ``CANDIDATE_LIMIT``, newest
         first. A few queries in all, not a few per entry. (Read outside any write: for dry runs;
         ``apply`` with a ``merge`` looks up and inserts in one transaction.)"""
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return read_candidates(conn, exclude_source, wanted)
 
     def lock_stories(self, conn: Connection, new: Sequence[Entry]) -> None:
@@ -129,7 +120,7 @@ class IdentityQueries:
             .order_by(entries.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return [
                 Identity(source_id, r.key, r.canonical_url, r.content_hash,
                          fingerprint_of(r.fingerprint, r.body_fingerprint), entry_id=r.id)
@@ -142,7 +133,7 @@ class IdentityQueries:
         if ref.isdigit():
             conds.append(entries.c.id == int(ref))
         query = select(entries.c.id).where(or_(*conds)).order_by(entries.c.id).limit(limit)
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return [int(r[0]) for r in conn.execute(query)]
 
     def find_drops(self, ref: str, limit: int = 20) -> list[Drop]:
@@ -151,12 +142,12 @@ class IdentityQueries:
             .where(or_(drops.c.key == ref, drops.c.link == ref, drops.c.title == ref))
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return [Drop(**dict(r)) for r in conn.execute(query).mappings()]
 
     def duplicates_of(self, entry_id: int) -> list[int]:
         query = select(entries.c.id).where(entries.c.duplicate_of == entry_id).order_by(entries.c.id)
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return [int(r[0]) for r in conn.execute(query)]
 
     def _write_bands(self, conn: Connection, entry_id: int, band_keys: Sequence[int]) -> None:

@@ -11,8 +11,9 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
+from .engine import Queries
 from .schema import entries, entry_bands, fingerprint_columns
 
 log = logging.getLogger("aggregator.store")
@@ -20,13 +21,11 @@ Signature = Callable[[str | None, str | None], tuple[int | None, tuple[int, ...]
 _BATCH = 500
 
 
-class NearestQueries:
-    engine: Engine
-
+class NearestQueries(Queries):
     def entry_band_keys(self, entry_id: int) -> tuple[int, ...]:
         """The stored near-duplicate index keys of one entry."""
         query = select(entry_bands.c.band_key).where(entry_bands.c.entry_id == entry_id)
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return tuple(int(r[0]) for r in conn.execute(query))
 
     def recompute_fingerprints(self, signature: Signature) -> int:
@@ -35,7 +34,7 @@ class NearestQueries:
         transaction per batch of entries."""
         done, last = 0, 0
         while True:
-            with self.engine.begin() as conn:
+            with self.begin() as conn:
                 batch = _batch_after(conn, last)
                 for entry_id, title, body in batch:
                     _rewrite(conn, entry_id, signature(title, body))

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aggregator.models import Entry
+from aggregator.store import entries as store_entries
 from aggregator.store import open_store
-from aggregator.store import sql as store_sql
 from aggregator.store.schema import entries, sources
 
 from . import feedgen
@@ -51,7 +51,7 @@ def build(db: Path, urls: list[str], total_entries: int, seed: int, due: int) ->
                   published=when, updated=when, category_path=("Bench", f"c{n % 20}"),
                   content_hash=f"{n:064x}", canonical_url=f"http://x.test/{sid}/{n}",
                   fingerprint=rng.getrandbits(63), first_seen=when, changed_at=when)
-        batch.append(store_sql._entry_row(e, now))  # the store's own row builder
+        batch.append(store_entries._entry_row(e, now))  # the store's own row builder
         if len(batch) >= 20_000:
             written += _flush(engine, batch)
     written += _flush(engine, batch)
