@@ -21,10 +21,11 @@ from typing import Any
 
 import feedparser
 
+from ..config.types import KindOptions
 from ..content.charset import decode_feed
 from ..errors import NotAFeedError, ParseError
 from ..models import Enclosure, FeedHints, FetchResult, Item, ParsedFeed, Source
-from . import FetchFn
+from . import NO_DEFAULTS, FetchFn
 from .dates import from_struct, install_date_handlers, parse_date, plausible
 from .limits import newest, trim_xml
 
@@ -41,6 +42,11 @@ _TAG = re.compile(r"<[^>]*>")
 
 class FeedAdapter:
     kind = "feed"
+    options_model = KindOptions  # a feed has no kind-specific keys
+    defaults = NO_DEFAULTS
+
+    def default_url(self, options: Mapping[str, Any]) -> str | None:
+        return None
 
     def request_url(self, source: Source, effective_url: str) -> str:
         return effective_url
