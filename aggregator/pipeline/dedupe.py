@@ -66,6 +66,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from ..content.text import drop_hidden, html_text
 from ..models import Item
 
 if TYPE_CHECKING:  # parser worker processes import this module without the config
@@ -232,19 +233,15 @@ def entry_keys(items: Sequence[Item]) -> list[str]:
 
 # --- fingerprints ---------------------------------------------------------------------------------
 
-_DROPPED_BLOCKS = re.compile(
-    r"<(script|style|template|noscript)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
-)
-_TAG = re.compile(r"<[^>]*>")
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
 
 def normalize_text(markup: str | None) -> str:
-    """Letters and digits only: tags, scripts and comments removed, entities decoded, NFKC
-    (full-width forms become ASCII), Traditional Chinese folded to Simplified (``fold_script``),
-    case folded, punctuation and whitespace dropped."""
-    text = _TAG.sub(" ", _DROPPED_BLOCKS.sub(" ", markup or ""))
-    text = fold_script(unicodedata.normalize("NFKC", html.unescape(text))).casefold()
+    """Letters and digits only: the text every stage reads (``content.text.html_text``: tags,
+    scripts and comments removed, entities decoded), NFKC (full-width forms become ASCII),
+    Traditional Chinese folded to Simplified (``fold_script``), case folded, punctuation and
+    whitespace dropped."""
+    text = fold_script(unicodedata.normalize("NFKC", html_text(markup))).casefold()
     return _NOT_ALNUM.sub("", text)
 
 
@@ -294,7 +291,7 @@ def blocks_text(markup: str | None) -> str:
     """``normalize_text`` of each block (paragraph, list item, heading; a ``<br>`` ends one too)
     of ``markup``, empty blocks left out, joined by ``\\n``: where a story's second paragraph
     starts, whatever its markup."""
-    parts = (normalize_text(b) for b in _BLOCK_BREAK.split(_DROPPED_BLOCKS.sub(" ", markup or "")))
+    parts = (normalize_text(b) for b in _BLOCK_BREAK.split(drop_hidden(markup or "")))
     return "\n".join(p for p in parts if p)
 
 

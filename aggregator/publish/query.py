@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import html
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -42,6 +40,7 @@ from urllib.parse import quote, urlencode
 
 import re2
 
+from ..content.text import html_text
 from ..errors import QueryError
 from ..models import Entry
 
@@ -53,7 +52,6 @@ PARAMS = ("limit", *KEEP_PARAMS, *DROP_PARAMS, "filter_case_sensitive", "filter_
 MAX_PATTERN = 1000  # characters; RE2 bounds the time, this and MAX_PROGRAM bound the memory
 MAX_PROGRAM = 8 << 20
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-_TAGS = re.compile(r"<[^>]*>")  # linear: one character class, no nesting
 _CURSOR_VERSION = "1"
 
 Pattern = Any  # re2's compiled pattern (the package ships no type hints)
@@ -242,7 +240,7 @@ class _Texts:
             return (e.title or "",)
         if name == "description":
             if self._description is None:
-                self._description = (_text(e.summary), _text(e.content))
+                self._description = (html_text(e.summary), html_text(e.content))
             return self._description
         if name == "author":
             return (e.author or "",)
@@ -254,12 +252,6 @@ class _Texts:
 def _field(param: str) -> str:
     _, _, name = param.partition("_")
     return name
-
-
-def _text(html_text: str | None) -> str:
-    """Text of HTML: tags become spaces (words either side of <br> stay apart), runs of white
-    space one space."""
-    return " ".join(html.unescape(_TAGS.sub(" ", html_text)).split()) if html_text else ""
 
 
 def _under(path: Sequence[str], prefix: Sequence[str]) -> bool:

@@ -69,6 +69,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from ..clock import utc
+from ..content.text import excerpt
 from ..fetch.urls import public_link
 from ..models import Enclosure, Entry
 
@@ -334,8 +335,7 @@ def _html(text: str | None) -> str | None:
 
 
 def _excerpt(html: str | None) -> str:
-    text = _plain(html)
-    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1].rstrip() + "…"
+    return _xml_safe(excerpt(html, _EXCERPT))
 
 
 def _uri(value: object, base: str | None = None) -> str | None:

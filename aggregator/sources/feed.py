@@ -16,13 +16,14 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from html import escape, unescape
+from html import escape
 from typing import Any
 
 import feedparser
 
 from ..config.types import KindOptions
 from ..content.charset import decode_feed
+from ..content.text import html_text
 from ..errors import NotAFeedError, ParseError
 from ..models import Enclosure, FeedHints, FetchResult, Item, ParsedFeed, Source
 from . import NO_DEFAULTS, FetchFn
@@ -37,7 +38,6 @@ _SKIP_HOURS = re.compile(rb"<skipHours>(.*?)</skipHours>", re.DOTALL | re.IGNORE
 _SKIP_DAYS = re.compile(rb"<skipDays>(.*?)</skipDays>", re.DOTALL | re.IGNORECASE)
 _HOUR = re.compile(rb"<hour>\s*(\d{1,2})\s*</hour>", re.IGNORECASE)
 _DAY = re.compile(rb"<day>\s*([A-Za-z]+)\s*</day>", re.IGNORECASE)
-_TAG = re.compile(r"<[^>]*>")
 
 
 class FeedAdapter:
@@ -150,8 +150,7 @@ def _weight(html: str | None) -> tuple[int, int]:
     """How much an element says: its visible text's length, then its markup's (images only)."""
     if not html:
         return (0, 0)
-    text = unescape(_TAG.sub(" ", html))
-    return (len("".join(text.split())), len(html))
+    return (len(html_text(html).replace(" ", "")), len(html))
 
 
 def _date(e: Any, name: str) -> datetime | None:

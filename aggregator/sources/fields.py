@@ -34,7 +34,6 @@ from bs4 import BeautifulSoup, Tag
 from pydantic import AfterValidator, BaseModel, BeforeValidator, model_validator
 
 from ..config.types import Section, check_pattern, check_zone, one_or_many
-from ..content.charset import decode_text, header_charset
 from ..errors import FetchError, ParseError
 from ..models import FetchResult, Item
 from . import FetchFn
@@ -98,9 +97,6 @@ SAMPLE_CHARS = 200
 _UNIT_SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 _UNIT_NAME = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 _PLAUSIBLE_YEARS = range(1995, 2101)
-_META_CHARSET = re.compile(
-    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
-)
 _OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 _LISTY = frozenset({"article", "section", "li", "dl", "tr", "h2", "h3"})
 
@@ -343,16 +339,6 @@ def short_html(tag: Tag, limit: int = SAMPLE_CHARS) -> str:
 
 
 # --- HTML ----------------------------------------------------------------------------------------
-
-
-def decode_html(content: bytes, content_type: str | None) -> str:
-    """Page text: BOM, then valid UTF-8, then the HTTP charset, else the page's meta charset."""
-    if header_charset(content_type) is None:
-        meta = _META_CHARSET.search(content[:4096])
-        if meta:
-            content_type = f"text/html; charset={meta.group(1).decode('ascii')}"
-    text, _encoding = decode_text(content, content_type)
-    return text
 
 
 def soup_of(text: str) -> BeautifulSoup:

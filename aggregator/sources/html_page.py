@@ -31,6 +31,7 @@ from ..config.types import (
     check_selector,
     one_or_many,
 )
+from ..content.charset import decode_page
 from ..errors import ParseError
 from ..models import FetchResult, Item, ParsedFeed, Source
 from . import NO_DEFAULTS, FetchFn
@@ -40,7 +41,6 @@ from .fields import (
     RawItem,
     build_items,
     content_type,
-    decode_html,
     describe_page,
     fetch_extra,
     ineffective_keys,
@@ -125,7 +125,7 @@ class HtmlAdapter:
 
     def parse(self, source: Source, result: FetchResult) -> ParsedFeed:
         options = HtmlOptions.model_validate(dict(source.options))
-        soup = soup_of(decode_html(result.content, content_type(result)))
+        soup = soup_of(decode_page(result.content, content_type(result)))
         elements = [e for e in soup.select(options.items) if isinstance(e, Tag)]
         if not elements:
             raise ParseError(
@@ -152,7 +152,7 @@ class HtmlAdapter:
         result = extra.result
         if result is None:
             return extra.missing(item)
-        text = decode_html(result.content, content_type(result))
+        text = decode_page(result.content, content_type(result))
         html, why = selected_html(text, options.detail.selector, options.detail.remove)
         if html is None:
             log.warning("source=%s event=detail_unusable url=%s problem=%r", source.id, item.link, why)

@@ -30,7 +30,7 @@ from urllib.parse import quote
 from pydantic import BeforeValidator, model_validator
 
 from ..config.types import JsonPath, KindOptions, Section, Selector, one_or_many
-from ..content.charset import decode_text
+from ..content.charset import decode_page, decode_text
 from ..errors import ParseError
 from ..models import FetchResult, Item, ParsedFeed, Source
 from . import NO_DEFAULTS, FetchFn
@@ -40,7 +40,6 @@ from .fields import (
     RawItem,
     build_items,
     content_type,
-    decode_html,
     fetch_extra,
     ineffective_keys,
     needs_title_or_link,
@@ -172,7 +171,7 @@ class JsonAdapter:
             html = without(html, options.detail.remove) if html is not None else None
             why = why or "detail.content: nothing left after remove"
         else:
-            text = decode_html(result.content, content_type(result))
+            text = decode_page(result.content, content_type(result))
             html, why = selected_html(text, options.detail.selector or "", options.detail.remove)
         if html is None:
             log.warning("source=%s event=detail_unusable url=%s problem=%r", source.id, url, why)

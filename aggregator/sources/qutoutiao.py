@@ -25,12 +25,13 @@ from bs4 import BeautifulSoup, Tag
 from pydantic import Field
 
 from ..config.types import Int, KindOptions
+from ..content.charset import decode_page
 from ..content.markup import IN_ORDER
 from ..errors import ParseError
 from ..models import FetchResult, Item, ParsedFeed, Source
 from . import FetchFn, KindDefaults
 from .dates import from_timestamp
-from .fields import fetch_extra
+from .fields import content_type, fetch_extra
 
 LIST_API = "http://api.1sapp.com/content/outList"
 
@@ -166,7 +167,7 @@ async def _article_html(item: Item, fetch: FetchFn) -> tuple[str | None, str | N
     extra = await fetch_extra(url, fetch)
     if extra.result is None:
         return None, extra.error
-    html = article_content(_decode(extra.result))
+    html = article_content(decode_page(extra.result.content, content_type(extra.result)))
     return (html, None) if html else (None, f"{url}: no div.content in the article page")
 
 
@@ -177,25 +178,3 @@ def article_content(page: str) -> str | None:
         return None
     html = div.decode_contents(formatter=IN_ORDER).strip()
     return html or None
-
-
-def _decode(result: FetchResult) -> str:
-    """Page text: the charset the server named, else UTF-8, else GB18030 (older Chinese pages)."""
-    charset = _charset(result.headers)
-    for encoding in (charset, "utf-8", "gb18030"):
-        if not encoding:
-            continue
-        try:
-            return result.content.decode(encoding)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return result.content.decode("utf-8", errors="replace")
-
-
-def _charset(headers: Mapping[str, str]) -> str | None:
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    for part in content_type.split(";")[1:]:
-        name, _, value = part.strip().partition("=")
-        if name.lower() == "charset" and value:
-            return value.strip("\"' ")
-    return None
