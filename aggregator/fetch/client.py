@@ -12,7 +12,7 @@ the proxy (``urls.host_address`` reads every numeric host form, ``urls.is_public
 6to4 and mapped IPv6 by their IPv4 address; a numeric host is sent in its dotted form, so a proxy
 never gets ``2130706433`` as a name). Does not own: what a status means for a source (the
 pipeline maps 304, 410 and errors), when to fetch again (schedule.py), or decoding text
-(sources/encoding.py).
+(content/charset.py).
 
 ``Fetcher.fetch`` never raises for a network or HTTP problem: every failure is a ``FetchResult``
 with a readable ``error``; ``status_code`` is None when no HTTP answer was had (connect errors,
