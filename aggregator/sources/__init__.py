@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..config.types import KindOptions
 from ..models import FetchResult, Item, ParsedFeed, Source
+
+if TYPE_CHECKING:  # pydantic is for the config; a parser worker reading feeds never loads it
+    from ..config.types import KindOptions
 
 FetchFn = Callable[[str], Awaitable[FetchResult]]
 

@@ -17,11 +17,10 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import feedparser
 
-from ..config.types import KindOptions
 from ..content.charset import decode_feed
 from ..content.text import html_text
 from ..errors import NotAFeedError, ParseError
@@ -29,6 +28,9 @@ from ..models import Enclosure, FeedHints, FetchResult, Item, ParsedFeed, Source
 from . import NO_DEFAULTS, FetchFn
 from .dates import from_struct, install_date_handlers, parse_date, plausible
 from .limits import newest, trim_xml
+
+if TYPE_CHECKING:
+    from ..config.types import KindOptions
 
 install_date_handlers()
 
@@ -42,8 +44,15 @@ _DAY = re.compile(rb"<day>\s*([A-Za-z]+)\s*</day>", re.IGNORECASE)
 
 class FeedAdapter:
     kind = "feed"
-    options_model = KindOptions  # a feed has no kind-specific keys
     defaults = NO_DEFAULTS
+
+    @property
+    def options_model(self) -> type[KindOptions]:
+        """None of its own: a feed has no kind-specific keys (read on the config's side only, so
+        a parser worker never loads pydantic)."""
+        from ..config.types import KindOptions
+
+        return KindOptions
 
     def default_url(self, options: Mapping[str, Any]) -> str | None:
         return None
