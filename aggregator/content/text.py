@@ -87,5 +87,9 @@ def unquote(raw: str | None) -> str:
 
 def excerpt(markup: str | None, limit: int) -> str:
     """The fragment's text cut to at most ``limit`` characters, an ellipsis ending a cut one."""
-    text = html_text(markup)
+    return cut(html_text(markup), limit)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` when it has at most ``limit`` characters, else its start and an ellipsis."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

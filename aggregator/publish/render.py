@@ -69,7 +69,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from ..clock import utc
-from ..content.text import excerpt
+from ..content.text import cut, html_text
 from ..fetch.urls import public_link
 from ..models import Enclosure, Entry
 
@@ -335,7 +335,8 @@ def _html(text: str | None) -> str | None:
 
 
 def _excerpt(html: str | None) -> str:
-    return _xml_safe(excerpt(html, _EXCERPT))
+    """The start of the fragment's text (``content.text``), as plain as a title must be."""
+    return cut(_plain(html_text(html)), _EXCERPT)
 
 
 def _uri(value: object, base: str | None = None) -> str | None:
