@@ -9,7 +9,7 @@ blog post, a news article full of ads, navigation and comments, a GBK page decla
 In a venv of its own: readability-lxml pulls in chardet, which feedparser then uses, and
 tests/test_encoding.py measures feedparser without it.
 
-Every extractor gets the same text (decoded by our own ``sources.fields.decode_html``). Quality:
+Every extractor gets the same text (decoded by our own ``content.charset.decode_page``). Quality:
 how many of the article's phrases (first paragraph to last) the extracted text holds, and how
 many phrases of the page's junk (navigation, ads, comments, sidebars) it kept. Speed: the
 median CPU milliseconds of one extraction over ``--runs`` runs (CPU time, not wall time: other
@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from lxml import html as lxml_html
 
-from aggregator.sources.fields import decode_html
+from aggregator.content.charset import decode_page
 from tests.articles import PAGES
 
 URL = "https://example.org/2026/article.html"
@@ -93,7 +93,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     totals: dict[str, list[float]] = {name: [0, 0, 0, 0, 0.0] for name in EXTRACTORS}
     for article in PAGES:
-        page = decode_html(article.body(), article.content_type)
+        page = decode_page(article.body(), article.content_type)
         for name, extract in EXTRACTORS.items():
             try:
                 text, ms = measure(extract, page, args.runs)

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.http.app import create_app
 from aggregator.models import Entry, FetchOutcome, FetchStatus, Source
 from aggregator.publish.feeds import FeedService

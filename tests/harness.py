@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.config.settings import Settings
 from aggregator.fetch.client import Fetcher
 from aggregator.models import FetchStatus, Selection

@@ -19,7 +19,7 @@ import httpx
 import uvicorn
 
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config_mod
+from aggregator.config import loading as config_mod
 from aggregator.config.settings import Settings
 from aggregator.fetch.client import Fetcher
 from aggregator.http.app import create_app

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 
 from .ops_stack import make_config, running_stack
 from .origin import Origin

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.errors import ConfigError
 
 from .feedworld import SOURCES, World, make_world

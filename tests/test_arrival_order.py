@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import text
 
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.models import Selection
 from aggregator.publish.feeds import FeedService
 from aggregator.publish.query import decode_cursor, encode_cursor
 from aggregator.store import open_store
-from aggregator.store.schema import LATEST, MIGRATIONS, migrate
 from aggregator.store.engine import make_engine
+from aggregator.store.schema import LATEST, MIGRATIONS, migrate
 
 from .feedworld import BASE, SOURCES, World, entry
 from .pg import pg_schema

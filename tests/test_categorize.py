@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.errors import ConfigError
 from aggregator.pipeline.categorize import (
     AliasTable,

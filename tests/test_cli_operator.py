@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.cli import parser as cli
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 
 from .ops_stack import make_config
 from .origin import Origin, Reply

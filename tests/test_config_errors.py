@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.cli import parser as cli
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.errors import ConfigError
 
 FEED = '[[sources]]\nid = "hn"\nurl = "https://hnrss.org/frontpage"\n'

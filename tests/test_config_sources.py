@@ -16,7 +16,7 @@ from rich.console import Console
 from aggregator.cli import commands
 from aggregator.cli import parser as cli
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.errors import ConfigError
 from aggregator.models import FetchResult, FetchStatus
 from aggregator.sources.html_page import HtmlAdapter

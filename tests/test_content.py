@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.content.clean import CleanOptions, clean, clean_html, first_image, strip_html
+from aggregator.content.clean import CleanOptions, clean, clean_html
+from aggregator.content.text import first_image, html_text
 
 QTT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "qutoutiao"
 PROXY = CleanOptions(image_proxy="https://cors.zfour.workers.dev/?")
@@ -161,11 +162,11 @@ def test_first_image_is_the_first_src() -> None:
     assert first_image(None) is None
 
 
-def test_strip_html_gives_plain_text() -> None:
-    """strip_html drops tags and scripts, decodes entities and keeps block words apart."""
+def test_html_text_gives_plain_text() -> None:
+    """html_text drops tags and scripts, decodes entities and keeps block words apart."""
     html = "<p>One &amp; <b>two</b></p><p>three<script>x()</script></p><br>四"
-    assert strip_html(html) == "One & two three 四"
-    assert strip_html(None) == ""
+    assert html_text(html) == "One & two three 四"
+    assert html_text(None) == ""
 
 
 @pytest.mark.parametrize(
@@ -181,8 +182,8 @@ def test_strip_html_gives_plain_text() -> None:
     ],
 )
 def test_clean_reads_text_and_image_like_the_tree_readers(html: str) -> None:
-    """clean() gives clean_html's HTML with the same text and image as strip_html/first_image."""
+    """clean() gives clean_html's HTML with the same text and image as html_text/first_image."""
     source = _detail() if html == "seed" else html
     got = clean(source, BASE, PROXY)
     assert got.html == clean_html(source, BASE, PROXY)
-    assert (got.text, got.image) == (strip_html(got.html), first_image(got.html))
+    assert (got.text, got.image) == (html_text(got.html), first_image(got.html))

@@ -27,7 +27,7 @@ import uvicorn
 from sqlalchemy import text
 
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.errors import StoreError, StoreUnavailable
 from aggregator.fetch.client import Fetcher
 from aggregator.http import fastlane

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from aggregator.cli import parser as cli
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.runtime.scheduler import Retention
 from aggregator.store import SQLStore
 from aggregator.store.schema import LATEST, tombstones

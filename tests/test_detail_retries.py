@@ -16,7 +16,7 @@ import pytest
 
 from aggregator.cli import commands
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.config.settings import Settings
 from aggregator.http import report
 from aggregator.models import Entry, FetchStatus, Selection, SourceState

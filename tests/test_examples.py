@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.models import Entry, FetchOutcome, FetchStatus
 
 from .conftest import REPO

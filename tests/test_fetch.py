@@ -465,3 +465,26 @@ async def test_elapsed_is_reported(origin: Origin, clock: FakeClock) -> None:
     url = origin.route("/f", Sequence_(Reply(status=502), Reply("ok")))
     result = await fetch_with(clock, url)
     assert result.ok and result.elapsed == pytest.approx(sum(clock.slept))
+
+
+# POST (WebSub pings)
+
+
+async def test_post_sends_a_form_and_is_retried_like_a_fetch(origin: Origin, clock: FakeClock) -> None:
+    """A form POST goes through the same retries: a 503 is retried after a fake backoff."""
+    url = origin.route("/hub", Sequence_(Reply(status=503), Reply(status=204, content_type=None)))
+    async with Fetcher(settings(retry_base_delay=2), clock, rng=random.Random(1)) as f:
+        posted = await f.post(url, {"hub.mode": "publish", "hub.url": "https://x.example/f"})
+    assert (posted.status, posted.error, posted.attempts) == (204, None, 2)
+    assert len(clock.slept) == 1
+    last = origin.hits("/hub")[-1]
+    assert last.method == "POST" and last.body == b"hub.mode=publish&hub.url=https%3A%2F%2Fx.example%2Ff"
+
+
+async def test_post_obeys_the_address_policy(origin: Origin, clock: FakeClock) -> None:
+    """Without allow_private_networks a POST to a loopback address is refused, never sent."""
+    url = origin.route("/hub", Reply(status=204, content_type=None))
+    async with Fetcher(settings(allow_private_networks=False), clock) as f:
+        posted = await f.post(url, {"a": "b"})
+    assert posted.status is None and posted.error and posted.attempts == 1
+    assert origin.hits("/hub") == []

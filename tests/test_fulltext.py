@@ -17,12 +17,12 @@ from starlette.testclient import TestClient
 
 from aggregator.cli import commands
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.config.settings import Settings
+from aggregator.content.charset import decode_page
 from aggregator.http.app import create_app
 from aggregator.models import Entry, FetchStatus, Selection, SourceState
 from aggregator.publish.feeds import FeedService
-from aggregator.sources.fields import decode_html
 from aggregator.sources.fulltext import MAX_PAGE_CHARS, extract
 from aggregator.store import open_store
 
@@ -91,7 +91,7 @@ def has_article(entry: Entry, article: Article) -> bool:
 def test_the_extractor_finds_each_saved_article_and_little_else(article: Article) -> None:
     """Every phrase of the article, first paragraph to last, and at most one phrase of the page's
     navigation, ads and comments (the GBK page's inline ad is written as a paragraph)."""
-    html, why = extract(decode_html(article.body(), article.content_type), "https://example.org/a")
+    html, why = extract(decode_page(article.body(), article.content_type), "https://example.org/a")
     assert html is not None, why
     text = squeeze(html)
     assert [p for p in article.article if squeeze(p) not in text] == []

@@ -13,7 +13,7 @@ import pytest
 
 from aggregator.cli import commands
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.models import FetchStatus, Selection
 from aggregator.store import open_store
 

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from aggregator.cli import commands
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.config.settings import FetchSettings, Settings
 from aggregator.errors import ConfigError, ParseError
 from aggregator.fetch.client import Fetcher

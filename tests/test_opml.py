@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from aggregator.cli import parser as cli
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.errors import AggregatorError
 from aggregator.publish.opml import (
     OpmlFeed,

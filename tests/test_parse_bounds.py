@@ -17,12 +17,11 @@ import pytest
 
 from aggregator.cli.commands import fetch_all
 from aggregator.clock import FakeClock
-from aggregator.config.settings import FieldSpec
 from aggregator.models import Entry, FetchResult, FetchStatus, ParseLimits, Selection, Source
 from aggregator.pipeline.workers import Offload, ParseTimeout
 from aggregator.sources import limits
 from aggregator.sources.dates import from_struct, parse_date, plausible
-from aggregator.sources.fields import to_date
+from aggregator.sources.fields import FieldSpec, to_date
 from aggregator.sources.limits import newest_indexes, trim_xml
 from aggregator.sources.qutoutiao import QutoutiaoAdapter
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import feedparser
 from lxml import etree
 
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.http.routes import display_names
 from aggregator.models import FetchOutcome, FetchStatus
 from aggregator.publish.opml import export_opml

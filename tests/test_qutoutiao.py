@@ -168,6 +168,30 @@ async def test_enrich_ignores_a_detail_json_with_an_error_code() -> None:
     assert enriched.content is not None and "供热管网" in enriched.content
 
 
+@pytest.mark.parametrize(
+    ("encoding", "header"),
+    [
+        ("utf-8", "text/html; charset=iso-8859-1"),  # mislabelled: valid UTF-8 is UTF-8
+        ("gbk", "text/html"),  # no charset: the page's <meta charset>
+        ("gb18030", "text/html; charset=gb2312"),  # GB2312 read as its superset
+    ],
+)
+async def test_the_article_page_is_decoded_like_every_page(encoding: str, header: str) -> None:
+    """The article page goes through the one page decoder (content/charset.py), so a wrong or
+    missing HTTP charset does not garble the text."""
+    _, second = _items()
+    page = '<html><head><meta charset="gbk"></head><body><div class="content"><p>供热管网·€</p></div></body></html>'
+    body = page.encode(encoding, errors="replace") if encoding != "gbk" else page.replace("€", "").encode("gbk")
+
+    async def fetch(url: str) -> FetchResult:
+        if url.endswith(".json"):
+            return _result(b'{"code": -1}', url=url)
+        return FetchResult(url=url, status_code=200, content=body, headers={"content-type": header})
+
+    enriched = await QutoutiaoAdapter().enrich(SOURCE, second, fetch)
+    assert enriched.content is not None and "<p>供热管网·" in enriched.content
+
+
 async def test_enrich_keeps_the_item_and_says_why_when_both_fail() -> None:
     """When neither the detail JSON nor the article page can be had, the item keeps its content
     and carries both errors (so the detail is retried later)."""

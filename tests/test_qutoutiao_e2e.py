@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from aggregator.cli import parser as cli
 from aggregator.clock import SystemClock
-from aggregator.config import settings as config_mod
+from aggregator.config import loading as config_mod
 from aggregator.http.app import create_app
 from aggregator.publish.feeds import FeedService
 from aggregator.runtime.daemon import open_configured_store

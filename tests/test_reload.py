@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config_mod
+from aggregator.config import loading as config_mod
 from aggregator.config.settings import Settings
 from aggregator.runtime.reload import Reloader, diff, restart_safe
 

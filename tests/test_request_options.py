@@ -18,7 +18,7 @@ import pytest
 from aggregator.cli import commands
 from aggregator.cli import parser as cli
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.config.settings import FetchSettings
 from aggregator.errors import ConfigError
 from aggregator.fetch.client import Fetcher

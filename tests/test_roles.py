@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.http import metrics
 from aggregator.runtime.daemon import command_line
 from aggregator.runtime.owners import owner_id, process_start

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import update
 
 from aggregator.clock import FakeClock
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.fetch.client import Fetcher
 from aggregator.models import Entry, FetchOutcome, FetchStatus, Selection, Source
 from aggregator.pipeline.update import Pipeline

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.models import Entry, FetchOutcome, FetchStatus, Selection, Source, SourceState
 from aggregator.publish.feeds import FeedService
 from aggregator.store import KnownEntry, SQLStore, open_store

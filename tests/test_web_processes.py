@@ -20,7 +20,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from aggregator.config import settings as config
+from aggregator.config import loading as config
 from aggregator.errors import ConfigError
 from aggregator.publish.feeds import FeedService
 from aggregator.runtime.reload import diff, restart_safe

@@ -26,8 +26,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..clock import SystemClock
-from ..config import settings as config_mod
+from ..config import loading as config_mod
 from ..config.settings import Settings
+from ..config.types import parse_category
 from ..errors import AggregatorError, ConfigError, UsageError
 from ..http.report import COLUMNS, SourceRow
 from ..models import FetchOutcome, FetchStatus
@@ -328,7 +329,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .commands import export_hexo
 
     settings, _ = _settings(args)
-    category = config_mod.parse_category(args.category) if args.category else None
+    category = parse_category(args.category) if args.category else None
     stats = export_hexo(settings, Path(args.out), args.source, category, args.limit)
     console.print(f"{stats.written} written, {stats.unchanged} unchanged, in {args.out}", highlight=False)
     return 0

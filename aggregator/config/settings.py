@@ -1,135 +1,51 @@
-"""Settings: the only reader of the TOML config file and of the environment.
+"""Settings: the sections of the config file as frozen pydantic models, and ``Settings`` itself.
 
-Owns: locating the config file (``--config``, then ``AGGREGATOR_CONFIG``, then
-``config/aggregator.toml``), the packaged starter config (``aggregator init``), validating it into
-frozen pydantic settings (strict numbers and booleans, checked URLs), turning every validation
-problem into a line that names the source id and the field (with "did you mean" for unknown keys)
-and finding its line in the file, all problems in one pass, and turning configured sources into
-``models.Source`` records. Does not own: what any setting does (each stage reads its section).
+Owns: which sections and keys exist with their defaults and limits (``[server]``, ``[storage]``,
+``[retention]``, ``[fetch]``, ``[schedule]``, ``[content]``, ``[dedupe]``, ``[publish]``,
+``[logging]``, ``[categorize]``, ``[[sources]]``, ``[[feeds]]``), the checks across sections (a
+feed or rule naming an unknown source), and turning configured sources into ``models.Source``
+records. A source's kind-specific keys and defaults belong to its adapter (``sources/``); this
+module asks the adapter. Does not own: reading the file (``loading.py``), wording problems
+(``errors.py``), the value types (``types.py``) or what any setting does (each stage reads its
+section).
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import tomllib
-from collections.abc import Sequence
-from importlib import resources
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import re2
-import soupsieve
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    Strict,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from ..errors import ConfigError
 from ..models import ParseLimits, RequestOptions, Source
-
-DEFAULT_CONFIG = Path("config/aggregator.toml")
-ENV_CONFIG = "AGGREGATOR_CONFIG"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``"90s"``, ``"30m"``, ``"24h"``, ``"7d"``."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30 (seconds), '30m', '2h' or '1d'")  # noqa: TRY004 (pydantic reports ValueError)
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ValueError(f"expected a duration such as 30 (seconds), '30m', '2h' or '1d', got {value!r}")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-# Numbers and booleans as TOML writes them: "8080" or "yes" is a mistake, not a value to convert.
-Int = Annotated[int, Strict()]
-Bool = Annotated[bool, Strict()]
-Float = Annotated[float, Strict()]  # an integer is accepted too
-
-
-def parse_category(value: Any) -> tuple[str, ...]:
-    """A category path from ``"a / b / c"`` or ``["a", "b", "c"]``."""
-    if value is None:
-        return ()
-    if not isinstance(value, (str, list, tuple)):
-        raise ValueError("a category path is a string 'a / b' or a list of strings")  # noqa: TRY004 (pydantic reports ValueError)
-    parts = value.split("/") if isinstance(value, str) else list(value)
-    if not all(isinstance(p, str) for p in parts):
-        raise ValueError("a category path is a string 'a / b' or a list of strings")
-    return tuple(p.strip() for p in parts if p.strip())
-
-
-CategoryPath = Annotated[tuple[str, ...], BeforeValidator(parse_category)]
-
-
-def _paths(value: Any) -> Any:
-    """``"a / b"`` alone is one path; a list holds several (each a string or a list)."""
-    return [value] if isinstance(value, str) else value
-
-
-CategoryPaths = Annotated[tuple[CategoryPath, ...], BeforeValidator(_paths)]
-
-
-_HOST = re.compile(r"^(?:[0-9a-f:.]+:[0-9a-f:.]*|[^\s/?#@:\[\]<>\"{}|\\^`%]+)$")  # IPv6 or a name
-
-
-def check_http_url(value: str) -> str:
-    """An absolute http(s) URL with a well-formed host and port and no spaces."""
-    try:
-        parts = urlsplit(value)
-        well_formed = parts.scheme in ("http", "https") and (parts.port is None or parts.port > 0)
-    except ValueError:  # a port that is not a number, a broken [IPv6] host
-        well_formed = False
-    if (not well_formed or not _HOST.match(parts.hostname or "")
-            or any(c.isspace() for c in value)):
-        raise ValueError(f"not an http(s) URL: {value!r}")
-    return value
-
-
-HttpUrl = Annotated[str, BeforeValidator(lambda v: check_http_url(str(v)) if v is not None else v)]
-
-
-_ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-ENV_ACCESS_KEY = "AGGREGATOR_ACCESS_KEY"
-
-
-def from_environment(value: Any) -> Any:
-    """``"${NAME}"`` read from the environment variable NAME (for secrets kept out of the file)."""
-    if not isinstance(value, str) or not (m := _ENV_REFERENCE.match(value.strip())):
-        return value
-    found = os.environ.get(m.group(1))
-    if found is None:
-        raise ValueError(f"environment variable {m.group(1)} is not set")
-    return found
-
-
-Secret = Annotated[str, BeforeValidator(from_environment)]  # a value that may be "${NAME}"
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from ..sources import KINDS, get_adapter
+from .errors import unknown_key
+from .types import (
+    ENV_ACCESS_KEY,
+    Bool,
+    CategoryPath,
+    CategoryPaths,
+    Duration,
+    Float,
+    HttpUrl,
+    Int,
+    KindOptions,
+    Secret,
+    from_environment,
+)
+from .types import Section as _Section
 
 Area = Literal["status", "opml", "feeds", "metrics"]
 
@@ -313,7 +229,7 @@ class SourceFilterSettings(_Section):
 
 
 class CategorizeSettings(_Section):
-    aliases: dict[str, tuple[str, ...]] = {}  # canonical name -> its variants (case-insensitive)
+    aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # canonical name -> its variants (case-insensitive)
     rules: tuple[RuleSettings, ...] = ()
     include: tuple[ConditionSettings, ...] = ()  # if any: an entry must match one of them
     exclude: tuple[ConditionSettings, ...] = ()  # an entry matching one of them is dropped
@@ -342,222 +258,24 @@ class CategorizeSettings(_Section):
         return named
 
 
-class QutoutiaoOptions(_Section):
-    cid: Int = Field(255, ge=1)
-    limit: Int = Field(20, ge=1, le=100)
+class _KindOptions(Mapping[str, type[KindOptions]]):
+    """Each kind's options model, asked of its adapter when a source of the kind is read (the
+    adapter owns the model; ``sources.KINDS`` names the kinds)."""
 
+    def __getitem__(self, kind: str) -> type[KindOptions]:
+        if kind not in KINDS:
+            raise KeyError(kind)
+        return get_adapter(kind).options_model
 
-# --- Kinds "json" and "html": any site from the config alone (adapters: sources/json_api.py and
-# sources/html_page.py; README "Sources of kind json and html"). The syntax of paths, selectors,
-# patterns and zones is checked here; whether they fit a fetched document, the adapters report.
+    def __iter__(self) -> Iterator[str]:
+        return iter(KINDS)
 
-_JSON_KEY = r"""[^.\[\]'"\s]+"""
-_JSON_INDEX = r"""\[(?:-?\d+|\*|"[^"]*"|'[^']*')\]"""
-_JSON_PATH = re.compile(rf"^(?:(?:{_JSON_KEY}|{_JSON_INDEX})(?:\.{_JSON_KEY}|{_JSON_INDEX})*)?$")
-_OFFSET = re.compile(r"^[+-]\d{2}:?\d{2}$")
-
-
-def check_json_path(value: str) -> str:
-    """A path into JSON: keys joined by dots, ``[n]`` indexes, ``[*]`` for every element,
-    ``["a.b"]`` for a key with dots or spaces; ``""`` is the document itself."""
-    if not _JSON_PATH.match(value):
-        raise ValueError(
-            f"not a path: {value!r} (keys joined by '.', [n] for an index, [*] for every "
-            "element, [\"a.b\"] for a key with dots)"
-        )
-    return value
-
-
-def check_selector(value: str) -> str:
-    try:
-        soupsieve.compile(value)
-    except soupsieve.SelectorSyntaxError as exc:
-        reason = str(exc).splitlines()[0]
-        raise ValueError(f"not a CSS selector: {value!r}: {reason}") from None
-    return value
-
-
-def check_pattern(value: str) -> str:
-    try:
-        groups = re.compile(value).groups
-    except re.error as exc:
-        raise ValueError(f"not a regular expression: {value!r}: {exc}") from None
-    if groups > 1:
-        raise ValueError(f"a pattern may have at most one group, {value!r} has {groups}")
-    return value
-
-
-def check_zone(value: str) -> str:
-    if value.upper() in ("UTC", "Z", "GMT") or _OFFSET.match(value):
-        return value
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"not a time zone: {value!r} (use '+08:00', 'UTC' or a name such as 'Asia/Shanghai')") from None
-    return value
-
-
-JsonPath = Annotated[str, AfterValidator(check_json_path)]
-Selector = Annotated[str, AfterValidator(check_selector)]
-SelectorOrSelf = Annotated[str, AfterValidator(lambda v: check_selector(v) if v else v)]
-
-
-def _one_or_many(value: Any) -> Any:
-    return (value,) if isinstance(value, str) else value
-
-
-class FieldSpec(_Section):
-    # strptime format(s) of a date, e.g. "%Y-%m-%d %H:%M"; the first that matches wins
-    format: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
-    unit: Literal["s", "ms", "us", "ns"] | None = None  # a date given as a Unix timestamp
-    # for dates without a zone (formats without %z, relative dates such as "昨天 09:15")
-    timezone: Annotated[str, AfterValidator(check_zone)] = "+08:00"
-    pattern: Annotated[str, AfterValidator(check_pattern)] | None = None  # keep the match (or group 1)
-    optional: bool = False  # found in no item at all is not a mistake
-
-    @model_validator(mode="after")
-    def _one_date_form(self) -> FieldSpec:
-        if self.format and self.unit:
-            raise ValueError("give either format or unit, not both")
-        return self
-
-
-class JsonField(FieldSpec):
-    path: Annotated[tuple[JsonPath, ...], BeforeValidator(_one_or_many)] = ()  # first found wins
-    template: str | None = None  # "https://site/p/{id}": {path} placeholders into the item
-
-    @model_validator(mode="after")
-    def _path_or_template(self) -> JsonField:
-        if bool(self.path) == bool(self.template):
-            raise ValueError("give either path or template")
-        return self
-
-
-class HtmlField(FieldSpec):
-    selector: SelectorOrSelf = ""  # relative to the item element; "" is the item element itself
-    attr: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()  # first present wins
-    html: bool = False  # the inner HTML instead of the text
-
-    @model_validator(mode="after")
-    def _attr_or_html(self) -> HtmlField:
-        if self.attr and self.html:
-            raise ValueError("give either attr or html, not both")
-        return self
-
-
-def _json_field(value: Any) -> Any:
-    return {"path": value} if isinstance(value, (str, list)) else value
-
-
-def _html_field(value: Any) -> Any:
-    return {"selector": value} if isinstance(value, str) else value
-
-
-JsonFieldSpec = Annotated[JsonField, BeforeValidator(_json_field)]
-HtmlFieldSpec = Annotated[HtmlField, BeforeValidator(_html_field)]
-
-
-def _needs_title_or_link(fields: BaseModel) -> None:
-    if not any(getattr(fields, name) for name in ("title", "link", "content")):
-        raise ValueError("map at least one of title, link or content")
-
-
-class JsonFields(_Section):
-    id: JsonFieldSpec | None = None
-    title: JsonFieldSpec | None = None
-    link: JsonFieldSpec | None = None
-    published: JsonFieldSpec | None = None
-    updated: JsonFieldSpec | None = None
-    author: JsonFieldSpec | None = None
-    summary: JsonFieldSpec | None = None
-    content: JsonFieldSpec | None = None
-    image: JsonFieldSpec | None = None
-    categories: JsonFieldSpec | None = None
-
-    @model_validator(mode="after")
-    def _useful(self) -> JsonFields:
-        _needs_title_or_link(self)
-        return self
-
-
-class HtmlFields(_Section):
-    id: HtmlFieldSpec | None = None
-    title: HtmlFieldSpec | None = None
-    link: HtmlFieldSpec | None = None
-    published: HtmlFieldSpec | None = None
-    updated: HtmlFieldSpec | None = None
-    author: HtmlFieldSpec | None = None
-    summary: HtmlFieldSpec | None = None
-    content: HtmlFieldSpec | None = None
-    image: HtmlFieldSpec | None = None
-    categories: HtmlFieldSpec | None = None
-
-    @model_validator(mode="after")
-    def _useful(self) -> HtmlFields:
-        _needs_title_or_link(self)
-        return self
-
-
-class HtmlDetail(_Section):
-    selector: Selector  # the full content on the item's own page (its link)
-    remove: Annotated[tuple[Selector, ...], BeforeValidator(_one_or_many)] = ()  # dropped inside it
-
-
-class JsonDetail(_Section):
-    url: str | None = None  # template with {path} placeholders into the list item; default its link
-    content: JsonPath | None = None  # the full content in a JSON detail document
-    selector: Selector | None = None  # ... or in an HTML detail document
-    remove: Annotated[tuple[Selector, ...], BeforeValidator(_one_or_many)] = ()
-
-    @model_validator(mode="after")
-    def _content_or_selector(self) -> JsonDetail:
-        if (self.content is None) == (self.selector is None):
-            raise ValueError("give either content (a JSON path) or selector (a CSS selector)")
-        return self
-
-
-class JsonOptions(_Section):
-    items: JsonPath  # where the list of items is; "" when the document is the list
-    fields: JsonFields
-    detail: JsonDetail | None = None
-
-
-class HtmlOptions(_Section):
-    items: Annotated[str, Field(min_length=1), AfterValidator(check_selector)]  # one match per item
-    fields: HtmlFields
-    detail: HtmlDetail | None = None
-
-
-class FeedOptions(_Section):
-    """Full text for summary-only feeds (sources/feed.py, fulltext.py): each new entry's article
-    page (its link) is fetched and its main content becomes the entry's content."""
-
-    fulltext: Bool = False
-    fulltext_selector: Selector | None = None  # the content on the article page; default: found
-
-    @field_validator("fulltext_selector")
-    @classmethod
-    def _selector_needs_fulltext(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is not None and not info.data.get("fulltext"):
-            raise ValueError("has no effect without fulltext = true")
-        return value
+    def __len__(self) -> int:
+        return len(KINDS)
 
 
 # Kind-specific keys of a [[sources]] table, validated by kind. An adapter's own options model.
-SOURCE_OPTIONS: dict[str, type[BaseModel]] = {
-    "feed": FeedOptions,
-    "qutoutiao": QutoutiaoOptions,
-    "json": JsonOptions,
-    "html": HtmlOptions,
-}
-
-SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "qutoutiao": {
-        "category": ("新媒体", "趣头条", "分类"),
-        "site_name": "趣头条",
-        "hexo_placeholder_image": True,
-    },
-}
+SOURCE_OPTIONS = _KindOptions()
 
 
 # --- Per-source request options: sent by fetch.py with every request of the source (its document,
@@ -656,7 +374,7 @@ class SourceSettings(BaseModel):
         problems = option_problems(self.kind, self.model_extra or {})
         if problems:
             raise ValueError("; ".join(problems))
-        if self.kind in ("feed", "json", "html") and not self.url:
+        if not self.url and get_adapter(self.kind).default_url(self.options) is None:
             raise ValueError(f"a {self.kind} source needs a url")
         return self
 
@@ -676,8 +394,13 @@ class SourceSettings(BaseModel):
         model = SOURCE_OPTIONS[self.kind]
         # a feed's options only when given: feeds configured before full text keep options {}
         return model.model_validate(self.model_extra or {}).model_dump(
-            exclude_defaults=model is FeedOptions
+            exclude_defaults=self.kind == "feed"
         )
+
+    @classmethod
+    def option_keys(cls, raw: Mapping[str, Any]) -> list[str]:
+        """The kind-specific keys a table of ``raw``'s kind may have (for "did you mean")."""
+        return list(SOURCE_OPTIONS.get(str(raw.get("kind", "feed")), KindOptions).model_fields)
 
 
 def option_problems(kind: str, extra: dict[str, Any]) -> list[str]:
@@ -691,35 +414,11 @@ def option_problems(kind: str, extra: dict[str, Any]) -> list[str]:
         known = [*SourceSettings.model_fields, *model.model_fields]
         return [
             f"{'.'.join(str(p) for p in err['loc'])}: "
-            + (_unknown(str(err["loc"][-1]), known) if err["type"] == "extra_forbidden"
+            + (unknown_key(str(err["loc"][-1]), known) if err["type"] == "extra_forbidden"
                else err["msg"].removeprefix("Value error, "))
             for err in exc.errors()
         ]
-    fields = getattr(options, "fields", None)
-    return ineffective_keys(fields) if isinstance(fields, (JsonFields, HtmlFields)) else []
-
-
-DATE_FIELDS = frozenset({"published", "updated"})
-
-
-def ineffective_keys(fields: JsonFields | HtmlFields) -> list[str]:
-    """Keys of field specs that would change nothing where they are: date keys (``format``,
-    ``unit``, ``timezone``) on a field that is not a date, ``timezone`` with ``unit``."""
-    problems: list[str] = []
-    for name, spec in fields:
-        if spec is None:
-            continue
-        given = spec.model_fields_set
-        if name not in DATE_FIELDS:
-            problems += [
-                f"fields.{name}.{key}: has no effect: only published and updated are dates"
-                for key in ("format", "unit", "timezone") if key in given
-            ]
-        elif spec.unit and "timezone" in given:
-            problems.append(
-                f"fields.{name}.timezone: has no effect with unit (a Unix time names an instant)"
-            )
-    return problems
+    return options.ineffective()
 
 
 FeedFormat = Literal["rss", "atom", "json"]
@@ -822,22 +521,25 @@ class Settings(_Section):
 def to_source(
     s: SourceSettings, schedule: ScheduleSettings, limits: ParseLimits | None = None
 ) -> Source:
-    defaults = SOURCE_DEFAULTS.get(s.kind, {})
+    adapter = get_adapter(s.kind)
+    defaults = adapter.defaults
     options = s.options
-    url = s.url or default_url(s.kind, options)
+    url = s.url or adapter.default_url(options)
+    if url is None:
+        raise ValueError(f"a {s.kind} source needs a url")
     return Source(
         id=s.id,
         url=url,
         kind=s.kind,
         title=s.title,
         interval=s.interval if s.interval is not None else schedule.interval,
-        category=s.category if s.category is not None else defaults.get("category", ()),
+        category=s.category if s.category is not None else defaults.category,
         also_in=s.also_in,
-        site_name=s.site_name or defaults.get("site_name"),
+        site_name=s.site_name or defaults.site_name,
         hexo_placeholder_image=(
             s.hexo_placeholder_image
             if s.hexo_placeholder_image is not None
-            else bool(defaults.get("hexo_placeholder_image", False))
+            else defaults.hexo_placeholder_image
         ),
         options=options,
         request=request_options(s),
@@ -859,226 +561,3 @@ def request_options(s: SourceSettings) -> RequestOptions | None:
         return None
     password = os.environ.get(s.password_env, "") if s.password_env else None
     return RequestOptions(tuple(headers), s.username, password)
-
-
-def default_url(kind: str, options: dict[str, Any]) -> str:
-    if kind == "qutoutiao":
-        return (
-            "http://api.1sapp.com/content/outList?"
-            f"cid={options['cid']}&tn=1&page=1&limit={options['limit']}"
-        )
-    raise ValueError(f"a {kind} source needs a url")
-
-
-def starter_config() -> str:
-    """The commented starter config ``aggregator init`` writes (package data)."""
-    return (resources.files("aggregator") / "defaults" / "starter.toml").read_text(encoding="utf-8")
-
-
-def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
-    """The config file to read: the explicit path, else $AGGREGATOR_CONFIG, else the default."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get(ENV_CONFIG)
-    return Path(env) if env else DEFAULT_CONFIG
-
-
-def load(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Read and validate a config file; raise ConfigError naming every problem."""
-    file = resolve_path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        hint = f"file not found; write a starter config there with `aggregator init {file}`"
-        raise ConfigError(str(file), [hint]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(file), [f"cannot read: {exc}"]) from None
-    return parse(text, str(file))
-
-
-def parse(text: str, name: str = "<config>") -> Settings:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(name, [f"not valid TOML: {exc}"]) from None
-    shape = _shape_problems(data)
-    if shape:
-        raise ConfigError(name, shape, [_line_of(text, [p.split(":")[0]], data) for p in shape])
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        # Kind-specific keys are checked after a source's fields, and repeated ids after every
-        # field: report them even when a field error stopped those checks, so one run shows
-        # every problem.
-        joined = _joined_option_problems(data)
-        found = [p for p in describe(exc, data) if p[1] not in joined]
-        found += _all_option_problems(data) + _duplicate_ids(data)
-        unique = {problem: loc for loc, problem in reversed(found)}  # first location, in order
-        ordered = list(dict.fromkeys(problem for _, problem in found))
-        lines = [_line_of(text, unique[problem], data) for problem in ordered]
-        raise ConfigError(name, ordered, lines) from None
-
-
-def _shape_problems(data: dict[str, Any]) -> list[str]:
-    """``[sources]`` or ``[feeds]`` written as one table instead of an array of tables."""
-    return [
-        f"{key}: write each {key[:-1]} as a [[{key}]] table (double brackets), not [{key}]"
-        for key in ("sources", "feeds") if isinstance(data.get(key), dict)
-    ]
-
-
-def _duplicate_ids(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
-    sources = data.get("sources")
-    seen: set[Any] = set()
-    found = []
-    for index, raw in enumerate(sources if isinstance(sources, list) else []):
-        sid = raw.get("id") if isinstance(raw, dict) else None
-        if isinstance(sid, str) and sid in seen:
-            found.append((["sources", index], f"sources[{index}] (id={sid}): duplicate source id {sid!r}"))
-        seen.add(sid)
-    return found
-
-
-def _all_option_problems(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
-    lines: list[tuple[list[Any], str]] = []
-    sources = data.get("sources")
-    for index, raw in enumerate(sources if isinstance(sources, list) else []):
-        if not isinstance(raw, dict):
-            continue
-        extra = {k: v for k, v in raw.items() if k not in SourceSettings.model_fields}
-        head = _location(["sources", index], data)
-        lines += [(["sources", index, p.split(":")[0].split(".")[0]], f"{head}: {p}")
-                  for p in option_problems(str(raw.get("kind", "feed")), extra)]
-    return lines
-
-
-def _joined_option_problems(data: dict[str, Any]) -> set[str]:
-    """The one line a source's several option problems make together (SourceSettings reports
-    them so); parse lists them one by one instead."""
-    joined = set()
-    sources = data.get("sources")
-    for index, raw in enumerate(sources if isinstance(sources, list) else []):
-        if isinstance(raw, dict):
-            extra = {k: v for k, v in raw.items() if k not in SourceSettings.model_fields}
-            problems = option_problems(str(raw.get("kind", "feed")), extra)
-            joined.add(f"{_location(['sources', index], data)}: {'; '.join(problems)}")
-    return joined
-
-
-def describe(exc: ValidationError, data: dict[str, Any]) -> list[tuple[list[Any], str]]:
-    """One line per problem: where it is (section, source id, field) and what is wrong; with the
-    error's location in the data (for its line number)."""
-    lines: list[tuple[list[Any], str]] = []
-    for err in exc.errors():
-        loc = list(err["loc"])
-        where = _location(loc, data)
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key" + _did_you_mean(loc, data)
-        elif err["type"] in PLAIN_MESSAGES:
-            message = PLAIN_MESSAGES[err["type"]]
-            if loc in (["sources"], ["feeds"]):
-                message = f"write each {str(loc[0])[:-1]} as a [[{loc[0]}]] table (double brackets)"
-        # Whole-file checks (cross-references) report several problems in one message.
-        lines += [(loc, f"{where}: {message}")] if where else [(_loc_of(m), m) for m in message.split("; ")]
-    return lines
-
-
-# pydantic's wording for a wrong shape, in the config's terms
-PLAIN_MESSAGES = {
-    "tuple_type": 'expected a list, such as ["a", "b"]',
-    "list_type": 'expected a list, such as ["a", "b"]',
-    "dict_type": "expected a table ([name] or { key = value })",
-    "model_type": "expected a table ([name], [[name]] or { key = value })",
-}
-
-
-def _loc_of(message: str) -> list[Any]:
-    """The location a whole-file check's message starts with: ``sources[2] (id=x).field: …``."""
-    m = re.match(r"^(\w+)\[(\d+)\]", message)
-    return [m.group(1), int(m.group(2))] if m else []
-
-
-def _did_you_mean(loc: list[Any], data: dict[str, Any]) -> str:
-    """`` (did you mean 'port'?)`` for an unknown key close to a known one of its table."""
-    return _unknown(str(loc[-1]), _known_keys(loc[:-1], data)).removeprefix("unknown key")
-
-
-def _unknown(key: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-    return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
-
-
-def _known_keys(loc: list[Any], data: dict[str, Any]) -> list[str]:
-    model: Any = Settings
-    raw: Any = data
-    for part in loc:
-        if isinstance(part, int):
-            raw = raw[part] if isinstance(raw, list) and part < len(raw) else None
-            continue
-        raw = raw.get(part) if isinstance(raw, dict) else None
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        model = _model_in(field.annotation) if field is not None else None
-        if model is None:
-            return []
-    keys = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
-    if model is SourceSettings and isinstance(raw, dict):
-        keys += list(SOURCE_OPTIONS.get(str(raw.get("kind", "feed")), _Section).model_fields)
-    return keys
-
-
-def _model_in(annotation: Any) -> Any:
-    """The settings model a field holds (itself, or the element of a tuple of them)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-_TABLE = re.compile(r"^\s*\[\s*\[?\s*([A-Za-z0-9_.\s-]+?)\s*\]?\s*\]")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
-
-
-def _line_of(text: str, loc: Sequence[Any], data: dict[str, Any]) -> int | None:
-    """The line (from 1) of the key or table ``loc`` points at, as far as it can be found by
-    reading the file's table headers and keys (the TOML reader keeps no positions)."""
-    del data
-    tables = [str(p) for p in loc if isinstance(p, str)]
-    index = next((p for p in loc if isinstance(p, int)), None)
-    table, key = (tables[0], tables[1] if len(tables) > 1 else None) if tables else (None, None)
-    if table is None:
-        return None
-    seen, start = -1, None
-    lines = text.splitlines()
-    for number, line in enumerate(lines, 1):
-        m = _TABLE.match(line)
-        if m and m.group(1).strip() == table:
-            seen += 1
-            if index is None or seen == index:
-                start = number
-                break
-    if start is None:  # a top-level key (sources = "x")
-        return next((n for n, line in enumerate(lines, 1)
-                     if (m := _KEY.match(line)) and m.group(1).strip('"') == table), None)
-    if key is not None:
-        for number in range(start, len(lines)):
-            if _TABLE.match(lines[number]):
-                break
-            m = _KEY.match(lines[number])
-            if m and m.group(1).strip('"') == key:
-                return number + 1
-    return start
-
-
-def _location(loc: list[Any], data: dict[str, Any]) -> str:
-    if len(loc) >= 2 and loc[0] in ("sources", "feeds") and isinstance(loc[1], int):
-        index = loc[1]
-        sources = data.get(loc[0]) or []
-        sid = sources[index].get("id") if index < len(sources) and isinstance(sources[index], dict) else None
-        field = ".".join(str(p) for p in loc[2:])
-        head = f"{loc[0]}[{index}] (id={sid})" if sid else f"{loc[0]}[{index}]"
-        return f"{head}.{field}" if field else head
-    return ".".join(str(p) for p in loc)

@@ -1,2 +1,3 @@
-"""Entry content: cleaning HTML before it is stored (``clean.py``), serializing HTML
-(``markup.py``) and decoding bytes to text by their declared or detected charset (``charset.py``)."""
+"""Entry content: cleaning HTML before it is stored (``clean.py``, nh3), the text, first image and
+excerpt of HTML for every stage (``text.py``), serializing HTML (``markup.py``) and decoding bytes
+to text by their declared or detected charset for feeds, JSON and pages (``charset.py``)."""

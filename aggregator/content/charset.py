@@ -1,7 +1,9 @@
 """Character encodings of fetched documents: whatever a source sent, hand the parser UTF-8.
 
-Owns: deciding which encoding a document's bytes are in, and re-encoding them as UTF-8 with the
-XML declaration rewritten to match, so feedparser (told the bytes are UTF-8) never guesses.
+Owns: deciding which encoding a document's bytes are in, for every document fetched (feeds,
+JSON lists and details, HTML pages: ``decode_page`` adds a page's ``<meta charset>``), and
+re-encoding feeds as UTF-8 with the XML declaration rewritten to match, so feedparser (told the
+bytes are UTF-8) never guesses.
 Does not own: parsing the document (the adapters do).
 
 The order of evidence, strongest first:
@@ -65,6 +67,9 @@ _SUPERSETS = {
 _XML_DECL = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _XML_DECL_BYTES = re.compile(rb"""^(\s*<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
 _XML_DECL_TEXT = re.compile(r"""^(\s*<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
+)
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';,\s]+)""", re.IGNORECASE)
 _DETECT_SAMPLE = 1024 * 1024
 _JAPANESE = frozenset(
@@ -105,6 +110,18 @@ def decode_text(content: bytes, content_type_header: str | None) -> tuple[str, s
         if found is not None:
             return found
     return _by_detection(content)
+
+
+def decode_page(content: bytes, content_type_header: str | None) -> str:
+    """The text of an HTML page (an html source, a detail or article page): as ``decode_text``,
+    with the page's ``<meta charset>`` standing in for the HTTP charset when the header names
+    none."""
+    if header_charset(content_type_header) is None:
+        meta = _META_CHARSET.search(content[:4096])
+        if meta:
+            content_type_header = f"text/html; charset={meta.group(1).decode('ascii')}"
+    text, _encoding = decode_text(content, content_type_header)
+    return text
 
 
 def header_charset(content_type_header: str | None) -> str | None:

@@ -4,7 +4,7 @@ Owns: fixing lazy images (``data-src`` becomes ``src`` where ``data-src`` stood)
 image sources absolute against the entry's URL (an empty one is dropped), the optional image proxy prefix, the
 ``referrerpolicy="no-referrer"`` that every ``<img>`` ends with, and the allowlist sanitizer (nh3)
 that removes scripts, styles, event handlers, ``javascript:`` URLs and everything else unknown.
-Also the small readers of cleaned HTML: its first image and its plain text.
+The cleaned HTML's plain text and first image are read by ``text.py``, the one reader of them.
 
 Does not own: fetching, deciding which HTML an entry has, or where the options come from (the
 pipeline builds ``CleanOptions`` from the ``[content]`` settings).
@@ -19,17 +19,15 @@ serialization is always the final word. Cleaning cleaned HTML changes nothing.
 
 from __future__ import annotations
 
-import html as _html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import nh3
 
-if TYPE_CHECKING:  # BeautifulSoup is loaded only by the helpers below that parse a tree
-    from bs4 import BeautifulSoup
+from .text import ATTRIBUTE, IMG_TAG, first_image, html_text, unquote
 
 
 @dataclass(frozen=True)
@@ -55,10 +53,6 @@ _ATTRIBUTES: dict[str, set[str]] = {
 _URL_ATTRIBUTES = ("href", "src", "cite", "poster", "longdesc")
 _LAZY_SOURCES = ("data-src", "data-original", "data-lazy-src")
 _SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|data):", re.IGNORECASE)
-_BLOCKS = re.compile(
-    r"^(p|div|br|hr|li|[uod]l|d[dt]|h[1-6]|blockquote|pre|table|tr|t[dh]|figure|figcaption"
-    r"|section|article|header|footer|img)$"
-)
 _DEFAULT = CleanOptions()
 _LAZY = re.compile("|".join(_LAZY_SOURCES), re.IGNORECASE)
 _SET_ATTRIBUTES = {"img": {"referrerpolicy": "no-referrer"}}
@@ -69,21 +63,18 @@ def clean_html(html: str | None, base_url: str | None, options: CleanOptions = _
     if not html or not html.strip():
         return ""
     if _LAZY.search(html):
-        html = _IMG_TAG.sub(_unlazy, html)
+        html = IMG_TAG.sub(_unlazy, html)
     return _sanitize(html, _url_filter(base_url, options))
 
 
-# An <img> start tag and its attributes, as the HTML tokenizer reads them (quoted values may hold
-# ">"). Only tags with a lazy source are rewritten; the sanitizer parses the result anyway.
-_IMG_TAG = re.compile(r"""<img(?=[\s/>])((?:[^>"']|"[^"]*"|'[^']*')*)>""", re.IGNORECASE)
-_ATTRIBUTE = re.compile(r"""([^\s"'<>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+))?""")
+# Only <img> tags with a lazy source are rewritten; the sanitizer parses the result anyway.
 
 
 def _unlazy(match: re.Match[str]) -> str:
     """The tag with its lazy source as ``src``, in the lazy attribute's position (the old ``src``
     and the other lazy attributes dropped); unchanged when no lazy attribute has a value."""
-    attrs = [(m.group(1).lower(), m.group(2)) for m in _ATTRIBUTE.finditer(match.group(1))]
-    values = {name: _unquote(raw) for name, raw in reversed(attrs)}  # the first of a name counts
+    attrs = [(m.group(1).lower(), m.group(2)) for m in ATTRIBUTE.finditer(match.group(1))]
+    values = {name: unquote(raw) for name, raw in reversed(attrs)}  # the first of a name counts
     lazy = next((name for name in _LAZY_SOURCES if values.get(name, "").strip()), None)
     if lazy is None:
         return match.group(0)
@@ -95,12 +86,6 @@ def _unlazy(match: re.Match[str]) -> str:
         elif name != "src" and name not in _LAZY_SOURCES:
             out.append(name if raw is None else f"{name}={raw}")
     return "<img " + " ".join(out) + ">"
-
-
-def _unquote(raw: str | None) -> str:
-    if raw is None:
-        return ""
-    return raw[1:-1] if raw[:1] in ("'", '"') else raw
 
 
 def _sanitize(html: str, attribute_filter: Callable[[str, str, str], str | None] | None) -> str:
@@ -136,82 +121,17 @@ def _url_filter(base_url: str | None, options: CleanOptions) -> Callable[[str, s
 
 @dataclass(frozen=True)
 class Cleaned:
-    """One fragment cleaned, with what the pipeline reads from it (from one parse)."""
+    """One fragment cleaned, with what the pipeline reads from it."""
 
     html: str  # clean_html's result
-    text: str  # strip_html of it
-    image: str | None  # first_image of it
+    text: str  # its plain text (text.html_text)
+    image: str | None  # its first image (text.first_image)
 
 
 def clean(html: str | None, base_url: str | None, options: CleanOptions = _DEFAULT) -> Cleaned:
-    """``clean_html`` with the cleaned HTML's plain text and first image, which are read from the
-    sanitizer's serialization by a tokenizer instead of two more tree parses (the same results as
-    ``strip_html`` and ``first_image``: the serialization has only double-quoted attributes, no
-    comments or raw-text elements, and escapes ``<``, ``>``, ``&`` in text)."""
+    """``clean_html`` with the cleaned HTML's plain text and first image."""
     cleaned = clean_html(html, base_url, options)
-    text, image = _read_clean(cleaned)
-    return Cleaned(cleaned, text, image)
-
-
-_CLEAN_TAG = re.compile(r'<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:[^>"]|"[^"]*")*)>')
-_SRC = re.compile(r'\ssrc="([^"]*)"')
-
-
-def _read_clean(cleaned: str) -> tuple[str, str | None]:
-    """Plain text and first image ``src`` of ``clean_html`` output."""
-    if not cleaned:
-        return "", None
-    parts: list[str] = []
-    image: str | None = None
-    looking = True  # for the first <img> with a src attribute (an empty one gives None)
-    at = 0
-    for m in _CLEAN_TAG.finditer(cleaned):
-        parts.append(cleaned[at : m.start()])
-        at = m.end()
-        name = m.group(2).lower()
-        if _BLOCKS.match(name):
-            parts.append(" ")
-        if looking and name == "img" and not m.group(1):
-            src = _SRC.search(m.group(3))
-            if src is not None:
-                looking = False
-                image = _html.unescape(src.group(1)) or None
-    parts.append(cleaned[at:])
-    return " ".join(_html.unescape("".join(parts)).split()), image
-
-
-def first_image(html: str | None) -> str | None:
-    """The ``src`` of the first ``<img>`` that has one, in (cleaned) HTML."""
-    if not html:
-        return None
-    img = _parse(html).find("img", src=True)
-    from bs4 import Tag
-
-    src = img.get("src") if isinstance(img, Tag) else None
-    return src if isinstance(src, str) and src else None
-
-
-def strip_html(html: str | None) -> str:
-    """Plain text of an HTML fragment: tags and scripts gone, entities decoded, spaces collapsed."""
-    if not html:
-        return ""
-    soup = _parse(html)
-    for tag in soup.find_all(_DROP_WITH_CONTENT):
-        tag.decompose()
-    for tag in soup.find_all(_BLOCKS):
-        tag.insert_before(" ")  # keep words of adjacent blocks apart
-        tag.insert_after(" ")
-    return " ".join(soup.get_text().split())
-
-
-def _parse(html: str) -> BeautifulSoup:
-    from bs4 import BeautifulSoup
-    from bs4.exceptions import ParserRejectedMarkup
-
-    try:
-        return BeautifulSoup(html, "html.parser", multi_valued_attributes=None)
-    except ParserRejectedMarkup:  # html.parser gives up on some broken markup; libxml2 does not
-        return BeautifulSoup(html, "lxml", multi_valued_attributes=None)
+    return Cleaned(cleaned, html_text(cleaned), first_image(cleaned))
 
 
 def absolute_url(url: str, base_url: str | None) -> str:

@@ -1,6 +1,7 @@
 """Fetching URLs from the real web: the only user of httpx and tenacity.
 
-Owns: one shared ``httpx.AsyncClient``; conditional GET; retries within one fetch (connect errors,
+Owns: one shared ``httpx.AsyncClient``; conditional GET; form POSTs (``post``, for WebSub pings:
+the same retries, checks and politeness, no redirects followed); retries within one fetch (connect errors,
 timeouts, dropped connections, 5xx, 408 and 429, with exponential backoff and jitter, honouring a
 short Retry-After); redirects followed by hand (a loop is an error; whether every hop was permanent
 is recorded); per-host politeness (a concurrency limit, a minimum gap between request starts, and a
@@ -13,7 +14,7 @@ never gets ``2130706433`` as a name); a source's own request options (headers, U
 cookies, Referer, basic auth) on each of its requests, its cookies and credentials sent to its own
 origin only (not to another host it redirects to). Does not own: what a status means for a
 source (the pipeline maps 304, 410 and errors), when to fetch again (schedule.py), or decoding
-text (sources/encoding.py).
+text (content/charset.py).
 
 ``Fetcher.fetch`` never raises for a network or HTTP problem: every failure is a ``FetchResult``
 with a readable ``error``; ``status_code`` is None when no HTTP answer was had (connect errors,
@@ -42,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Self
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 from tenacity import (
@@ -77,6 +78,26 @@ class _Reply:
     content: bytes = b""
     error: str | None = None  # set when the answer came but could not be used (too large, bad gzip)
     retry_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    """How a POST ended: the status of the last answer (None when none came), why it failed
+    (None for a 2xx), and how many requests it took."""
+
+    status: int | None
+    error: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What is sent besides the URL: a GET's conditional headers, or a POST and its body."""
+
+    headers: Mapping[str, str]
+    method: str = "GET"
+    content: bytes | None = None
+    auth: httpx.Auth | None = None  # a source's basic auth (its own origin only)
 
 
 class _Failure(Exception):
@@ -159,6 +180,25 @@ class Fetcher:
         elapsed = (self._clock.now() - started).total_seconds()
         return replace(result, elapsed=elapsed, fetched_at=started)
 
+    async def post(self, url: str, form: Mapping[str, str]) -> Posted:
+        """POST ``form`` (``application/x-www-form-urlencoded``) to ``url``, retried like a fetch;
+        a redirect is an answer like any other (a POST is not repeated elsewhere)."""
+        request = _Request(
+            {"Content-Type": "application/x-www-form-urlencoded"}, "POST", urlencode(form).encode()
+        )
+        attempts = 0
+
+        async def once(url: str, request: _Request) -> _Reply:
+            nonlocal attempts
+            attempts += 1
+            return await self._exchange(url, request)
+
+        try:
+            reply: _Reply = await self._retrying()(once, url, request)
+        except _Failure as failure:
+            return Posted(None, failure.message, attempts)
+        return Posted(reply.status, reply.error or _status_error(reply), attempts)
+
     async def _follow(
         self, url: str, conditional: dict[str, str], request: RequestOptions | None
     ) -> FetchResult:
@@ -166,7 +206,7 @@ class Fetcher:
         for _ in range(self._settings.max_redirects + 1):
             # credentials go to the source's own origin only, never to where it redirects
             headers, auth = _options(request, conditional, same_origin=_origin(url) == first)
-            reply = await self._with_retries(url, headers, auth)
+            reply = await self._with_retries(url, _Request(headers, auth=auth))
             location = reply.headers.get("location", "").strip()
             if reply.status not in _REDIRECTS or not location or reply.error:
                 return _result(reply, hops)
@@ -178,18 +218,18 @@ class Fetcher:
         limit = self._settings.max_redirects
         return _result(reply, hops, error=f"too many redirects (more than {limit})")
 
-    async def _with_retries(
-        self, url: str, headers: dict[str, str], auth: httpx.Auth | None
-    ) -> _Reply:
-        retrying = AsyncRetrying(
+    async def _with_retries(self, url: str, request: _Request) -> _Reply:
+        reply: _Reply = await self._retrying()(self._exchange, url, request)
+        return reply
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
             stop=stop_after_attempt(self._settings.max_retries + 1),
             wait=self._wait,
             retry=retry_if_exception(_retryable) | retry_if_result(self._should_retry),
             sleep=self._clock.sleep,
             retry_error_callback=_last_outcome,
         )
-        reply: _Reply = await retrying(self._exchange, url, headers, auth)
-        return reply
 
     def _should_retry(self, reply: _Reply) -> bool:
         if reply.error is not None or not (reply.status in (408, 429) or reply.status >= 500):
@@ -207,22 +247,22 @@ class Fetcher:
             delay = max(delay, self._seconds_until(outcome.result().retry_after) or 0.0)
         return delay
 
-    async def _exchange(
-        self, url: str, headers: dict[str, str], auth: httpx.Auth | None
-    ) -> _Reply:
+    async def _exchange(self, url: str, request: _Request) -> _Reply:
         """One request: checks, politeness slot, total timeout, and exception conversion."""
         await self._check_address(url)
         self._check_held(url)
         try:
             async with self._slot(urlsplit(url).hostname or ""):
                 async with asyncio.timeout(self._settings.timeout):
-                    return await self._send(url, headers, auth)
+                    return await self._send(url, request)
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             raise _convert(exc, url, self._settings) from None
 
-    async def _send(self, url: str, headers: dict[str, str], auth: httpx.Auth | None) -> _Reply:
-        request = self._client.build_request("GET", _wire_url(url), headers=headers)
-        response = await self._client.send(request, stream=True, auth=auth)
+    async def _send(self, url: str, request: _Request) -> _Reply:
+        built = self._client.build_request(
+            request.method, _wire_url(url), headers=request.headers, content=request.content
+        )
+        response = await self._client.send(built, stream=True, auth=request.auth)
         try:
             reply = _Reply(
                 url=url,

@@ -16,8 +16,6 @@ filters, at least one must match).
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,10 +24,9 @@ from typing import Any, Literal
 import re2
 
 from ..config.settings import CategorizeSettings, ConditionSettings, MatchField
+from ..content.text import html_text
 
 StepKind = Literal["feed", "rule", "exclude", "include"]
-
-_TAG = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -173,7 +170,7 @@ def _text_of(fields: Fields, match_field: MatchField, categories: Sequence[str])
     if match_field == "categories":
         return list(categories)
     if match_field == "content":
-        return [html.unescape(_TAG.sub(" ", fields.content or ""))]
+        return [html_text(fields.content)]
     value = getattr(fields, match_field)
     return [value] if value else []
 

@@ -46,10 +46,11 @@ The band keys stay 10 per window (from 30 of its 64 bins), so the index is no bi
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+
+from ..content.text import drop_hidden, html_text
 
 CJK_WEIGHT = 3  # a CJK character carries about as much as three letters
 SHINGLE = 15  # weight of a shingle: 15 letters or digits (two or three words), 5 CJK characters
@@ -64,19 +65,15 @@ BANDS, ROWS = 10, 3  # band_keys: 10 bands of 3 bins (30 of each window's 64 bin
 _HALF_MASK = (1 << HALF) - 1
 
 
-_DROPPED_BLOCKS = re.compile(
-    r"<(script|style|template|noscript)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
-)
-_TAG = re.compile(r"<[^>]*>")
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
 
 def normalize_text(markup: str | None) -> str:
-    """Letters and digits only: tags, scripts and comments removed, entities decoded, NFKC
-    (full-width forms become ASCII), Traditional Chinese folded to Simplified (``fold_script``),
-    case folded, punctuation and whitespace dropped."""
-    text = _TAG.sub(" ", _DROPPED_BLOCKS.sub(" ", markup or ""))
-    text = fold_script(unicodedata.normalize("NFKC", html.unescape(text))).casefold()
+    """Letters and digits only: the text every stage reads (``content.text.html_text``: tags,
+    scripts and comments removed, entities decoded), NFKC (full-width forms become ASCII),
+    Traditional Chinese folded to Simplified (``fold_script``), case folded, punctuation and
+    whitespace dropped."""
+    text = fold_script(unicodedata.normalize("NFKC", html_text(markup))).casefold()
     return _NOT_ALNUM.sub("", text)
 
 
@@ -126,7 +123,7 @@ def blocks_text(markup: str | None) -> str:
     """``normalize_text`` of each block (paragraph, list item, heading; a ``<br>`` ends one too)
     of ``markup``, empty blocks left out, joined by ``\\n``: where a story's second paragraph
     starts, whatever its markup."""
-    parts = (normalize_text(b) for b in _BLOCK_BREAK.split(_DROPPED_BLOCKS.sub(" ", markup or "")))
+    parts = (normalize_text(b) for b in _BLOCK_BREAK.split(drop_hidden(markup or "")))
     return "\n".join(p for p in parts if p)
 
 

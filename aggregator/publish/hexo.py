@@ -27,8 +27,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from bs4 import BeautifulSoup, Tag
-
+from ..content.text import first_image
 from ..fetch.urls import public_link
 from ..models import Entry
 
@@ -79,7 +78,7 @@ def post_author(entry: Entry, source: PostSource, site_title: str) -> str:
 def render_post(entry: Entry, author: str, placeholder: bool = False) -> str:
     """The Hexo post for an entry, exactly in the seed's format; ``tags`` only when the entry has
     categories, ``headimg``/``thumbnail`` only with an image (a placeholder when asked for)."""
-    image = public_link(_first_image(entry.content)) or (
+    image = public_link(first_image(entry.content)) or (
         placeholder_image(entry) if placeholder else None
     )
     tags = list(dict.fromkeys(c for c in entry.categories if c.strip()))
@@ -146,14 +145,6 @@ def export_posts(
             unchanged += 1
     _write_manifest(out_dir, manifest)
     return ExportStats(written=written, unchanged=unchanged)
-
-
-def _first_image(html: str | None) -> str | None:
-    if not html:
-        return None
-    img = BeautifulSoup(html, "html.parser").find("img", src=True)
-    src = img.get("src") if isinstance(img, Tag) else None
-    return src if isinstance(src, str) and src else None
 
 
 def _one_line(text: str) -> str:

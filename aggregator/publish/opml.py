@@ -27,7 +27,8 @@ import tomlkit
 from lxml import etree
 from tomlkit.items import AoT, Table
 
-from ..config.settings import Settings, SourceSettings, parse
+from ..config.loading import parse
+from ..config.settings import Settings, SourceSettings
 from ..errors import AggregatorError
 from ..fetch.urls import public_link, redact
 from ..models import Source, SourceState

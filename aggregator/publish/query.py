@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import html
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -48,6 +46,7 @@ from urllib.parse import quote, urlencode
 
 import re2
 
+from ..content.text import html_text
 from ..errors import QueryError
 from ..models import Entry
 from .variants import OPENCC_CONFIGS, check_template
@@ -67,7 +66,6 @@ MIN_BRIEF = 100  # RSSHub's lower bound for brief
 MAX_PATTERN = 1000  # characters; RE2 bounds the time, this and MAX_PROGRAM bound the memory
 MAX_PROGRAM = 8 << 20
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-_TAGS = re.compile(r"<[^>]*>")  # linear: one character class, no nesting
 _CURSOR_VERSION = "1"  # a place in the sort_at order: (sort_at, id)
 _ARRIVAL_CURSOR = "a"  # a place in the arrival order: (arrival, id)
 
@@ -318,7 +316,7 @@ class _Texts:
             return (e.title or "",)
         if name == "description":
             if self._description is None:
-                self._description = (_text(e.summary), _text(e.content))
+                self._description = (html_text(e.summary), html_text(e.content))
             return self._description
         if name == "author":
             return (e.author or "",)
@@ -330,12 +328,6 @@ class _Texts:
 def _field(param: str) -> str:
     _, _, name = param.partition("_")
     return name
-
-
-def _text(html_text: str | None) -> str:
-    """Text of HTML: tags become spaces (words either side of <br> stay apart), runs of white
-    space one space."""
-    return " ".join(html.unescape(_TAGS.sub(" ", html_text)).split()) if html_text else ""
 
 
 def _under(path: Sequence[str], prefix: Sequence[str]) -> bool:

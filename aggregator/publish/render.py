@@ -66,6 +66,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..clock import utc
+from ..content.text import cut, html_text
 from ..fetch.urls import public_link
 from ..models import Enclosure, Entry
 
@@ -326,8 +327,8 @@ def _html(text: str | None) -> str | None:
 
 
 def _excerpt(html: str | None) -> str:
-    text = _plain(html)
-    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1].rstrip() + "…"
+    """The start of the fragment's text (``content.text``), as plain as a title must be."""
+    return cut(_plain(html_text(html)), _EXCERPT)
 
 
 def _uri(value: object, base: str | None = None) -> str | None:

@@ -1,7 +1,8 @@
 """WebSub publisher: tell the configured hub when a published feed changes.
 
 Owns: the publish ping (``POST hub`` with ``hub.mode=publish`` and ``hub.url=<feed URL>``, one per
-feed URL, retried with exponential backoff on network errors, 5xx and 429); and deciding which
+feed URL, sent through the fetcher, so retried like a fetch: exponential backoff with jitter on
+network errors, timeouts, 5xx, 408 and 429); and deciding which
 feeds changed after a dispatcher tick: the feeds that can contain a source with new or updated
 entries are rendered (through the cache, so readers get them warm) and pinged when their bytes
 differ from the last ping's. The feeds themselves advertise the hub (``rel="hub"`` and
@@ -20,16 +21,15 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import httpx
-
 from ..clock import Clock
+from ..config.settings import FetchSettings
+from ..fetch.client import Fetcher
 from ..models import FetchOutcome
 from .feeds import FeedService
 
 log = logging.getLogger("aggregator.websub")
 
 OutcomeHook = Callable[[list[FetchOutcome]], None]
-RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,13 @@ class Ping:
 
 
 class HubClient:
-    """Sends publish pings to one hub; owns its HTTP client unless given one."""
+    """Sends publish pings to one hub through a fetcher of its own (the hub's retries and
+    timeout are not the feeds', and the hub is the operator's: it may be on a private network)."""
 
     def __init__(
         self,
         hub: str,
         clock: Clock,
-        client: httpx.AsyncClient | None = None,
         attempts: int = 4,
         base_delay: float = 2.0,
         max_delay: float = 60.0,
@@ -57,18 +57,21 @@ class HubClient:
         rng: random.Random | None = None,
     ) -> None:
         self.hub = hub
-        self.clock = clock
-        self._own_client = client is None
-        self.client = client or httpx.AsyncClient(timeout=15.0, headers={"User-Agent": user_agent})
-        self.attempts = max(1, attempts)
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.rng = rng or random.Random()
-        self._slots = asyncio.Semaphore(concurrency)
+        settings = FetchSettings(
+            user_agent=user_agent,
+            timeout=15.0,
+            max_retries=max(1, attempts) - 1,
+            retry_base_delay=base_delay,
+            retry_max_delay=max_delay,
+            concurrency=concurrency,
+            per_host_concurrency=concurrency,
+            per_host_delay=0.0,
+            allow_private_networks=True,
+        )
+        self.fetcher = Fetcher(settings, clock, rng=rng)
 
     async def aclose(self) -> None:
-        if self._own_client:
-            await self.client.aclose()
+        await self.fetcher.aclose()
 
     async def publish(self, topics: Iterable[str]) -> list[Ping]:
         """Ping the hub for each topic (concurrently, a few at a time)."""
@@ -76,33 +79,12 @@ class HubClient:
 
     async def ping(self, topic: str) -> Ping:
         """One topic, retried while the failure may pass; the result says how it ended."""
-        result = Ping(topic, False, 0)
-        for attempt in range(1, self.attempts + 1):
-            async with self._slots:
-                result = await self._once(topic, attempt)
-            if result.ok or not _retryable(result) or attempt == self.attempts:
-                break
-            await self.clock.sleep(self._delay(attempt))
+        posted = await self.fetcher.post(self.hub, {"hub.mode": "publish", "hub.url": topic})
+        ok = posted.status is not None and 200 <= posted.status < 300
+        error = None if ok else (f"hub answered {posted.status}" if posted.status else posted.error)
+        result = Ping(topic, ok, posted.attempts, posted.status, error)
         _log_ping(result)
         return result
-
-    async def _once(self, topic: str, attempt: int) -> Ping:
-        form = {"hub.mode": "publish", "hub.url": topic}
-        try:
-            response = await self.client.post(self.hub, data=form)
-        except httpx.HTTPError as exc:
-            return Ping(topic, False, attempt, error=f"{type(exc).__name__}: {exc}".strip(": "))
-        ok = 200 <= response.status_code < 300
-        return Ping(topic, ok, attempt, response.status_code,
-                    None if ok else f"hub answered {response.status_code}")
-
-    def _delay(self, attempt: int) -> float:
-        delay: float = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
-        return delay * (0.5 + self.rng.random() / 2)  # jitter: many publishers, one hub
-
-
-def _retryable(result: Ping) -> bool:
-    return result.status is None or result.status in RETRY_STATUS
 
 
 def _log_ping(p: Ping) -> None:

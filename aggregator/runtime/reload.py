@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import Clock
-from ..config import settings as config_mod
+from ..config import loading as config_mod
 from ..config.settings import Settings
 from ..errors import ConfigError
 from ..fetch.urls import redact, redact_text

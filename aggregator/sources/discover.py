@@ -25,12 +25,13 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 from lxml import html as lxml_html
 
-from ..config.settings import Settings, parse_category
+from ..config.settings import Settings
+from ..config.types import parse_category
+from ..content.charset import decode_page
 from ..errors import AggregatorError, NotAFeedError, ParseError
 from ..models import FetchResult, Source
 from ..publish.opml import OpmlFeed, add_to_config, derive_id
 from . import FetchFn, get_adapter
-from .fields import decode_html
 
 FEED_TYPES = {
     "application/rss+xml": "rss",
@@ -116,7 +117,7 @@ def feed_links(page: bytes, page_url: str, content_type: str | None = None) -> l
     decoded as the ``html`` kind decodes pages (HTTP charset, meta charset, detection), so link
     titles of a GBK page read right whichever of the two declares it."""
     try:
-        doc = lxml_html.document_fromstring(decode_html(page, content_type))
+        doc = lxml_html.document_fromstring(decode_page(page, content_type))
     except (etree.ParserError, ValueError):
         return []
     base = page_url

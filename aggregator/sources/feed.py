@@ -17,17 +17,21 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from html import escape, unescape
-from typing import Any
+from html import escape
+from typing import TYPE_CHECKING, Any
 
 import feedparser
 
 from ..content.charset import decode_feed
+from ..content.text import html_text
 from ..errors import NotAFeedError, ParseError
 from ..models import Enclosure, FeedHints, FetchResult, Item, ParsedFeed, Source
-from . import FetchFn
+from . import NO_DEFAULTS, FetchFn
 from .dates import from_struct, install_date_handlers, parse_date, plausible
 from .limits import newest, trim_xml
+
+if TYPE_CHECKING:
+    from ..config.types import KindOptions
 
 install_date_handlers()
 
@@ -37,11 +41,22 @@ _SKIP_HOURS = re.compile(rb"<skipHours>(.*?)</skipHours>", re.DOTALL | re.IGNORE
 _SKIP_DAYS = re.compile(rb"<skipDays>(.*?)</skipDays>", re.DOTALL | re.IGNORECASE)
 _HOUR = re.compile(rb"<hour>\s*(\d{1,2})\s*</hour>", re.IGNORECASE)
 _DAY = re.compile(rb"<day>\s*([A-Za-z]+)\s*</day>", re.IGNORECASE)
-_TAG = re.compile(r"<[^>]*>")
 
 
 class FeedAdapter:
     kind = "feed"
+    defaults = NO_DEFAULTS
+
+    @property
+    def options_model(self) -> type[KindOptions]:
+        """``fulltext`` and ``fulltext_selector`` (feed_options.py; read on the config's side
+        only, so a parser worker never loads pydantic)."""
+        from .feed_options import FeedOptions
+
+        return FeedOptions
+
+    def default_url(self, options: Mapping[str, Any]) -> str | None:
+        return None
 
     def request_url(self, source: Source, effective_url: str) -> str:
         return effective_url
@@ -150,8 +165,7 @@ def _weight(html: str | None) -> tuple[int, int]:
     """How much an element says: its visible text's length, then its markup's (images only)."""
     if not html:
         return (0, 0)
-    text = unescape(_TAG.sub(" ", html))
-    return (len("".join(text.split())), len(html))
+    return (len(html_text(html).replace(" ", "")), len(html))
 
 
 def _date(e: Any, name: str) -> datetime | None:

@@ -26,18 +26,70 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from bs4 import BeautifulSoup, Tag
+from pydantic import AfterValidator, BaseModel, BeforeValidator, model_validator
 
-from ..config.settings import DATE_FIELDS, FieldSpec
-from ..content.charset import decode_text, header_charset
+from ..config.types import Section, check_pattern, check_zone, one_or_many
 from ..errors import FetchError, ParseError
 from ..models import FetchResult, Item
 from . import FetchFn
 from .dates import plausible, read_date, relative_date
+
+# --- the field specs the json and html kinds share (their options models: json_api.py and
+# html_page.py; the config validates them with the rest of a [[sources]] table)
+
+
+class FieldSpec(Section):
+    """What every field of a json or html source may say besides where it is: how to read a date,
+    a pattern to keep part of the value, and whether the field may be missing everywhere."""
+
+    # strptime format(s) of a date, e.g. "%Y-%m-%d %H:%M"; the first that matches wins
+    format: Annotated[tuple[str, ...], BeforeValidator(one_or_many)] = ()
+    unit: Literal["s", "ms", "us", "ns"] | None = None  # a date given as a Unix timestamp
+    # for dates without a zone (formats without %z, relative dates such as "昨天 09:15")
+    timezone: Annotated[str, AfterValidator(check_zone)] = "+08:00"
+    pattern: Annotated[str, AfterValidator(check_pattern)] | None = None  # keep the match (or group 1)
+    optional: bool = False  # found in no item at all is not a mistake
+
+    @model_validator(mode="after")
+    def _one_date_form(self) -> FieldSpec:
+        if self.format and self.unit:
+            raise ValueError("give either format or unit, not both")
+        return self
+
+
+def needs_title_or_link(fields: BaseModel) -> None:
+    """A fields table that maps none of title, link or content gives entries with nothing in them."""
+    if not any(getattr(fields, name) for name in ("title", "link", "content")):
+        raise ValueError("map at least one of title, link or content")
+
+
+DATE_FIELDS = frozenset({"published", "updated"})
+
+
+def ineffective_keys(fields: BaseModel) -> list[str]:
+    """Keys of field specs that would change nothing where they are: date keys (``format``,
+    ``unit``, ``timezone``) on a field that is not a date, ``timezone`` with ``unit``."""
+    problems: list[str] = []
+    for name, spec in fields:
+        if spec is None:
+            continue
+        given = spec.model_fields_set
+        if name not in DATE_FIELDS:
+            problems += [
+                f"fields.{name}.{key}: has no effect: only published and updated are dates"
+                for key in ("format", "unit", "timezone") if key in given
+            ]
+        elif spec.unit and "timezone" in given:
+            problems.append(
+                f"fields.{name}.timezone: has no effect with unit (a Unix time names an instant)"
+            )
+    return problems
+
 
 log = logging.getLogger("aggregator.sources")
 
@@ -45,9 +97,6 @@ SAMPLE_CHARS = 200
 _UNIT_SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 _UNIT_NAME = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 _PLAUSIBLE_YEARS = range(1995, 2101)
-_META_CHARSET = re.compile(
-    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
-)
 _OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 _LISTY = frozenset({"article", "section", "li", "dl", "tr", "h2", "h3"})
 
@@ -290,16 +339,6 @@ def short_html(tag: Tag, limit: int = SAMPLE_CHARS) -> str:
 
 
 # --- HTML ----------------------------------------------------------------------------------------
-
-
-def decode_html(content: bytes, content_type: str | None) -> str:
-    """Page text: BOM, then valid UTF-8, then the HTTP charset, else the page's meta charset."""
-    if header_charset(content_type) is None:
-        meta = _META_CHARSET.search(content[:4096])
-        if meta:
-            content_type = f"text/html; charset={meta.group(1).decode('ascii')}"
-    text, _encoding = decode_text(content, content_type)
-    return text
 
 
 def soup_of(text: str) -> BeautifulSoup:

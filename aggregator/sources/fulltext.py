@@ -3,7 +3,7 @@
 A feed source with ``fulltext = true`` has each new or changed entry completed here (the feed
 adapter's ``enrich``): the page is fetched through the pipeline's fetch (our fetcher: politeness,
 limits, the private-address check, retries, the source's own request options), decoded like any
-page (``fields.decode_html``: BOM, valid UTF-8, the HTTP charset, ``<meta charset>``, else
+page (``charset.decode_page``: BOM, valid UTF-8, the HTTP charset, ``<meta charset>``, else
 detection; GBK and GB2312 read as GB18030), and its main content found by trafilatura, or taken
 from the element ``fulltext_selector`` matches. The found HTML becomes the entry's content and
 the feed's own text its summary. A page that cannot be had, or whose article is no longer than
@@ -29,11 +29,12 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from ..content.clean import strip_html
+from ..content.charset import decode_page
+from ..content.text import html_text
 from ..fetch.urls import public_link
 from ..models import Item
 from . import FetchFn
-from .fields import content_type, decode_html, fetch_extra, selected_html
+from .fields import content_type, fetch_extra, selected_html
 
 log = logging.getLogger("aggregator.fulltext")
 
@@ -51,7 +52,7 @@ async def complete(item: Item, fetch: FetchFn, selector: str | None = None) -> I
     result = extra.result
     if result is None:
         return extra.missing(item)
-    page = decode_html(result.content, content_type(result))
+    page = decode_page(result.content, content_type(result))
     # in a thread: a large page takes the extractor tens of milliseconds, the event loop goes on
     html, why = await asyncio.to_thread(article_of, page, result.url, selector, feed_text(item))
     if html is None:
@@ -62,7 +63,7 @@ async def complete(item: Item, fetch: FetchFn, selector: str | None = None) -> I
 
 def feed_text(item: Item) -> str:
     """The text the feed itself gives for the item: what the full text must beat."""
-    return strip_html(item.content or item.summary)
+    return html_text(item.content or item.summary)
 
 
 def article_of(page: str, url: str, selector: str | None, feed: str) -> tuple[str | None, str]:
@@ -71,7 +72,7 @@ def article_of(page: str, url: str, selector: str | None, feed: str) -> tuple[st
     html, why = extract(page, url, selector)
     if html is None:
         return None, why
-    found, given = len(strip_html(html)), len(feed)
+    found, given = len(html_text(html)), len(feed)
     if found <= given:
         return None, f"the page's article ({found} characters) is no longer than the feed's text ({given})"
     return html, ""

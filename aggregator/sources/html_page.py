@@ -15,23 +15,36 @@ found values (``fields``), cleaning HTML (the pipeline).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Annotated, Any
 from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup, Tag
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from ..config.settings import HtmlField, HtmlOptions
+from ..config.types import (
+    KindOptions,
+    Section,
+    Selector,
+    SelectorOrSelf,
+    check_selector,
+    one_or_many,
+)
+from ..content.charset import decode_page
 from ..errors import ParseError
 from ..models import FetchResult, Item, ParsedFeed, Source
-from . import FetchFn
+from . import NO_DEFAULTS, FetchFn
 from .fields import (
+    FieldSpec,
     Found,
     RawItem,
     build_items,
     content_type,
-    decode_html,
     describe_page,
     fetch_extra,
+    ineffective_keys,
+    needs_title_or_link,
     selected_html,
     short_html,
     soup_of,
@@ -40,15 +53,79 @@ from .fields import (
 log = logging.getLogger("aggregator.sources.html")
 
 
+# --- options: the keys of a [[sources]] table of kind html (checked when the config is read)
+
+
+class HtmlField(FieldSpec):
+    selector: SelectorOrSelf = ""  # relative to the item element; "" is the item element itself
+    attr: Annotated[tuple[str, ...], BeforeValidator(one_or_many)] = ()  # first present wins
+    html: bool = False  # the inner HTML instead of the text
+
+    @model_validator(mode="after")
+    def _attr_or_html(self) -> HtmlField:
+        if self.attr and self.html:
+            raise ValueError("give either attr or html, not both")
+        return self
+
+
+
+def _html_field(value: Any) -> Any:
+    return {"selector": value} if isinstance(value, str) else value
+
+
+
+HtmlFieldSpec = Annotated[HtmlField, BeforeValidator(_html_field)]
+
+
+class HtmlFields(Section):
+    id: HtmlFieldSpec | None = None
+    title: HtmlFieldSpec | None = None
+    link: HtmlFieldSpec | None = None
+    published: HtmlFieldSpec | None = None
+    updated: HtmlFieldSpec | None = None
+    author: HtmlFieldSpec | None = None
+    summary: HtmlFieldSpec | None = None
+    content: HtmlFieldSpec | None = None
+    image: HtmlFieldSpec | None = None
+    categories: HtmlFieldSpec | None = None
+
+    @model_validator(mode="after")
+    def _useful(self) -> HtmlFields:
+        needs_title_or_link(self)
+        return self
+
+
+
+class HtmlDetail(Section):
+    selector: Selector  # the full content on the item's own page (its link)
+    remove: Annotated[tuple[Selector, ...], BeforeValidator(one_or_many)] = ()  # dropped inside it
+
+
+
+class HtmlOptions(KindOptions):
+    items: Annotated[str, Field(min_length=1), AfterValidator(check_selector)]  # one match per item
+    fields: HtmlFields
+    detail: HtmlDetail | None = None
+
+
+    def ineffective(self) -> list[str]:
+        return ineffective_keys(self.fields)
+
+
 class HtmlAdapter:
     kind = "html"
+    options_model = HtmlOptions
+    defaults = NO_DEFAULTS
+
+    def default_url(self, options: Mapping[str, Any]) -> str | None:
+        return None
 
     def request_url(self, source: Source, effective_url: str) -> str:
         return effective_url
 
     def parse(self, source: Source, result: FetchResult) -> ParsedFeed:
         options = HtmlOptions.model_validate(dict(source.options))
-        soup = soup_of(decode_html(result.content, content_type(result)))
+        soup = soup_of(decode_page(result.content, content_type(result)))
         elements = [e for e in soup.select(options.items) if isinstance(e, Tag)]
         if not elements:
             raise ParseError(
@@ -75,7 +152,7 @@ class HtmlAdapter:
         result = extra.result
         if result is None:
             return extra.missing(item)
-        text = decode_html(result.content, content_type(result))
+        text = decode_page(result.content, content_type(result))
         html, why = selected_html(text, options.detail.selector, options.detail.remove)
         if html is None:
             log.warning("source=%s event=detail_unusable url=%s problem=%r", source.id, item.link, why)

@@ -24,21 +24,25 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from ..config.settings import JsonField, JsonOptions
-from ..content.charset import decode_text
+from pydantic import BeforeValidator, model_validator
+
+from ..config.types import JsonPath, KindOptions, Section, Selector, one_or_many
+from ..content.charset import decode_page, decode_text
 from ..errors import ParseError
 from ..models import FetchResult, Item, ParsedFeed, Source
-from . import FetchFn
+from . import NO_DEFAULTS, FetchFn
 from .fields import (
+    FieldSpec,
     Found,
     RawItem,
     build_items,
     content_type,
-    decode_html,
     fetch_extra,
+    ineffective_keys,
+    needs_title_or_link,
     scalar_text,
     selected_html,
     short_json,
@@ -62,8 +66,79 @@ _JSONP = re.compile(r"^\s*[\w$.]+\s*\((.*)\)\s*;?\s*$", re.DOTALL)
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
+# --- options: the keys of a [[sources]] table of kind json (checked when the config is read)
+
+
+class JsonField(FieldSpec):
+    path: Annotated[tuple[JsonPath, ...], BeforeValidator(one_or_many)] = ()  # first found wins
+    template: str | None = None  # "https://site/p/{id}": {path} placeholders into the item
+
+    @model_validator(mode="after")
+    def _path_or_template(self) -> JsonField:
+        if bool(self.path) == bool(self.template):
+            raise ValueError("give either path or template")
+        return self
+
+
+
+def _json_field(value: Any) -> Any:
+    return {"path": value} if isinstance(value, (str, list)) else value
+
+
+
+JsonFieldSpec = Annotated[JsonField, BeforeValidator(_json_field)]
+
+
+class JsonFields(Section):
+    id: JsonFieldSpec | None = None
+    title: JsonFieldSpec | None = None
+    link: JsonFieldSpec | None = None
+    published: JsonFieldSpec | None = None
+    updated: JsonFieldSpec | None = None
+    author: JsonFieldSpec | None = None
+    summary: JsonFieldSpec | None = None
+    content: JsonFieldSpec | None = None
+    image: JsonFieldSpec | None = None
+    categories: JsonFieldSpec | None = None
+
+    @model_validator(mode="after")
+    def _useful(self) -> JsonFields:
+        needs_title_or_link(self)
+        return self
+
+
+
+class JsonDetail(Section):
+    url: str | None = None  # template with {path} placeholders into the list item; default its link
+    content: JsonPath | None = None  # the full content in a JSON detail document
+    selector: Selector | None = None  # ... or in an HTML detail document
+    remove: Annotated[tuple[Selector, ...], BeforeValidator(one_or_many)] = ()
+
+    @model_validator(mode="after")
+    def _content_or_selector(self) -> JsonDetail:
+        if (self.content is None) == (self.selector is None):
+            raise ValueError("give either content (a JSON path) or selector (a CSS selector)")
+        return self
+
+
+
+class JsonOptions(KindOptions):
+    items: JsonPath  # where the list of items is; "" when the document is the list
+    fields: JsonFields
+    detail: JsonDetail | None = None
+
+
+    def ineffective(self) -> list[str]:
+        return ineffective_keys(self.fields)
+
+
 class JsonAdapter:
     kind = "json"
+    options_model = JsonOptions
+    defaults = NO_DEFAULTS
+
+    def default_url(self, options: Mapping[str, Any]) -> str | None:
+        return None
 
     def request_url(self, source: Source, effective_url: str) -> str:
         return effective_url
@@ -96,7 +171,7 @@ class JsonAdapter:
             html = without(html, options.detail.remove) if html is not None else None
             why = why or "detail.content: nothing left after remove"
         else:
-            text = decode_html(result.content, content_type(result))
+            text = decode_page(result.content, content_type(result))
             html, why = selected_html(text, options.detail.selector or "", options.detail.remove)
         if html is None:
             log.warning("source=%s event=detail_unusable url=%s problem=%r", source.id, url, why)

@@ -7,8 +7,9 @@ of the JSON at ``detail_url`` when that works, otherwise the inner HTML of the a
 ``div.content``; when both fail the item keeps no content.
 
 Does not own: fetching (``enrich`` is handed the pipeline's fetch function), cleaning the HTML (the
-pipeline runs content cleaning with the item's link as base URL), or the defaults of a Qutoutiao
-source (its list URL, category path and site name come from the config).
+pipeline runs content cleaning with the item's link as base URL). Owns too what the config knows
+of the kind: its options (``cid``, ``limit``), the list URL they make, and its defaults (category
+path, site name, Hexo placeholder image).
 """
 
 from __future__ import annotations
@@ -21,17 +22,35 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, Tag
+from pydantic import Field
 
+from ..config.types import Int, KindOptions
+from ..content.charset import decode_page
 from ..content.markup import IN_ORDER
 from ..errors import ParseError
 from ..models import FetchResult, Item, ParsedFeed, Source
-from . import FetchFn
+from . import FetchFn, KindDefaults
 from .dates import from_timestamp
-from .fields import fetch_extra
+from .fields import content_type, fetch_extra
+
+LIST_API = "http://api.1sapp.com/content/outList"
+
+
+class QutoutiaoOptions(KindOptions):
+    cid: Int = Field(255, ge=1)  # the channel (category) whose list is read
+    limit: Int = Field(20, ge=1, le=100)  # articles per list request
 
 
 class QutoutiaoAdapter:
     kind = "qutoutiao"
+    options_model = QutoutiaoOptions
+    defaults = KindDefaults(
+        category=("新媒体", "趣头条", "分类"), site_name="趣头条", hexo_placeholder_image=True
+    )
+
+    def default_url(self, options: Mapping[str, Any]) -> str | None:
+        """The first page of the channel's list (a source may name another URL instead)."""
+        return f"{LIST_API}?cid={options['cid']}&tn=1&page=1&limit={options['limit']}"
 
     def request_url(self, source: Source, effective_url: str) -> str:
         return effective_url
@@ -148,7 +167,7 @@ async def _article_html(item: Item, fetch: FetchFn) -> tuple[str | None, str | N
     extra = await fetch_extra(url, fetch)
     if extra.result is None:
         return None, extra.error
-    html = article_content(_decode(extra.result))
+    html = article_content(decode_page(extra.result.content, content_type(extra.result)))
     return (html, None) if html else (None, f"{url}: no div.content in the article page")
 
 
@@ -159,25 +178,3 @@ def article_content(page: str) -> str | None:
         return None
     html = div.decode_contents(formatter=IN_ORDER).strip()
     return html or None
-
-
-def _decode(result: FetchResult) -> str:
-    """Page text: the charset the server named, else UTF-8, else GB18030 (older Chinese pages)."""
-    charset = _charset(result.headers)
-    for encoding in (charset, "utf-8", "gb18030"):
-        if not encoding:
-            continue
-        try:
-            return result.content.decode(encoding)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return result.content.decode("utf-8", errors="replace")
-
-
-def _charset(headers: Mapping[str, str]) -> str | None:
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    for part in content_type.split(";")[1:]:
-        name, _, value = part.strip().partition("=")
-        if name.lower() == "charset" and value:
-            return value.strip("\"' ")
-    return None
