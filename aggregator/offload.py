@@ -40,12 +40,14 @@ import multiprocessing
 import os
 import resource
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import content, dedupe
@@ -109,6 +111,33 @@ def identify(
             release_memory()
 
 
+def identify_spilled(
+    source: Source, result: FetchResult, path: Path, tracking: Sequence[str]
+) -> tuple[ParsedFeed, list[Keyed]]:
+    """``identify`` of the body ``_spill`` wrote to ``path`` (removed once read). The body is
+    referenced only by the call, so the memory given back after it includes the body's."""
+    try:
+        return _identify(source, replace(result, content=_read_once(path)), tracking)
+    finally:
+        gc.collect()
+        release_memory()
+
+
+def _read_once(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _spill(content: bytes) -> Path:
+    """``content`` in a new temporary file, for a worker to read (see ``HAND_OFF_AFTER``)."""
+    fd, name = tempfile.mkstemp(prefix="aggregator-body-")
+    with os.fdopen(fd, "wb") as file:
+        file.write(content)
+    return Path(name)
+
+
 def _identify(
     source: Source, result: FetchResult, tracking: Sequence[str]
 ) -> tuple[ParsedFeed, list[Keyed]]:
@@ -157,6 +186,12 @@ def fallback_title(text: str) -> str:
 RELEASE_AFTER = 1 << 20
 
 
+# A body this large goes to a worker process through a temporary file, not the pool's pipe: a
+# pickled call is a copy of the body in the daemon (while it is sent) and another in the worker
+# (while it is read back), 13.5 MB each for the 100,000-item feed.
+HAND_OFF_AFTER = 1 << 20
+
+
 def release_memory() -> None:
     """Return freed heap memory to the system (glibc's ``malloc_trim``; nothing elsewhere)."""
     global _malloc_trim
@@ -188,13 +223,23 @@ class Offload:
     async def identify(
         self, source: Source, result: FetchResult, tracking: Sequence[str]
     ) -> tuple[ParsedFeed, list[Keyed]]:
+        if self.processes <= 1:
+            return await self._run(identify, source, result, tuple(tracking))
+        if len(result.content) < HAND_OFF_AFTER:
+            return await self._in_worker(identify, source, _portable(result), tuple(tracking))
+        path = await asyncio.to_thread(_spill, result.content)
+        try:
+            bodiless = replace(_portable(result), content=b"")
+            return await self._in_worker(identify_spilled, source, bodiless, path, tuple(tracking))
+        finally:
+            path.unlink(missing_ok=True)  # the worker removes it once read; not if it died first
+
+    async def _in_worker(self, fn: Callable[..., T], source: Source, *args: object) -> T:
+        """``fn(source, *args)`` in a worker process, within the source's CPU budget."""
         budget = source.limits.cpu_budget
-        if self.processes <= 1 or budget <= 0:
-            return await self._run(identify, source, _portable(result), tuple(tracking))
-        return await self._run(
-            within_budget, budget, identify, source, _portable(result), tuple(tracking),
-            budget=budget,
-        )
+        if budget <= 0:
+            return await self._run(fn, source, *args)
+        return await self._run(within_budget, budget, fn, source, *args, budget=budget)
 
     async def prepare(
         self, items: Sequence[Item], base: str | None, options: content.CleanOptions
