@@ -17,7 +17,10 @@ exits within half a second.
 
 Bounded work: ``identify`` applies ``sources.limits`` (plausible dates, the newest ``[fetch]
 max_entries`` items, capped text fields) inside the worker, so a huge document never crosses to
-the daemon whole; ``prepare`` caps the text of enriched items again. A parse in a worker process
+the daemon whole; ``prepare`` caps the text of enriched items again. A body of
+``HAND_OFF_AFTER`` or more crosses to the worker in a temporary file, not pickled through the
+pool's pipe, and after it the worker hands the memory back to the system (``release_memory``);
+both kinds of process have glibc unmap freed big blocks at once (``map_big_blocks``). A parse in a worker process
 has a CPU budget (``[content] parse_cpu_budget``): at the budget a profiling timer (SIGPROF)
 stops it between two Python steps, and an ``RLIMIT_CPU`` a few seconds later kills a worker stuck
 inside C code. Either way the source fails with ``parse took too long`` and the pool is replaced
