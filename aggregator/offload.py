@@ -20,10 +20,11 @@ max_entries`` items, capped text fields) inside the worker, so a huge document n
 the daemon whole; ``prepare`` caps the text of enriched items again. A body of
 ``HAND_OFF_AFTER`` or more crosses to the worker in a temporary file, not pickled through the
 pool's pipe, and after it the worker hands the memory back to the system (``release_memory``);
-both kinds of process have glibc unmap freed big blocks at once (``map_big_blocks``). A parse in a worker process
-has a CPU budget (``[content] parse_cpu_budget``): at the budget a profiling timer (SIGPROF)
-stops it between two Python steps, and an ``RLIMIT_CPU`` a few seconds later kills a worker stuck
-inside C code. Either way the source fails with ``parse took too long`` and the pool is replaced
+both kinds of process have glibc unmap freed big blocks at once (``map_big_blocks``).
+
+A parse in a worker process has a CPU budget (``[content] parse_cpu_budget``): at the budget a
+profiling timer (SIGPROF) stops it between two Python steps, and an ``RLIMIT_CPU`` a few seconds
+later kills a worker stuck inside C code. Either way the source fails with ``parse took too long`` and the pool is replaced
 (the other workers finish the jobs they hold first). With one process the parse runs in a thread
 of the daemon, where it cannot be stopped: the budget applies only with worker processes.
 
@@ -136,9 +137,14 @@ def _read_once(path: Path) -> bytes:
 def _spill(content: bytes) -> Path:
     """``content`` in a new temporary file, for a worker to read (see ``HAND_OFF_AFTER``)."""
     fd, name = tempfile.mkstemp(prefix="aggregator-body-")
-    with os.fdopen(fd, "wb") as file:
-        file.write(content)
-    return Path(name)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(content)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _identify(
@@ -252,7 +258,10 @@ class Offload:
             return await self._run(identify, source, result, tuple(tracking))
         if len(result.content) < HAND_OFF_AFTER:
             return await self._in_worker(identify, source, _portable(result), tuple(tracking))
-        path = await asyncio.to_thread(_spill, result.content)
+        try:
+            path = await asyncio.to_thread(_spill, result.content)
+        except OSError:  # no room for the file: through the pipe, as a smaller body goes
+            return await self._in_worker(identify, source, _portable(result), tuple(tracking))
         try:
             bodiless = replace(_portable(result), content=b"")
             return await self._in_worker(identify_spilled, source, bodiless, path, tuple(tracking))
