@@ -24,9 +24,10 @@ both kinds of process have glibc unmap freed big blocks at once (``map_big_block
 
 A parse in a worker process has a CPU budget (``[content] parse_cpu_budget``): at the budget a
 profiling timer (SIGPROF) stops it between two Python steps, and an ``RLIMIT_CPU`` a few seconds
-later kills a worker stuck inside C code. Either way the source fails with ``parse took too long`` and the pool is replaced
-(the other workers finish the jobs they hold first). With one process the parse runs in a thread
-of the daemon, where it cannot be stopped: the budget applies only with worker processes.
+later kills a worker stuck inside C code. Either way the source fails with ``parse took too
+long`` and the pool is replaced (the other workers finish the jobs they hold first). With one
+process the parse runs in a thread of the daemon, where it cannot be stopped: the budget applies
+only with worker processes.
 
 Does not own: anything that reads or writes the store, extra fetches (``enrich``), categorizing,
 or which items are new (pipeline.py decides from ``identify``'s keys and hashes).
