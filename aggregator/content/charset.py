@@ -72,6 +72,7 @@ _META_CHARSET = re.compile(
 )
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';,\s]+)""", re.IGNORECASE)
 _DETECT_SAMPLE = 1024 * 1024
+_SLICE = 1024 * 1024  # bytes checked as UTF-8 at a time
 _JAPANESE = frozenset(
     {"cp932", "shift_jis", "shift_jis_2004", "shift_jisx0213", "euc_jp", "euc_jis_2004", "euc_jisx0213"}
 )
@@ -81,7 +82,7 @@ def decode_feed(content: bytes, content_type_header: str | None) -> tuple[bytes,
     """``content`` re-encoded as UTF-8 (declaration rewritten, BOM dropped), and the encoding
     it was read as (a Python codec name such as ``utf-8``, ``gb18030``, ``cp1252``)."""
     if _plain_utf8(content):  # the common case, without a text copy and a re-encoded copy
-        return _XML_DECL_BYTES.sub(rb"\g<1>\g<2>utf-8\g<2>", content, count=1), "utf-8"
+        return _declared_utf8(content), "utf-8"
     text, encoding = decode_text(content, content_type_header)
     return _rewrite_declaration(text).encode("utf-8"), encoding
 
@@ -91,11 +92,29 @@ def _plain_utf8(content: bytes) -> bool:
     as UTF-8 unchanged."""
     if _by_bom(content) is not None:
         return False
+    if content.isascii():
+        return True
+    check = codecs.getincrementaldecoder("utf-8")()  # in slices: no text copy of a big body
+    view = memoryview(content)
     try:
-        content.decode("utf-8")
+        for at in range(0, len(content), _SLICE):
+            check.decode(view[at : at + _SLICE])
+        check.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _declared_utf8(content: bytes) -> bytes:
+    """UTF-8 ``content`` with its XML declaration saying so; ``content`` itself (no copy of a
+    big body) when it does already or has none."""
+    match = _XML_DECL_BYTES.match(content)
+    if match is None:
+        return content
+    declared = match.group(0)[len(match.group(1)) + 1 : -1]
+    if declared.lower() == b"utf-8":
+        return content
+    return match.group(1) + match.group(2) + b"utf-8" + match.group(2) + content[match.end() :]
 
 
 def decode_text(content: bytes, content_type_header: str | None) -> tuple[str, str]:

@@ -32,6 +32,7 @@ that changes in between is not caught). ``trust_env`` is off: only ``fetch.proxy
 from __future__ import annotations
 
 import asyncio
+import io
 import ipaddress
 import random
 import socket
@@ -285,37 +286,34 @@ class Fetcher:
         encoding = reply.headers.get("content-encoding", "").strip().lower()
         if encoding in _GZIP:
             return await self._read_gzip(response, reply, limit)
-        chunks, size = list[bytes](), 0
+        body = io.BytesIO()
         try:
             async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit or response.num_bytes_downloaded > limit:
+                body.write(chunk)
+                if body.tell() > limit or response.num_bytes_downloaded > limit:
                     return replace(reply, error=_too_large(limit, reply.headers))
-                chunks.append(chunk)
         except httpx.DecodingError as exc:
             return replace(reply, error=f"could not decode the {encoding} body: {exc}")
-        return replace(reply, content=b"".join(chunks))
+        return replace(reply, content=_bytes_of(body))
 
     async def _read_gzip(self, response: httpx.Response, reply: _Reply, limit: int) -> _Reply:
         """A gzip body inflated by us, never past ``limit`` + 1 bytes: httpx inflates each read
         whole, and one 64 KB read of a gzip bomb is 60 MB."""
         inflate = zlib.decompressobj(wbits=31)
-        chunks, size = list[bytes](), 0
+        body = io.BytesIO()
         try:
             async for raw in response.aiter_raw():
                 if response.num_bytes_downloaded > limit:
                     return replace(reply, error=_too_large(limit, reply.headers))
-                data = inflate.decompress(raw, limit + 1 - size)
-                size += len(data)
-                if size > limit:
+                body.write(inflate.decompress(raw, limit + 1 - body.tell()))
+                if body.tell() > limit:
                     return replace(reply, error=_too_large(limit, reply.headers))
-                chunks.append(data)
-            chunks.append(inflate.flush())
+            body.write(inflate.flush())
         except zlib.error as exc:
             return replace(reply, error=f"could not decode the gzip body: {exc}")
-        if size + len(chunks[-1]) > limit:
+        if body.tell() > limit:
             return replace(reply, error=_too_large(limit, reply.headers))
-        return replace(reply, content=b"".join(chunks))
+        return replace(reply, content=_bytes_of(body))
 
     @asynccontextmanager
     async def _slot(self, host: str) -> AsyncIterator[None]:
@@ -455,6 +453,14 @@ def _result(reply: _Reply, hops: list[int], *, error: str | None = None) -> Fetc
         permanent_redirect=reply.url if permanent else None,
         retry_after=reply.retry_after,
     )
+
+
+def _bytes_of(body: io.BytesIO) -> bytes:
+    """The bytes written to ``body``, without a copy: ``getvalue`` hands over the buffer, which
+    grew in place, where joining a list of chunks held the body twice at its end."""
+    content = body.getvalue()
+    body.close()
+    return content
 
 
 def _status_error(reply: _Reply) -> str | None:
