@@ -41,8 +41,9 @@ def create_app(
     opml_doc = opml or OpmlDocument(feeds)
 
     async def feed(request: Request) -> Response:
-        params = request.query_params.multi_items()
-        reply = await feed_http.feed_reply(feeds, _feed_path(request.scope), params, request.headers)
+        scope = request.scope
+        params = request.query_params.multi_items() if scope["query_string"] else ()
+        reply = await feed_http.feed_reply(feeds, _feed_path(scope), params, _conditions(scope))
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     async def opml_list(request: Request) -> Response:  # cached like feeds (publish/opmlcache.py)
@@ -73,12 +74,7 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(_Private, feeds=feeds),
-            # Feed documents come compressed from replies.py (cached, with their own ETag).
-            Middleware(GZipMiddleware, minimum_size=512,
-                       exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES + PRECOMPRESSED),
-        ],
+        middleware=[Middleware(_Private, feeds=feeds), Middleware(_CompressOthers)],
         exception_handlers={404: not_found},
     )
     return app
@@ -111,6 +107,38 @@ class _Private:
             await access.deny(send)
             return
         await self.app(scope, receive, send)
+
+
+class _CompressOthers:
+    """gzip (Starlette's middleware) for every answer but a feed's or /opml's: replies.py sends
+    those compressed itself when asked (the gzip body is cached with the document, with its own
+    ETag), so they skip the middleware's per-request work."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.plain = app
+        self.gzip = GZipMiddleware(app, minimum_size=512,
+                                   exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES + PRECOMPRESSED)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if path.startswith("/feeds/") or path == "/opml":
+            await self.plain(scope, receive, send)
+        else:
+            await self.gzip(scope, receive, send)
+
+
+# The request headers a feed reply depends on (replies.conditional reads only these).
+_CONDITIONS = (b"accept-encoding", b"if-none-match", b"if-modified-since")
+
+
+def _conditions(scope: Scope) -> dict[str, str]:
+    """The request headers a feed reply reads, by lower-case name (the first of a repeated
+    header, as Starlette's ``Headers.get`` gives it)."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in _CONDITIONS:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
 
 
 def _feed_path(scope: Scope) -> str:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 
 from ..clock import http_date
 from ..errors import QueryError, SelectionError, StoreUnavailable
@@ -74,7 +76,7 @@ def conditional(headers: Mapping[str, str], r: Rendered) -> Reply:
     etag = r.gzip_etag if packed else r.etag
     out = {"ETag": etag, "Cache-Control": f"public, max-age={r.max_age}", "Vary": "Accept-Encoding"}
     if r.last_modified is not None:
-        out["Last-Modified"] = format_datetime(r.last_modified.replace(microsecond=0), usegmt=True)
+        out["Last-Modified"] = _header_date(r.last_modified)
     if matched is not None:
         return Reply(304, {**out, "ETag": matched or etag})
     out["Content-Type"] = r.content_type
@@ -82,6 +84,12 @@ def conditional(headers: Mapping[str, str], r: Rendered) -> Reply:
         out["Content-Encoding"] = "gzip"
         return Reply(200, out, r.gzip_body)
     return Reply(200, out, r.body)
+
+
+@lru_cache(maxsize=4096)
+def _header_date(when: datetime) -> str:
+    """``when`` as an HTTP date; remembered, as the same few dates are sent again and again."""
+    return format_datetime(when.replace(microsecond=0), usegmt=True)
 
 
 def _matching_tag(headers: Mapping[str, str], r: Rendered) -> str | None:
