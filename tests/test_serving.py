@@ -18,10 +18,14 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from aggregator.clock import FakeClock
 from aggregator.http.app import create_app
 from aggregator.runtime.daemon import server_config
 
 from .feedworld import World, make_world
+from .ops_stack import make_config, running_stack
+from .origin import Origin
+from .test_reload import atom
 
 GET = b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -191,3 +195,18 @@ async def test_shutdown_closes_idle_connections(served: Served) -> None:
     served.server.should_exit = True
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
+
+
+async def test_pages_are_compressed_once(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+    """The operator's pages are gzip-compressed by the app's middleware; a feed's gzip body is
+    the cached one from the feed reply, not compressed a second time."""
+    path, _ = make_config(tmp_path, origin, {"good": atom("good", ["First story"])})
+    async with running_stack(path, clock) as st:
+        await st.tick()
+        async with st.client() as http:
+            page = await http.get("/", headers={"Accept-Encoding": "gzip"})
+            feed = await http.get("/feeds/all.atom", headers={"Accept-Encoding": "gzip"})
+            plain = await http.get("/feeds/all.atom", headers={"Accept-Encoding": "identity"})
+    assert page.headers["content-encoding"] == "gzip" and "First story" in page.text
+    assert feed.headers["content-encoding"] == "gzip" and feed.content == plain.content
+    assert "content-encoding" not in plain.headers and feed.headers["etag"] != plain.headers["etag"]
