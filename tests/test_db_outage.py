@@ -23,19 +23,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from aggregator.clock import FakeClock
 from aggregator.config import loading as config
 from aggregator.errors import StoreError, StoreUnavailable
 from aggregator.fetch.client import Fetcher
-from aggregator.http import fastlane
 from aggregator.http.app import create_app
 from aggregator.http.routes import WebContext, routes
 from aggregator.models import FetchStatus, Selection
 from aggregator.pipeline.update import Pipeline
 from aggregator.publish.feeds import FeedService
+from aggregator.runtime.daemon import server_config
 from aggregator.runtime.scheduler import Dispatcher
 from aggregator.store import Store, open_store
 from aggregator.store.guard import StoreGuard
@@ -45,7 +44,7 @@ from .feedworld import SOURCES, entry
 from .harness import ATOM
 from .origin import Origin, Reply
 from .pg import pg_schema
-from .test_fastlane import _Quiet
+from .test_serving import _Quiet
 
 TIMEOUTS = """
 [storage]
@@ -88,16 +87,14 @@ class Site:
 
 @contextlib.contextmanager
 def serve(feeds: FeedService) -> Iterator[str]:
-    """The app (with the fast lane, as the daemon runs it) on a thread of its own; its base URL."""
+    """The app, as the daemon serves it, on a thread of its own; its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     app = create_app(feeds)
     app.router.routes.extend(routes(WebContext(
         store=feeds.store, feeds=feeds, clock=feeds.clock, settings=lambda: feeds.settings,
         sources=feeds.sources)))
-    server = _Quiet(uvicorn.Config(app, log_level="warning", access_log=False,
-                                   lifespan="off", log_config=None,
-                                   http=fastlane.protocol(feeds)))
+    server = _Quiet(server_config(app, feeds.settings.server))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     while not server.started:

@@ -19,7 +19,7 @@ from aggregator.http.app import create_app
 from aggregator.models import Entry
 
 from .feedworld import World, make_world
-from .test_fastlane import _Quiet
+from .test_serving import _Quiet
 
 NEWSBOAT = shutil.which("newsboat")
 pytestmark = [

@@ -1,7 +1,7 @@
 """/opml is cached like the feeds: rendered once, confirmed against the store at most every
 ``recheck_after`` seconds, kept with its ETag while unchanged (304s), rendered again after a
-reload or when a source's stored URL, title or site link changed, and answered by the fast lane
-once cached."""
+reload or when a source's stored URL, title or site link changed, and answered again without a
+rendering once cached."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from aggregator.clock import FakeClock
-from aggregator.http import fastlane
 from aggregator.http.app import create_app
 from aggregator.models import FetchOutcome, FetchStatus
 from aggregator.publish.opmlcache import OpmlDocument
+from aggregator.runtime.daemon import server_config
 
 from .feedworld import World, make_world
 from .ops_stack import make_config, running_stack, source_block
 from .origin import Origin, Reply
-from .test_fastlane import _Quiet, read_answer
 from .test_reload import atom
+from .test_serving import _Quiet, read_answer
 
 OPML = b"GET /opml HTTP/1.1\r\nHost: t\r\nAccept-Encoding: identity\r\n\r\n"
 
@@ -82,43 +81,36 @@ async def test_a_reload_changes_the_served_opml_and_304s_hold_until_then(
 
 
 @pytest.fixture
-async def lane(tmp_path: Path) -> AsyncIterator[tuple[uvicorn.Server, int, OpmlDocument]]:
+async def served(tmp_path: Path) -> AsyncIterator[tuple[int, OpmlDocument]]:
     world = make_world(tmp_path)
     doc = OpmlDocument(world.feeds, recheck_after=60)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(world.feeds, opml=doc), log_level="warning",
-                            access_log=False, lifespan="off", log_config=None, server_header=False,
-                            http=fastlane.protocol(world.feeds, doc))
-    server = _Quiet(config)
+    server = _Quiet(server_config(create_app(world.feeds, opml=doc), world.feeds.settings.server))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)  # uvicorn starting on this loop
     try:
-        yield server, sock.getsockname()[1], doc
+        yield sock.getsockname()[1], doc
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
 
 
-async def test_a_cached_opml_is_answered_by_the_fast_lane(
-    lane: tuple[uvicorn.Server, int, OpmlDocument],
+async def test_a_cached_opml_is_answered_again_without_a_rendering(
+    served: tuple[int, OpmlDocument],
 ) -> None:
-    """Once rendered, /opml is answered by the connection itself with the bytes and headers
-    the app gave, and the connection stays in the fast lane."""
-    server, port, doc = lane
+    """Once rendered, /opml is answered on another connection with the same bytes and headers,
+    from the cached document."""
+    port, doc = served
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(OPML)
-        by_app = await read_answer(reader)  # not cached yet: uvicorn's, and the connection too
+        first = await read_answer(reader)  # not cached yet: rendered
         reader2, writer2 = await asyncio.open_connection("127.0.0.1", port)
         writer2.write(OPML)
-        here = await read_answer(reader2)
-        me = writer2.get_extra_info("sockname")
-        conns = [c for c in server.server_state.connections
-                 if c.transport.get_extra_info("peername") == me]
-        assert len(conns) == 1 and isinstance(conns[0], fastlane.FeedConnection)
-        assert here.same_as(by_app) and here.status == 200 and doc.renders == 1
+        again = await read_answer(reader2)
+        assert again.same_as(first) and again.status == 200 and doc.renders == 1
         writer2.close()
     finally:
         writer.close()

@@ -1,6 +1,7 @@
-"""Limits against hostile clients, on a real uvicorn server with the daemon's connection classes
-(the fast lane and the uvicorn side it hands connections to): header floods, long request lines,
-slow heads, half-open connection floods; /healthz keeps answering through all of them."""
+"""Limits against hostile clients, on a real uvicorn server with the daemon's settings
+(``daemon.server_config``, its connection class from ``http/limits.py``): header floods, long
+request lines, slow heads, half-open connection floods; /healthz keeps answering through all of
+them."""
 
 from __future__ import annotations
 
@@ -13,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from aggregator.http import fastlane
 from aggregator.http.app import create_app
 from aggregator.http.limits import Limits
+from aggregator.runtime.daemon import server_config
 
 from .feedworld import World, make_world
-from .test_fastlane import _Quiet
+from .test_serving import _Quiet
 
 LIMITS = Limits(max_request_line=1024, max_header_bytes=8192, header_timeout=0.5, max_connections=50)
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -63,16 +63,14 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     world.add("hn", 2)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    connection_class = fastlane.protocol(world.feeds, limits=LIMITS)
-    config = uvicorn.Config(create_app(world.feeds), log_level="critical", access_log=False,
-                            lifespan="off", log_config=None, server_header=False,
-                            http=connection_class, timeout_keep_alive=0.3)
+    settings = world.feeds.settings.server.model_copy(update={"keep_alive_timeout": 0.3})
+    config = server_config(create_app(world.feeds), settings, limits=LIMITS)
     server = _Quiet(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
     try:
-        yield Served(world, sock.getsockname()[1], connection_class)
+        yield Served(world, sock.getsockname()[1], config.http)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
@@ -98,7 +96,7 @@ def _flood(port: int, head: bytes, total: int) -> int:
 @pytest.mark.parametrize("head", [b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n",
                                   b"GET /healthz HTTP/1.1\r\nHost: t\r\n",
                                   HEALTHZ + b"GET /healthz HTTP/1.1\r\nHost: t\r\n"],
-                         ids=["fast-lane", "uvicorn", "after-hand-over"])
+                         ids=["feed", "healthz", "after-an-answer"])
 async def test_a_header_flood_is_cut_off(served: Served, head: bytes) -> None:
     """A client sending endless headers is cut off within a few reads of the cap, not buffered."""
     sent = await asyncio.to_thread(_flood, served.port, head, 64 * 1024 * 1024)
@@ -135,11 +133,11 @@ async def test_slow_and_silent_clients_are_closed(served: Served) -> None:
 
 
 @pytest.mark.parametrize("first", [HEALTHZ, b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"],
-                         ids=["uvicorn", "fast-lane"])
+                         ids=["healthz", "feed"])
 async def test_blank_lines_do_not_keep_a_connection_open(served: Served, first: bytes) -> None:
     """After an answer, a client sending only line breaks (no request) is closed at header_timeout,
     although every byte resets the keep-alive timer."""
-    await served.ask(first)  # a feed is then cached: answered by the fast lane
+    await served.ask(first)  # a feed is then cached
     reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
     writer.write(first)
     assert (await _read(reader, 2.0)).startswith(b"HTTP/1.1 200")
@@ -172,8 +170,8 @@ async def test_half_open_connections_never_keep_healthz_out(served: Served) -> N
         w.close()
 
 
-async def test_private_feeds_are_checked_in_the_fast_lane(served: Served) -> None:
-    """With feeds private, a cached feed is not answered from the fast lane without the key."""
+async def test_private_feeds_are_checked_when_cached(served: Served) -> None:
+    """With feeds private, a cached feed is not answered without the key."""
     get = b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"
     assert (await served.ask(get)).startswith(b"HTTP/1.1 200")  # cached now
     settings = served.world.feeds.settings

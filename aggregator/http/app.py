@@ -1,7 +1,9 @@
 """The Starlette app: feeds over HTTP with caching headers, health checks. No business logic.
 
-Owns: URL routing and compression. Feed and OPML answers (status, conditional requests, ETag /
-Last-Modified / 304, content types, gzip of cached documents) come from ``publish.http``; everything
+Owns: URL routing, the access check of private areas (``access.py``) in front of every route, and
+compression. Every request, a feed's too, takes the one path: the server (uvicorn, within
+``limits.py``), this app, a route. Feed and OPML answers (status, conditional requests, ETag /
+Last-Modified / 304, content types, gzip of cached documents) come from ``replies.py``; everything
 it serves comes from ``publish.feeds.FeedService`` or the store, whose calls run in threads
 through the feed service's ``StoreGuard``: ``/healthz`` never asks the database, ``/readyz`` is 503
 within ``[storage] request_timeout`` when it is down or hung.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,7 +22,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import StoreUnavailable
 from ..publish.feeds import FeedService, Rendered
@@ -39,8 +41,9 @@ def create_app(
     opml_doc = opml or OpmlDocument(feeds)
 
     async def feed(request: Request) -> Response:
-        params = request.query_params.multi_items()
-        reply = await feed_http.feed_reply(feeds, _feed_path(request.scope), params, request.headers)
+        scope = request.scope
+        params = request.query_params.multi_items() if scope["query_string"] else ()
+        reply = await feed_http.feed_reply(feeds, _feed_path(scope), params, _conditions(scope))
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     async def opml_list(request: Request) -> Response:  # cached like feeds (publish/opmlcache.py)
@@ -69,14 +72,11 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
-    app = _FeedsFirst(
+    app = Starlette(
         routes=routes,
-        # Feed documents come compressed from publish.http (cached, with their own ETag).
-        middleware=[Middleware(GZipMiddleware, minimum_size=512,
-                               exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES + PRECOMPRESSED)],
+        middleware=[Middleware(_Private, feeds=feeds), Middleware(_CompressOthers)],
         exception_handlers={404: not_found},
     )
-    app.feeds = feeds
     return app
 
 
@@ -95,39 +95,45 @@ async def _opml(doc: OpmlDocument, guard: StoreGuard) -> Rendered:
     return last
 
 
-class _FeedsFirst(Starlette):
-    """Starlette, except that ``GET``/``HEAD /feeds/...`` is answered before routing and
-    middleware: the same ``publish.http`` reply the feed route gives, as raw ASGI messages, read
-    straight from the ASGI scope (no Request object, no header dict; the reply's header lines are
-    encoded once per cached document). A cached feed costs a few dict look-ups."""
+class _Private:
+    """The 403 of ``server.access_key`` for a private area (access.py), before any route; the
+    settings are read per request, so a reload's new key applies at once."""
 
-    feeds: FeedService
+    def __init__(self, app: ASGIApp, feeds: FeedService) -> None:
+        self.app, self.feeds = app, feeds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not access.scope_granted(self.feeds.settings.server, scope):
-            await access.deny(send)  # server.access_key: private areas (web/access.py)
+            await access.deny(send)
             return
-        if (scope["type"] != "http" or scope["method"] not in _FEED_METHODS
-                or not scope["path"].startswith("/feeds/")):
-            await super().__call__(scope, receive, send)
-            return
-        qs = scope["query_string"]
-        params = parse_qsl(qs.decode("latin-1"), keep_blank_values=True) if qs else ()
-        reply = await feed_http.feed_reply(self.feeds, _feed_path(scope), params, _conditions(scope))
-        await send({"type": "http.response.start", "status": reply.status,
-                    "headers": reply.wire_headers})
-        await send({"type": "http.response.body",
-                    "body": b"" if scope["method"] == "HEAD" else reply.body})
+        await self.app(scope, receive, send)
 
 
-_FEED_METHODS = ("GET", "HEAD")
-# The request headers a feed reply depends on (publish.http.conditional reads only these).
+class _CompressOthers:
+    """gzip (Starlette's middleware) for every answer but a feed's or /opml's: replies.py sends
+    those compressed itself when asked (the gzip body is cached with the document, with its own
+    ETag), so they skip the middleware's per-request work."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.plain = app
+        self.gzip = GZipMiddleware(app, minimum_size=512,
+                                   exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES + PRECOMPRESSED)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if path.startswith("/feeds/") or path == "/opml":
+            await self.plain(scope, receive, send)
+        else:
+            await self.gzip(scope, receive, send)
+
+
+# The request headers a feed reply depends on (replies.conditional reads only these).
 _CONDITIONS = (b"accept-encoding", b"if-none-match", b"if-modified-since")
 
 
 def _conditions(scope: Scope) -> dict[str, str]:
     """The request headers a feed reply reads, by lower-case name (the first of a repeated
-    header, as Starlette's ``Headers.get`` gives it to the feed route)."""
+    header, as Starlette's ``Headers.get`` gives it)."""
     found: dict[str, str] = {}
     for name, value in scope["headers"]:
         if name in _CONDITIONS:

@@ -1,23 +1,27 @@
-"""Limits that hold an HTTP/1.1 server up against hostile clients, for both of the daemon's
-connection classes (the fast lane and uvicorn's httptools protocol it hands connections to).
+"""Limits that hold an HTTP/1.1 server up against hostile clients, on uvicorn's httptools
+connection class (the class ``uvicorn.Config(http=...)`` takes; ``connection_class`` builds it).
 
 Owns, per process (``[server]`` settings):
 
 - the size of a request line (``max_request_line``, else 414) and of a request head, request line
   and headers together (``max_header_bytes``, else 431), counted as the bytes arrive, before any
-  parser keeps them: a client that sends 300 MB of headers costs at most one read beyond the cap;
+  parser keeps them: a client that sends 300 MB of headers costs at most one read beyond the cap
+  (httptools has no limit of its own; uvicorn's ``h11_max_incomplete_event_size`` bounds only
+  its h11 protocol, which the daemon sets too);
 - a deadline for a request's head (``header_timeout``) from the moment the connection opens or the
   request's first byte arrives, so a client that sends nothing, or a header a byte at a time, is
   closed (idle keep-alive connections are closed by ``keep_alive_timeout``, uvicorn's
   ``timeout_keep_alive``);
 - a cap on open connections (``max_connections``): when a new connection passes it, the oldest
   connection still waiting for a request head is closed (else the new one), so a flood of half-open
-  connections can never keep ``/healthz`` or a feed reader out.
+  connections can never keep ``/healthz`` or a feed reader out (uvicorn's ``limit_concurrency``
+  would answer 503 to the newcomer instead, however idle the others).
 
-uvicorn reads nothing here that it does not give any protocol class; ``GuardedHttpTools`` wraps
-its ``HttpToolsProtocol`` only at ``connection_made``, ``data_received``, the parser callbacks
-for the URL and headers, and ``connection_lost``. Does not own: answering requests (fastlane.py,
-the ASGI app).
+``GuardedHttpTools`` wraps uvicorn's ``HttpToolsProtocol`` at ``connection_made``,
+``data_received``, the parser callbacks for the URL and headers, ``send_400_response`` and
+``connection_lost``, and reads whether an answer is in progress (``cycle``, ``pipeline``);
+``tests/test_server_limits.py`` pins that over real sockets for each uvicorn release. Does not
+own: answering requests (the ASGI app).
 """
 
 from __future__ import annotations
@@ -46,6 +50,13 @@ class Limits:
     def of(cls, server: ServerSettings) -> Limits:
         return cls(server.max_request_line, server.max_header_bytes, server.header_timeout,
                    server.max_connections)
+
+
+def connection_class(limits: Limits) -> type[GuardedHttpTools]:
+    """The connection class for ``uvicorn.Config(http=...)`` of one server, within ``limits``,
+    its connections counted together."""
+    shared = {"limits": limits, "registry": Connections(limits.max_connections)}
+    return type("GuardedConnection", (GuardedHttpTools,), shared)
 
 
 class Refused(Exception):
@@ -95,14 +106,10 @@ class HeadDeadline:
         self.loop, self.seconds, self.expire = loop, seconds, expire
         self.handle: asyncio.TimerHandle | None = None
 
-    def start(self, at: float | None = None) -> None:
-        """Arm the deadline (``at``: an absolute loop time), unless it is already running."""
+    def start(self) -> None:
+        """Arm the deadline, unless it is already running."""
         if self.handle is None:
-            self.handle = self.loop.call_at(at or self.loop.time() + self.seconds, self._fire)
-
-    @property
-    def at(self) -> float | None:
-        return self.handle.when() if self.handle is not None else None
+            self.handle = self.loop.call_later(self.seconds, self._fire)
 
     def stop(self) -> None:
         if self.handle is not None:
@@ -120,18 +127,17 @@ class GuardedHttpTools(HttpToolsProtocol):
     limits: ClassVar[Limits]
     registry: ClassVar[Connections]
 
-    def __init__(self, *args: Any, head_deadline: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.in_head = True  # between requests or inside a request line and headers
         self.head_bytes = 0
         self.deadline = HeadDeadline(self.loop, self.limits.header_timeout, self._too_slow)
-        self.deadline_at = head_deadline  # a deadline the fast lane had already started
         self.refused: int | None = None  # the status a parser callback refused the request with
         self.pending: int | None = None  # a refusal to send once the answer in progress is out
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.deadline.start(self.deadline_at)
+        self.deadline.start()
         self.registry.admit(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -5,23 +5,19 @@ Owns: mapping errors to 404 (unknown feed, source, category or format), 400 (a m
 query) and 503 with Retry-After (the database is unavailable and the document was never
 rendered); conditional requests (If-None-Match before If-Modified-Since, answered with 304);
 content negotiation of gzip (the compressed bytes are cached with the document and carry their
-own strong ETag); the caching headers. Framework-free: server.py turns a ``Reply`` into a Starlette
-response (or raw ASGI messages) and does nothing else. Does not own: routing (server.py) or
-rendering (feeds.py). The document's format is the path's extension unless the query's
-``format=`` names another (``FeedService.target``).
-
-A cached document's 200 and 304 replies, their header lines already encoded for the wire, are
-built once and kept with the document (``Rendered.memo``): answering a cached feed costs a few
-header look-ups, not a header dict, a date format and an encoding per request.
+own strong ETag); the caching headers. Framework-free: app.py turns a ``Reply`` into a Starlette
+response and does nothing else. Does not own: routing (app.py) or rendering (publish/feeds.py).
+The document's format is the path's extension unless the query's ``format=`` names another
+(``FeedService.target``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import format_datetime
-from functools import cached_property
-from typing import cast
+from functools import lru_cache
 
 from ..clock import http_date
 from ..errors import QueryError, SelectionError, StoreUnavailable
@@ -43,20 +39,6 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
 
-    @cached_property
-    def wire_headers(self) -> list[tuple[bytes, bytes]]:
-        """``headers`` as ASGI header lines (lower-case latin-1), with Content-Length unless 304.
-        Computed once per reply; never mutate the list."""
-        lines = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
-        if self.status != 304:
-            lines.append((b"content-length", str(len(self.body)).encode("ascii")))
-        return lines
-
-    @cached_property
-    def wire_head(self) -> bytes:
-        """``wire_headers`` as the bytes of HTTP/1.1 header lines (each ending in CRLF)."""
-        return b"".join(name + b": " + value + b"\r\n" for name, value in self.wire_headers)
-
 
 async def feed_reply(
     feeds: FeedService,
@@ -77,23 +59,6 @@ async def feed_reply(
     return conditional(headers, rendered)
 
 
-def cached_reply(
-    feeds: FeedService,
-    rest: str,
-    params: Iterable[tuple[str, str]],
-    headers: Mapping[str, str],
-) -> Reply | None:
-    """``feed_reply``'s answer when it needs neither the store nor a rendering (the document is
-    cached and confirmed: ``FeedService.cached``); None when ``feed_reply`` must be asked (a miss,
-    an unknown feed, a malformed query)."""
-    try:
-        spec, fmt, query = feeds.target(rest, params)
-    except SelectionError:  # QueryError included: feed_reply words the 404 or 400
-        return None
-    doc = feeds.cached(spec, fmt, query)
-    return None if doc is None else conditional(headers, doc)
-
-
 def unavailable(exc: StoreUnavailable) -> Reply:
     """503 with Retry-After: the database is unavailable and there is nothing cached to serve."""
     return Reply(503, {"Content-Type": TEXT, "Retry-After": str(exc.retry_after),
@@ -109,18 +74,10 @@ def conditional(headers: Mapping[str, str], r: Rendered) -> Reply:
     """200 with the document (gzip when accepted), or 304 when the reader's copy is current."""
     packed = bool(r.gzip_body) and accepts_gzip(headers.get("accept-encoding", ""))
     matched = _matching_tag(headers, r)
-    key = (packed, matched)
-    reply = r.memo.get(key)
-    if reply is None:
-        reply = r.memo[key] = _reply(r, packed, matched)
-    return cast(Reply, reply)
-
-
-def _reply(r: Rendered, packed: bool, matched: str | None) -> Reply:
     etag = r.gzip_etag if packed else r.etag
     out = {"ETag": etag, "Cache-Control": f"public, max-age={r.max_age}", "Vary": "Accept-Encoding"}
     if r.last_modified is not None:
-        out["Last-Modified"] = format_datetime(r.last_modified.replace(microsecond=0), usegmt=True)
+        out["Last-Modified"] = _header_date(r.last_modified)
     if matched is not None:
         return Reply(304, {**out, "ETag": matched or etag})
     out["Content-Type"] = r.content_type
@@ -128,6 +85,12 @@ def _reply(r: Rendered, packed: bool, matched: str | None) -> Reply:
         out["Content-Encoding"] = "gzip"
         return Reply(200, out, r.gzip_body)
     return Reply(200, out, r.body)
+
+
+@lru_cache(maxsize=4096)
+def _header_date(when: datetime) -> str:
+    """``when`` as an HTTP date; remembered, as the same few dates are sent again and again."""
+    return format_datetime(when.replace(microsecond=0), usegmt=True)
 
 
 def _matching_tag(headers: Mapping[str, str], r: Rendered) -> str | None:

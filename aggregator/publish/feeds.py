@@ -25,14 +25,13 @@ worker, or another web process's admin action) therefore shows in ``serve`` with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import hashlib
 import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -66,11 +65,6 @@ class Rendered:
     max_age: int  # seconds; RSS <ttl> says the same in minutes
     gzip_body: bytes = b""
     gzip_etag: str = ""  # strong, over ``gzip_body`` (a different representation, another tag)
-    # What the HTTP layer derives from this document (its replies), built once per document;
-    # ``replace`` starts a new one.
-    memo: dict[object, object] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
 
     @property
     def size(self) -> int:
@@ -247,18 +241,6 @@ class FeedService:
             raise self.guard.unavailable(
                 "the database is unreachable and this feed was not rendered before")
         return cached.rendered
-
-    def cached(self, spec: FeedSpec, fmt: str, query: FeedQuery = _EMPTY) -> Rendered | None:
-        """What ``serve`` returns when it can answer at once, without a rendering or a worker
-        thread (the document is cached and confirmed recently, or the store's change token did
-        not move, or the database is down and the document was rendered before); else None.
-        Never blocks on more than that one token read."""
-        here = _canonical(query)
-        hit = self._unchanged(spec, fmt, query, here)
-        if hit is None and self.guard.down:
-            with contextlib.suppress(StoreUnavailable):
-                return self._last(spec, fmt, here)
-        return hit
 
     def _land(self, key: tuple[Any, ...], done: asyncio.Future[Rendered]) -> None:
         if self._inflight.get(key) is done:

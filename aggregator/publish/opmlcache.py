@@ -10,7 +10,7 @@ sources is another object (a reload swapped them), else when the stored fields t
 shows (each source's URL, title and site link) changed, which is read from the store at most
 once per ``recheck_after`` seconds, in a worker thread, one read at a time (concurrent requests
 share it). Unchanged bytes keep their ETag. While the store cannot be read, the last document
-is served. Does not own: the document (opml.py) or HTTP (http.py, server.py, fastlane.py).
+is served. Does not own: the document (opml.py) or HTTP (http/replies.py, http/app.py).
 """
 
 from __future__ import annotations

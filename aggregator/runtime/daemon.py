@@ -28,11 +28,11 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..clock import Clock, SystemClock
-from ..config.settings import Settings
+from ..config.settings import ServerSettings, Settings
 from ..errors import UsageError
 from ..fetch.client import Fetcher
-from ..http import fastlane
 from ..http.app import create_app
+from ..http.limits import Limits, connection_class
 from ..http.operate import Operations, attach
 from ..logs import kv, setup_logging
 from ..models import FetchOutcome, Source
@@ -232,17 +232,9 @@ async def serve(
         if websub is not None:  # chained after the hooks attach() installed; primed before ticks
             dispatcher.on_outcomes = websub.hook(dispatcher.on_outcomes)
             await websub.prime()
-        server = _Server(
-            uvicorn.Config(
-                app if role != "worker" else _only(app, WORKER_PATHS),
-                host=settings.server.host, port=port or 0,
-                log_level="warning", access_log=False, lifespan="off", log_config=None,
-                server_header=False,  # the fast lane holds the [server] limits
-                http=fastlane.protocol(feeds, opml) if role != "worker" else "auto",
-                timeout_keep_alive=settings.server.keep_alive_timeout,  # type: ignore[arg-type]
-                h11_max_incomplete_event_size=settings.server.max_header_bytes,
-            )
-        )
+        server = _Server(server_config(
+            app if role != "worker" else _only(app, WORKER_PATHS), settings.server, port
+        ))
         _on_signals(server, web)
         if role != "web":
             scheduler.start()
@@ -267,6 +259,23 @@ async def serve(
             if web is not None:
                 _report(web, await asyncio.to_thread(web.wait))
     return 0
+
+
+def server_config(
+    app: ASGIApp, server: ServerSettings, port: int | None = None, limits: Limits | None = None
+) -> uvicorn.Config:
+    """uvicorn's settings for serving ``app`` (on ``port``, when it binds the socket itself):
+    quiet (our own logs and metrics), no lifespan, every connection within the ``[server]``
+    limits (``limits``: others, for tests), through uvicorn's public options and
+    ``http/limits.py``'s connection class."""
+    return uvicorn.Config(
+        app, host=server.host, port=port or 0,
+        log_level="warning", access_log=False, lifespan="off", log_config=None,
+        server_header=False,
+        http=connection_class(limits or Limits.of(server)),
+        timeout_keep_alive=server.keep_alive_timeout,  # type: ignore[arg-type]  # a float works
+        h11_max_incomplete_event_size=server.max_header_bytes,
+    )
 
 
 def _only(app: ASGIApp, paths: tuple[str, ...]) -> ASGIApp:

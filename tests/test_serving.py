@@ -1,8 +1,8 @@
-"""The fast lane: cached feeds answered by the connection itself, everything else by uvicorn.
-
-A real uvicorn server on 127.0.0.1 with ``fastlane.protocol`` (as the daemon runs it), over the
-published test world; requests are raw bytes on real sockets, so pipelining, HEAD, keep-alive and
-hand-over are seen as a client sees them.
+"""Feeds over a real server: uvicorn on 127.0.0.1 with the daemon's settings
+(``daemon.server_config``: the ``[server]`` limits, keep-alive) and the app, over the published
+test world. Requests are raw bytes on real sockets, so pipelining, HEAD, conditional GETs, gzip,
+keep-alive and a graceful stop are seen as a client sees them. Every request takes the one path:
+uvicorn, the app, its routes.
 """
 
 from __future__ import annotations
@@ -18,10 +18,14 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from aggregator.http import fastlane
+from aggregator.clock import FakeClock
 from aggregator.http.app import create_app
+from aggregator.runtime.daemon import server_config
 
 from .feedworld import World, make_world
+from .ops_stack import make_config, running_stack
+from .origin import Origin
+from .test_reload import atom
 
 GET = b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -51,14 +55,6 @@ class Served:
     server: uvicorn.Server
     port: int
 
-    def lane(self, writer: asyncio.StreamWriter) -> str:
-        """Who serves the client's connection now: "here" (the fast lane) or "uvicorn"."""
-        me = writer.get_extra_info("sockname")
-        for conn in self.server.server_state.connections:
-            if conn.transport.get_extra_info("peername") == me:
-                return "here" if isinstance(conn, fastlane.FeedConnection) else "uvicorn"
-        raise AssertionError("no such connection")
-
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection("127.0.0.1", self.port)
 
@@ -70,10 +66,8 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     world.add("ruan", 2)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(world.feeds), log_level="warning", access_log=False,
-                            lifespan="off", log_config=None, server_header=False,
-                            http=fastlane.protocol(world.feeds), timeout_keep_alive=0.3)
-    server = _Quiet(config)
+    settings = world.feeds.settings.server.model_copy(update={"keep_alive_timeout": 0.3})
+    server = _Quiet(server_config(create_app(world.feeds), settings))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)  # uvicorn starting on this loop
@@ -102,25 +96,24 @@ async def ask(served: Served, raw: bytes, heads: tuple[bool, ...] = (False,)) ->
 
 
 async def cached_on_a_connection(served: Served) -> Answer:
-    """The plain GET of all.atom once the document is cached (the first render is uvicorn's)."""
+    """The plain GET of all.atom once the document is cached (the first one renders it)."""
     (first,) = await ask(served, GET)
     (again,) = await ask(served, GET)
     assert again.same_as(first)
     return again
 
 
-async def test_a_cached_feed_is_answered_here_with_the_apps_bytes(served: Served) -> None:
-    """A cached feed is answered by the connection itself, with the status, headers and body the
-    ASGI app gives the same request, and the connection stays in the fast lane."""
-    via_uvicorn = (await ask(served, GET))[0]  # not cached yet: handed to uvicorn, rendered
+async def test_a_cached_feed_is_answered_with_the_bytes_of_its_rendering(served: Served) -> None:
+    """A cached feed gets the status, headers and body of the request that rendered it, with
+    its content type, length and a date."""
+    rendered = (await ask(served, GET))[0]
     reader, writer = await served.connect()
     writer.write(GET)
-    here = await read_answer(reader)
-    assert served.lane(writer) == "here"
-    assert here.same_as(via_uvicorn)
-    assert here.headers["content-type"] == "application/atom+xml; charset=utf-8"
-    assert int(here.headers["content-length"]) == len(here.body) > 1000
-    assert "date" in here.headers
+    again = await read_answer(reader)
+    assert again.same_as(rendered)
+    assert again.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    assert int(again.headers["content-length"]) == len(again.body) > 1000
+    assert "date" in again.headers and "etag" in again.headers
     writer.close()
 
 
@@ -138,11 +131,9 @@ async def test_pipelined_feed_requests_are_answered_in_order(served: Served) -> 
     assert packed.headers["content-encoding"] == "gzip" and packed.headers["etag"] != etag
 
 
-async def test_a_request_the_lane_does_not_answer_hands_the_connection_to_uvicorn(
-    served: Served,
-) -> None:
-    """After a cached feed, /healthz on the same connection (pipelined) is answered by uvicorn,
-    in order, and so is everything after it."""
+async def test_other_requests_between_feeds_are_answered_in_order(served: Served) -> None:
+    """A cached feed, /healthz and the feed again, pipelined on one connection, come back in
+    order, each right."""
     await cached_on_a_connection(served)
     reader, writer = await served.connect()
     writer.write(GET + b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" + GET)
@@ -150,7 +141,6 @@ async def test_a_request_the_lane_does_not_answer_hands_the_connection_to_uvicor
     assert (feed.status, health.status, feed_again.status) == (200, 200, 200)
     assert health.body.startswith(b"ok pid=")
     assert feed_again.same_as(feed)
-    assert served.lane(writer) == "uvicorn"
     writer.close()
 
 
@@ -163,9 +153,9 @@ async def test_a_request_the_lane_does_not_answer_hands_the_connection_to_uvicor
     (b"DELETE /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n", 405),
     (b"GET /feeds/all.atom HTTP/1.1\r\nHost t\r\n\r\n", 400),
 ])
-async def test_unusual_requests_get_uvicorns_answer(served: Served, raw: bytes, status: int) -> None:
-    """Unknown feeds, bad queries, Connection: close, HTTP/1.0, a body, other methods and bytes
-    that do not parse go to uvicorn, which answers as it always does."""
+async def test_unusual_requests_get_their_answer(served: Served, raw: bytes, status: int) -> None:
+    """Unknown feeds (404), bad queries (400), Connection: close, HTTP/1.0, a body, other
+    methods (405) and bytes that do not parse (400), after a feed was cached."""
     await cached_on_a_connection(served)
     (answer,) = await ask(served, raw)
     assert answer.status == status
@@ -184,8 +174,8 @@ async def test_a_request_in_pieces_is_answered_once(served: Served) -> None:
 
 
 async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(served: Served) -> None:
-    """After its answer, an idle connection in the lane is closed once timeout_keep_alive
-    (0.3 s here) passed, as uvicorn closes its own."""
+    """After its answer, an idle connection is closed once keep_alive_timeout (0.3 s here)
+    passed."""
     await cached_on_a_connection(served)
     reader, writer = await served.connect()
     writer.write(GET)
@@ -196,8 +186,8 @@ async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(served:
     writer.close()
 
 
-async def test_shutdown_closes_idle_lane_connections(served: Served) -> None:
-    """A graceful stop closes connections idling in the lane instead of waiting for them."""
+async def test_shutdown_closes_idle_connections(served: Served) -> None:
+    """A graceful stop closes idle keep-alive connections instead of waiting for them."""
     await cached_on_a_connection(served)
     reader, writer = await served.connect()
     writer.write(GET)
@@ -205,3 +195,18 @@ async def test_shutdown_closes_idle_lane_connections(served: Served) -> None:
     served.server.should_exit = True
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
+
+
+async def test_pages_are_compressed_once(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+    """The operator's pages are gzip-compressed by the app's middleware; a feed's gzip body is
+    the cached one from the feed reply, not compressed a second time."""
+    path, _ = make_config(tmp_path, origin, {"good": atom("good", ["First story"])})
+    async with running_stack(path, clock) as st:
+        await st.tick()
+        async with st.client() as http:
+            page = await http.get("/", headers={"Accept-Encoding": "gzip"})
+            feed = await http.get("/feeds/all.atom", headers={"Accept-Encoding": "gzip"})
+            plain = await http.get("/feeds/all.atom", headers={"Accept-Encoding": "identity"})
+    assert page.headers["content-encoding"] == "gzip" and "First story" in page.text
+    assert feed.headers["content-encoding"] == "gzip" and feed.content == plain.content
+    assert "content-encoding" not in plain.headers and feed.headers["etag"] != plain.headers["etag"]
