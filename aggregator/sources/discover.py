@@ -206,7 +206,7 @@ def add_source(
 
 def write_config(path: Path, text: str) -> None:
     """The config file replaced by ``text`` atomically (a running daemon reloads it)."""
-    from ..cli.publishing import replace_text  # opens the store's modules: only when writing
+    from ..cli.common import replace_text
 
     replace_text(path, text)
 
