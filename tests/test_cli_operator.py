@@ -4,6 +4,7 @@ config error)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -142,3 +143,25 @@ def test_explain_json(tmp_path: Path, origin: Origin, capsys: pytest.CaptureFixt
     found = json.loads(capsys.readouterr().out)
     assert [(e["id"], e["title"], e["source"]) for e in found["entries"]] == [(1, "First title", "alpha")]
     assert cli.main(["explain", "nothing-like-this", "--json", "--config", str(path)]) == 1
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    return {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for name in action.choices}
+
+
+def test_every_command_has_a_handler() -> None:
+    """Each subcommand of the argument tree names a handler that its group's module defines."""
+    commands = _commands(cli.build_parser())
+    assert commands == set(cli.HANDLERS)
+    assert all(callable(cli.handler(command)) for command in commands)
+
+
+def test_help_loads_no_command_group() -> None:
+    """`aggregator --help` builds the argument tree without importing a command group, the
+    database layer or rich: each group's module is imported only when one of its commands runs."""
+    probe = ("import sys; from aggregator.cli.parser import build_parser; build_parser(); "
+             "print(sorted(m for m in sys.modules if m.startswith(('aggregator.cli.', 'sqlalchemy', "
+             "'rich', 'aggregator.config', 'aggregator.store'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['aggregator.cli.parser']"

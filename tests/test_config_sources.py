@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from aggregator.cli import commands
 from aggregator.cli import parser as cli
+from aggregator.cli import sources as commands
 from aggregator.clock import FakeClock
 from aggregator.config import loading as config
 from aggregator.errors import ConfigError

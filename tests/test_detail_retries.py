@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.cli import commands
+from aggregator.cli import sources as commands
 from aggregator.clock import FakeClock
 from aggregator.config import loading as config
 from aggregator.config.settings import Settings

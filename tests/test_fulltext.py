@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from aggregator.cli import commands
+from aggregator.cli import sources as commands
 from aggregator.clock import FakeClock
 from aggregator.config import loading as config
 from aggregator.config.settings import Settings

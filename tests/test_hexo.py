@@ -239,7 +239,7 @@ def test_hostile_html_is_made_inert_but_means_the_same() -> None:
 def test_export_command_names_the_feeds_own_title_as_author(tmp_path: Path) -> None:
     """`export hexo` over a store: a source with no site_name, no configured title and entries
     without authors gets the feed's own stored title as author, never the source id."""
-    from aggregator.cli.commands import export_hexo
+    from aggregator.cli.publish import export_hexo
     from aggregator.models import FetchOutcome, FetchStatus
 
     from .feedworld import make_world

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from aggregator.cli import commands
+from aggregator.cli import sources as commands
 from aggregator.clock import FakeClock
 from aggregator.config import loading as config
 from aggregator.config.settings import FetchSettings, Settings

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.cli.commands import fetch_all
+from aggregator.cli.sources import fetch_all
 from aggregator.clock import FakeClock
 from aggregator.config.settings import Settings
 from aggregator.content import clean as content

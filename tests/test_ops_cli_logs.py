@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from aggregator.cli import output
 from aggregator.cli import parser as cli
 from aggregator.clock import FakeClock
 from aggregator.http.report import COLUMNS, SourceRow
@@ -46,7 +47,7 @@ def test_sources_table_fits_80_columns() -> None:
                   "HTTP 500 Internal Server Error from feeds.bbci.co.uk, retried 3 times"),
     ]
     console = Console(width=80, record=True, color_system=None)
-    console.print(cli.sources_table(rows, now, 80))
+    console.print(output.sources_table(rows, now, 80))
     lines = console.export_text().splitlines()
     assert all(len(line) <= 80 for line in lines)
     assert lines[0].split()[:4] == ["id", "status", "last", "ok"]
@@ -63,7 +64,7 @@ def test_sources_command_matches_the_status_page_rows(
     path, _ = make_config(tmp_path, origin, {"alpha": atom("alpha", ["A1", "A2"]), "beta": b""})
     origin.route("/beta", Reply(b"nope", status=404, content_type="text/plain"))
     monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setattr(cli, "console", Console(width=80, color_system=None))
+    monkeypatch.setattr(output, "console", Console(width=80, color_system=None))
     assert cli.main(["--config", str(path), "fetch"]) == 1  # beta failed
     capsys.readouterr()
     assert cli.main(["--config", str(path), "sources"]) == 0

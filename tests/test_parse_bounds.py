@@ -15,7 +15,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from aggregator.cli.commands import fetch_all
+from aggregator.cli.sources import fetch_all
 from aggregator.clock import FakeClock
 from aggregator.models import Entry, FetchResult, FetchStatus, ParseLimits, Selection, Source
 from aggregator.pipeline.workers import Offload, ParseTimeout

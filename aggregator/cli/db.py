@@ -1,8 +1,8 @@
 """The ``aggregator db`` commands: upgrade the schema, copy a store to another database, prune.
 
-Owns: the ``db`` argument parser, the three command bodies and what they print. The SQL lives in
-``store/`` (``store/admin.py`` for upgrade and copy, ``SQLStore.prune``); the retention limits
-come from the ``[retention]`` settings.
+Owns: the three command bodies and what they print (the arguments are in ``parser.py``). The SQL
+lives in ``store/`` (``store/admin.py`` for upgrade and copy, ``SQLStore.prune``); the retention
+limits come from the ``[retention]`` settings.
 """
 
 from __future__ import annotations
@@ -24,18 +24,13 @@ from rich.progress import (
 from ..clock import Clock, SystemClock
 from ..config.settings import RetentionSettings, Settings
 from ..errors import AggregatorError, StoreError
+from . import output
+from .common import load_settings
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    db = sub.add_parser("db", help="database: upgrade the schema, copy to PostgreSQL, prune")
-    db_sub = db.add_subparsers(dest="db_command")
-    upgrade = db_sub.add_parser("upgrade", help="apply pending schema migrations, print the version")
-    upgrade.add_argument("--url", help="database URL (default: [storage] url of the config)")
-    copy = db_sub.add_parser("copy", help="copy the whole store into another (empty) database")
-    copy.add_argument("--to", required=True, metavar="URL", help="target, e.g. postgresql://user@host/db")
-    copy.add_argument("--from", dest="source", metavar="URL", help="source (default: [storage] url)")
-    copy.add_argument("--force", action="store_true", help="replace the target's rows if it has any")
-    db_sub.add_parser("prune", help="apply [retention] now: remove old entries, leave tombstones")
+def cmd_db(args: argparse.Namespace) -> int:
+    settings, _ = load_settings(args)
+    return run(args, settings, output.console, output.err_console)
 
 
 def run(args: argparse.Namespace, settings: Settings, out: Console, err: Console) -> int:

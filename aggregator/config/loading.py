@@ -10,6 +10,7 @@ settings that hold them.
 from __future__ import annotations
 
 import os
+import tempfile
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -122,3 +123,17 @@ def _joined_option_problems(data: dict[str, Any]) -> set[str]:
             joined.add(f"{location(['sources', index], data)}: {'; '.join(problems)}")
     return joined
 
+
+def write_config(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, keeping the file's permissions: a daemon that
+    reloads the config on change never reads half a file."""
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -207,9 +207,9 @@ def add_source(
 
 def write_config(path: Path, text: str) -> None:
     """The config file replaced by ``text`` atomically (a running daemon reloads it)."""
-    from ..cli.publishing import replace_text  # opens the store's modules: only when writing
+    from ..config import loading
 
-    replace_text(path, text)
+    loading.write_config(path, text)
 
 
 def numbered(candidates: Sequence[Candidate]) -> list[str]:

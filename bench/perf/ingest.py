@@ -7,7 +7,7 @@ cost per source.
 Run: ``python -m perf.ingest {ours,reader,floor} JSON-ARGS`` from bench/ (``bench/run.py`` does
 this); prints one JSON object with the wall time and counts.
 
-Ours: ``aggregator.commands.fetch_all`` (the same code as ``aggregator fetch``) with a SQLite
+Ours: ``aggregator.cli.sources.fetch_all`` (the same code as ``aggregator fetch``) with a SQLite
 store; politeness for the benchmark: every source is on 127.0.0.1, so ``per_host_delay = 0`` and
 ``per_host_concurrency`` equals the global ``concurrency``; ``allow_private_networks = true``.
 """
@@ -44,7 +44,7 @@ def _children_cpu() -> float:
 
 
 def ours(args: dict[str, Any]) -> dict[str, Any]:
-    from aggregator.cli.commands import fetch_all
+    from aggregator.cli.sources import fetch_all
 
     settings = settings_for(args["urls"], Path(args["db"]), args.get("concurrency", 32))
     started, cpu = time.perf_counter(), time.process_time() + _children_cpu()
