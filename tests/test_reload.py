@@ -220,10 +220,11 @@ def test_a_command_line_port_is_not_reported_as_needing_a_restart(tmp_path: Path
     """A process started with --port reloads the file with the same override: the file's own
     port is not a change that needs a restart."""
     from aggregator.runtime.daemon import command_line
+    from aggregator.runtime.roles import Role
 
     path = tmp_path / "a.toml"
     path.write_text("[server]\nport = 8080\n[publish]\ntitle = 'One'\n", encoding="utf-8")
-    adjust = command_line(None, 9000, "web")
+    adjust = command_line(None, 9000, Role.WEB)
     assert adjust is not None
     running = adjust(config_mod.load(path))
     clock = FakeClock()

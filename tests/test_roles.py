@@ -24,6 +24,7 @@ from aggregator.config import loading as config
 from aggregator.http import metrics
 from aggregator.runtime.daemon import command_line
 from aggregator.runtime.owners import owner_id, process_start
+from aggregator.runtime.roles import Role
 
 from .conftest import REPO
 from .ops_stack import make_config, running_stack
@@ -160,13 +161,13 @@ def test_port_on_the_command_line_overrides_the_config_per_role() -> None:
     """--port sets server.port for web and all, server.worker_port for a worker; --host sets
     server.host; without either nothing changes."""
     settings = config.parse('[server]\nport = 8080\nhost = "127.0.0.1"\n')
-    web = command_line(None, 9000, "web")
-    worker = command_line("0.0.0.0", 9101, "worker")
+    web = command_line(None, 9000, Role.WEB)
+    worker = command_line("0.0.0.0", 9101, Role.WORKER)
     assert web is not None and worker is not None
     assert web(settings).server.port == 9000 and web(settings).server.worker_port is None
     assert worker(settings).server.port == 8080 and worker(settings).server.worker_port == 9101
     assert worker(settings).server.host == "0.0.0.0"
-    assert command_line(None, None, "worker") is None
+    assert command_line(None, None, Role.WORKER) is None
 
 
 def test_a_bad_port_is_refused_by_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -255,3 +256,14 @@ def test_metrics_answer_while_the_database_cannot_be_read(tmp_path: Path) -> Non
         assert metrics.events()["db_errors"] == before + 1
     finally:
         store.close()
+
+
+def test_a_role_says_what_its_process_does() -> None:
+    """The runtime asks a Role, never compares role names: the web role never fetches, the worker
+    serves no feeds and forks no web processes, and each listens on its own port key."""
+    server = config.parse('[server]\nprocesses = 3\nport = 8080\nworker_port = 9101\n').server
+    assert [r.fetches for r in Role] == [True, True, False]
+    assert [r.serves_feeds for r in Role] == [True, False, True]
+    assert [r.extra_web_processes(server) for r in Role] == [2, 0, 2]
+    assert [r.port(server) for r in Role] == [8080, 9101, 8080]
+    assert Role("worker").port_key() == "worker_port" and Role.WEB.port_key() == "port"

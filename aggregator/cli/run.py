@@ -19,9 +19,10 @@ from .common import load_settings
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..runtime.daemon import command_line, run, run_web_child
+    from ..runtime.roles import Role
 
     settings, path = load_settings(args)
-    role = getattr(args, "role", "all")
+    role = Role(getattr(args, "role", Role.ALL))
     adjust = command_line(getattr(args, "host", None), getattr(args, "port", None), role)
     if getattr(args, "listen_fd", None) is not None and args.parent_fd is not None:
         return run_web_child(settings, path, args.listen_fd, args.parent_fd, _loop_factory(), adjust)

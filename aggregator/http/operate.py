@@ -24,6 +24,7 @@ from ..models import Source
 from ..pipeline.update import Pipeline
 from ..publish.feeds import FeedService
 from ..runtime.reload import Reloader, appliers
+from ..runtime.roles import Role
 from ..runtime.scheduler import Dispatcher, Scheduler
 from ..store import Store
 from .metrics import Metrics
@@ -76,7 +77,7 @@ def attach(
     dispatcher: Dispatcher,
     poke: Callable[[], None] | None,
     sync_store: bool = True,
-    role: str = "all",
+    role: Role = Role.ALL,
     process: str | None = None,
     scheduler: Scheduler | None = None,
     adjust: Callable[[Settings], Settings] | None = None,
@@ -86,7 +87,7 @@ def attach(
     reloader (``start`` begins watching). ``sync_store=False`` (a read-only web process) reloads
     without writing source rows; ``role`` and ``process`` label the metrics; ``adjust`` is the
     command line's overrides, applied to every reloaded config."""
-    metrics = Metrics(store, role=role, process=process, per_source=role != "worker")
+    metrics = Metrics(store, role=role, process=process, per_source=role.serves_feeds)
     metrics.instrument(feeds)
     dispatcher.on_outcomes = metrics.observe
     if scheduler is not None:

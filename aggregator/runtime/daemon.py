@@ -43,6 +43,7 @@ from ..publish.websub import WebSubPublisher
 from ..store import Store, open_store
 from . import webprocs
 from .owners import is_gone, owner_id
+from .roles import Role
 from .scheduler import Dispatcher, Retention, Scheduler
 from .webprocs import WebProcesses
 
@@ -77,7 +78,6 @@ def open_configured_store(settings: Settings, clock: Clock) -> Store:
     return store
 
 
-ROLES = ("all", "worker", "web")  # worker: scheduler (+ health and metrics); web: read-only HTTP
 # Seconds a cached feed is served without asking the store whether anything changed: the longest
 # a write by another process (a worker) takes to show in this process's feeds.
 RECHECK_AFTER = 1.0
@@ -86,14 +86,14 @@ RECHECK_AFTER = 1.0
 LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
 
 
-def command_line(host: str | None, port: int | None, role: str) -> Adjust | None:
+def command_line(host: str | None, port: int | None, role: Role) -> Adjust | None:
     """The settings as ``run --host/--port`` changes them (for every load, reloads included):
     ``--port`` is ``server.port``, or ``server.worker_port`` for a worker. None: no change."""
     server: dict[str, object] = {}
     if host is not None:
         server["host"] = host
     if port is not None:
-        server["worker_port" if role == "worker" else "port"] = port
+        server[role.port_key()] = port
     if not server:
         return None
 
@@ -103,13 +103,13 @@ def command_line(host: str | None, port: int | None, role: str) -> Adjust | None
     return adjust
 
 
-def listen_port(settings: Settings, role: str) -> int | None:
+def listen_port(settings: Settings, role: Role) -> int | None:
     """The port this role serves HTTP on (None: a worker without ``worker_port``)."""
-    return settings.server.worker_port if role == "worker" else settings.server.port
+    return role.port(settings.server)
 
 
 def run(
-    settings: Settings, config_path: Path, role: str = "all", loop_factory: LoopFactory = None,
+    settings: Settings, config_path: Path, role: Role = Role.ALL, loop_factory: LoopFactory = None,
     adjust: Adjust | None = None,
 ) -> int:
     """The daemon in ``role`` until SIGTERM or SIGINT, each process on its own event loop: with
@@ -118,12 +118,12 @@ def run(
     after a clean stop of every process."""
     if adjust is not None:
         settings = adjust(settings)
-    extra = settings.server.processes - 1 if role != "worker" else 0
+    extra = role.extra_web_processes(settings.server)
     if extra == 0:
         return _on_loop(serve(settings, config_path, role=role, adjust=adjust), loop_factory)
 
     def web_process(sock: socket.socket, parent: int) -> int:
-        return _on_loop(serve(settings, config_path, role="web", sock=sock, parent=parent,
+        return _on_loop(serve(settings, config_path, role=Role.WEB, sock=sock, parent=parent,
                               adjust=adjust), loop_factory)
 
     # Create or migrate the schema once, here: processes opening a new database at once would
@@ -147,7 +147,7 @@ def web_command(settings: Settings, config_path: Path) -> list[str]:
     """``aggregator`` arguments for a web process like the forked ones: the same config file,
     with the host and port this daemon runs with (so its self links are the same)."""
     host, port = settings.server.host, settings.server.port
-    return ["--config", str(config_path), "run", "--role", "web", "--host", host, "--port", str(port)]
+    return ["--config", str(config_path), "run", "--role", Role.WEB, "--host", host, "--port", str(port)]
 
 
 def run_web_child(
@@ -160,7 +160,7 @@ def run_web_child(
         settings = adjust(settings)
     sock = socket.socket(fileno=listen_fd)
     os.set_inheritable(parent_fd, False)
-    return _on_loop(serve(settings, config_path, role="web", sock=sock, parent=parent_fd,
+    return _on_loop(serve(settings, config_path, role=Role.WEB, sock=sock, parent=parent_fd,
                           adjust=adjust), loop_factory)
 
 
@@ -187,7 +187,7 @@ def _on_loop(main: Coroutine[None, None, int], loop_factory: LoopFactory) -> int
 
 
 async def serve(
-    settings: Settings, config_path: Path, clock: Clock | None = None, role: str = "all",
+    settings: Settings, config_path: Path, clock: Clock | None = None, role: Role = Role.ALL,
     sock: socket.socket | None = None, parent: int | None = None, web: WebProcesses | None = None,
     adjust: Adjust | None = None,
 ) -> int:
@@ -201,7 +201,7 @@ async def serve(
     if sock is None and port is not None:
         sock = bind(settings.server.host, port)
     setup_logging(settings.logging)
-    if role == "web":  # a reader: never writes sources or entries
+    if not role.fetches:  # a reader: never writes sources or entries
         store = open_store(settings.storage.url, clock.now(), settings.storage)
     else:
         store = open_configured_store(settings, clock)
@@ -219,30 +219,30 @@ async def serve(
         scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every, retention)
         feeds = FeedService(settings, store, live.get, clock, recheck_after=RECHECK_AFTER)
         opml = OpmlDocument(feeds)
-        app = create_app(feeds, ready=(lambda: scheduler.running) if role != "web" else None,
+        app = create_app(feeds, ready=(lambda: scheduler.running) if role.fetches else None,
                          opml=opml)
         ops = attach(
             app, settings=settings, config_path=config_path, store=store, clock=clock,
             update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
-            dispatcher=dispatcher, poke=scheduler.poke, sync_store=role != "web",
-            role=role, process=owner, scheduler=scheduler if role != "web" else None, adjust=adjust,
+            dispatcher=dispatcher, poke=scheduler.poke, sync_store=role.fetches,
+            role=role, process=owner, scheduler=scheduler if role.fetches else None, adjust=adjust,
         )
         dispatcher.on_outcomes = _then_changed(feeds, dispatcher.on_outcomes)
-        websub = WebSubPublisher.configured(feeds, clock) if role != "web" else None
+        websub = WebSubPublisher.configured(feeds, clock) if role.fetches else None
         if websub is not None:  # chained after the hooks attach() installed; primed before ticks
             dispatcher.on_outcomes = websub.hook(dispatcher.on_outcomes)
             await websub.prime()
         server = _Server(server_config(
-            app if role != "worker" else _only(app, WORKER_PATHS), settings.server, port
+            app if role.serves_feeds else _only(app, WORKER_PATHS), settings.server, port
         ))
         _on_signals(server, web)
-        if role != "web":
+        if role.fetches:
             scheduler.start()
         ops.start()
         _lifelines(server, ops, web, parent)
         port = sock.getsockname()[1] if sock is not None else port
         log.info("%s", kv(
-            event="started", role=role, pid=os.getpid(), sources=len(live.by_id),
+            event="started", role=str(role), pid=os.getpid(), sources=len(live.by_id),
             listen=f"http://{settings.server.host}:{port}" if port is not None else "none",
             processes=1 + len(web.pids) if web else None,
             store=settings.storage.url.split("@")[-1], config=config_path,
