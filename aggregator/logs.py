@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from .fetch.urls import redact_text
+from .content.urls import redact_text
 
 if TYPE_CHECKING:  # a parser worker process sets up logging without the config module
     from .config.settings import LoggingSettings

@@ -21,9 +21,9 @@ if str(REPO) not in sys.path:
 
 from aggregator.content.clean import clean_html
 from aggregator.content.text import first_image, html_text
+from aggregator.dedupe import matching as dedupe
 from aggregator.errors import ParseError
 from aggregator.models import FetchResult, Source
-from aggregator.pipeline import dedupe
 from aggregator.sources import get_adapter
 
 CORPUS = REPO.parent / "shared" / "corpus"

@@ -30,8 +30,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from aggregator.config.settings import DedupeSettings
+from aggregator.dedupe import fingerprint
+from aggregator.dedupe import matching as dedupe
 from aggregator.models import Identity, Item
-from aggregator.pipeline import dedupe, fingerprint
 from bench import dedupe_reference
 
 TARGET_PRECISION, TARGET_RECALL = 0.99, 0.95

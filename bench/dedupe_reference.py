@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aggregator.dedupe.canonical import canonical_url
+from aggregator.dedupe.fingerprint import document_text, signature
+from aggregator.dedupe.keys import content_hash, entry_keys
 from aggregator.models import Identity, Item
-from aggregator.pipeline.canonical import canonical_url
-from aggregator.pipeline.fingerprint import document_text, signature
-from aggregator.pipeline.keys import content_hash, entry_keys
 
 
 def fingerprint(text: str) -> int:

@@ -23,8 +23,8 @@ from urllib.parse import parse_qsl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aggregator.config import loading as config
 from aggregator.clock import FakeClock
+from aggregator.config import loading as config
 from aggregator.models import Entry, FetchOutcome, FetchStatus
 from aggregator.publish.feeds import FeedService
 from aggregator.publish.variants import convert_html, converter

@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from aggregator.models import Entry  # noqa: E402
-from aggregator.publish import atom, rss  # noqa: E402
-from aggregator.publish.render import FeedMeta, SourceRef, _authority, _Item, _items  # noqa: E402
-from tests import test_render  # noqa: E402
+from aggregator.models import Entry
+from aggregator.publish import atom, rss
+from aggregator.publish.render import FeedMeta, SourceRef, _authority, _Item, _items
+from tests import test_render
 
 Writer = Callable[[FeedMeta, Sequence[_Item]], bytes]
 

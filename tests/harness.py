@@ -11,7 +11,7 @@ import pytest
 from aggregator.clock import FakeClock
 from aggregator.config import loading as config
 from aggregator.config.settings import Settings
-from aggregator.fetch.client import Fetcher
+from aggregator.fetch import Fetcher
 from aggregator.models import FetchStatus, Selection
 from aggregator.pipeline.update import Pipeline
 from aggregator.runtime.scheduler import Dispatcher

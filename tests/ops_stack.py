@@ -21,7 +21,7 @@ import uvicorn
 from aggregator.clock import FakeClock
 from aggregator.config import loading as config_mod
 from aggregator.config.settings import Settings
-from aggregator.fetch.client import Fetcher
+from aggregator.fetch import Fetcher
 from aggregator.http.app import create_app
 from aggregator.http.operate import Operations, attach
 from aggregator.models import FetchOutcome

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aggregator.pipeline import canonical
+from aggregator.dedupe import canonical
 
 from .test_dedupe import TRACKING
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.config import loading as config
-from aggregator.errors import ConfigError
-from aggregator.pipeline.categorize import (
+from aggregator.categorize import (
     AliasTable,
     Categorizer,
     Fields,
@@ -14,6 +12,8 @@ from aggregator.pipeline.categorize import (
     Rule,
     categorize,
 )
+from aggregator.config import loading as config
+from aggregator.errors import ConfigError
 
 ALIASES = AliasTable({"科技": ["Tech", "technology"], "World": ["国际"]})
 PATH = ("新媒体", "趣头条", "分类")

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from aggregator.clock import FakeClock
 from aggregator.config import loading as config
 from aggregator.errors import StoreError, StoreUnavailable
-from aggregator.fetch.client import Fetcher
+from aggregator.fetch import Fetcher
 from aggregator.http.app import create_app
 from aggregator.http.routes import WebContext, routes
 from aggregator.models import FetchStatus, Selection

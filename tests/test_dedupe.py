@@ -12,9 +12,10 @@ from types import ModuleType
 import pytest
 
 from aggregator.config.settings import DedupeSettings
+from aggregator.dedupe import canonical
+from aggregator.dedupe import fingerprint as fingerprints
+from aggregator.dedupe import matching as dedupe
 from aggregator.models import Entry, Identity, Item
-from aggregator.pipeline import canonical, dedupe
-from aggregator.pipeline import fingerprint as fingerprints
 from bench import dedupe_reference as reference
 
 TRACKING = DedupeSettings().tracking_params

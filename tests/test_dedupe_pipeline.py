@@ -323,7 +323,7 @@ async def test_recomputing_fingerprints_restores_what_the_pipeline_stored(
     upgrade included), so near-duplicate lookups find it again."""
     from sqlalchemy import delete, update
 
-    from aggregator.pipeline import fingerprint as fingerprints
+    from aggregator.dedupe import fingerprint as fingerprints
     from aggregator.store.schema import entries, entry_bands
 
     origin.route("/a", Reply(rss([{"title": "Quake", "link": "http://n.example.com/1", "description": STORY_EN},

@@ -16,7 +16,7 @@ import pytest
 
 from aggregator.clock import FakeClock
 from aggregator.config.settings import FetchSettings
-from aggregator.fetch.client import Fetcher
+from aggregator.fetch import Fetcher
 
 from .origin import Origin, Reply, Request, Sequence_
 

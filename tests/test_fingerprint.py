@@ -3,7 +3,7 @@ similarity and band keys."""
 
 from __future__ import annotations
 
-from aggregator.pipeline import fingerprint as fingerprints
+from aggregator.dedupe import fingerprint as fingerprints
 from aggregator.store.schema import fingerprint_columns, fingerprint_of
 from bench import dedupe_reference as reference
 

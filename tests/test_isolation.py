@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
+from aggregator.categorize import Categorizer
 from aggregator.cli import parser as cli
 from aggregator.clock import FakeClock
 from aggregator.content import clean as content
-from aggregator.fetch.client import Fetcher
+from aggregator.dedupe import matching as dedupe
+from aggregator.fetch import Fetcher
 from aggregator.models import FetchStatus
-from aggregator.pipeline import dedupe
-from aggregator.pipeline.categorize import Categorizer
 from aggregator.sources.feed import FeedAdapter
 from aggregator.store.sql import SQLStore
 

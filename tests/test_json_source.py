@@ -19,7 +19,7 @@ from aggregator.clock import FakeClock
 from aggregator.config import loading as config
 from aggregator.config.settings import FetchSettings, Settings
 from aggregator.errors import ConfigError, ParseError
-from aggregator.fetch.client import Fetcher
+from aggregator.fetch import Fetcher
 from aggregator.models import (
     Entry,
     FetchOutcome,

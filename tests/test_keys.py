@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from aggregator.dedupe import keys as item_keys
 from aggregator.models import Item
-from aggregator.pipeline import keys as item_keys
 
 from .test_dedupe import TRACKING
 

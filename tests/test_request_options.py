@@ -21,7 +21,7 @@ from aggregator.clock import FakeClock
 from aggregator.config import loading as config
 from aggregator.config.settings import FetchSettings
 from aggregator.errors import ConfigError
-from aggregator.fetch.client import Fetcher
+from aggregator.fetch import Fetcher
 from aggregator.models import RequestOptions
 
 from .ops_stack import config_text, free_port, running_stack

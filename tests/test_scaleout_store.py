@@ -22,7 +22,7 @@ from sqlalchemy import update
 
 from aggregator.clock import FakeClock
 from aggregator.config import loading as config
-from aggregator.fetch.client import Fetcher
+from aggregator.fetch import Fetcher
 from aggregator.models import Entry, FetchOutcome, FetchStatus, Selection, Source
 from aggregator.pipeline.update import Pipeline
 from aggregator.runtime import owners

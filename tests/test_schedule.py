@@ -11,7 +11,7 @@ import pytest
 
 from aggregator.config.settings import ScheduleSettings
 from aggregator.models import FeedHints, FetchResult, FetchStatus
-from aggregator.pipeline.timing import next_fetch_at, track_redirect
+from aggregator.schedule import next_fetch_at, track_redirect
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a Monday, noon UTC
 NO_JITTER = ScheduleSettings(jitter=0, min_interval=300, max_interval=86400)

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from aggregator.clock import FakeClock
-from aggregator.fetch.urls import redact, redact_text
+from aggregator.content.urls import redact, redact_text
 
 from .ops_stack import make_config, running_stack
 from .origin import Origin

@@ -12,8 +12,8 @@ import pytest
 
 from aggregator.clock import FakeClock
 from aggregator.config.settings import FetchSettings
-from aggregator.fetch.client import Fetcher
-from aggregator.fetch.urls import host_address, is_public
+from aggregator.content.urls import host_address, is_public
+from aggregator.fetch import Fetcher
 
 from .origin import Origin, Reply
 

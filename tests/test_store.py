@@ -155,7 +155,7 @@ def test_a_version_7_database_gets_a_second_fingerprint_column_and_new_fingerpri
     """Upgrading from schema 7 (one 64-bit column packing two 32-bit windows) adds
     ``body_fingerprint`` and recomputes every fingerprint and band key: entries and duplicate
     candidates read back the 128-bit fingerprint the pipeline computes today."""
-    from aggregator.pipeline import fingerprint as fingerprints
+    from aggregator.dedupe import fingerprint as fingerprints
     from aggregator.store.engine import make_engine
 
     engine = make_engine(empty_url)

@@ -7,11 +7,11 @@ import html
 import json
 from datetime import UTC, datetime
 
+from aggregator.categorize import Fields, Rule, match
 from aggregator.content.clean import clean
 from aggregator.content.text import excerpt, first_image, html_text
+from aggregator.dedupe import fingerprint
 from aggregator.models import Entry, FetchResult, Source
-from aggregator.pipeline import fingerprint
-from aggregator.pipeline.categorize import Fields, Rule, match
 from aggregator.publish.hexo import render_post
 from aggregator.publish.query import parse_query
 from aggregator.publish.render import FeedMeta, render

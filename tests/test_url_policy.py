@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from aggregator.fetch.urls import public_link
+from aggregator.content.urls import public_link
 from aggregator.models import Enclosure, Selection, SourceState
 from aggregator.publish.opml import export_opml
 from aggregator.publish.render import FeedMeta, render

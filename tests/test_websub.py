@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 from lxml import etree
 
 from aggregator.clock import FakeClock
-from aggregator.fetch.client import Fetcher
+from aggregator.fetch import Fetcher
 from aggregator.models import FetchOutcome, FetchStatus
 from aggregator.pipeline.update import Pipeline
 from aggregator.publish.websub import HubClient, WebSubPublisher

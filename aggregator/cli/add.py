@@ -16,7 +16,7 @@ from pathlib import Path
 from ..clock import SystemClock
 from ..config.settings import Settings
 from ..errors import AggregatorError, ConfigError, UsageError
-from ..fetch.client import Fetcher
+from ..fetch import Fetcher
 from ..sources import discover
 from ..sources.discover import Candidate, Feed
 from . import output

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from ..clock import Clock, SystemClock
 from ..config.settings import Settings
-from ..pipeline import dedupe
+from ..dedupe import matching as dedupe
 from ..store import Store, open_store
 from . import output
 from .common import load_settings

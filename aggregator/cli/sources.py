@@ -106,7 +106,7 @@ async def dry_run_result(
     """Fetch one source and print (unless ``quiet``) every entry it holds and what would be
     stored, storing nothing (the source rows are not synced either: only the schema is created
     when the database is new)."""
-    from ..fetch.client import Fetcher
+    from ..fetch import Fetcher
     from ..pipeline.update import Pipeline
     from ..runtime.owners import owner_id
     from ..store import open_store
@@ -247,7 +247,7 @@ async def fetch_all(
     clock: Clock | None = None,
 ) -> list[FetchOutcome]:
     """Fetch the given sources once now, whatever their schedule, and store the results."""
-    from ..fetch.client import Fetcher
+    from ..fetch import Fetcher
     from ..pipeline.update import Pipeline
     from ..runtime.daemon import open_configured_store
     from ..runtime.owners import owner_id

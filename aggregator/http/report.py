@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..fetch.urls import redact, redact_text
+from ..content.urls import redact, redact_text
 from ..models import SourceState
 from ..store import ReadStore
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from ..fetch.urls import public_link, redact_text
+from ..content.urls import public_link, redact_text
 from ..models import Entry
 from ..store.records import FetchLogLine
 from .report import COLUMNS, TIME_COLUMNS, SourceRow, fmt_time

@@ -25,7 +25,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from .. import schedule
 from ..config.settings import DedupeSettings, ScheduleSettings
+from ..dedupe import matching as dedupe
 from ..models import (
     Entry,
     FeedHints,
@@ -39,8 +41,6 @@ from ..models import (
     SourceState,
 )
 from ..store.records import KnownEntry
-from . import dedupe
-from . import timing as schedule
 
 # An item of a fetched document with its identity within the source (workers.identify).
 Identified = tuple[Identity, Item]

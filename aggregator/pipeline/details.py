@@ -17,9 +17,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from .. import schedule
 from ..config.settings import ScheduleSettings
 from ..models import DetailAttempt, Item, SourceState
-from . import timing as schedule
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from ..categorize import Categorizer, Decision, Fields
 from ..clock import Clock
 from ..config.settings import Settings
 from ..content import clean as content
+from ..content import urls
+from ..dedupe import fingerprint
 from ..errors import AggregatorError
-from ..fetch import urls
 from ..logs import kv
 from ..models import (
     DetailAttempt,
@@ -49,8 +51,7 @@ from ..models import (
 )
 from ..sources import get_adapter
 from ..store import CandidateLookup, Store
-from . import decide, details, fingerprint
-from .categorize import Categorizer, Decision, Fields
+from . import decide, details
 from .decide import Identified, Known, undated_note
 from .workers import RELEASE_AFTER, Offload, Prepared, release_memory
 

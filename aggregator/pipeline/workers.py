@@ -56,13 +56,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..content import clean as content
+from ..dedupe.canonical import canonical_url
+from ..dedupe.fingerprint import document_text, signature
+from ..dedupe.keys import content_hash, entry_keys
 from ..errors import ParseError
 from ..logs import log_to_stderr
 from ..models import FetchResult, Identity, Item, ParsedFeed, Source
 from ..sources import get_adapter, limits
-from .canonical import canonical_url
-from .fingerprint import document_text, signature
-from .keys import content_hash, entry_keys
 
 if TYPE_CHECKING:  # not imported in the workers: the config module alone costs them 30 MB
     from ..config.settings import LoggingSettings

@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
+from ..categorize import AliasTable, category_paths
 from ..config.settings import FeedSettings, Settings
 from ..errors import SelectionError
 from ..models import Selection, Source, SourceState
-from ..pipeline.categorize import AliasTable, category_paths
 from .query import EntryRules
 
 FORMATS = ("rss", "atom", "json")

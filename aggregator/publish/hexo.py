@@ -28,7 +28,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from ..content.text import first_image
-from ..fetch.urls import public_link
+from ..content.urls import public_link
 from ..models import Entry
 
 MANIFEST = ".aggregator-hexo.json"

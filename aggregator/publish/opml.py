@@ -29,8 +29,8 @@ from tomlkit.items import AoT, Table
 
 from ..config.loading import parse
 from ..config.settings import Settings, SourceSettings
+from ..content.urls import public_link, redact
 from ..errors import AggregatorError
-from ..fetch.urls import public_link, redact
 from ..models import Source, SourceState
 from .catalog import source_title
 from .render import plain_text

@@ -67,7 +67,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..clock import utc
 from ..content.text import cut, html_text
-from ..fetch.urls import public_link
+from ..content.urls import public_link
 from ..models import Enclosure, Entry
 
 Format = Literal["rss", "atom", "json"]

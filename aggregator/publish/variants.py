@@ -34,7 +34,7 @@ from dataclasses import replace
 from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
-from ..fetch.urls import public_link
+from ..content.urls import public_link
 from ..models import Entry
 
 # OpenCC's configuration files (the names RSSHub passes on to simplecc).

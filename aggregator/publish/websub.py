@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ..clock import Clock
 from ..config.settings import FetchSettings
-from ..fetch.client import Fetcher
+from ..fetch import Fetcher
 from ..models import FetchOutcome
 from .feeds import FeedService
 

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..clock import Clock, SystemClock
 from ..config.settings import ServerSettings, Settings
 from ..errors import UsageError
-from ..fetch.client import Fetcher
+from ..fetch import Fetcher
 from ..http.app import create_app
 from ..http.limits import Limits, connection_class
 from ..http.operate import Operations, attach

@@ -26,8 +26,8 @@ from typing import Any
 from ..clock import Clock
 from ..config import loading as config_mod
 from ..config.settings import Settings
+from ..content.urls import redact, redact_text
 from ..errors import ConfigError
-from ..fetch.urls import redact, redact_text
 from ..logs import kv, setup_logging
 from ..pipeline.update import Pipeline
 from ..publish.feeds import FeedService

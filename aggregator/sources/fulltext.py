@@ -31,7 +31,7 @@ from dataclasses import replace
 
 from ..content.charset import decode_page
 from ..content.text import html_text
-from ..fetch.urls import public_link
+from ..content.urls import public_link
 from ..models import Item
 from . import FetchFn
 from .fields import content_type, fetch_extra, selected_html

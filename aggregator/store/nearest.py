@@ -2,7 +2,7 @@
 fingerprints when their meaning changes (a mixin of ``SQLStore``, like identity.py).
 
 Owns reading an entry's band keys and rewriting every entry's fingerprint (both columns), weight and band keys
-from its stored title and content; the decisions are pipeline/fingerprint.py's.
+from its stored title and content; the decisions are dedupe/fingerprint.py's.
 """
 
 from __future__ import annotations

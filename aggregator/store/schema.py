@@ -331,7 +331,7 @@ def _v8_fingerprint_columns(conn: Connection) -> None:
     ``fingerprint``): the column is added and every stored fingerprint, weight and band key is
     computed again, so stories stored before the upgrade still meet their copies. A data migration
     needs the code that makes the data, so the fingerprint's signature is imported here (and only here)."""
-    from ..pipeline.fingerprint import stored_signature
+    from ..dedupe.fingerprint import stored_signature
     from .nearest import recompute_in
 
     if "body_fingerprint" not in {c["name"] for c in inspect(conn).get_columns("entries")}:

@@ -5,7 +5,7 @@ one form), which query parameters are tracking (``is_tracking_param``), and when
 URLs name one story for the duplicate rules (``is_specific_url``, ``url_identity``,
 ``same_url``, ``site_of``).
 
-Does not own: which URLs may be fetched or published (fetch/urls.py), or what counts as a
+Does not own: which URLs may be fetched or published (content/urls.py), or what counts as a
 duplicate beyond the URL (dedupe.py).
 """
 

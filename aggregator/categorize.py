@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import re2
 
-from ..config.settings import CategorizeSettings, ConditionSettings, MatchField
-from ..content.text import html_text
+from .config.settings import CategorizeSettings, ConditionSettings, MatchField
+from .content.text import html_text
 
 StepKind = Literal["feed", "rule", "exclude", "include"]
 

@@ -27,9 +27,9 @@ import random
 import re
 from datetime import UTC, datetime, timedelta
 
-from ..clock import http_date
-from ..config.settings import ScheduleSettings
-from ..models import FeedHints, FetchResult, FetchStatus
+from .clock import http_date
+from .config.settings import ScheduleSettings
+from .models import FeedHints, FetchResult, FetchStatus
 
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

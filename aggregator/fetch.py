@@ -55,10 +55,10 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from ..clock import Clock
-from ..config.settings import FetchSettings
-from ..models import FetchResult, RequestOptions
-from .urls import canonical_host, host_address, is_public
+from .clock import Clock
+from .config.settings import FetchSettings
+from .content.urls import canonical_host, host_address, is_public
+from .models import FetchResult, RequestOptions
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
