@@ -97,7 +97,7 @@ def ingest(opts: argparse.Namespace, urls: list[str], paths: list[Path], work: P
     ours_rate, floor_rate = n / cold["seconds"], n / floor["seconds"]
     reader_rate = n / rdr["seconds"] if rdr else None
     rows.append(Row("cold ingest, sources/s (ours vs reader)", fmt(ours_rate), fmt(reader_rate),
-                    _ratio(ours_rate, reader_rate), ">= 5x", _met(ours_rate, reader_rate, 5), cmd))
+                    _ratio(ours_rate, reader_rate), ">= 1.5x", _met(ours_rate, reader_rate, 1.5), cmd))
     rows.append(Row("cold ingest, sources/s (ours vs feedparser floor)", fmt(ours_rate),
                     fmt(floor_rate), _ratio(ours_rate, floor_rate), ">= 0.67x",
                     _met(ours_rate, floor_rate, 1 / 1.5), cmd))
@@ -112,7 +112,7 @@ def ingest(opts: argparse.Namespace, urls: list[str], paths: list[Path], work: P
     w_ours = n / warm["seconds"]
     w_reader = n / rwarm["seconds"] if rwarm else None
     rows.append(Row("warm refresh (all 304), sources/s", fmt(w_ours), fmt(w_reader),
-                    _ratio(w_ours, w_reader), ">= 20x", _met(w_ours, w_reader, 20), cmd))
+                    _ratio(w_ours, w_reader), ">= 1.5x", _met(w_ours, w_reader, 1.5), cmd))
     rows.append(Row("warm refresh, CPU ms per source (ours / reader)", _cpu(warm, n),
                     _cpu(rwarm, n), "", "", "", cmd))
 
@@ -150,10 +150,12 @@ def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row]
     other = nginx["rps"] if nginx else None
     rows.append(Row(f"serving /feeds/all.atom ({len(body) // 1024} KB), req/s, 64 conns, "
                     f"{opts.serve_processes} processes / {SERVE_PROCESSES} nginx workers",
-                    fmt(ours["rps"]), fmt(other), _ratio(ours["rps"], other), ">= 0.5x",
-                    _met(ours["rps"], other, 0.5), cmd))
-    rows.append(Row("serving p99 latency, ms", fmt(ours["p99_ms"]),
-                    fmt(nginx["p99_ms"]) if nginx else "-", "", "", "", cmd))
+                    fmt(ours["rps"]), fmt(other), _ratio(ours["rps"], other), ">= 0.8x",
+                    _met(ours["rps"], other, 0.8), cmd))
+    p99_other = nginx["p99_ms"] if nginx else None
+    rows.append(Row("serving p99 latency, ms (ours / nginx)", fmt(ours["p99_ms"]), fmt(p99_other),
+                    _ratio(ours["p99_ms"], p99_other), "<= 2x",
+                    _met(p99_other, ours["p99_ms"], 0.5) if p99_other else "n/a", cmd))
 
 
 def _stored_urls(db: Path, urls: list[str]) -> list[str]:
