@@ -77,7 +77,7 @@ class ServerSettings(_Section):
 
 
 class StorageSettings(_Section):
-    """Where the database is and how long anything waits for it (``store/sql.py`` applies the
+    """Where the database is and how long anything waits for it (``store/engine.py`` applies the
     timeouts to connections; ``store/guard.py`` bounds the waits of async code)."""
 
     url: Secret = "sqlite:///data/aggregator.db"  # or postgresql://user@host/db, or "${NAME}"
@@ -169,7 +169,7 @@ class LoggingSettings(_Section):
     format: Literal["kv", "json"] = "kv"
 
 
-# --- [categorize]: category aliases, rules and include/exclude filters (stage: categorize.py) ---
+# --- [categorize]: category aliases, rules and include/exclude filters (stage: pipeline/categorize.py)
 
 MatchField = Literal["title", "content", "author", "link", "categories"]
 
@@ -278,7 +278,7 @@ class _KindOptions(Mapping[str, type[KindOptions]]):
 SOURCE_OPTIONS = _KindOptions()
 
 
-# --- Per-source request options: sent by fetch.py with every request of the source (its document,
+# --- Per-source request options: sent by fetch/client.py with every request of the source (its document,
 # details, full text) and no other. Values may be "${NAME}" (read from the environment); the
 # password only ever comes from the environment (password_env names the variable).
 

@@ -2,7 +2,7 @@
 
 Owns: writing the configured sources as an OPML document (outlines nested by category path;
 ``xmlUrl`` is the source's own feed, or our republished Atom feed for sources that are not feeds,
-such as Qutoutiao; titles are plain text, ``htmlUrl`` follows the URL policy of ``urls.py`` and
+such as Qutoutiao; titles are plain text, ``htmlUrl`` follows the URL policy of ``fetch/urls.py`` and
 credentials in URLs are shown as ``***``; ``agg:`` attributes carry the source id, kind,
 configured category path, options, title and interval, so export -> import restores the same
 ``[[sources]]``); reading the feed outlines of an OPML file (safely: no entities, no network;
@@ -10,7 +10,7 @@ configured category path, options, title and interval, so export -> import resto
 source's ``category``, the others its ``also_in``; outlines that are not feeds listed with why);
 and adding them to a config file's text as ``[[sources]]`` tables with tomlkit, which keeps every
 comment and the layout of what is already there. Does not own: reading or writing files (the CLI
-does), validating the config (config.py, called on the result before anyone writes it).
+does), validating the config (config/loading.py, called on the result before anyone writes it).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ detection; GBK and GB2312 read as GB18030), and its main content found by trafil
 from the element ``fulltext_selector`` matches. The found HTML becomes the entry's content and
 the feed's own text its summary. A page that cannot be had, or whose article is no longer than
 the feed's own text, leaves the entry as the feed gave it, with ``detail_error`` set: the pipeline
-publishes it so, records the failure on the source and retries it at later fetches (details.py),
+publishes it so, records the failure on the source and retries it at later fetches (pipeline/details.py),
 like any detail.
 
 Owns: the extraction and the choice of extractor. Does not own: fetching, decoding, retries or

@@ -2,7 +2,7 @@
 text), how often their fetch failed, and when to try again.
 
 A mixin of ``SQLStore`` (it uses its ``engine``). The decisions (which keys are due, the next retry
-time, when attempts are used up) are the pipeline's and schedule.py's; this module only reads and
+time, when attempts are used up) are the pipeline's (pipeline/details.py, pipeline/timing.py); this module only reads and
 writes the rows.
 """
 
