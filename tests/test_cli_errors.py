@@ -68,3 +68,15 @@ def test_init_into_a_path_that_cannot_be_made(
     (tmp_path / "afile").write_text("x")
     assert cli.main(["init", str(tmp_path / "afile" / "etc" / "aggregator.toml")]) == 1
     assert "afile" in _one_error_line(capsys.readouterr().err)
+
+
+def test_check_names_a_storage_url_of_another_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``[storage] url = "mysql://…"`` is a config error that ``check`` reports with its line,
+    not a traceback when the daemon first opens the store."""
+    path = _config(tmp_path, "mysql://user:pw@host/db")
+    capsys.readouterr()
+    assert cli.main(["check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "storage.url" in err and "postgresql://" in err and "pw" not in err

@@ -86,6 +86,17 @@ class StorageSettings(_Section):
     pool_timeout: Duration = Field(10.0, gt=0)  # waiting for a free pooled connection
     request_timeout: Duration = Field(5.0, gt=0)  # a web request, /readyz or a tick waiting on it
 
+    @field_validator("url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        """SQLite or PostgreSQL only: another database is named by ``check``, not met as a
+        missing driver when the store is first opened. The URL is not echoed (it may hold a
+        password)."""
+        if not url.startswith(("sqlite:", "postgresql://", "postgres://")):
+            raise ValueError("not a supported database URL: use sqlite:///PATH or "
+                             "postgresql://user@host/db")
+        return url
+
 
 class RetentionSettings(_Section):
     """How long entries stay; removed ones leave tombstones so they never come back. The defaults

@@ -90,12 +90,12 @@ def make_engine(url: str, limits: StorageSettings | None = None) -> Engine:
     connection into a dead network fails instead of waiting for ever), a bounded wait for a pooled
     connection, and a ping before a pooled connection is reused, so the daemon reconnects by
     itself after an outage. Settings given in the URL's query win over these."""
+    if not url.startswith(("sqlite:", "postgresql://", "postgres://")):
+        raise StoreError(f"unsupported database URL {redact(url)}: use sqlite:///PATH or "
+                         "postgresql://user@host/db")
     limits = limits or StorageSettings(url=url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, limits)
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise StoreError(f"unsupported database URL {redact(url)}: use sqlite:///PATH or "
-                         "postgresql://user@host/db")
     url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return create_engine(url, pool_pre_ping=True, pool_timeout=limits.pool_timeout,
                          connect_args=_pg_connect_args(make_url(url).query, limits))
