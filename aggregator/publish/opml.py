@@ -115,8 +115,10 @@ def _own_attributes(
             own[f"{_Q}{name}"] = plain_text(getattr(cfg, name)) or ""
     if cfg.interval is not None:
         own[f"{_Q}interval"] = f"{cfg.interval:g}"
-    if cfg.site_url and "htmlUrl" not in attrs:
-        own["htmlUrl"] = redact(cfg.site_url)
+    if cfg.site_url:  # the configured key, apart from the site the feed names (htmlUrl)
+        own[f"{_Q}site_url"] = redact(cfg.site_url)
+        if "htmlUrl" not in attrs:
+            own["htmlUrl"] = redact(cfg.site_url)
     return own
 
 
@@ -219,7 +221,8 @@ def _feed(url: str, name: str, path: tuple[str, ...], attrs: Mapping[str, str],
     return OpmlFeed(
         url=own.get("url", "") if own.get("kind", "feed") != "feed" else url,
         title=(own.get("title") or None) if exported else (name or None),
-        category=category, site_url=attrs.get("htmlurl") or None,
+        category=category,
+        site_url=(own.get("site_url") if exported else attrs.get("htmlurl")) or None,
         source_id=own.get("id") or None, kind=own.get("kind") or "feed",
         options=options,
         site_name=own.get("site_name") or None, interval=interval,
