@@ -180,7 +180,7 @@ class LoggingSettings(_Section):
     format: Literal["kv", "json"] = "kv"
 
 
-# --- [categorize]: category aliases, rules and include/exclude filters (stage: pipeline/categorize.py)
+# --- [categorize]: category aliases, rules and include/exclude filters (pipeline/categorize.py)
 
 MatchField = Literal["title", "content", "author", "link", "categories"]
 
@@ -289,9 +289,9 @@ class _KindOptions(Mapping[str, type[KindOptions]]):
 SOURCE_OPTIONS = _KindOptions()
 
 
-# --- Per-source request options: sent by fetch/client.py with every request of the source (its document,
-# details, full text) and no other. Values may be "${NAME}" (read from the environment); the
-# password only ever comes from the environment (password_env names the variable).
+# --- Per-source request options: sent by fetch/client.py with every request of the source (its
+# document, details, full text) and no other. Values may be "${NAME}" (read from the environment);
+# the password only ever comes from the environment (password_env names the variable).
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP field name (RFC 9110 token)
 _FETCHER_HEADERS = frozenset({

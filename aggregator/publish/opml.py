@@ -2,8 +2,8 @@
 
 Owns: writing the configured sources as an OPML document (outlines nested by category path;
 ``xmlUrl`` is the source's own feed, or our republished Atom feed for sources that are not feeds,
-such as Qutoutiao; titles are plain text, ``htmlUrl`` follows the URL policy of ``fetch/urls.py`` and
-credentials in URLs are shown as ``***``; ``agg:`` attributes carry the source id, kind,
+such as Qutoutiao; titles are plain text, ``htmlUrl`` follows the URL policy of ``fetch/urls.py``
+and credentials in URLs are shown as ``***``; ``agg:`` attributes carry the source id, kind,
 configured category path, options, title and interval, so export -> import restores the same
 ``[[sources]]``); reading the feed outlines of an OPML file (safely: no entities, no network;
 ``xmlUrl`` or only ``url``; every comma-separated category: the folder, else the first, is the

@@ -17,8 +17,8 @@ returns, and again (the text caps) to items an adapter's ``enrich`` completed:
   leaves open).
 - **Dates.** ``dates.plausible`` with the fetch time: absurd dates are absent.
 
-Does not own: the body size limit (fetch/client.py), the CPU budget of a parse (pipeline/workers.py), what the
-store keeps (retention).
+Does not own: the body size limit (fetch/client.py), the CPU budget of a parse
+(pipeline/workers.py), what the store keeps (retention).
 """
 
 from __future__ import annotations
