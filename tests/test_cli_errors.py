@@ -80,3 +80,18 @@ def test_check_names_a_storage_url_of_another_database(
     assert cli.main(["check", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "storage.url" in err and "postgresql://" in err and "pw" not in err
+
+
+def test_export_hexo_of_an_unknown_source_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt ``--source`` exits 2 and names it, as ``fetch --source`` does, instead of
+    "0 written" and success."""
+    path = _config(tmp_path, f"sqlite:///{tmp_path}/data.db")
+    capsys.readouterr()
+    out = tmp_path / "posts"
+    assert cli.main(["export", "hexo", "--out", str(out), "--source", "pyton-insider",
+                     "--config", str(path)]) == 2
+    assert "pyton-insider" in _one_error_line(capsys.readouterr().err)
+    assert cli.main(["export", "hexo", "--out", str(out), "--source", "python-insider",
+                     "--config", str(path)]) == 0
