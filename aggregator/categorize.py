@@ -4,8 +4,8 @@ table, ordered rules that add categories or drop the entry, and include/exclude 
 Owns the decision for one entry and its explanation (what ``aggregator explain`` prints): which
 feed categories were kept and under what name, which rule added what, which rule or filter
 dropped the entry. Does not own: where categories are stored or published (store/, publish/),
-reading the config (config.py builds ``CategorizeSettings``; ``Categorizer.from_settings`` turns
-it into these records). Regular expressions from the config are compiled with RE2, so a rule
+reading the config (config/settings.py builds ``CategorizeSettings``; ``Categorizer.from_settings``
+turns it into these records). Regular expressions from the config are compiled with RE2, so a rule
 runs in time linear in the text whatever its pattern.
 
 Order of one decision: feed categories (aliased, de-duplicated) -> rules in config order (each

@@ -13,7 +13,8 @@
         └── QueryError     the query parameters are malformed (HTTP 400, not 404)
 
 Third-party exceptions are converted to these at the edge of the module that uses the library
-(fetch.py for httpx, store/ for SQLAlchemy), so callers never import a library to catch its errors.
+(fetch.py for httpx, store/ for SQLAlchemy), so callers never import a library to catch its
+errors.
 """
 
 from __future__ import annotations

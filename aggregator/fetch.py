@@ -13,8 +13,8 @@ the proxy (``urls.host_address`` reads every numeric host form, ``urls.is_public
 never gets ``2130706433`` as a name); a source's own request options (headers, User-Agent,
 cookies, Referer, basic auth) on each of its requests, its cookies and credentials sent to its own
 origin only (not to another host it redirects to). Does not own: what a status means for a
-source (the pipeline maps 304, 410 and errors), when to fetch again (schedule.py), or decoding
-text (content/charset.py).
+source (the pipeline maps 304, 410 and errors), when to fetch again (schedule.py), or
+decoding text (content/charset.py).
 
 ``Fetcher.fetch`` never raises for a network or HTTP problem: every failure is a ``FetchResult``
 with a readable ``error``; ``status_code`` is None when no HTTP answer was had (connect errors,

@@ -1,8 +1,8 @@
 """Records that cross module borders.
 
 Every value here is a frozen dataclass: stages take these and return new ones, nobody mutates a
-record another module holds. Settings (the validated config) live in ``config.py``; this module
-owns only the data that flows through the pipeline and the store.
+record another module holds. Settings (the validated config) live in ``config/settings.py``; this
+module owns only the data that flows through the pipeline and the store.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Parses every feed of ../shared/corpus, cleans each entry's content as the pipeline does, and
 times, over ten passes of all the cleaned fragments (best of seven): ``html_text`` with
-``first_image`` (what cleaning reads from every entry) and ``dedupe.normalize_text`` (what the
-fingerprints are made from).
+``first_image`` (what cleaning reads from every entry) and ``fingerprint.normalize_text``
+(what the fingerprints are made from).
 
     .venv/bin/python bench/content_text.py
 """
@@ -24,6 +24,7 @@ from aggregator.content.text import first_image, html_text
 from aggregator.dedupe import matching as dedupe
 from aggregator.errors import ParseError
 from aggregator.models import FetchResult, Source
+from aggregator.dedupe import fingerprint
 from aggregator.sources import get_adapter
 
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -60,10 +61,10 @@ def main() -> None:
     print(f"{n} cleaned fragments ({sum(map(len, texts)) * 10 / 1e6:.1f} MB), best of 7:")
     for name, run in (
         ("html_text + first_image", lambda t: (html_text(t), first_image(t))),
-        ("dedupe.normalize_text", dedupe.normalize_text),
+        ("fingerprint.normalize_text", fingerprint.normalize_text),
     ):
         took = best(run, texts)
-        print(f"  {name:24} {took * 1e3:6.0f} ms  {took / n * 1e6:6.1f} us per fragment")
+        print(f"  {name:26} {took * 1e3:6.0f} ms  {took / n * 1e6:6.1f} us per fragment")
 
 
 if __name__ == "__main__":

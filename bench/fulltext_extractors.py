@@ -1,4 +1,4 @@
-"""The full-text extractor comparison behind ``aggregator/fulltext.py``: trafilatura,
+"""The full-text extractor comparison behind ``aggregator/sources/fulltext.py``: trafilatura,
 readability-lxml and goose3 on the saved article pages of ``tests/data/articles`` (an English
 blog post, a news article full of ads, navigation and comments, a GBK page declared only by
 ``<meta charset=gbk>`` and a GB18030 page that declares no charset anywhere).

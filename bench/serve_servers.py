@@ -35,7 +35,7 @@ SERVERS = ("uvicorn", "granian")
 async def _serve(kind: str, config: Path, port: int) -> None:
     """The child: the app over ``config``'s store, served by ``kind`` on ``port``."""
     from aggregator.clock import SystemClock
-    from aggregator.config.settings import load
+    from aggregator.config.loading import load
     from aggregator.http.app import create_app
     from aggregator.publish.feeds import FeedService
     from aggregator.publish.opmlcache import OpmlDocument

@@ -1,4 +1,4 @@
-"""Canonical URLs (pipeline/canonical.py): the one spelling of a story's address."""
+"""Canonical URLs (dedupe/canonical.py): the one spelling of a story's address."""
 
 from __future__ import annotations
 

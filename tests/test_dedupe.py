@@ -1,4 +1,4 @@
-"""The duplicate rules (pipeline/dedupe.py): across sources and within one (re-keyed ids); the
+"""The duplicate rules (dedupe/matching.py): across sources and within one (re-keyed ids); the
 evaluation set. Canonical URLs, keys and fingerprints have their own test files."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Near-duplicate fingerprints (pipeline/fingerprint.py): normalized text, MinHash windows,
+"""Near-duplicate fingerprints (dedupe/fingerprint.py): normalized text, MinHash windows,
 similarity and band keys."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An item's identity within its source (pipeline/keys.py): content hashes and keys."""
+"""An item's identity within its source (dedupe/keys.py): content hashes and keys."""
 
 from __future__ import annotations
 

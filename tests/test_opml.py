@@ -254,3 +254,24 @@ def test_export_writes_every_category_in_the_category_attribute() -> None:
     root = etree.fromstring(export_opml(settings, {s.id: s for s in settings.source_records()}))
     sam = next(o for o in root.iter("outline") if o.get("xmlUrl", "").startswith("https://intertwingly"))
     assert sam.get("category") == "/Blogs/People,/Tech/Web,/科技"
+
+
+def test_round_trip_adds_no_site_url_the_config_did_not_have() -> None:
+    """A fetched feed names its site (exported as ``htmlUrl``); importing the export must not
+    turn that into a ``site_url`` key, and a configured ``site_url`` comes back as it was even
+    when the feed names another site."""
+    from aggregator.models import SourceState
+
+    settings = config.parse(
+        '[[sources]]\nid = "plain"\nurl = "https://a.example.org/feed"\n\n'
+        '[[sources]]\nid = "own"\nurl = "https://b.example.org/feed"\n'
+        'site_url = "https://b.example.org/home/"\n'
+    )
+    states = [SourceState(source_id="plain", url="https://a.example.org/feed",
+                          site_link="https://a.example.org/"),
+              SourceState(source_id="own", url="https://b.example.org/feed",
+                          site_link="https://b.example.org/blog/")]
+    document = export_opml(settings, {s.id: s for s in settings.source_records()}, states)
+    report = add_to_config("", read_opml(document), settings.server.public_base)
+    again = config.parse(report.text)
+    assert sorted(again.sources, key=lambda s: s.id) == sorted(settings.sources, key=lambda s: s.id)

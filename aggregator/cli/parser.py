@@ -194,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AggregatorError as exc:
         _error(exc)
         return 1
+    except OSError as exc:  # a path the user gave that cannot be made, read or written
+        _error(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -212,7 +215,7 @@ def _config_error(exc: ConfigError, as_json: bool) -> None:
         output.err_console.print(f"  {where}: {problem}", highlight=False, markup=False)
 
 
-def _error(exc: AggregatorError) -> None:
+def _error(exc: AggregatorError | OSError | str) -> None:
     from . import output
 
     output.err_console.print(f"error: {exc}", highlight=False, markup=False)

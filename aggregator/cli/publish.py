@@ -16,7 +16,7 @@ from ..clock import Clock, SystemClock
 from ..config.loading import write_config
 from ..config.settings import Settings
 from ..config.types import parse_category
-from ..errors import AggregatorError
+from ..errors import AggregatorError, UsageError
 from ..models import Selection
 from ..publish.build import BuildReport, build_site
 from ..publish.feeds import FeedService
@@ -59,8 +59,13 @@ def export_hexo(
             merge_duplicates=not source_ids,
             limit=limit,
         )
+        states = store.list_states(include_disabled=True)
+        unknown = set(source_ids or ()) - {s.id for s in settings.sources} - {
+            s.source_id for s in states}
+        if unknown:  # configured, or stored before it was removed from the config
+            raise UsageError(f"unknown source(s): {', '.join(sorted(unknown))}")
         entries = store.list_entries(sel)
-        feed_titles = {s.source_id: s.title for s in store.list_states(include_disabled=True)}
+        feed_titles = {s.source_id: s.title for s in states}
     finally:
         store.close()
     sources = {

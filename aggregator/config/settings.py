@@ -77,7 +77,7 @@ class ServerSettings(_Section):
 
 
 class StorageSettings(_Section):
-    """Where the database is and how long anything waits for it (``store/sql.py`` applies the
+    """Where the database is and how long anything waits for it (``store/engine.py`` applies the
     timeouts to connections; ``store/guard.py`` bounds the waits of async code)."""
 
     url: Secret = "sqlite:///data/aggregator.db"  # or postgresql://user@host/db, or "${NAME}"
@@ -85,6 +85,17 @@ class StorageSettings(_Section):
     statement_timeout: Duration = Field(30.0, ge=0)  # one statement (SQLite: lock wait); 0 = none
     pool_timeout: Duration = Field(10.0, gt=0)  # waiting for a free pooled connection
     request_timeout: Duration = Field(5.0, gt=0)  # a web request, /readyz or a tick waiting on it
+
+    @field_validator("url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        """SQLite or PostgreSQL only: another database is named by ``check``, not met as a
+        missing driver when the store is first opened. The URL is not echoed (it may hold a
+        password)."""
+        if not url.startswith(("sqlite:", "postgresql://", "postgres://")):
+            raise ValueError("not a supported database URL: use sqlite:///PATH or "
+                             "postgresql://user@host/db")
+        return url
 
 
 class RetentionSettings(_Section):
@@ -169,7 +180,7 @@ class LoggingSettings(_Section):
     format: Literal["kv", "json"] = "kv"
 
 
-# --- [categorize]: category aliases, rules and include/exclude filters (stage: categorize.py) ---
+# --- [categorize]: category aliases, rules and include/exclude filters (categorize.py)
 
 MatchField = Literal["title", "content", "author", "link", "categories"]
 
@@ -278,9 +289,9 @@ class _KindOptions(Mapping[str, type[KindOptions]]):
 SOURCE_OPTIONS = _KindOptions()
 
 
-# --- Per-source request options: sent by fetch.py with every request of the source (its document,
-# details, full text) and no other. Values may be "${NAME}" (read from the environment); the
-# password only ever comes from the environment (password_env names the variable).
+# --- Per-source request options: sent by fetch.py with every request of the source (its
+# document, details, full text) and no other. Values may be "${NAME}" (read from the environment);
+# the password only ever comes from the environment (password_env names the variable).
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP field name (RFC 9110 token)
 _FETCHER_HEADERS = frozenset({

@@ -118,8 +118,8 @@ class KindOptions(Section):
 
 
 # --- paths, selectors, patterns and zones of the json and html kinds (sources/fields.py and the
-# adapters; README "Sources of kind json and html"). Their syntax is checked here; whether they
-# fit a fetched document, the adapters report.
+# adapters; README "Any site as a source: kinds json and html"). Their syntax is checked here;
+# whether they fit a fetched document, the adapters report.
 
 _JSON_KEY = r"""[^.\[\]'"\s]+"""
 _JSON_INDEX = r"""\[(?:-?\d+|\*|"[^"]*"|'[^']*')\]"""

@@ -8,10 +8,10 @@ Japanese text without spaces); entities are decoded; runs of white space (any Un
 ``&nbsp;`` included) become one space. Also the first image of a fragment and an excerpt.
 
 Used by cleaning (an entry's plain text), categorize (rules on the content), dedupe (fingerprints:
-``dedupe.normalize_text`` folds this text further), the feed renderers (excerpts), the feed query
-(``filter_description``) and the feed adapter (which of content and summary says more). Does not
-own: cleaning (``clean.py``, nh3) or extracting parts of a page (the adapters, BeautifulSoup with
-lxml).
+``fingerprint.normalize_text`` folds this text further), the feed renderers (excerpts), the feed
+query (``filter_description``) and the feed adapter (which of content and summary says more). Does
+not own: cleaning (``clean.py``, nh3) or extracting parts of a page (the adapters, BeautifulSoup
+with lxml).
 
 The fragments are read with regular expressions, not a tree: every stored fragment has passed
 nh3, whose serialization escapes ``<`` and ``>`` in text and in attribute values, so a tag is

@@ -16,8 +16,8 @@ Owns three small decisions every stage uses:
 - ``redact``: a URL with its password (or a lone user name, often a token) and secret query
   parameters replaced by ``***``, for status pages, OPML, logs and notices.
 
-Does not own: fetching (fetch.py applies the address check to every request) or HTML cleaning
-(content.py).
+Does not own: fetching (client.py applies the address check to every request) or HTML cleaning
+(content/clean.py).
 """
 
 from __future__ import annotations

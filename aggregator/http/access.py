@@ -10,7 +10,7 @@ Keys and codes are compared in constant time. ``/healthz`` and ``/readyz`` are n
 admin actions (POST) keep their own token (``server.admin_token``). Private status pages (seen
 only by who has the key) link to the other private pages with their per-URL codes, never the key.
 
-Does not own: the routes (server.py, web/routes.py), where the settings come from.
+Does not own: the routes (app.py, routes.py), where the settings come from.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ and the fetch-time histogram come from the dispatcher's outcomes; the render-tim
 ``FeedService.render``; the dispatch-lag gauge is set by the scheduler before each tick; database
 errors, lost leases and lease takeovers are counted by whichever code sees them through the
 module functions ``db_error``, ``lease_lost`` and ``lease_takeover`` (process-wide counts, no
-registry needed), to which the store's own counts of lost leases and takeovers are added at scrape. Does not own: HTTP (web/routes.py serves ``/metrics``).
+registry needed), to which the store's own counts of lost leases and takeovers are added at scrape.
+Does not own: HTTP (routes.py serves ``/metrics``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The operating surface of a running daemon, composed: live reload, metrics and the status pages.
 
 Owns: wiring a ``Reloader`` (config watcher and SIGHUP), a ``Metrics`` registry (dispatcher
-outcomes, render timing) and the web routes onto the components ``daemon.serve`` built. Does not
-own: those components, or what reloading, counting and showing mean (reload.py, metrics.py, web/).
+outcomes, render timing) and the web routes onto the components ``runtime.daemon.serve`` built. Does
+not own: those components, or what reloading, counting and showing mean (runtime/reload.py,
+metrics.py, routes.py and status.py).
 """
 
 from __future__ import annotations

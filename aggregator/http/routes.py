@@ -5,7 +5,7 @@ Owns: gathering what the pages show (from the store, in a thread through the fee
 loop; from the feed service and the reload state), the
 admin actions (POST only, only with ``server.admin_token`` set, the token from a form field or an
 ``Authorization: Bearer`` header, compared in constant time), and serving the metrics registry.
-Does not own: markup (web/status.py), feeds (server.py) or what the actions do (the store).
+Does not own: markup (status.py), feeds (app.py, replies.py) or what the actions do (the store).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ laid out as cards that read on a phone and spread into columns on a wide screen,
 table (``?view=table``; the default past ``COMPACT_FROM`` sources); the overview's order (failing
 sources first) and its filter (``?q=`` text, ``?show=failing``), done on the server. Every value that
 comes from the config, the store or a fetched document is escaped here with ``esc``; links are
-only emitted for http(s) URLs. Does not own: which data is shown (``web.routes`` gathers it; the
+only emitted for http(s) URLs. Does not own: which data is shown (``routes.py`` gathers it; the
 source columns are ``report.COLUMNS``, the same as ``aggregator sources``).
 """
 

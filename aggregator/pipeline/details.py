@@ -3,7 +3,7 @@
 A detail is an item's full text from another document (a Qutoutiao article's detail JSON or page,
 the ``detail`` of ``json`` and ``html`` sources). When it cannot be had, the entry is stored with
 what the list gave (its summary) and the key is remembered with the error; later fetches of the
-source try again once its retry time has come (schedule.detail_retry_at: growing delays, a bounded
+source try again once its retry time has come (timing.detail_retry_at: growing delays, a bounded
 number of attempts), even when the list itself did not change. The source shows how many entries
 miss their detail and the last error.
 

@@ -6,8 +6,8 @@ rendered-bytes cache, bounded in bytes, checked against the store's newest chang
 selection whenever the store's change token moved (on SQLite a one-row read, done on the event
 loop: a hit needs no thread and no aggregate); and single flight: concurrent requests for the same
 uncached document share one rendering, which runs in a worker thread so the event loop keeps
-serving. Does not own: which feeds exist (catalog.py), document syntax (render.py), HTTP (http.py
-and server.py).
+serving. Does not own: which feeds exist (catalog.py), document syntax (render.py), HTTP
+(http/replies.py and http/app.py).
 
 Through a database outage (``self.guard``, store/guard.py: the rendering is awaited at most
 ``[storage] request_timeout``, and after a failure the store is not asked until a probe answers)

@@ -2,15 +2,15 @@
 
 Owns: writing the configured sources as an OPML document (outlines nested by category path;
 ``xmlUrl`` is the source's own feed, or our republished Atom feed for sources that are not feeds,
-such as Qutoutiao; titles are plain text, ``htmlUrl`` follows the URL policy of ``urls.py`` and
-credentials in URLs are shown as ``***``; ``agg:`` attributes carry the source id, kind,
+such as Qutoutiao; titles are plain text, ``htmlUrl`` follows the URL policy of ``content/urls.py``
+and credentials in URLs are shown as ``***``; ``agg:`` attributes carry the source id, kind,
 configured category path, options, title and interval, so export -> import restores the same
 ``[[sources]]``); reading the feed outlines of an OPML file (safely: no entities, no network;
 ``xmlUrl`` or only ``url``; every comma-separated category: the folder, else the first, is the
 source's ``category``, the others its ``also_in``; outlines that are not feeds listed with why);
 and adding them to a config file's text as ``[[sources]]`` tables with tomlkit, which keeps every
 comment and the layout of what is already there. Does not own: reading or writing files (the CLI
-does), validating the config (config.py, called on the result before anyone writes it).
+does), validating the config (config/loading.py, called on the result before anyone writes it).
 """
 
 from __future__ import annotations
@@ -115,8 +115,10 @@ def _own_attributes(
             own[f"{_Q}{name}"] = plain_text(getattr(cfg, name)) or ""
     if cfg.interval is not None:
         own[f"{_Q}interval"] = f"{cfg.interval:g}"
-    if cfg.site_url and "htmlUrl" not in attrs:
-        own["htmlUrl"] = redact(cfg.site_url)
+    if cfg.site_url:  # the configured key, apart from the site the feed names (htmlUrl)
+        own[f"{_Q}site_url"] = redact(cfg.site_url)
+        if "htmlUrl" not in attrs:
+            own["htmlUrl"] = redact(cfg.site_url)
     return own
 
 
@@ -219,7 +221,8 @@ def _feed(url: str, name: str, path: tuple[str, ...], attrs: Mapping[str, str],
     return OpmlFeed(
         url=own.get("url", "") if own.get("kind", "feed") != "feed" else url,
         title=(own.get("title") or None) if exported else (name or None),
-        category=category, site_url=attrs.get("htmlurl") or None,
+        category=category,
+        site_url=(own.get("site_url") if exported else attrs.get("htmlurl")) or None,
         source_id=own.get("id") or None, kind=own.get("kind") or "feed",
         options=options,
         site_name=own.get("site_name") or None, interval=interval,

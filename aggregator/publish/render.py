@@ -4,8 +4,8 @@ Owns: turning a ``FeedMeta`` and a sequence of ``Entry`` records (already select
 sorted newest first) into the bytes of one document (``render``), and each entry's stable id:
 this module prepares the entries (text, times, ids, URLs), then one writer per format writes
 them: rss.py (RSS 2.0), atom.py (Atom 1.0), jsonfeed.py (JSON Feed 1.1). Does not own:
-choosing entries, caching, ETags or HTTP (feeds.py and server.py), nor cleaning entry HTML
-(content.py: the HTML is republished as it was stored).
+choosing entries, caching, ETags or HTTP (feeds.py and http/), nor cleaning entry HTML
+(content/clean.py: the HTML is republished as it was stored).
 
 The output is meant to pass a strict validator (RFC 4287 schema; the W3C feed validator's errors
 and warnings), whatever the entries hold. The rules that get it there:

@@ -8,8 +8,8 @@ form; plain text with hexadecimal character references. Does not own: preparing 
 (render.py).
 
 Written element by element as publish/opml.py writes OPML (bench/render_writers.py measured it
-against feedgen, which this replaced: the same bytes, less CPU; figures in the README's
-Performance section).
+against feedgen, which this replaced: the same bytes, less CPU; figures in
+docs/performance.md, "RSS and Atom writers").
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ feeds changed after a dispatcher tick: the feeds that can contain a source with 
 entries are rendered (through the cache, so readers get them warm) and pinged when their bytes
 differ from the last ping's. The feeds themselves advertise the hub (``rel="hub"`` and
 ``rel="self"``, written by render.py from ``FeedMeta.hub``). Does not own: rendering, which feeds
-exist (catalog.py) or when ticks happen (scheduler.py).
+exist (catalog.py) or when ticks happen (runtime/scheduler.py).
 
 The URLs pinged are each feed's plain URLs (every format, no query): the topics readers find in
 ``rel="self"`` when they subscribe.

@@ -7,9 +7,9 @@ then every holder of the running settings, then a poke so new sources are fetche
 remembering how the last attempt went for the status page. A config that fails validation is not
 applied: the running one stays, and the problems are logged and kept in ``ReloadState``.
 
-Does not own: reading TOML (config.py), what any setting does, or signals (daemon.py wires SIGHUP).
-Everything here runs on the daemon's one event loop, between awaits, so a reload is atomic with
-respect to a dispatcher tick or a request.
+Does not own: reading TOML (config/loading.py), what any setting does, or signals (daemon.py wires
+SIGHUP). Everything here runs on the daemon's one event loop, between awaits, so a reload is atomic
+with respect to a dispatcher tick or a request.
 """
 
 from __future__ import annotations

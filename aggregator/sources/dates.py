@@ -27,7 +27,7 @@ this takes microseconds.
 
 Nothing here raises: ``plausible`` applies the rule, ``from_timestamp`` and ``from_struct`` build
 instants that may be out of range, and ``parse_date`` applies the first two parts (it does not
-know the fetch time; ``offload.identify`` applies the third to every item it parses).
+know the fetch time; ``pipeline.workers.identify`` applies the third to every item it parses).
 """
 
 from __future__ import annotations

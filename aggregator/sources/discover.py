@@ -7,8 +7,8 @@ type, resolved against the page's ``<base href>`` and URL); trying the well-know
 names none; checking a feed by fetching and parsing it as the daemon will (the ``feed`` adapter);
 and writing the new source into the config file through ``publish.opml.add_to_config``, the code
 ``aggregator import opml`` uses (comments and layout kept, the result validated before it is
-written, atomically). Does not own: fetching (every request goes through ``fetch.Fetcher``, so
-its URL policy, private-address refusal, limits and retries hold), choosing among several feeds
+written, atomically). Does not own: fetching (every request goes through ``fetch.Fetcher``,
+so its URL policy, private-address refusal, limits and retries hold), choosing among several feeds
 (the command line asks), or noticing the changed file (a running daemon's live reload does).
 
 ``application/json`` links are not taken as feeds: WordPress marks its REST API that way

@@ -3,8 +3,8 @@
 feedparser is handed a file object and headers, never a URL nor the bytes themselves: given a
 ``str`` or ``bytes`` it first tries them as a local path or a URL (a body of ``/etc/passwd`` would be
 read from disk), so every document goes through our fetcher and nothing else.
-Bytes are first decoded by ``encoding.decode_feed`` (GB18030 for GB2312/GBK, UTF-8 wins when the
-declarations disagree with valid UTF-8 bytes). An item's content is its richest content element
+Bytes are first decoded by ``content.charset.decode_feed`` (GB18030 for GB2312/GBK, UTF-8 wins when
+the declarations disagree with valid UTF-8 bytes). An item's content is its richest content element
 (or its summary, when that holds the body), never several joined; JSON Feed items without authors
 inherit the feed's. This module does not clean HTML: the pipeline does. With ``fulltext = true`` an
 item's ``enrich`` fetches its article page for its full text (fulltext.py).

@@ -8,8 +8,8 @@ detection; GBK and GB2312 read as GB18030), and its main content found by trafil
 from the element ``fulltext_selector`` matches. The found HTML becomes the entry's content and
 the feed's own text its summary. A page that cannot be had, or whose article is no longer than
 the feed's own text, leaves the entry as the feed gave it, with ``detail_error`` set: the pipeline
-publishes it so, records the failure on the source and retries it at later fetches (details.py),
-like any detail.
+publishes it so, records the failure on the source and retries it at later fetches
+(pipeline/details.py), like any detail.
 
 Owns: the extraction and the choice of extractor. Does not own: fetching, decoding, retries or
 cleaning (the pipeline cleans the found HTML like any content).
@@ -20,7 +20,8 @@ with navigation, ads and comments, a GBK page declared only by ``<meta charset=g
 page declaring no charset). trafilatura and readability-lxml both found all 26 article phrases;
 trafilatura kept 1 of 34 junk phrases (an inline ad written as a paragraph), readability-lxml 4
 (the news page's ad boxes); goose3 found none of the Chinese text. Speed was alike: 4.9 CPU ms
-per page for trafilatura, 4.4 for readability-lxml, 17.6 for goose3 (the README has the table).
+per page for trafilatura, 4.4 for readability-lxml, 17.6 for goose3 (the table is in the README,
+"Full text for summary-only feeds").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``html`` source kind: any web page listing articles as a source, by CSS selectors.
 
-The options (``config.HtmlOptions``) give a selector matching each item on the page (``items``),
+The options (``HtmlOptions``, below) give a selector matching each item on the page (``items``),
 per field a selector inside the item (``""`` for the item element itself) and what to take from the
 match: its text (default), an attribute (``attr``; several, the first present wins, for lazy images
 ``["data-src", "src"]``) or its inner HTML (``html = true``); optionally ``[sources.detail]`` with

@@ -1,6 +1,6 @@
 """The ``json`` source kind: any JSON API as a source, described by the config alone.
 
-The options (``config.JsonOptions``) say where the list of items is (``items``), where each field
+The options (``JsonOptions``, below) say where the list of items is (``items``), where each field
 is inside an item (``[sources.fields]``: a path, several paths of which the first found wins, or a
 template such as ``"https://site/p/{id}"``), and optionally where an item's full content is
 (``[sources.detail]``: a URL template, default the item's link, and a JSON path or a CSS selector

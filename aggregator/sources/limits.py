@@ -1,6 +1,6 @@
 """Bounded work per document: what one fetched document may put into the pipeline.
 
-Owns three rules, applied in the parser worker (``offload.identify``) to what every adapter
+Owns three rules, applied in the parser worker (``pipeline.workers.identify``) to what every adapter
 returns, and again (the text caps) to items an adapter's ``enrich`` completed:
 
 - **Entries per fetch.** At most ``[fetch] max_entries`` items of one document are kept: the
@@ -17,8 +17,8 @@ returns, and again (the text caps) to items an adapter's ``enrich`` completed:
   leaves open).
 - **Dates.** ``dates.plausible`` with the fetch time: absurd dates are absent.
 
-Does not own: the body size limit (fetch.py), the CPU budget of a parse (offload.py), what the
-store keeps (retention).
+Does not own: the body size limit (fetch.py), the CPU budget of a parse
+(pipeline/workers.py), what the store keeps (retention).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 text), how often their fetch failed, and when to try again.
 
 A mixin of ``SQLStore`` (it uses its ``engine``). The decisions (which keys are due, the next retry
-time, when attempts are used up) are the pipeline's and schedule.py's; this module only reads and
-writes the rows.
+time, when attempts are used up) are the pipeline's (pipeline/details.py, schedule.py); this
+module only reads and writes the rows.
 """
 
 from __future__ import annotations

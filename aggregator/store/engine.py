@@ -90,11 +90,13 @@ def make_engine(url: str, limits: StorageSettings | None = None) -> Engine:
     connection into a dead network fails instead of waiting for ever), a bounded wait for a pooled
     connection, and a ping before a pooled connection is reused, so the daemon reconnects by
     itself after an outage. Settings given in the URL's query win over these."""
+    if not url.startswith(("sqlite:", "postgresql://", "postgres://")):
+        raise StoreError(f"unsupported database URL {redact(url)}: use sqlite:///PATH or "
+                         "postgresql://user@host/db")
     limits = limits or StorageSettings(url=url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, limits)
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return create_engine(url, pool_pre_ping=True, pool_timeout=limits.pool_timeout,
                          connect_args=_pg_connect_args(make_url(url).query, limits))
 
@@ -117,7 +119,10 @@ def _sqlite_engine(url: str, limits: StorageSettings) -> Engine:
     (the busy timeout), ``pool_timeout`` the wait for a pooled connection."""
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the directory of {path}: {exc.strerror}") from exc
     busy = limits.statement_timeout or 30.0
     engine = create_engine(url, pool_timeout=limits.pool_timeout,
                            connect_args={"check_same_thread": False, "timeout": busy})

@@ -11,7 +11,7 @@ finds out when it is back; the log: one line per failure (``event=db_error`` wit
 first line), the traceback once per distinct error per ``TRACEBACK_EVERY`` seconds, and a line
 when the database goes down and when it is back.
 
-Does not own: what to serve instead (publish/feeds.py, server.py), the connection timeouts
+Does not own: what to serve instead (publish/feeds.py, http/replies.py), the connection timeouts
 themselves (engine.py's ``make_engine``), which errors are outages (engine.py's ``converted``).
 
 A thread stuck on a hung connection cannot be stopped from Python; the guard only stops waiting

@@ -18,7 +18,7 @@ from ..models import Entry, Identity
 @dataclass(frozen=True)
 class KnownEntry:
     """What the store knows of one key of a source: enough to tell an item new, changed or the
-    same (``dedupe.changed``) without reading the stored entry."""
+    same (``decide.changed``) without reading the stored entry."""
 
     id: int
     content_hash: str
