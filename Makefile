@@ -22,4 +22,5 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check aggregator tests
+	$(VENV)/bin/ruff format --check aggregator tests bench
 	$(VENV)/bin/mypy aggregator

@@ -27,7 +27,9 @@ class AggregatorError(Exception):
 class ConfigError(AggregatorError):
     """The configuration is invalid; ``problems`` lists each one as a readable line."""
 
-    def __init__(self, path: str, problems: list[str], lines: list[int | None] | None = None) -> None:
+    def __init__(
+        self, path: str, problems: list[str], lines: list[int | None] | None = None
+    ) -> None:
         self.path = path
         self.problems = problems
         self.lines = lines if lines is not None else [None] * len(problems)  # each problem's line

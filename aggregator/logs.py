@@ -21,7 +21,9 @@ if TYPE_CHECKING:  # a parser worker process sets up logging without the config 
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        line = f"time={ts} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
+        line = (
+            f"time={ts} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return redact_text(line)
@@ -32,7 +34,11 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, UTC).isoformat()
-        doc: dict[str, object] = {"time": ts, "level": record.levelname.lower(), "logger": record.name}
+        doc: dict[str, object] = {
+            "time": ts,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
         doc.update(parse_pairs(redact_text(record.getMessage())))
         if record.exc_info:
             doc["exception"] = redact_text(self.formatException(record.exc_info))

@@ -121,7 +121,9 @@ class Item:
     categories: tuple[str, ...] = ()
     enclosures: tuple[Enclosure, ...] = ()
     image: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)  # adapter-private hints (e.g. detail URL)
+    extra: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # adapter-private hints (e.g. detail URL)
     base: str | None = None  # what relative URLs in content and summary resolve against (a feed's
     #   xml:base or its own URL); None: the item's link, else the source document's link or URL
     detail_error: str | None = None  # set by ``enrich`` when the item's detail could not be had
@@ -191,8 +193,15 @@ class Entry:
     @property
     def identity(self) -> Identity:
         return Identity(
-            self.source_id, self.key, self.canonical_url, self.content_hash, self.fingerprint,
-            self.text_length, self.band_keys, self.id, self.duplicate_of,
+            self.source_id,
+            self.key,
+            self.canonical_url,
+            self.content_hash,
+            self.fingerprint,
+            self.text_length,
+            self.band_keys,
+            self.id,
+            self.duplicate_of,
         )
 
 

@@ -56,9 +56,7 @@ def next_fetch_at(
     return _skip(now + timedelta(seconds=delay), hints, settings.jitter * delay, rng)
 
 
-def detail_retry_at(
-    *, now: datetime, attempts: int, settings: ScheduleSettings
-) -> datetime | None:
+def detail_retry_at(*, now: datetime, attempts: int, settings: ScheduleSettings) -> datetime | None:
     """When to try an entry's failed detail fetch again after ``attempts`` failures; None when
     they are used up."""
     if attempts >= settings.detail_attempts:

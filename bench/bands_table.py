@@ -23,8 +23,10 @@ SHAPES = {
         "CREATE INDEX ix_entry_bands_entry ON entry_bands (entry_id)",
     ],
     "WITHOUT ROWID (band_key, entry_id) + 1 index": [
-        ("CREATE TABLE entry_bands (band_key BIGINT NOT NULL, entry_id INTEGER NOT NULL,"
-         " PRIMARY KEY (band_key, entry_id)) WITHOUT ROWID"),
+        (
+            "CREATE TABLE entry_bands (band_key BIGINT NOT NULL, entry_id INTEGER NOT NULL,"
+            " PRIMARY KEY (band_key, entry_id)) WITHOUT ROWID"
+        ),
         "CREATE INDEX ix_entry_bands_entry ON entry_bands (entry_id)",
     ],
 }
@@ -57,8 +59,10 @@ def run(ddl: list[str], sources: int, entries: int, keys: int, seed: int) -> tup
             db.execute("BEGIN")
             for row in bands:
                 db.execute("INSERT INTO entries (id, source_id) VALUES (?, ?)", (next_id, f"s{s}"))
-                db.executemany("INSERT INTO entry_bands (entry_id, band_key) VALUES (?, ?)",
-                               [(next_id, k) for k in row])
+                db.executemany(
+                    "INSERT INTO entry_bands (entry_id, band_key) VALUES (?, ?)",
+                    [(next_id, k) for k in row],
+                )
                 next_id += 1
             db.execute("COMMIT")
         cpu = time.process_time() - start
@@ -75,8 +79,10 @@ def main() -> None:
     args = parser.parse_args()
     for name, ddl in SHAPES.items():
         cpu, size = run(ddl, args.sources, args.entries, args.keys, seed=22)
-        print(f"{name:46} {cpu / args.sources * 1000:6.2f} CPU ms per source,"
-              f" {size / 1e6:6.1f} MB for {args.sources * args.entries:,} entries")
+        print(
+            f"{name:46} {cpu / args.sources * 1000:6.2f} CPU ms per source,"
+            f" {size / 1e6:6.1f} MB for {args.sources * args.entries:,} entries"
+        )
 
 
 if __name__ == "__main__":

@@ -59,7 +59,9 @@ async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path:
     return int(head.split(b" ", 2)[1])
 
 
-async def _connection(port: int, paths: list[str], until: float, seed: int, lat: list[float]) -> int:
+async def _connection(
+    port: int, paths: list[str], until: float, seed: int, lat: list[float]
+) -> int:
     rng = random.Random(seed)
     done = 0
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -80,12 +82,17 @@ async def _load(port: int, paths: list[str], connections: int, seconds: float) -
     until = time.monotonic() + seconds
     lat: list[float] = []
     started = time.monotonic()
-    counts = await asyncio.gather(*(_connection(port, paths, until, i, lat) for i in range(connections)))
+    counts = await asyncio.gather(
+        *(_connection(port, paths, until, i, lat) for i in range(connections))
+    )
     elapsed = time.monotonic() - started
     lat.sort()
-    return {"requests": sum(counts), "rps": sum(counts) / elapsed,
-            "p50_ms": 1000 * lat[len(lat) // 2] if lat else None,
-            "p99_ms": 1000 * lat[int(len(lat) * 0.99)] if lat else None}
+    return {
+        "requests": sum(counts),
+        "rps": sum(counts) / elapsed,
+        "p50_ms": 1000 * lat[len(lat) // 2] if lat else None,
+        "p99_ms": 1000 * lat[int(len(lat) * 0.99)] if lat else None,
+    }
 
 
 def load_main(argv: list[str]) -> None:
@@ -107,11 +114,16 @@ def probe(port: int, path: str, timeout: float = 60.0) -> float:
     return time.monotonic() - started
 
 
-def during(port: int, paths: list[str], connections: int, seconds: float,
-           probe_path: str | None) -> tuple[dict[str, Any], list[float]]:
+def during(
+    port: int, paths: list[str], connections: int, seconds: float, probe_path: str | None
+) -> tuple[dict[str, Any], list[float]]:
     """Run the load process; probe ``probe_path`` every 0.2 s meanwhile."""
-    proc = subprocess.Popen([sys.executable, __file__, "--load", str(port), str(connections), str(seconds)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--load", str(port), str(connections), str(seconds)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdin is not None
     proc.stdin.write(json.dumps(paths))
     proc.stdin.close()
@@ -133,14 +145,32 @@ def during(port: int, paths: list[str], connections: int, seconds: float,
 
 
 def write_config(path: Path, urls: list[str], store: str, port: int) -> None:
-    lines = ["[server]", 'host = "127.0.0.1"', f"port = {port}",
-             "[storage]", f'url = "{store}"',
-             "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "concurrency = 32",
-             "per_host_concurrency = 32", "max_retries = 0",
-             "[schedule]", 'interval = "1d"', 'max_interval = "1d"', 'dispatch_every = "1s"',
-             "[logging]", 'level = "WARNING"']
+    lines = [
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        "[storage]",
+        f'url = "{store}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "per_host_delay = 0",
+        "concurrency = 32",
+        "per_host_concurrency = 32",
+        "max_retries = 0",
+        "[schedule]",
+        'interval = "1d"',
+        'max_interval = "1d"',
+        'dispatch_every = "1s"',
+        "[logging]",
+        'level = "WARNING"',
+    ]
     for i, url in enumerate(urls):
-        lines += ["[[sources]]", f'id = "s{i:03d}"', f'url = "{url}"', f'category = "Bench / c{i % 10}"']
+        lines += [
+            "[[sources]]",
+            f'id = "s{i:03d}"',
+            f'url = "{url}"',
+            f'category = "Bench / c{i % 10}"',
+        ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -160,8 +190,11 @@ def wait_fetched(port: int, sources: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
-        done = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("aggregator_fetches_total{"))
+        done = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("aggregator_fetches_total{")
+        )
         if done >= sources:
             return
         time.sleep(0.5)
@@ -172,8 +205,10 @@ def figures(name: str, values: list[float]) -> str:
     if not values:
         return f"{name}: no samples"
     values = sorted(values)
-    return (f"{name}: n={len(values)} median={1000 * statistics.median(values):.0f} ms "
-            f"p95={1000 * values[int(len(values) * 0.95)]:.0f} ms max={1000 * values[-1]:.0f} ms")
+    return (
+        f"{name}: n={len(values)} median={1000 * statistics.median(values):.0f} ms "
+        f"p95={1000 * values[int(len(values) * 0.95)]:.0f} ms max={1000 * values[-1]:.0f} ms"
+    )
 
 
 def main() -> None:
@@ -182,8 +217,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repo", type=Path, default=BENCH.parent, help="the checkout to run")
-    parser.add_argument("--pg", metavar="URL",
-                        help="store in a new schema of this PostgreSQL database (dropped after)")
+    parser.add_argument(
+        "--pg",
+        metavar="URL",
+        help="store in a new schema of this PostgreSQL database (dropped after)",
+    )
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_, store_url(opts.pg, Path(tmp_)) as store:
         tmp = Path(tmp_)
@@ -195,8 +233,13 @@ def main() -> None:
             write_config(cfg, urls, store, port)
             log = (tmp / "daemon.log").open("wb")
             env = {**os.environ, "AGGREGATOR_CONFIG": str(cfg), "PYTHONPATH": str(opts.repo)}
-            daemon = subprocess.Popen([sys.executable, str(opts.repo / "run.py")], cwd=tmp, env=env,
-                                      stdout=log, stderr=subprocess.STDOUT)
+            daemon = subprocess.Popen(
+                [sys.executable, str(opts.repo / "run.py")],
+                cwd=tmp,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             try:
                 servers.wait_for_port(port, 60, daemon)
                 wait_fetched(port, opts.sources)
@@ -227,21 +270,30 @@ def store_url(pg: str | None, tmp: Path) -> Iterator[str]:
 
 def report(port: int, opts: argparse.Namespace) -> None:
     idle = [probe(port, "/healthz") for _ in range(20)]
-    print(f"code: {opts.repo}; {opts.sources} sources, {opts.connections} connections, "
-          f"{opts.seconds:g} s per phase")
+    print(
+        f"code: {opts.repo}; {opts.sources} sources, {opts.connections} connections, "
+        f"{opts.seconds:g} s per phase"
+    )
     print(figures("/healthz, new connection, idle", idle))
     mix, health = during(port, feed_paths(opts.sources), opts.connections, opts.seconds, "/healthz")
-    print(f"feed mix: {mix['rps']:.0f} req/s, median {mix['p50_ms']:.0f} ms, p99 {mix['p99_ms']:.0f} ms")
+    print(
+        f"feed mix: {mix['rps']:.0f} req/s, median {mix['p50_ms']:.0f} ms, p99 {mix['p99_ms']:.0f} ms"
+    )
     print(figures("/healthz, new connection, during the feed mix", health))
     paths = feed_paths(opts.sources)
-    mixed, health = during(port, paths + ["/opml"] * (len(paths) // 10), opts.connections,
-                           opts.seconds, "/healthz")
-    print(f"feed mix with 10% /opml: {mixed['rps']:.0f} req/s, median {mixed['p50_ms']:.0f} ms, "
-          f"p99 {mixed['p99_ms']:.0f} ms")
+    mixed, health = during(
+        port, paths + ["/opml"] * (len(paths) // 10), opts.connections, opts.seconds, "/healthz"
+    )
+    print(
+        f"feed mix with 10% /opml: {mixed['rps']:.0f} req/s, median {mixed['p50_ms']:.0f} ms, "
+        f"p99 {mixed['p99_ms']:.0f} ms"
+    )
     print(figures("/healthz, new connection, during the feed mix with /opml", health))
     opml, health = during(port, ["/opml"], opts.connections, opts.seconds, "/healthz")
-    print(f"/opml only: {opml['rps']:.0f} req/s, median {opml['p50_ms']:.0f} ms, "
-          f"p99 {opml['p99_ms']:.0f} ms")
+    print(
+        f"/opml only: {opml['rps']:.0f} req/s, median {opml['p50_ms']:.0f} ms, "
+        f"p99 {opml['p99_ms']:.0f} ms"
+    )
     print(figures("/healthz, new connection, during the /opml load", health))
 
 

@@ -34,9 +34,13 @@ BASE = "http://example.com/"
 def fragments() -> list[str]:
     """The cleaned content of every entry of every corpus feed that parses."""
     source, adapter, found = Source(id="bench", url=BASE), get_adapter("feed"), []
-    for path in sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.stat().st_size < 5_000_000):
+    for path in sorted(
+        p for p in CORPUS.rglob("*") if p.is_file() and p.stat().st_size < 5_000_000
+    ):
         try:
-            parsed = adapter.parse(source, FetchResult(url=BASE, status_code=200, content=path.read_bytes()))
+            parsed = adapter.parse(
+                source, FetchResult(url=BASE, status_code=200, content=path.read_bytes())
+            )
         except ParseError:
             continue
         found += [clean_html(item.content, BASE) for item in parsed.items if item.content]

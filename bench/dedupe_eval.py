@@ -196,8 +196,10 @@ def recall_by_kind(report: Report) -> dict[str, tuple[int, int]]:
 
 
 def kinds_recall_lines(report: Report) -> list[str]:
-    return [f"  {kind:24} {tp:4}/{n:<4} {tp / n:.3f}"
-            for kind, (tp, n) in sorted(recall_by_kind(report).items())]
+    return [
+        f"  {kind:24} {tp:4}/{n:<4} {tp / n:.3f}"
+        for kind, (tp, n) in sorted(recall_by_kind(report).items())
+    ]
 
 
 def converters() -> None:

@@ -103,13 +103,20 @@ def main() -> None:
             found = sum(squeeze(p) in text for p in article.article)
             kept = [j for j in article.junk if squeeze(j) in text]
             t = totals[name]
-            t[0] += found; t[1] += len(article.article); t[2] += len(kept); t[3] += len(article.junk)
+            t[0] += found
+            t[1] += len(article.article)
+            t[2] += len(kept)
+            t[3] += len(article.junk)
             t[4] += ms
-            print(f"| {article.name} | {name} | {found}/{len(article.article)} "
-                  f"| {len(kept)}/{len(article.junk)} {', '.join(kept)} | {ms:.1f} |")
+            print(
+                f"| {article.name} | {name} | {found}/{len(article.article)} "
+                f"| {len(kept)}/{len(article.junk)} {', '.join(kept)} | {ms:.1f} |"
+            )
     for name, (found, total, kept, junk, ms) in totals.items():
-        print(f"| all {len(PAGES)} | {name} | {found:.0f}/{total:.0f} | {kept:.0f}/{junk:.0f} "
-              f"| {ms / len(PAGES):.1f} (mean) |")
+        print(
+            f"| all {len(PAGES)} | {name} | {found:.0f}/{total:.0f} | {kept:.0f}/{junk:.0f} "
+            f"| {ms / len(PAGES):.1f} (mean) |"
+        )
 
 
 if __name__ == "__main__":

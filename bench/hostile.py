@@ -38,7 +38,9 @@ from tests.origin import Origin, Reply
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=150)
     parser.add_argument("--good", type=int, default=20)
     args = parser.parse_args()
@@ -53,22 +55,41 @@ def main() -> None:
 
 
 def run(tmp: Path, origin: Origin, hold: threading.Event, good_count: int, seconds: float) -> None:
-    routes = {**hostile_routes(origin, hold), "many-items": Reply(many_items(100_000)),
-              "many-attributes": Reply(many_attributes(50_000))}
+    routes = {
+        **hostile_routes(origin, hold),
+        "many-items": Reply(many_items(100_000)),
+        "many-attributes": Reply(many_attributes(50_000)),
+    }
     port = free_port()
     lines = [
-        "[server]", 'host = "127.0.0.1"', f"port = {port}",
-        "[storage]", f'url = "sqlite:///{tmp / "agg.db"}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
-        'timeout = "10s"', "concurrency = 50", "per_host_concurrency = 50",
-        "[schedule]", 'interval = "1m"', 'min_interval = "1m"', 'dispatch_every = "1s"', "jitter = 0",
-        "[logging]", 'level = "WARNING"',
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        "[storage]",
+        f'url = "sqlite:///{tmp / "agg.db"}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "per_host_delay = 0",
+        "max_retries = 0",
+        'timeout = "10s"',
+        "concurrency = 50",
+        "per_host_concurrency = 50",
+        "[schedule]",
+        'interval = "1m"',
+        'min_interval = "1m"',
+        'dispatch_every = "1s"',
+        "jitter = 0",
+        "[logging]",
+        'level = "WARNING"',
     ]
     for name, reply in routes.items():
         lines += ["[[sources]]", f'id = "h-{name}"', f'url = "{origin.route(f"/h/{name}", reply)}"']  # type: ignore[arg-type]
     for n in range(good_count):
-        lines += ["[[sources]]", f'id = "good-{n}"',
-                  f'url = "{origin.route(f"/good/{n}", Reply(good(n)))}"']
+        lines += [
+            "[[sources]]",
+            f'id = "good-{n}"',
+            f'url = "{origin.route(f"/good/{n}", Reply(good(n)))}"',
+        ]
     config = tmp / "aggregator.toml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     daemon = Daemon(config, port, tmp / "daemon.log").start()
@@ -109,7 +130,9 @@ def report(
     db: Path, good_count: int, seconds: float, peaks: dict[int, tuple[str, float]], together: float
 ) -> None:
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT source_id, at, status, error FROM fetch_log ORDER BY at").fetchall()
+        rows = conn.execute(
+            "SELECT source_id, at, status, error FROM fetch_log ORDER BY at"
+        ).fetchall()
     by_source: dict[str, list[datetime]] = {}
     outcome: dict[str, str] = {}
     for sid, at, status, error in rows:
@@ -119,10 +142,14 @@ def report(
     gaps = []
     for n in range(good_count):
         times = by_source.get(f"good-{n}", [])
-        gap = max(((b - a).total_seconds() for a, b in itertools.pairwise(times)), default=float("nan"))
+        gap = max(
+            ((b - a).total_seconds() for a, b in itertools.pairwise(times)), default=float("nan")
+        )
         gaps.append(gap)
         print(f"  good-{n}: {len(times)} fetches, longest gap {gap:.1f} s")
-    print(f"longest gap over all good sources: {max(gaps):.1f} s (interval 60 s, dispatch every 1 s)")
+    print(
+        f"longest gap over all good sources: {max(gaps):.1f} s (interval 60 s, dispatch every 1 s)"
+    )
     print("hostile sources, last outcome:")
     for sid in sorted(s for s in outcome if s.startswith("h-")):
         print(f"  {sid}: {len(by_source[sid])} fetches, {outcome[sid]}")
@@ -130,12 +157,19 @@ def report(
     for pid, (kind, mb) in sorted(peaks.items(), key=lambda p: (p[1][0] != "daemon", p[0])):
         print(f"  {kind} {pid}: {mb:.0f}")
     total = sum(mb for _, mb in peaks.values())
-    print(f"sum of each process's peak: {total:.0f} MB (an upper bound: the peaks need not "
-          "coincide, and replaced workers count too)")
-    print(f"most held at once (VmRSS of all processes summed, sampled every {SAMPLE:g} s): "
-          f"{together:.0f} MB")
+    print(
+        f"sum of each process's peak: {total:.0f} MB (an upper bound: the peaks need not "
+        "coincide, and replaced workers count too)"
+    )
+    print(
+        f"most held at once (VmRSS of all processes summed, sampled every {SAMPLE:g} s): "
+        f"{together:.0f} MB"
+    )
     verdict = "yes" if total < LIMIT_MB else "NO"
-    print(f"under {LIMIT_MB} MB (the sum of the peaks): {verdict}, {LIMIT_MB - total:.0f} MB to spare")
+    print(
+        f"under {LIMIT_MB} MB (the sum of the peaks): {verdict}, {LIMIT_MB - total:.0f} MB to spare"
+    )
+
 
 if __name__ == "__main__":
     main()

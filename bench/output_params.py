@@ -41,16 +41,25 @@ id = "zh"
 url = "https://zh.example/atom.xml"
 title = "简体中文博客"
 """
-PARAGRAPH = ("<p>这是一段用于测试简体繁体转换速度的中文内容，其中包含软件、网络、信息等常见词语。"
-             '<img src="https://img.example.cn/p/{n}.png"></p>')
-VARIANTS = ("", "opencc=s2t", "brief=200", "mode=fulltext",
-            "image_hotlink_template=https%3A%2F%2Fproxy.example%2F%3Fu%3D%24%7Bhref_ue%7D")
+PARAGRAPH = (
+    "<p>这是一段用于测试简体繁体转换速度的中文内容，其中包含软件、网络、信息等常见词语。"
+    '<img src="https://img.example.cn/p/{n}.png"></p>'
+)
+VARIANTS = (
+    "",
+    "opencc=s2t",
+    "brief=200",
+    "mode=fulltext",
+    "image_hotlink_template=https%3A%2F%2Fproxy.example%2F%3Fu%3D%24%7Bhref_ue%7D",
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=50)
-    parser.add_argument("--chars", type=int, default=2000, help="about this many characters a content")
+    parser.add_argument(
+        "--chars", type=int, default=2000, help="about this many characters a content"
+    )
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,10 +90,21 @@ def _world(tmp: Path, count: int, chars: int) -> tuple[FeedService, str]:
     per = max(1, chars // 60)
     html = "".join(PARAGRAPH.format(n=n) for n in range(per))
     entries = [
-        Entry(source_id="zh", key=f"k{i}", title=f"第 {i} 篇：简体中文标题与软件发展", link=f"https://zh.example/{i}",
-              content=html, summary="这是摘要，介绍文章的主要内容。", author="作者",
-              published=clock.now() + timedelta(minutes=i), updated=None, categories=("科技",),
-              category_path=(), content_hash=f"h{i}", first_seen=clock.now() + timedelta(minutes=i))
+        Entry(
+            source_id="zh",
+            key=f"k{i}",
+            title=f"第 {i} 篇：简体中文标题与软件发展",
+            link=f"https://zh.example/{i}",
+            content=html,
+            summary="这是摘要，介绍文章的主要内容。",
+            author="作者",
+            published=clock.now() + timedelta(minutes=i),
+            updated=None,
+            categories=("科技",),
+            category_path=(),
+            content_hash=f"h{i}",
+            first_seen=clock.now() + timedelta(minutes=i),
+        )
         for i in range(count)
     ]
     state = store.get_state("zh")
@@ -101,8 +121,10 @@ def _conversion_rate(html: str) -> None:
     for _ in range(10):
         convert_html(text, convert)
     seconds = (time.perf_counter() - started) / 10
-    print(f"OpenCC s2t on HTML: {len(text) / seconds / 1e6:.2f} million characters a second "
-          f"({len(text)} characters in {seconds * 1000:.1f} ms)")
+    print(
+        f"OpenCC s2t on HTML: {len(text) / seconds / 1e6:.2f} million characters a second "
+        f"({len(text)} characters in {seconds * 1000:.1f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ from aggregator.publish.render import (
 _DC_NS = "http://purl.org/dc/elements/1.1/"
 _RSS_DOCS = "http://www.rssboard.org/rss-specification"  # exactly this: validators key on it
 # Plain-text elements as lxml writes them (text only, attributes never used on these).
-_RSS_PLAIN_TEXT = re.compile(rb"<(title|category|dc:creator|source url=\"[^\"]*\")>([^<]*)</(title|category|dc:creator|source)>")
+_RSS_PLAIN_TEXT = re.compile(
+    rb"<(title|category|dc:creator|source url=\"[^\"]*\")>([^<]*)</(title|category|dc:creator|source)>"
+)
 
 
 class _RssFeedExtension:

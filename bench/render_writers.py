@@ -49,13 +49,23 @@ def entries(n: int) -> list[Entry]:
 
 def meta_for(chosen: Sequence[Entry]) -> FeedMeta:
     sources = {
-        e.source_id: SourceRef(f"source/{e.source_id}", e.source_id, "https://corpus.example/",
-                               {"rss": f"https://agg.example.org/s/{e.source_id}.rss",
-                                "atom": f"https://agg.example.org/s/{e.source_id}.atom"})
+        e.source_id: SourceRef(
+            f"source/{e.source_id}",
+            e.source_id,
+            "https://corpus.example/",
+            {
+                "rss": f"https://agg.example.org/s/{e.source_id}.rss",
+                "atom": f"https://agg.example.org/s/{e.source_id}.atom",
+            },
+        )
         for e in chosen
     }
-    return replace(test_render.META, sources=sources, hub="https://hub.example/",
-                   alternates={"json": "https://agg.example.org/all.json"})
+    return replace(
+        test_render.META,
+        sources=sources,
+        hub="https://hub.example/",
+        alternates={"json": "https://agg.example.org/all.json"},
+    )
 
 
 def per_document_ms(
@@ -98,8 +108,10 @@ def main() -> None:
         "rss": {"feedgen": render_feedgen_rss.write, "lxml": rss.write},
         "atom": {"feedgen": render_feedgen_atom.write, "lxml": atom.write},
     }
-    print(f"{'format':6} {'entries':>7} {'feedgen ms':>10} {'lxml ms':>8} {'speed-up':>8}  "
-          "same bytes  feedgen valid / lxml valid")
+    print(
+        f"{'format':6} {'entries':>7} {'feedgen ms':>10} {'lxml ms':>8} {'speed-up':>8}  "
+        "same bytes  feedgen valid / lxml valid"
+    )
     for n in opts.sizes:
         chosen = entries(n)
         meta = meta_for(chosen)
@@ -108,14 +120,22 @@ def main() -> None:
             ms = per_document_ms(pair, meta, items, opts.rounds)
             docs = {name: w(meta, items) for name, w in pair.items()}
             if fmt == "rss":
-                valid = {name: "valid" if not test_render.rss_problems(d) else "INVALID"
-                         for name, d in docs.items()}
+                valid = {
+                    name: "valid" if not test_render.rss_problems(d) else "INVALID"
+                    for name, d in docs.items()
+                }
             else:
-                valid = {name: ("valid" if not test_render.atom_problems(d) else "INVALID")
-                         + ", schema " + atom_schema_ok([d]) for name, d in docs.items()}
-            print(f"{fmt:6} {n:7d} {ms['feedgen']:10.2f} {ms['lxml']:8.2f} "
-                  f"{ms['feedgen'] / ms['lxml']:7.2f}x  {docs['feedgen'] == docs['lxml']!s:10}  "
-                  f"{valid['feedgen']} / {valid['lxml']}")
+                valid = {
+                    name: ("valid" if not test_render.atom_problems(d) else "INVALID")
+                    + ", schema "
+                    + atom_schema_ok([d])
+                    for name, d in docs.items()
+                }
+            print(
+                f"{fmt:6} {n:7d} {ms['feedgen']:10.2f} {ms['lxml']:8.2f} "
+                f"{ms['feedgen'] / ms['lxml']:7.2f}x  {docs['feedgen'] == docs['lxml']!s:10}  "
+                f"{valid['feedgen']} / {valid['lxml']}"
+            )
 
 
 if __name__ == "__main__":

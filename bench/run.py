@@ -70,8 +70,13 @@ def run_part(kind: str, args: dict[str, Any], work: Path) -> dict[str, Any]:
     arg_file = work / f"args-{kind}.json"
     arg_file.write_text(json.dumps(args))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH), str(REPO)])}
-    out = subprocess.run([sys.executable, "-m", "perf.ingest", kind, str(arg_file)], cwd=BENCH,
-                         env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "perf.ingest", kind, str(arg_file)],
+        cwd=BENCH,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{kind} failed:\n{out.stderr[-3000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -81,44 +86,109 @@ def fmt(x: float | None, unit: str = "") -> str:
     return "-" if x is None else f"{x:,.1f}{unit}"
 
 
-def ingest(opts: argparse.Namespace, urls: list[str], paths: list[Path], work: Path,
-           rows: list[Row], results: dict[str, Any]) -> None:
+def ingest(
+    opts: argparse.Namespace,
+    urls: list[str],
+    paths: list[Path],
+    work: Path,
+    rows: list[Row],
+    results: dict[str, Any],
+) -> None:
     n = len(urls)
     ours_db, reader_db = work / "ours.db", work / "reader.db"
     for f in list(work.glob("ours.db*")) + list(work.glob("reader.db*")):
         f.unlink()
     cmd = f".venv/bin/python bench/run.py --sources {n} --only cold,warm"
     with_reader = have_reader() and not opts.no_reader
-    cold = run_part("ours", {"urls": urls, "db": str(ours_db), "concurrency": opts.concurrency}, work)
+    cold = run_part(
+        "ours", {"urls": urls, "db": str(ours_db), "concurrency": opts.concurrency}, work
+    )
     floor = run_part("floor", {"paths": [str(p) for p in paths]}, work)
-    rdr = run_part("reader", {"urls": urls, "db": str(reader_db), "workers": opts.reader_workers},
-                   work) if with_reader else None
+    rdr = (
+        run_part(
+            "reader", {"urls": urls, "db": str(reader_db), "workers": opts.reader_workers}, work
+        )
+        if with_reader
+        else None
+    )
     results.update(cold_ours=cold, cold_floor=floor, cold_reader=rdr)
     ours_rate, floor_rate = n / cold["seconds"], n / floor["seconds"]
     reader_rate = n / rdr["seconds"] if rdr else None
-    rows.append(Row("cold ingest, sources/s (ours vs reader)", fmt(ours_rate), fmt(reader_rate),
-                    _ratio(ours_rate, reader_rate), ">= 1.5x", _met(ours_rate, reader_rate, 1.5), cmd))
-    rows.append(Row("cold ingest, sources/s (ours vs feedparser floor)", fmt(ours_rate),
-                    fmt(floor_rate), _ratio(ours_rate, floor_rate), ">= 0.67x",
-                    _met(ours_rate, floor_rate, 1 / 1.5), cmd))
-    rows.append(Row("cold ingest, CPU ms per source (ours / reader / floor)", _cpu(cold, n),
-                    f"{_cpu(rdr, n)} / {_cpu(floor, n)}", "", "", "", cmd))
+    rows.append(
+        Row(
+            "cold ingest, sources/s (ours vs reader)",
+            fmt(ours_rate),
+            fmt(reader_rate),
+            _ratio(ours_rate, reader_rate),
+            ">= 1.5x",
+            _met(ours_rate, reader_rate, 1.5),
+            cmd,
+        )
+    )
+    rows.append(
+        Row(
+            "cold ingest, sources/s (ours vs feedparser floor)",
+            fmt(ours_rate),
+            fmt(floor_rate),
+            _ratio(ours_rate, floor_rate),
+            ">= 0.67x",
+            _met(ours_rate, floor_rate, 1 / 1.5),
+            cmd,
+        )
+    )
+    rows.append(
+        Row(
+            "cold ingest, CPU ms per source (ours / reader / floor)",
+            _cpu(cold, n),
+            f"{_cpu(rdr, n)} / {_cpu(floor, n)}",
+            "",
+            "",
+            "",
+            cmd,
+        )
+    )
     if "warm" not in opts.parts:
         return
-    warm = run_part("ours", {"urls": urls, "db": str(ours_db), "concurrency": opts.concurrency}, work)
-    rwarm = run_part("reader", {"urls": urls, "db": str(reader_db), "workers": opts.reader_workers},
-                     work) if with_reader else None
+    warm = run_part(
+        "ours", {"urls": urls, "db": str(ours_db), "concurrency": opts.concurrency}, work
+    )
+    rwarm = (
+        run_part(
+            "reader", {"urls": urls, "db": str(reader_db), "workers": opts.reader_workers}, work
+        )
+        if with_reader
+        else None
+    )
     results.update(warm_ours=warm, warm_reader=rwarm)
     w_ours = n / warm["seconds"]
     w_reader = n / rwarm["seconds"] if rwarm else None
-    rows.append(Row("warm refresh (all 304), sources/s", fmt(w_ours), fmt(w_reader),
-                    _ratio(w_ours, w_reader), ">= 1.5x", _met(w_ours, w_reader, 1.5), cmd))
-    rows.append(Row("warm refresh, CPU ms per source (ours / reader)", _cpu(warm, n),
-                    _cpu(rwarm, n), "", "", "", cmd))
+    rows.append(
+        Row(
+            "warm refresh (all 304), sources/s",
+            fmt(w_ours),
+            fmt(w_reader),
+            _ratio(w_ours, w_reader),
+            ">= 1.5x",
+            _met(w_ours, w_reader, 1.5),
+            cmd,
+        )
+    )
+    rows.append(
+        Row(
+            "warm refresh, CPU ms per source (ours / reader)",
+            _cpu(warm, n),
+            _cpu(rwarm, n),
+            "",
+            "",
+            "",
+            cmd,
+        )
+    )
 
 
-def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row],
-          results: dict[str, Any]) -> None:
+def serve(
+    opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row], results: dict[str, Any]
+) -> None:
     """The daemon over the cold-ingested store (fetching it first when needed), with as many
     HTTP processes (``[server] processes``) as nginx has workers: one per CPU."""
     db = work / "ours.db"
@@ -126,10 +196,12 @@ def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row]
         run_part("ours", {"urls": urls, "db": str(db), "concurrency": opts.concurrency}, work)
     _nothing_due(db)
     port = serving.port()
-    config = serving.write_config(work / "serve.toml", _stored_urls(db, urls), db, port,
-                                  processes=opts.serve_processes)
+    config = serving.write_config(
+        work / "serve.toml", _stored_urls(db, urls), db, port, processes=opts.serve_processes
+    )
     daemon = serving.Daemon(config, port, work / "daemon-serve.log").start(
-        processes=opts.serve_processes, warm="/feeds/all.atom")
+        processes=opts.serve_processes, warm="/feeds/all.atom"
+    )
     static = work / "static"
     try:
         import httpx
@@ -143,19 +215,37 @@ def serve(opts: argparse.Namespace, urls: list[str], work: Path, rows: list[Row]
         daemon.stop()
     nginx = None
     if servers.nginx_path():
-        with servers.StaticServer(static, work / "nginx-static", workers=str(SERVE_PROCESSES)) as ngx:
+        with servers.StaticServer(
+            static, work / "nginx-static", workers=str(SERVE_PROCESSES)
+        ) as ngx:
             nginx = serving.load(f"{ngx.base}/all.atom", 64, opts.duration)
     results.update(serve_ours=ours, serve_nginx=nginx, serve_bytes=len(body))
     cmd = f".venv/bin/python bench/run.py --sources {len(urls)} --only serve"
     other = nginx["rps"] if nginx else None
-    rows.append(Row(f"serving /feeds/all.atom ({len(body) // 1024} KB), req/s, 64 conns, "
-                    f"{opts.serve_processes} processes / {SERVE_PROCESSES} nginx workers",
-                    fmt(ours["rps"]), fmt(other), _ratio(ours["rps"], other), ">= 0.8x",
-                    _met(ours["rps"], other, 0.8), cmd))
+    rows.append(
+        Row(
+            f"serving /feeds/all.atom ({len(body) // 1024} KB), req/s, 64 conns, "
+            f"{opts.serve_processes} processes / {SERVE_PROCESSES} nginx workers",
+            fmt(ours["rps"]),
+            fmt(other),
+            _ratio(ours["rps"], other),
+            ">= 0.8x",
+            _met(ours["rps"], other, 0.8),
+            cmd,
+        )
+    )
     p99_other = nginx["p99_ms"] if nginx else None
-    rows.append(Row("serving p99 latency, ms (ours / nginx)", fmt(ours["p99_ms"]), fmt(p99_other),
-                    _ratio(ours["p99_ms"], p99_other), "<= 2x",
-                    _met(p99_other, ours["p99_ms"], 0.5) if p99_other else "n/a", cmd))
+    rows.append(
+        Row(
+            "serving p99 latency, ms (ours / nginx)",
+            fmt(ours["p99_ms"]),
+            fmt(p99_other),
+            _ratio(ours["p99_ms"], p99_other),
+            "<= 2x",
+            _met(p99_other, ours["p99_ms"], 0.5) if p99_other else "n/a",
+            cmd,
+        )
+    )
 
 
 def _stored_urls(db: Path, urls: list[str]) -> list[str]:
@@ -180,8 +270,9 @@ def _nothing_due(db: Path) -> None:
         conn.execute("UPDATE sources SET next_fetch_at = ?", (later,))
 
 
-def memory(opts: argparse.Namespace, base: str, work: Path, rows: list[Row],
-           results: dict[str, Any]) -> None:
+def memory(
+    opts: argparse.Namespace, base: str, work: Path, rows: list[Row], results: dict[str, Any]
+) -> None:
     from perf import memory as mem
 
     n_sources, n_entries = opts.memory_sources, opts.memory_entries
@@ -196,23 +287,41 @@ def memory(opts: argparse.Namespace, base: str, work: Path, rows: list[Row],
     config = serving.write_config(work / "memory.toml", urls, db, port)
     daemon = serving.Daemon(config, port, work / "daemon-memory.log").start(timeout=600)
     try:
-        paths = ["/feeds/all.atom", "/feeds/all.rss", "/feeds/all.json",
-                 "/feeds/category/Bench/c1.atom"] + [f"/feeds/source/s{i:05d}.atom" for i in range(0, n_sources, max(1, n_sources // 50))]
+        paths = [
+            "/feeds/all.atom",
+            "/feeds/all.rss",
+            "/feeds/all.json",
+            "/feeds/category/Bench/c1.atom",
+        ] + [f"/feeds/source/s{i:05d}.atom" for i in range(0, n_sources, max(1, n_sources // 50))]
         served = _browse(daemon.base, paths, opts.memory_seconds)
         by_process = daemon.peak_rss_by_process()
         peak = sum(by_process.values())
         results["memory_by_process_mb"] = by_process
     finally:
         daemon.stop()
-    results.update(memory_peak_mb=peak, memory_db_bytes=size, memory_build_s=build_s,
-                   memory_requests=served)
-    cmd = (f".venv/bin/python bench/run.py --only memory --memory --memory-sources {n_sources} "
-           f"--memory-entries {n_entries}")
-    rows.append(Row(f"daemon peak RSS, {n_sources:,} sources, {n_entries:,} entries, MB",
-                    fmt(peak), "-", "", "< 300 MB", "yes" if peak < 300 else "NO", cmd))
+    results.update(
+        memory_peak_mb=peak, memory_db_bytes=size, memory_build_s=build_s, memory_requests=served
+    )
+    cmd = (
+        f".venv/bin/python bench/run.py --only memory --memory --memory-sources {n_sources} "
+        f"--memory-entries {n_entries}"
+    )
+    rows.append(
+        Row(
+            f"daemon peak RSS, {n_sources:,} sources, {n_entries:,} entries, MB",
+            fmt(peak),
+            "-",
+            "",
+            "< 300 MB",
+            "yes" if peak < 300 else "NO",
+            cmd,
+        )
+    )
     parts = ", ".join(f"{name.split()[0]} {mb:.0f}" for name, mb in by_process.items())
     rows.append(Row("peak RSS by process, MB", parts, "-", "", "", "", cmd))
-    rows.append(Row("database bytes per entry", fmt(size / max(1, n_entries)), "-", "", "", "", cmd))
+    rows.append(
+        Row("database bytes per entry", fmt(size / max(1, n_entries)), "-", "", "", "", cmd)
+    )
 
 
 def _browse(base: str, paths: list[str], seconds: float) -> int:
@@ -225,6 +334,7 @@ def _browse(base: str, paths: list[str], seconds: float) -> int:
         done = 0
         deadline = time.monotonic() + seconds
         async with httpx.AsyncClient(timeout=120) as client:
+
             async def reader(k: int) -> None:
                 nonlocal done
                 i = k
@@ -232,6 +342,7 @@ def _browse(base: str, paths: list[str], seconds: float) -> int:
                     await client.get(base + paths[i % len(paths)])
                     done += 1
                     i += 7
+
             await asyncio.gather(*(reader(k) for k in range(16)))
         return done
 
@@ -265,7 +376,9 @@ def print_table(rows: list[Row], header: str) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sources", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="20 sources, 2 s load runs")
@@ -278,10 +391,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-reader", action="store_true")
     ap.add_argument("--concurrency", type=int, default=32, help="our fetch concurrency")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
-    ap.add_argument("--serve-processes", type=int, default=SERVE_PROCESSES,
-                    help="the daemon's [server] processes in the serve part (default: CPUs, "
-                         "as many as nginx's workers)")
-    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "aggregator-bench")
+    ap.add_argument(
+        "--serve-processes",
+        type=int,
+        default=SERVE_PROCESSES,
+        help="the daemon's [server] processes in the serve part (default: CPUs, "
+        "as many as nginx's workers)",
+    )
+    ap.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "aggregator-bench"
+    )
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     opts = ap.parse_args(argv)
     if opts.quick:
@@ -311,9 +430,11 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in opts.parts:
             memory(opts, origin.base, work, rows, results)
     total = sum(p.stat().st_size for p in paths)
-    header = (f"{opts.sources} generated feeds ({total / 1e6:.1f} MB, seed {opts.seed}), origin "
-              f"{results['origin']} on 127.0.0.1, {os.cpu_count()} CPUs, "
-              f"{time.perf_counter() - started:.0f} s")
+    header = (
+        f"{opts.sources} generated feeds ({total / 1e6:.1f} MB, seed {opts.seed}), origin "
+        f"{results['origin']} on 127.0.0.1, {os.cpu_count()} CPUs, "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     results["table"] = print_table(rows, header)
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))

@@ -45,7 +45,9 @@ async def _serve(kind: str, config: Path, port: int) -> None:
     settings = load(config)
     clock = SystemClock()
     store = open_store(settings.storage.url, clock.now(), settings.storage)
-    feeds = FeedService(settings, store, LiveSources(settings).get, clock, recheck_after=RECHECK_AFTER)
+    feeds = FeedService(
+        settings, store, LiveSources(settings).get, clock, recheck_after=RECHECK_AFTER
+    )
     app = create_app(feeds, opml=OpmlDocument(feeds))
     if kind == "uvicorn":
         import uvicorn
@@ -57,11 +59,21 @@ async def _serve(kind: str, config: Path, port: int) -> None:
     from granian.log import LogLevels
     from granian.server.embed import Server
 
-    limits = HTTP1Settings(header_read_timeout=int(settings.server.header_timeout * 1000),
-                           max_buffer_size=settings.server.max_header_bytes)
-    await Server(app, address="127.0.0.1", port=port, interface=Interfaces.ASGI,
-                 http=HTTPModes.http1, websockets=False, log_level=LogLevels.warning,
-                 backlog=2048, http1_settings=limits).serve()
+    limits = HTTP1Settings(
+        header_read_timeout=int(settings.server.header_timeout * 1000),
+        max_buffer_size=settings.server.max_header_bytes,
+    )
+    await Server(
+        app,
+        address="127.0.0.1",
+        port=port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http1,
+        websockets=False,
+        log_level=LogLevels.warning,
+        backlog=2048,
+        http1_settings=limits,
+    ).serve()
 
 
 def _child(kind: str, config: Path, port: int) -> None:
@@ -92,8 +104,12 @@ def measure(kind: str, work: Path, seconds: float) -> dict[str, Any]:
     config = _one_process(work / "serve.toml", port, work / f"side-{kind}.toml")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH), str(REPO)])}
     with open(work / f"side-{kind}.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, __file__, "--child", kind, str(config), str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", kind, str(config), str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             servers.wait_for_port(port, 120, proc)
             url = f"http://127.0.0.1:{port}/feeds/all.atom"
@@ -105,13 +121,20 @@ def measure(kind: str, work: Path, seconds: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
-    ap.add_argument("--workdir", type=Path,
-                    default=Path(tempfile.gettempdir()) / "aggregator-bench" / "run-1000",
-                    help="the serving part's directory (serve.toml, static/all.atom)")
-    ap.add_argument("--child", nargs=3, metavar=("SERVER", "CONFIG", "PORT"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "aggregator-bench" / "run-1000",
+        help="the serving part's directory (serve.toml, static/all.atom)",
+    )
+    ap.add_argument(
+        "--child", nargs=3, metavar=("SERVER", "CONFIG", "PORT"), help=argparse.SUPPRESS
+    )
     opts = ap.parse_args(argv)
     if opts.child:
         _child(opts.child[0], Path(opts.child[1]), int(opts.child[2]))
@@ -120,11 +143,19 @@ def main(argv: list[str] | None = None) -> int:
 
     for k in range(opts.rounds):
         row = {kind: measure(kind, opts.workdir, opts.duration) for kind in SERVERS}
-        with servers.StaticServer(opts.workdir / "static", opts.workdir / "nginx-side", workers="1") as ngx:
+        with servers.StaticServer(
+            opts.workdir / "static", opts.workdir / "nginx-side", workers="1"
+        ) as ngx:
             row["nginx"] = serving.load(f"{ngx.base}/all.atom", 64, opts.duration)
-        print(f"round {k + 1}: " + "; ".join(
-            f"{name} {r['rps']:,.0f} req/s ({r['rps'] / row['nginx']['rps']:.2f}x nginx), "
-            f"p99 {r['p99_ms']:.1f} ms" for name, r in row.items()), flush=True)
+        print(
+            f"round {k + 1}: "
+            + "; ".join(
+                f"{name} {r['rps']:,.0f} req/s ({r['rps'] / row['nginx']['rps']:.2f}x nginx), "
+                f"p99 {r['p99_ms']:.1f} ms"
+                for name, r in row.items()
+            ),
+            flush=True,
+        )
     return 0
 
 

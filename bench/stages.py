@@ -39,11 +39,17 @@ def run(paths: list[Path], totals: dict[str, float]) -> None:
     now = datetime.now(UTC)
     for n, path in enumerate(paths):
         source = Source(id=f"s{n}", url=f"http://127.0.0.1/{path.name}")
-        result = FetchResult(url=source.url, status_code=200, content=path.read_bytes(),
-                             headers={"content-type": "application/xml"}, fetched_at=now)
+        result = FetchResult(
+            url=source.url,
+            status_code=200,
+            content=path.read_bytes(),
+            headers={"content-type": "application/xml"},
+            fetched_at=now,
+        )
         _timed(totals, "pickle: job to a worker (identify)", pickle.dumps, (source, result))
-        parsed, keyed = _timed(totals, "parse and key (identify)", workers.identify, source,
-                               result, ())
+        parsed, keyed = _timed(
+            totals, "parse and key (identify)", workers.identify, source, result, ()
+        )
         _timed(totals, "pickle: parsed feed and keys back", pickle.dumps, (parsed, keyed))
         items = [item for _identity, item in keyed]
         _timed(totals, "pickle: items to a worker (prepare)", pickle.dumps, items)
@@ -51,10 +57,18 @@ def run(paths: list[Path], totals: dict[str, float]) -> None:
         for item in items:
             against = item.base or item.link or source.url
             body = _timed(totals, "clean", content.clean, item.content, against, options)
-            teaser = (_timed(totals, "clean", content.clean, item.summary, against, options)
-                      if item.summary else None)
-            doc = _timed(totals, "document text", dedupe.document_text, item.title,
-                         body.html or (teaser.html if teaser else None))
+            teaser = (
+                _timed(totals, "clean", content.clean, item.summary, against, options)
+                if item.summary
+                else None
+            )
+            doc = _timed(
+                totals,
+                "document text",
+                dedupe.document_text,
+                item.title,
+                body.html or (teaser.html if teaser else None),
+            )
             prepared.append(_timed(totals, "signature (MinHash)", dedupe.signature, doc))
         _timed(totals, "pickle: prepared back", pickle.dumps, prepared)
 
@@ -76,8 +90,10 @@ def main() -> None:
         profiler.disable()
     for stage, seconds in totals.items():
         print(f"{stage:40} {seconds / len(paths) * 1000:6.1f} CPU ms per source")
-    print(f"{'all':40} {sum(totals.values()) / len(paths) * 1000:6.1f} CPU ms per source"
-          f" ({len(paths)} sources)")
+    print(
+        f"{'all':40} {sum(totals.values()) / len(paths) * 1000:6.1f} CPU ms per source"
+        f" ({len(paths)} sources)"
+    )
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 

@@ -26,7 +26,8 @@ class Article:
 
 PAGES = (
     Article(
-        "blog_en.html", "text/html; charset=utf-8",
+        "blog_en.html",
+        "text/html; charset=utf-8",
         article=(
             "For three weeks our continuous integration runs took twenty-two minutes",
             "The first suspect was the cache key.",
@@ -38,13 +39,20 @@ PAGES = (
             "I hope this post saves you some of them.",
         ),
         junk=(
-            "Subscribe via RSS", "Share this post", "Three kinds of flaky tests", "Leave a comment",
-            "cheap sunglasses", "Thanks for writing it up", "Get new posts by email",
-            "Built with a static site generator", "In defence of lock files",
+            "Subscribe via RSS",
+            "Share this post",
+            "Three kinds of flaky tests",
+            "Leave a comment",
+            "cheap sunglasses",
+            "Thanks for writing it up",
+            "Get new posts by email",
+            "Built with a static site generator",
+            "In defence of lock files",
         ),
     ),
     Article(
-        "news_en.html", "text/html",
+        "news_en.html",
+        "text/html",
         article=(
             "The regional river authority has approved a movable flood barrier",
             "a pair of steel gates that stay open in normal conditions",
@@ -55,14 +63,22 @@ PAGES = (
             "A final design will be published in the autumn",
         ),
         junk=(
-            "We use cookies", "Advertisement", "Switch your energy supplier", "mortgage rates",
-            "Road closures on the A41", "School roof repairs", "Get the morning briefing",
-            "About time. My street flooded", "Man rescued from quarry", "All rights reserved",
+            "We use cookies",
+            "Advertisement",
+            "Switch your energy supplier",
+            "mortgage rates",
+            "Road closures on the A41",
+            "School roof repairs",
+            "Get the morning briefing",
+            "About time. My street flooded",
+            "Man rescued from quarry",
+            "All rights reserved",
             "Share on Facebook",
         ),
     ),
     Article(
-        "zh_gbk_meta.html", "text/html",  # <meta charset=gbk> only
+        "zh_gbk_meta.html",
+        "text/html",  # <meta charset=gbk> only
         article=(
             "今年城东区将为四十六个老旧小区加装电梯一百二十台",
             "每天爬六楼买菜，膝盖实在受不了。",
@@ -72,12 +88,18 @@ PAGES = (
             "确保电梯“装得上、用得好”",
         ),
         junk=(
-            "下载客户端", "装修就找江城家装", "江城地铁五号线全线贯通", "一楼的住户怎么办",
-            "江城今年首场马拉松", "未经授权禁止转载", "当前位置",
+            "下载客户端",
+            "装修就找江城家装",
+            "江城地铁五号线全线贯通",
+            "一楼的住户怎么办",
+            "江城今年首场马拉松",
+            "未经授权禁止转载",
+            "当前位置",
         ),
     ),
     Article(
-        "zh_gb18030_nocharset.html", "text/html",  # GB18030 bytes, no charset anywhere
+        "zh_gb18030_nocharset.html",
+        "text/html",  # GB18030 bytes, no charset anywhere
         article=(
             "海拔八百米的茶园终于迎来了今年第一批春茶",
             "茶芽比往年晚发了将近一周",
@@ -86,8 +108,13 @@ PAGES = (
             "今年的茶，成了。",
         ),
         junk=(
-            "记录一个茶农家庭的四季", "冬季茶园管理的几点心得", "能网购吗", "沙发",
-            "返乡第五年", "竹林小筑", "备案号",
+            "记录一个茶农家庭的四季",
+            "冬季茶园管理的几点心得",
+            "能网购吗",
+            "沙发",
+            "返乡第五年",
+            "竹林小筑",
+            "备案号",
         ),
     ),
 )

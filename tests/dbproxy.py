@@ -74,7 +74,8 @@ class DbProxy:
     async def _listen(self) -> None:
         if self._server is None:
             self._server = await asyncio.start_server(
-                self._client, "127.0.0.1", self.port, reuse_address=True)
+                self._client, "127.0.0.1", self.port, reuse_address=True
+            )
 
     async def _cut(self) -> None:
         if self._server is not None:
@@ -101,8 +102,9 @@ class DbProxy:
             return
         self._writers.update((writer, up_writer))
         with contextlib.suppress(asyncio.CancelledError):  # stop(): the connection just ends
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True
+            )
         for w in (writer, up_writer):
             self._writers.discard(w)
             w.transport.abort()

@@ -69,24 +69,43 @@ class World:
         for _ in range(count):
             self.counter += 1
             self.clock.advance(60)
-            made.append(entry(source_id, f"k{self.counter}", self.clock.now(),
-                              self.sources[source_id].category, **fields))
+            made.append(
+                entry(
+                    source_id,
+                    f"k{self.counter}",
+                    self.clock.now(),
+                    self.sources[source_id].category,
+                    **fields,
+                )
+            )
         self.apply(source_id, made)
         return made
 
     def apply(self, source_id: str, new: list[Entry], changed: list[Entry] | None = None) -> None:
         state = self.store.get_state(source_id)
         assert state is not None
-        outcome = FetchOutcome(source_id, FetchStatus.OK, added=len(new), updated=len(changed or []))
+        outcome = FetchOutcome(
+            source_id, FetchStatus.OK, added=len(new), updated=len(changed or [])
+        )
         self.store.apply(state, new, changed or [], outcome, self.clock.now())
 
 
-def entry(source_id: str, key: str, when: datetime, path: tuple[str, ...] = (), **fields: Any) -> Entry:
+def entry(
+    source_id: str, key: str, when: datetime, path: tuple[str, ...] = (), **fields: Any
+) -> Entry:
     values: dict[str, Any] = {
-        "source_id": source_id, "key": key, "title": f"Title {key}",
-        "link": f"https://example.com/{source_id}/{key}", "content": f"<p>Content of {key}</p>",
-        "summary": f"Summary of {key}", "author": "Ann Author", "published": when, "updated": None,
-        "categories": ("general",), "category_path": path, "content_hash": f"hash-{key}",
+        "source_id": source_id,
+        "key": key,
+        "title": f"Title {key}",
+        "link": f"https://example.com/{source_id}/{key}",
+        "content": f"<p>Content of {key}</p>",
+        "summary": f"Summary of {key}",
+        "author": "Ann Author",
+        "published": when,
+        "updated": None,
+        "categories": ("general",),
+        "category_path": path,
+        "content_hash": f"hash-{key}",
         "first_seen": when,
     }
     values.update(fields)

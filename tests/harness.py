@@ -30,7 +30,7 @@ def atom_feed(count: int = 20) -> bytes:
     )
     return (
         '<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-        '<id>tag:example.com,2024:commits</id><title>Recent commits</title>'
+        "<id>tag:example.com,2024:commits</id><title>Recent commits</title>"
         '<link rel="alternate" type="text/html" href="https://example.com/commits"/>'
         f"<updated>2024-03-12T05:30:27Z</updated>{entries}</feed>"
     ).encode()
@@ -40,13 +40,24 @@ ATOM = atom_feed()
 HOUR = 3600.0
 
 
-def make_settings(tmp: Path, sources: list[tuple[str, ...]], extra: str = "", tail: str = "") -> Settings:
+def make_settings(
+    tmp: Path, sources: list[tuple[str, ...]], extra: str = "", tail: str = ""
+) -> Settings:
     lines = [
-        "[storage]", f'url = "sqlite:///{tmp / "agg.db"}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 1",
+        "[storage]",
+        f'url = "sqlite:///{tmp / "agg.db"}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "per_host_delay = 0",
+        "max_retries = 1",
         "permanent_redirect_after = 2",
-        "[schedule]", "jitter = 0", 'interval = "30m"', 'min_interval = "1m"', 'backoff_base = "1m"',
-        'max_backoff = "24h"', extra,
+        "[schedule]",
+        "jitter = 0",
+        'interval = "30m"',
+        'min_interval = "1m"',
+        'backoff_base = "1m"',
+        'max_backoff = "24h"',
+        extra,
     ]
     for sid, url, *category in sources:
         lines += ["[[sources]]", f'id = "{sid}"', f'url = "{url}"']
@@ -60,7 +71,9 @@ class Harness:
         self.clock = clock
         self.store: Store = open_store(settings.storage.url, clock.now())
         self.store.sync_sources(settings.source_records(), clock.now())
-        self.pipeline = Pipeline(settings, self.store, fetcher.fetch, clock, random.Random(1), processes=1)
+        self.pipeline = Pipeline(
+            settings, self.store, fetcher.fetch, clock, random.Random(1), processes=1
+        )
         by_id = {s.id: s for s in settings.source_records()}
         self.dispatcher = Dispatcher(self.store, self.pipeline, lambda: by_id, clock, "t", 100, 600)
 
@@ -73,7 +86,11 @@ class Harness:
         return state
 
     def entries(self, sid: str) -> int:
-        return len(self.store.list_entries(Selection(source_ids=(sid,), merge_duplicates=False, limit=1000)))
+        return len(
+            self.store.list_entries(
+                Selection(source_ids=(sid,), merge_duplicates=False, limit=1000)
+            )
+        )
 
 
 @pytest.fixture

@@ -22,7 +22,12 @@ def rss(title: str, items: str) -> str:
     )
 
 
-def item(i: int, title: str = "Story", date: str = "Sun, 01 Mar 2026 10:00:00 GMT", guid: str | None = None) -> str:
+def item(
+    i: int,
+    title: str = "Story",
+    date: str = "Sun, 01 Mar 2026 10:00:00 GMT",
+    guid: str | None = None,
+) -> str:
     return (
         f"<item><guid isPermaLink='false'>{guid or f'g{i}'}</guid><title>{title} {i}</title>"
         f"<link>http://example.com/{i}</link><description>Body {i}</description>"
@@ -37,9 +42,12 @@ def good(n: int) -> str:
 BOMB = gzip.compress(b"<rss>" + b" " * (40 * 1024 * 1024) + b"</rss>")
 LAUGHS = (
     '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + "".join(f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10))
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10)
+    )
     + ']><rss version="2.0"><channel><title>&lol9;</title>'
-    + item(1) + "</channel></rss>"
+    + item(1)
+    + "</channel></rss>"
 )
 XXE = (
     '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
@@ -71,7 +79,9 @@ def hostile_routes(origin: Origin, hold: threading.Event) -> dict[str, Reply | o
         "truncated": Reply(good(2), declared_length=len(good(2)) + 500),
         "reset": Reply(drop=True),
         "empty": Reply(b""),
-        "binary": Reply(bytes(rng.randrange(256) for _ in range(4096)), content_type="application/octet-stream"),
+        "binary": Reply(
+            bytes(rng.randrange(256) for _ in range(4096)), content_type="application/octet-stream"
+        ),
         "laughs": Reply(LAUGHS),
         "xxe": Reply(XXE),
         "nul-bytes": Reply(good(3).replace("Body", "Bo\x00dy")),
@@ -83,13 +93,23 @@ def hostile_routes(origin: Origin, hold: threading.Event) -> dict[str, Reply | o
         "date-1900": Reply(rss("d19", item(1, date="Mon, 01 Jan 1900 00:00:00 GMT"))),
         "huge-title": Reply(rss("t", item(1, title="T" * 300_000))),
         "json-not-feed": Reply(json.dumps({"hello": "world"}), content_type="application/json"),
-        "json-feed-overflow": Reply(json.dumps({
-            "version": "https://jsonfeed.org/version/1.1", "title": "j",
-            "items": [{"id": "1", "content_text": "x", "date_published": "99999-01-01T00:00:00Z"},
-                      {"id": "2", "content_text": "y", "date_published": "0000-01-01T00:00:00Z"}],
-        }), content_type="application/feed+json"),
+        "json-feed-overflow": Reply(
+            json.dumps(
+                {
+                    "version": "https://jsonfeed.org/version/1.1",
+                    "title": "j",
+                    "items": [
+                        {"id": "1", "content_text": "x", "date_published": "99999-01-01T00:00:00Z"},
+                        {"id": "2", "content_text": "y", "date_published": "0000-01-01T00:00:00Z"},
+                    ],
+                }
+            ),
+            content_type="application/feed+json",
+        ),
         "local-path-body": Reply("/etc/passwd", content_type="application/xml"),
-        "wrong-charset": Reply(good(4).encode("utf-16"), content_type="application/xml; charset=utf-8"),
+        "wrong-charset": Reply(
+            good(4).encode("utf-16"), content_type="application/xml; charset=utf-8"
+        ),
         "lying-json-type": Reply(good(5), content_type="application/json"),
     }
 

@@ -123,29 +123,70 @@ async def _running_stack(path: Path, clock: FakeClock, serve: bool) -> AsyncIter
     store = open_configured_store(settings, clock)
     live = LiveSources(settings)
     async with Fetcher(settings.fetch, clock) as fetcher:
-        pipeline = Pipeline(settings, store, fetcher.fetch, clock, rng=random.Random(1), owner="test",
-                            processes=1)
-        dispatcher = Dispatcher(store, pipeline, live.get, clock, "test",
-                                settings.schedule.batch_size, settings.schedule.lease)
+        pipeline = Pipeline(
+            settings, store, fetcher.fetch, clock, rng=random.Random(1), owner="test", processes=1
+        )
+        dispatcher = Dispatcher(
+            store,
+            pipeline,
+            live.get,
+            clock,
+            "test",
+            settings.schedule.batch_size,
+            settings.schedule.lease,
+        )
         feeds = FeedService(settings, store, live.get)
         pokes: list[int] = []
         ready = {"scheduler": True}
         app = create_app(feeds, ready=lambda: ready["scheduler"])
-        scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every,
-                              Retention(store, clock, lambda: live.settings.retention))
-        ops = attach(
-            app, settings=settings, config_path=path, store=store, clock=clock,
-            update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
-            dispatcher=dispatcher, poke=lambda: pokes.append(1), scheduler=scheduler,
+        scheduler = Scheduler(
+            dispatcher,
+            settings.schedule.dispatch_every,
+            Retention(store, clock, lambda: live.settings.retention),
         )
-        stack = Stack(path, settings, clock, store, live, pipeline, dispatcher, feeds, ops,
-                      scheduler, pokes=pokes, ready=ready)
+        ops = attach(
+            app,
+            settings=settings,
+            config_path=path,
+            store=store,
+            clock=clock,
+            update_sources=live.update,
+            sources=live.get,
+            pipeline=pipeline,
+            feeds=feeds,
+            dispatcher=dispatcher,
+            poke=lambda: pokes.append(1),
+            scheduler=scheduler,
+        )
+        stack = Stack(
+            path,
+            settings,
+            clock,
+            store,
+            live,
+            pipeline,
+            dispatcher,
+            feeds,
+            ops,
+            scheduler,
+            pokes=pokes,
+            ready=ready,
+        )
         server: _QuietServer | None = None
         task = None
         if serve:
             port = settings.server.port
-            server = _QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                 access_log=False, lifespan="off", log_config=None))
+            server = _QuietServer(
+                uvicorn.Config(
+                    app,
+                    host="127.0.0.1",
+                    port=port,
+                    log_level="warning",
+                    access_log=False,
+                    lifespan="off",
+                    log_config=None,
+                )
+            )
             task = asyncio.create_task(server.serve())
             while not server.started:
                 if task.done():
@@ -162,8 +203,13 @@ async def _running_stack(path: Path, clock: FakeClock, serve: bool) -> AsyncIter
             store.close()
 
 
-def make_config(tmp: Path, origin: Origin, feeds: dict[str, bytes], server_extra: str = "",
-                extra: dict[str, dict[str, str]] | None = None) -> tuple[Path, str]:
+def make_config(
+    tmp: Path,
+    origin: Origin,
+    feeds: dict[str, bytes],
+    server_extra: str = "",
+    extra: dict[str, dict[str, str]] | None = None,
+) -> tuple[Path, str]:
     """Serve each feed body at /ID on the origin and write a config naming them; return the path
     and the text (for edits)."""
     from .origin import Reply

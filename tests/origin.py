@@ -64,6 +64,7 @@ class Sequence_:
 
 class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # many sources fetched at once must not meet a full listen backlog
+
     def handle_error(self, request: object, client_address: object) -> None:
         """Clients hanging up early (cut-off bodies, timeouts) are expected, not worth a trace."""
         if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
@@ -177,7 +178,9 @@ def _write(h: BaseHTTPRequestHandler, request: Request, reply: Reply) -> None:
     if reply.chunked:
         headers["Transfer-Encoding"] = "chunked"
     else:
-        headers["Content-Length"] = str(reply.declared_length if reply.declared_length is not None else len(body))
+        headers["Content-Length"] = str(
+            reply.declared_length if reply.declared_length is not None else len(body)
+        )
     h.send_response(status)
     for name, value in headers.items():
         h.send_header(name, value)
@@ -204,7 +207,9 @@ def _chunks(body: bytes, delay: float) -> Iterator[bytes]:
         yield body
         return
     for start in range(0, len(body), 1024):
-        time.sleep(delay)  # the server side of a slow origin; the client's timeout is what is tested
+        time.sleep(
+            delay
+        )  # the server side of a slow origin; the client's timeout is what is tested
         yield body[start : start + 1024]
 
 

@@ -31,7 +31,9 @@ def pg_problem() -> str | None:
         psycopg.connect(PG_URL, connect_timeout=3).close()
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"PostgreSQL not reachable at {PG_URL} ({first}); set AGGREGATOR_TEST_PG to use another"
+        return (
+            f"PostgreSQL not reachable at {PG_URL} ({first}); set AGGREGATOR_TEST_PG to use another"
+        )
     return None
 
 
@@ -62,8 +64,15 @@ def empty_tables(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url) as conn:
-        for table in ("fetch_log", "tombstones", "drops", "detail_retries", "entry_bands", "entries",
-                      "sources"):
+        for table in (
+            "fetch_log",
+            "tombstones",
+            "drops",
+            "detail_retries",
+            "entry_bands",
+            "entries",
+            "sources",
+        ):
             conn.execute(f"DELETE FROM {table}")
 
 

@@ -25,10 +25,14 @@ def _code(path: str, key: str = KEY) -> str:
     return hashlib.md5((path + key).encode()).hexdigest()
 
 
-async def test_status_and_opml_are_private_with_a_key(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+async def test_status_and_opml_are_private_with_a_key(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """With a key, status pages, /opml and /metrics answer 403 without it and 200 with it;
     feeds and health checks stay public."""
-    path, _ = make_config(tmp_path, origin, {"a": atom("a", ["A1"])}, server_extra=f'access_key = "{KEY}"')
+    path, _ = make_config(
+        tmp_path, origin, {"a": atom("a", ["A1"])}, server_extra=f'access_key = "{KEY}"'
+    )
     async with running_stack(path, clock) as st:
         await st.tick()
         async with st.client() as http:
@@ -36,10 +40,14 @@ async def test_status_and_opml_are_private_with_a_key(tmp_path: Path, origin: Or
                 refused = await http.get(page)
                 assert refused.status_code == 403 and "Access denied" in refused.text, page
                 assert (await http.get(page, params={"key": "wrong"})).status_code == 403
-                assert (await http.get(page, params={"code": _code(page, "wrong")})).status_code == 403
+                assert (
+                    await http.get(page, params={"code": _code(page, "wrong")})
+                ).status_code == 403
                 assert (await http.get(page, params={"key": KEY})).status_code == 200, page
                 assert (await http.get(page, params={"code": _code(page)})).status_code == 200, page
-                assert (await http.get(page, headers={"X-Access-Key": KEY})).status_code == 200, page
+                assert (await http.get(page, headers={"X-Access-Key": KEY})).status_code == 200, (
+                    page
+                )
             for public in ("/feeds/all.atom", "/healthz", "/readyz"):
                 assert (await http.get(public)).status_code == 200, public
 
@@ -52,11 +60,15 @@ async def test_feeds_can_be_private_too(tmp_path: Path, origin: Origin, clock: F
         await st.tick()
         async with st.client() as http:
             assert (await http.get("/feeds/all.atom")).status_code == 403
-            assert (await http.get("/feeds/all.atom", params={"code": _code("/feeds/all.atom")})).status_code == 200
+            assert (
+                await http.get("/feeds/all.atom", params={"code": _code("/feeds/all.atom")})
+            ).status_code == 200
             assert (await http.get("/")).status_code == 200  # not listed: public
 
 
-async def test_private_pages_link_with_per_url_codes(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+async def test_private_pages_link_with_per_url_codes(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """A private status page links to the other private pages and feeds with their per-URL
     codes, which open them without the key; the key itself is never in the page."""
     extra = f'access_key = "{KEY}"\nprivate = ["status", "feeds", "opml", "metrics"]'
@@ -67,7 +79,10 @@ async def test_private_pages_link_with_per_url_codes(tmp_path: Path, origin: Ori
             page = (await http.get("/", headers={"X-Access-Key": KEY})).text
             links = {html.unescape(m) for m in re.findall(r'href="(/[^"]*)"', page)}
             assert KEY not in page
-            assert {"/sources/a?code=" + _code("/sources/a"), "/feeds/all.atom?code=" + _code("/feeds/all.atom")} <= links
+            assert {
+                "/sources/a?code=" + _code("/sources/a"),
+                "/feeds/all.atom?code=" + _code("/feeds/all.atom"),
+            } <= links
             for link in links:
                 assert (await http.get(link)).status_code == 200, link
             detail = (await http.get("/sources/a?code=" + _code("/sources/a"))).text

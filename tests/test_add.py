@@ -43,8 +43,13 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
 <updated>2026-01-01T00:00:00Z</updated>
 <entry><title>c1</title><id>urn:c1</id><updated>2026-01-01T00:00:00Z</updated></entry>
 </feed>"""
-JSON_FEED = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "JSON blog",
-                        "items": [{"id": "1", "content_text": "x"}]})
+JSON_FEED = json.dumps(
+    {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "JSON blog",
+        "items": [{"id": "1", "content_text": "x"}],
+    }
+)
 TWO_LINKS = """<!doctype html><html><head><title>A blog</title>
 <base href="/blog/">
 <link rel="alternate" type="application/rss+xml" title="Posts" href="posts.xml">
@@ -111,7 +116,10 @@ def test_choose_picks_one_checks_it_and_keeps_the_file_layout(
     after = config.load(cfg)
     added = after.source_records()[-1]
     assert (added.id, added.url, added.category) == (
-        "comments-on-the-blog", origin.url("/comments.atom"), ("Blogs", "Friends"))
+        "comments-on-the-blog",
+        origin.url("/comments.atom"),
+        ("Blogs", "Friends"),
+    )
     assert reload.diff(before, after).added == ("comments-on-the-blog",)  # what a daemon applies
 
 
@@ -173,15 +181,23 @@ def test_a_duplicate_is_refused_and_nothing_written(
     capsys.readouterr()
     assert _add(cfg, url + "/") == 1
     assert "already configured (source 'json-blog')" in capsys.readouterr().err
-    page = origin.route("/", Reply('<html><head><link rel="alternate" type="application/feed+json" '
-                                   'href="/feed.json"></head></html>', content_type=HTML))
+    page = origin.route(
+        "/",
+        Reply(
+            '<html><head><link rel="alternate" type="application/feed+json" '
+            'href="/feed.json"></head></html>',
+            content_type=HTML,
+        ),
+    )
     assert _add(cfg, page) == 1
     assert "already configured" in capsys.readouterr().err
     assert _add(cfg, "https://NEWS.ycombinator.com/rss") == 1  # no fetch: the host is not ours
     assert cfg.read_text(encoding="utf-8") == text
 
 
-def test_a_taken_id_is_refused(origin: Origin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_taken_id_is_refused(
+    origin: Origin, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--id naming a configured source: exit 1, nothing written."""
     cfg = _config(tmp_path)
     url = origin.route("/feed.json", Reply(JSON_FEED, content_type="application/feed+json"))
@@ -207,8 +223,10 @@ def test_a_private_address_is_refused_without_the_setting(
 ) -> None:
     """The fetcher's URL policy holds: 127.0.0.1 is refused when private networks are not allowed."""
     cfg = tmp_path / "agg.toml"
-    cfg.write_text(CONFIG.replace("allow_private_networks = true", "allow_private_networks = false"),
-                   encoding="utf-8")
+    cfg.write_text(
+        CONFIG.replace("allow_private_networks = true", "allow_private_networks = false"),
+        encoding="utf-8",
+    )
     url = origin.route("/feed.json", Reply(JSON_FEED, content_type="application/feed+json"))
     assert _add(cfg, url) == 1
     assert "cannot fetch" in capsys.readouterr().err
@@ -222,7 +240,10 @@ def test_on_a_terminal_the_user_is_asked(origin: Origin, tmp_path: Path) -> None
     main, child = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "aggregator.cli", "--config", str(cfg), "add", page],
-        stdin=child, stdout=child, stderr=child, env={**os.environ, "COLUMNS": "200"},
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env={**os.environ, "COLUMNS": "200"},
     )
     os.close(child)
     seen = _read_until(main, b"Which one?")
@@ -270,7 +291,8 @@ def test_a_chinese_gbk_page_links_its_feed_relative_to_base(
     placed after it: the link title reads right and the feed is added."""
     raw = (SAVED / "zh-blog-gbk.html").read_bytes()
     assert [(c.title, c.url) for c in feed_links(raw, "https://zh.example/zh/index.html")] == [
-        ("网络日志 Atom 订阅", "https://zh.example/blog/atom.xml")]
+        ("网络日志 Atom 订阅", "https://zh.example/blog/atom.xml")
+    ]
     feed = RSS.format(title="网络日志").replace("utf-8", "gb18030").encode("gb18030")
     origin.route("/blog/atom.xml", Reply(feed))
     url = origin.route("/zh/index.html", Reply(raw, content_type="text/html"))
@@ -281,8 +303,9 @@ def test_a_chinese_gbk_page_links_its_feed_relative_to_base(
     assert (added.url, added.category) == (origin.url("/blog/atom.xml"), ("科技", "博客"))
 
 
-def test_choose_out_of_range_is_a_usage_error(origin: Origin, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_choose_out_of_range_is_a_usage_error(
+    origin: Origin, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--choose 3 when the page offers two feeds: exit 2 saying the range, nothing written."""
     cfg = _config(tmp_path)
     assert _add(cfg, _blog(origin), "--choose", "3") == 2

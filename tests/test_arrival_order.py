@@ -42,7 +42,9 @@ def world(store_url: str) -> Iterator[World]:
     store = open_store(store_url, clock.now())
     store.sync_sources(settings.source_records(), clock.now())
     sources = {s.id: s for s in settings.source_records()}
-    yield World(settings, store, clock, FeedService(settings, store, lambda: sources, clock), sources)
+    yield World(
+        settings, store, clock, FeedService(settings, store, lambda: sources, clock), sources
+    )
     store.close()
 
 
@@ -50,10 +52,13 @@ def fetch(world: World, source_id: str, dated: list[tuple[str, int]]) -> None:
     """One fetch a minute after the last, its items in document order, each published in a year."""
     world.clock.advance(60)
     now = world.clock.now()
-    world.apply(source_id, [
-        entry(source_id, title, now, published=datetime(year, 6, 1, tzinfo=UTC), title=title)
-        for title, year in dated
-    ])
+    world.apply(
+        source_id,
+        [
+            entry(source_id, title, now, published=datetime(year, 6, 1, tzinfo=UTC), title=title)
+            for title, year in dated
+        ],
+    )
 
 
 def walk(world: World, path: str) -> list[str]:
@@ -115,21 +120,30 @@ def test_an_upgraded_store_orders_old_entries_by_first_seen_then_id(store_url: s
             step(conn)
         conn.execute(text("DROP INDEX ix_entries_arrival"))
         conn.execute(text("ALTER TABLE entries DROP COLUMN arrival"))
-        conn.execute(text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"))
+        conn.execute(
+            text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+        )
         for version in range(1, 10):
-            conn.execute(text(f"INSERT INTO schema_version VALUES ({version}, '2026-01-01 00:00:00')"))
-        conn.execute(text(
-            "INSERT INTO sources (id, kind, configured_url, url, enabled, gone, consecutive_failures,"
-            " redirect_streak, fetch_count, not_modified_count) VALUES ('py', 'feed', 'u', 'u', true,"
-            " false, 0, 0, 0, 0)"
-        ))
+            conn.execute(
+                text(f"INSERT INTO schema_version VALUES ({version}, '2026-01-01 00:00:00')")
+            )
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, kind, configured_url, url, enabled, gone, consecutive_failures,"
+                " redirect_streak, fetch_count, not_modified_count) VALUES ('py', 'feed', 'u', 'u', true,"
+                " false, 0, 0, 0, 0)"
+            )
+        )
         for title, seen, year in (("old 1", 1, 2025), ("old 2", 1, 2019), ("later", 2, 2018)):
             when = f"2026-01-0{seen} 00:00:00"
-            conn.execute(text(
-                "INSERT INTO entries (source_id, key, title, categories, category_path, category_key,"
-                " enclosures, content_hash, published, first_seen, changed_at, sort_at) VALUES"
-                " ('py', :t, :t, '[]', '[]', '', '[]', 'h', :p, :s, :s, :p)"
-            ), {"t": title, "p": f"{year}-06-01 00:00:00", "s": when})
+            conn.execute(
+                text(
+                    "INSERT INTO entries (source_id, key, title, categories, category_path, category_key,"
+                    " enclosures, content_hash, published, first_seen, changed_at, sort_at) VALUES"
+                    " ('py', :t, :t, '[]', '[]', '', '[]', 'h', :p, :s, :s, :p)"
+                ),
+                {"t": title, "p": f"{year}-06-01 00:00:00", "s": when},
+            )
     assert migrate(engine, T0) == LATEST
     engine.dispose()
     settings = config.parse(SOURCES)
@@ -138,9 +152,16 @@ def test_an_upgraded_store_orders_old_entries_by_first_seen_then_id(store_url: s
     try:
         store.sync_sources(settings.source_records(), clock.now())
         sources = {s.id: s for s in settings.source_records()}
-        world = World(settings, store, clock, FeedService(settings, store, lambda: sources, clock), sources)
+        world = World(
+            settings, store, clock, FeedService(settings, store, lambda: sources, clock), sources
+        )
         fetch(world, "py", [("new", 2017)])
-        assert walk(world, "/feeds/source/py.json?sorted=false&limit=2") == ["new", "later", "old 1", "old 2"]
+        assert walk(world, "/feeds/source/py.json?sorted=false&limit=2") == [
+            "new",
+            "later",
+            "old 1",
+            "old 2",
+        ]
     finally:
         store.close()
 
@@ -149,8 +170,19 @@ def test_arrival_survives_an_update_of_the_entry(world: World, arrived: list[str
     """An entry that changes later keeps its place in arrival order (it did not arrive again)."""
     [old] = [e for e in world.store.list_entries(Selection(limit=100)) if e.title == "B 2020"]
     world.clock.advance(60)
-    world.apply("py", [], [replace(old, content="<p>edited</p>", content_hash="edited", first_seen=None,
-                                   changed_at=world.clock.now())])
+    world.apply(
+        "py",
+        [],
+        [
+            replace(
+                old,
+                content="<p>edited</p>",
+                content_hash="edited",
+                first_seen=None,
+                changed_at=world.clock.now(),
+            )
+        ],
+    )
     assert walk(world, "/feeds/source/py.json?sorted=false&limit=2") == arrived
 
 

@@ -36,12 +36,18 @@ def test_an_upgraded_store_keeps_its_band_rows_in_the_keyed_table(store_url: str
         for step in MIGRATIONS[:10]:
             step(conn)
         conn.execute(text("DROP TABLE entry_bands"))
-        conn.execute(text("CREATE TABLE entry_bands (entry_id INTEGER NOT NULL, band_key BIGINT NOT NULL)"))
+        conn.execute(
+            text("CREATE TABLE entry_bands (entry_id INTEGER NOT NULL, band_key BIGINT NOT NULL)")
+        )
         conn.execute(text("CREATE INDEX ix_entry_bands_key ON entry_bands (band_key)"))
         conn.execute(text("CREATE INDEX ix_entry_bands_entry ON entry_bands (entry_id)"))
-        conn.execute(text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"))
+        conn.execute(
+            text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+        )
         for version in range(1, 11):
-            conn.execute(text(f"INSERT INTO schema_version VALUES ({version}, '2026-01-01 00:00:00')"))
+            conn.execute(
+                text(f"INSERT INTO schema_version VALUES ({version}, '2026-01-01 00:00:00')")
+            )
         rows = [(1, 42), (1, -7), (2, 42), (2, 42), (3, 2**62)]
         for entry_id, key in rows:
             conn.execute(text("INSERT INTO entry_bands VALUES (:e, :k)"), {"e": entry_id, "k": key})
@@ -50,10 +56,14 @@ def test_an_upgraded_store_keeps_its_band_rows_in_the_keyed_table(store_url: str
         kept = conn.execute(text("SELECT entry_id, band_key FROM entry_bands")).all()
         assert sorted(map(tuple, kept)) == sorted(set(rows))
         assert inspect(conn).get_pk_constraint("entry_bands")["constrained_columns"] == [
-            "band_key", "entry_id"]
+            "band_key",
+            "entry_id",
+        ]
         names = {i["name"] for i in inspect(conn).get_indexes("entry_bands")}
         assert "ix_entry_bands_key" not in names and "ix_entry_bands_entry" in names
         if conn.dialect.name == "sqlite":
-            ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'entry_bands'")).scalar()
+            ddl = conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'entry_bands'")
+            ).scalar()
             assert "WITHOUT ROWID" in ddl
     engine.dispose()

@@ -33,7 +33,8 @@ def test_every_aggregator_import_in_bench_resolves() -> None:
                 continue
             is_package = hasattr(mod, "__path__")
             if not hasattr(mod, name) and not (
-                    is_package and importlib.util.find_spec(f"{module}.{name}") is not None):
+                is_package and importlib.util.find_spec(f"{module}.{name}") is not None
+            ):
                 missing.append(f"{path.relative_to(REPO)}:{line}: {module} has no {name}")
     assert missing == []
 
@@ -48,9 +49,13 @@ def _module_attributes(path: Path) -> list[tuple[int, str, str]]:
                 full = f"{node.module}.{alias.name}"
                 if importlib.util.find_spec(node.module or "") and _is_module(full):
                     modules[alias.asname or alias.name] = full
-    return [(node.lineno, modules[node.value.id], node.attr) for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-            and node.value.id in modules]
+    return [
+        (node.lineno, modules[node.value.id], node.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in modules
+    ]
 
 
 def _is_module(name: str) -> bool:

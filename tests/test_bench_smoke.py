@@ -17,8 +17,20 @@ pytestmark = pytest.mark.slow
 def test_quick_bench_ingests_then_gets_304s(tmp_path: Path) -> None:
     """Three generated feeds: the cold run stores every one, the warm run sees only 304s."""
     out = tmp_path / "results.json"
-    cmd = [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--sources", "3",
-           "--only", "cold,warm", "--no-reader", "--workdir", str(tmp_path), "--json", str(out)]
+    cmd = [
+        sys.executable,
+        str(REPO / "bench" / "run.py"),
+        "--quick",
+        "--sources",
+        "3",
+        "--only",
+        "cold,warm",
+        "--no-reader",
+        "--workdir",
+        str(tmp_path),
+        "--json",
+        str(out),
+    ]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())

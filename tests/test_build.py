@@ -51,8 +51,17 @@ def test_build_writes_every_feed_in_every_format(world: World, tmp_path: Path) -
     out = tmp_path / "site"
     build_site(world.feeds, out)
     expected = {"opml.xml", "index.html", "feeds/digest.atom", "feeds/digest.page-2.atom"}
-    for name in ("all", "source/hn", "source/py", "source/ruan", "category/Tech", "category/Tech/News",
-                 "category/Tech/Python", "category/科技", "category/科技/博客"):
+    for name in (
+        "all",
+        "source/hn",
+        "source/py",
+        "source/ruan",
+        "category/Tech",
+        "category/Tech/News",
+        "category/Tech/Python",
+        "category/科技",
+        "category/科技/博客",
+    ):
         expected |= {f"feeds/{name}.{fmt}" for fmt in ("rss", "atom", "json")}
     expected |= {f"feeds/{name}.page-2.{fmt}" for name in PAGED for fmt in ("rss", "atom", "json")}
     assert files(out) == expected
@@ -70,7 +79,9 @@ def test_built_files_have_the_bytes_the_server_sends(world: World, tmp_path: Pat
         assert reply.status_code == 200, name
         stem, fmt = name.rsplit(".", 1)
         server_next = re.escape(f"{BASE}/{stem}.{fmt}") + r"\?before=[A-Za-z0-9_-]+"
-        expected = re.sub(server_next.encode(), f"{BASE}/{stem}.page-2.{fmt}".encode(), reply.content)
+        expected = re.sub(
+            server_next.encode(), f"{BASE}/{stem}.page-2.{fmt}".encode(), reply.content
+        )
         assert (out / name).read_bytes() == expected, name
     opml = client.get("/opml", headers={"Accept-Encoding": "identity"}).content
     assert (out / "opml.xml").read_bytes() == opml
@@ -84,9 +95,14 @@ def test_a_second_build_leaves_unchanged_files_alone(world: World, tmp_path: Pat
     assert second.written == [] and len(second.unchanged) == len(first.written)
     world.add("py", 1)
     third = build_site(world.feeds, out)
-    rewritten = {re.sub(r"\.page-\d+", "", str(p.relative_to(out.resolve()))) for p in third.written}
-    assert rewritten == {f"feeds/{n}.{f}" for n in ("all", "source/py", "category/Tech", "category/Tech/Python")
-                         for f in ("rss", "atom", "json")} | {"feeds/digest.atom"}
+    rewritten = {
+        re.sub(r"\.page-\d+", "", str(p.relative_to(out.resolve()))) for p in third.written
+    }
+    assert rewritten == {
+        f"feeds/{n}.{f}"
+        for n in ("all", "source/py", "category/Tech", "category/Tech/Python")
+        for f in ("rss", "atom", "json")
+    } | {"feeds/digest.atom"}
 
 
 def _static_get(out: Path, url: str) -> Path:
@@ -95,7 +111,9 @@ def _static_get(out: Path, url: str) -> Path:
     return out / path / "index.html" if path.endswith("/") or not path else out / path
 
 
-def test_static_next_links_walk_every_entry_once_on_a_static_host(world: World, tmp_path: Path) -> None:
+def test_static_next_links_walk_every_entry_once_on_a_static_host(
+    world: World, tmp_path: Path
+) -> None:
     """Following next_url as a static host answers it (the query ignored) visits every entry of
     the feed once and ends; Atom's rel=next names the same page file."""
     out = tmp_path / "site"
@@ -110,7 +128,10 @@ def test_static_next_links_walk_every_entry_once_on_a_static_host(world: World, 
         url, pages = doc.get("next_url"), pages + 1
     assert pages == 4 and len(seen) == len(set(seen)) == 18
     assert f'href="{BASE}/feeds/all.page-2.atom" rel="next"' in (out / "feeds/all.atom").read_text()
-    assert f'href="{BASE}/feeds/all.page-3.atom" rel="self"' in (out / "feeds/all.page-3.atom").read_text()
+    assert (
+        f'href="{BASE}/feeds/all.page-3.atom" rel="self"'
+        in (out / "feeds/all.page-3.atom").read_text()
+    )
 
 
 def test_every_feeds_html_alternate_is_a_file_of_the_build(world: World, tmp_path: Path) -> None:
@@ -118,8 +139,11 @@ def test_every_feeds_html_alternate_is_a_file_of_the_build(world: World, tmp_pat
     which links each feed file."""
     out = tmp_path / "site"
     build_site(world.feeds, out)
-    homes = {json.loads((out / name).read_bytes())["home_page_url"]
-             for name in files(out) if name.endswith(".json")}
+    homes = {
+        json.loads((out / name).read_bytes())["home_page_url"]
+        for name in files(out)
+        if name.endswith(".json")
+    }
     (home,) = homes
     index = _static_get(out, home)
     assert index == out / "index.html" and index.is_file()
@@ -155,8 +179,10 @@ def test_names_that_cannot_be_files_are_skipped(tmp_path: Path) -> None:
 def test_build_command(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`aggregator build --out DIR` builds from the configured store and reports the counts."""
     cfg = tmp_path / "agg.toml"
-    cfg.write_text(SOURCES + OPERATOR + f'[storage]\nurl = "sqlite:///{tmp_path / "agg.db"}"\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        SOURCES + OPERATOR + f'[storage]\nurl = "sqlite:///{tmp_path / "agg.db"}"\n',
+        encoding="utf-8",
+    )
     out = tmp_path / "cli-site"
     assert cli.main(["--config", str(cfg), "build", "--out", str(out)]) == 0
     assert "43 files written, 0 unchanged" in " ".join(capsys.readouterr().out.split())

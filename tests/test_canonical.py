@@ -27,7 +27,8 @@ def test_canonical_url_keeps_other_ports_and_hashbang_routes() -> None:
     """A non-default port and a ``#!`` route identify a page, so they stay."""
     assert canonical.canonical_url("http://a.example:8080/x", ()) == "http://a.example:8080/x"
     assert (
-        canonical.canonical_url("https://a.example/#!/story/9", ()) == "https://a.example/#!/story/9"
+        canonical.canonical_url("https://a.example/#!/story/9", ())
+        == "https://a.example/#!/story/9"
     )
 
 

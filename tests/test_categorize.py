@@ -166,8 +166,6 @@ def test_include_filters_must_match_in_every_scope() -> None:
     assert decide(Fields(title="New chip"), [], ("Sports",), include=include).dropped
 
 
-
-
 # --- from the config ----------------------------------------------------------------------------
 
 TOML = """

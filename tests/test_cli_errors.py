@@ -15,8 +15,9 @@ def _config(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "aggregator.toml"
     assert cli.main(["init", str(path)]) == 0
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace('url = "sqlite:///data/aggregator.db"', f'url = "{url}"'),
-                    encoding="utf-8")
+    path.write_text(
+        text.replace('url = "sqlite:///data/aggregator.db"', f'url = "{url}"'), encoding="utf-8"
+    )
     return path
 
 
@@ -49,8 +50,9 @@ def test_a_database_url_that_is_neither_sqlite_nor_postgresql(
     assert "mysql" in line and "sqlite" in line and "postgresql" in line
 
 
-@pytest.mark.parametrize("command", [["build", "--out"], ["export", "hexo", "--out"],
-                                     ["export", "opml", "--out"]])
+@pytest.mark.parametrize(
+    "command", [["build", "--out"], ["export", "hexo", "--out"], ["export", "opml", "--out"]]
+)
 def test_an_output_path_that_cannot_be_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
@@ -90,8 +92,34 @@ def test_export_hexo_of_an_unknown_source_is_a_usage_error(
     path = _config(tmp_path, f"sqlite:///{tmp_path}/data.db")
     capsys.readouterr()
     out = tmp_path / "posts"
-    assert cli.main(["export", "hexo", "--out", str(out), "--source", "pyton-insider",
-                     "--config", str(path)]) == 2
+    assert (
+        cli.main(
+            [
+                "export",
+                "hexo",
+                "--out",
+                str(out),
+                "--source",
+                "pyton-insider",
+                "--config",
+                str(path),
+            ]
+        )
+        == 2
+    )
     assert "pyton-insider" in _one_error_line(capsys.readouterr().err)
-    assert cli.main(["export", "hexo", "--out", str(out), "--source", "python-insider",
-                     "--config", str(path)]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "hexo",
+                "--out",
+                str(out),
+                "--source",
+                "python-insider",
+                "--config",
+                str(path),
+            ]
+        )
+        == 0
+    )

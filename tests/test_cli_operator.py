@@ -22,7 +22,9 @@ from .test_reload import atom
 LONG = "https://example.org/" + "a-very-long-path-segment/" * 6 + "feed.xml"
 
 
-def test_init_writes_a_valid_commented_starter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_init_writes_a_valid_commented_starter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`aggregator init PATH` writes the packaged starter config, which `check` accepts; a second
     init refuses to overwrite it."""
     path = tmp_path / "etc" / "aggregator.toml"
@@ -35,7 +37,9 @@ def test_init_writes_a_valid_commented_starter(tmp_path: Path, capsys: pytest.Ca
     assert "--force" in capsys.readouterr().err
 
 
-def test_a_missing_config_says_how_to_get_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_config_says_how_to_get_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A config file that does not exist: exit 2 and a pointer to `aggregator init`."""
     missing = tmp_path / "nope.toml"
     assert cli.main(["check", "--config", str(missing)]) == 2
@@ -65,15 +69,18 @@ def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"aggregator {cli._version()}"
 
 
-def test_check_json_lists_problems_with_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_json_lists_problems_with_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`check --json` on a bad config: exit 2 and each problem with file and line as JSON."""
     path = tmp_path / "bad.toml"
     path.write_text('[server]\nport = "8080"\n', encoding="utf-8")
     assert cli.main(["check", "--json", "--config", str(path)]) == 2
     found = json.loads(capsys.readouterr().out)
     assert found["ok"] is False
-    assert found["problems"] == [{"file": str(path), "line": 2,
-                                  "problem": "server.port: Input should be a valid integer"}]
+    assert found["problems"] == [
+        {"file": str(path), "line": 2, "problem": "server.port: Input should be a valid integer"}
+    ]
 
 
 def test_fetch_exits_1_when_some_sources_fail_and_json_says_which(
@@ -86,7 +93,10 @@ def test_fetch_exits_1_when_some_sources_fail_and_json_says_which(
     assert cli.main(["fetch", "--config", str(path), "--json"]) == 1
     found = json.loads(capsys.readouterr().out)
     assert (found["sources"], found["added"], found["failed"]) == (2, 1, 1)
-    assert [(o["source"], o["outcome"]) for o in found["outcomes"]] == [("alpha", "ok"), ("beta", "error")]
+    assert [(o["source"], o["outcome"]) for o in found["outcomes"]] == [
+        ("alpha", "ok"),
+        ("beta", "error"),
+    ]
     assert cli.main(["fetch", "--config", str(path), "--source", "alpha"]) == 0
     assert cli.main(["fetch", "--config", str(path), "--source", "nope"]) == 2
 
@@ -96,17 +106,35 @@ def test_sources_json_and_full_width_when_piped(
 ) -> None:
     """`sources --json` gives each row with absolute times; piped, the table keeps long URLs whole."""
     path, _ = make_config(tmp_path, origin, {"alpha": atom("alpha", ["A1"])})
-    url = origin.route("/" + LONG.split("/", 3)[3], Reply(atom("x", ["X"]), content_type="application/atom+xml"))
-    path.write_text(path.read_text() + f'\n[[sources]]\nid = "long"\nurl = "{url}"\n', encoding="utf-8")
+    url = origin.route(
+        "/" + LONG.split("/", 3)[3], Reply(atom("x", ["X"]), content_type="application/atom+xml")
+    )
+    path.write_text(
+        path.read_text() + f'\n[[sources]]\nid = "long"\nurl = "{url}"\n', encoding="utf-8"
+    )
     assert cli.main(["fetch", "--config", str(path)]) == 0
     capsys.readouterr()
     assert cli.main(["sources", "--config", str(path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["id"], r["status"], r["entries"]) for r in rows] == [("alpha", "ok", 1), ("long", "ok", 1)]
+    assert [(r["id"], r["status"], r["entries"]) for r in rows] == [
+        ("alpha", "ok", 1),
+        ("long", "ok", 1),
+    ]
     assert rows[0]["last_success"].startswith("20")
-    done = subprocess.run([sys.executable, "-c", "import sys; from aggregator.cli.main import main; sys.exit(main())",
-                           "sources", "--config", str(path)],
-                          capture_output=True, text=True, check=False, env=_env_without_columns())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from aggregator.cli.main import main; sys.exit(main())",
+            "sources",
+            "--config",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_env_without_columns(),
+    )
     assert done.returncode == 0, done.stderr
     assert url in done.stdout
 
@@ -141,13 +169,19 @@ def test_explain_json(tmp_path: Path, origin: Origin, capsys: pytest.CaptureFixt
     capsys.readouterr()
     assert cli.main(["explain", "1", "--config", str(path), "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert [(e["id"], e["title"], e["source"]) for e in found["entries"]] == [(1, "First title", "alpha")]
+    assert [(e["id"], e["title"], e["source"]) for e in found["entries"]] == [
+        (1, "First title", "alpha")
+    ]
     assert cli.main(["explain", "nothing-like-this", "--json", "--config", str(path)]) == 1
 
 
 def _commands(parser: argparse.ArgumentParser) -> set[str]:
-    return {name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
-            for name in action.choices}
+    return {
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    }
 
 
 def test_every_command_has_a_handler() -> None:
@@ -160,8 +194,10 @@ def test_every_command_has_a_handler() -> None:
 def test_help_loads_no_command_group() -> None:
     """`aggregator --help` builds the argument tree without importing a command group, the
     database layer or rich: each group's module is imported only when one of its commands runs."""
-    probe = ("import sys; from aggregator.cli.parser import build_parser; build_parser(); "
-             "print(sorted(m for m in sys.modules if m.startswith(('aggregator.cli.', 'sqlalchemy', "
-             "'rich', 'aggregator.config', 'aggregator.store'))))")
+    probe = (
+        "import sys; from aggregator.cli.parser import build_parser; build_parser(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('aggregator.cli.', 'sqlalchemy', "
+        "'rich', 'aggregator.config', 'aggregator.store'))))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "['aggregator.cli.parser']"

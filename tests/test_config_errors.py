@@ -36,18 +36,22 @@ def test_urls_with_spaces_or_bad_hosts_are_rejected() -> None:
 def test_a_number_as_category_is_an_error_not_a_traceback() -> None:
     """``category = 5`` says what a category is."""
     found = problems(FEED + "category = 5\n")
-    assert found == ["sources[0] (id=hn).category: a category path is a string 'a / b' or a list of strings"]
+    assert found == [
+        "sources[0] (id=hn).category: a category path is a string 'a / b' or a list of strings"
+    ]
 
 
 def test_single_bracket_sources_says_to_use_double_brackets() -> None:
     """``[sources]`` instead of ``[[sources]]`` names the fix."""
     found = problems('[sources]\nid = "hn"\nurl = "https://hnrss.org/frontpage"\n')
-    assert found == ["sources: write each source as a [[sources]] table (double brackets), not [sources]"]
+    assert found == [
+        "sources: write each source as a [[sources]] table (double brackets), not [sources]"
+    ]
 
 
 def test_unknown_keys_suggest_the_near_one() -> None:
     """A misspelt key gets "did you mean"."""
-    found = problems('[server]\nprot = 8080\n' + FEED + 'intervall = "1h"\n')
+    found = problems("[server]\nprot = 8080\n" + FEED + 'intervall = "1h"\n')
     assert "server.prot: unknown key (did you mean 'port'?)" in found
     assert "sources[0] (id=hn): intervall: unknown key (did you mean 'interval'?)" in found
 
@@ -73,10 +77,14 @@ def test_qutoutiao_cid_must_be_positive() -> None:
     """``cid = 0`` or ``-5`` is out of range."""
     for cid in (0, -5):
         found = problems(f'[[sources]]\nid = "q"\nkind = "qutoutiao"\ncid = {cid}\n')
-        assert found[0].startswith("sources[0] (id=q): cid: Input should be greater than or equal to 1"), found
+        assert found[0].startswith(
+            "sources[0] (id=q): cid: Input should be greater than or equal to 1"
+        ), found
 
 
-def test_check_prints_file_line_and_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_prints_file_line_and_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``aggregator check`` names the file and the line of each problem, exit 2, no traceback."""
     path = tmp_path / "bad.toml"
     path.write_text(FEED + "category = 5\n", encoding="utf-8")
@@ -89,8 +97,11 @@ def test_check_prints_file_line_and_problem(tmp_path: Path, capsys: pytest.Captu
 def test_wrong_shapes_are_worded_in_toml_terms() -> None:
     """A string where a list goes, or a list of numbers where tables go, says what to write."""
     assert problems('[server]\nprivate = "status"\n') == [
-        'server.private: expected a list, such as ["a", "b"]']
+        'server.private: expected a list, such as ["a", "b"]'
+    ]
     assert problems('sources = "x"\n') == [
-        "sources: write each source as a [[sources]] table (double brackets)"]
+        "sources: write each source as a [[sources]] table (double brackets)"
+    ]
     assert problems("sources = [1]\n") == [
-        "sources[0]: expected a table ([name], [[name]] or { key = value })"]
+        "sources[0]: expected a table ([name], [[name]] or { key = value })"
+    ]

@@ -31,10 +31,15 @@ FETCHED = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # 10:00 in +08:00
 async def test_remove_applies_to_json_detail_content(origin: Origin, clock: FakeClock) -> None:
     """`remove` drops its matches from detail content read by a JSON path, as it does for a selector."""
     body = {"data": {"html": '<p>正文</p><div class="share-bar">分享到微博</div>'}}
-    origin.route("/api/detail/9", Reply(json.dumps(body, ensure_ascii=False), content_type="application/json"))
+    origin.route(
+        "/api/detail/9",
+        Reply(json.dumps(body, ensure_ascii=False), content_type="application/json"),
+    )
     url = origin.url("/api/detail/{id}")
-    src = source('id = "id"\ntitle = "t"',
-                 extra=f'detail = {{ url = "{url}", content = "data.html", remove = ["div.share-bar"] }}')
+    src = source(
+        'id = "id"\ntitle = "t"',
+        extra=f'detail = {{ url = "{url}", content = "data.html", remove = ["div.share-bar"] }}',
+    )
     (item,) = parse(src, {"data": {"list": [{"id": 9, "t": "a"}]}})
     assert (await _enrich(src, item, clock)).content == "<p>正文</p>"
 
@@ -73,9 +78,13 @@ def test_keys_without_effect_are_config_errors() -> None:
 def test_several_formats_and_relative_dates(value: str, expected: datetime) -> None:
     """A date field tries each of its formats, then relative dates (English and Chinese) against
     the fetch time in the source's zone."""
-    src = source('title = "t"\npublished = { path = "d", format = ["%Y-%m-%d %H:%M", "%b %d, %Y"] }')
+    src = source(
+        'title = "t"\npublished = { path = "d", format = ["%Y-%m-%d %H:%M", "%b %d, %Y"] }'
+    )
     body = json.dumps({"data": {"list": [{"t": "x", "d": value}]}}, ensure_ascii=False).encode()
-    result = FetchResult(url="https://a.example/", status_code=200, content=body, fetched_at=FETCHED)
+    result = FetchResult(
+        url="https://a.example/", status_code=200, content=body, fetched_at=FETCHED
+    )
     (item,) = JsonAdapter().parse(src, result).items
     assert item.published == expected
 
@@ -83,9 +92,15 @@ def test_several_formats_and_relative_dates(value: str, expected: datetime) -> N
 def test_relative_dates_use_the_fields_zone() -> None:
     """`昨天 09:15` is 09:15 yesterday in the field's timezone."""
     src = source('title = "t"\npublished = { path = "d", timezone = "UTC" }')
-    body = json.dumps({"data": {"list": [{"t": "x", "d": "昨天 09:15"}]}}, ensure_ascii=False).encode()
-    result = FetchResult(url="https://a.example/", status_code=200, content=body, fetched_at=FETCHED)
-    assert JsonAdapter().parse(src, result).items[0].published == datetime(2026, 12, 6, 9, 15, tzinfo=UTC)
+    body = json.dumps(
+        {"data": {"list": [{"t": "x", "d": "昨天 09:15"}]}}, ensure_ascii=False
+    ).encode()
+    result = FetchResult(
+        url="https://a.example/", status_code=200, content=body, fetched_at=FETCHED
+    )
+    assert JsonAdapter().parse(src, result).items[0].published == datetime(
+        2026, 12, 6, 9, 15, tzinfo=UTC
+    )
 
 
 PAGE = """<html><body><ul>
@@ -111,10 +126,13 @@ def test_undated_items_are_counted_and_not_newer_than_dated_ones() -> None:
     """An item whose date does not parse is kept, counted with why, and dated like the oldest
     dated item of the page (never above them)."""
     src = config.parse(HTML_SOURCE.format(url="https://a.example/"), "t.toml").source_records()[0]
-    result = FetchResult(url="https://a.example/", status_code=200, content=PAGE.encode(), fetched_at=FETCHED)
+    result = FetchResult(
+        url="https://a.example/", status_code=200, content=PAGE.encode(), fetched_at=FETCHED
+    )
     parsed = HtmlAdapter().parse(src, result)
     assert [i.published for i in parsed.items] == [
-        datetime(2024, 2, 29, 16, 0, tzinfo=UTC), datetime(2024, 2, 29, 16, 0, tzinfo=UTC),
+        datetime(2024, 2, 29, 16, 0, tzinfo=UTC),
+        datetime(2024, 2, 29, 16, 0, tzinfo=UTC),
         datetime(2026, 12, 7, 0, 0, tzinfo=UTC),
     ]
     (why,) = parsed.undated
@@ -131,7 +149,9 @@ async def test_undated_items_reported_by_fetch_check_status_and_log(
     with caplog.at_level(logging.WARNING):
         (outcome,) = await fetch_once(settings, clock)
     assert (outcome.status, outcome.added, outcome.undated) == (FetchStatus.OK, 3, 1)
-    assert any("event=undated" in r.getMessage() and "items=1" in r.getMessage() for r in caplog.records)
+    assert any(
+        "event=undated" in r.getMessage() and "items=1" in r.getMessage() for r in caplog.records
+    )
     _, state = stored(settings, "blog", clock)
     assert state.last_error is not None
     assert state.last_error.startswith("undated: 1 item's date did not parse")
@@ -144,9 +164,9 @@ async def test_undated_items_reported_by_fetch_check_status_and_log(
     assert "1 undated — undated: 1 item's date did not parse" in out.getvalue()
 
 
-
-
-def test_fetch_command_shows_the_undated_count(origin: Origin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fetch_command_shows_the_undated_count(
+    origin: Origin, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`aggregator fetch` has an undated column with the count when a fetch had undated items."""
     url = origin.route("/blog", Reply(PAGE, content_type="text/html; charset=utf-8"))
     path = write_config(tmp_path, HTML_SOURCE.format(url=url))

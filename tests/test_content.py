@@ -65,7 +65,8 @@ def test_both_cleaning_routes_write_the_same_html(lazy: str) -> None:
     img = f'<img src="blank.gif" {lazy} alt="x">'
     out = clean_html(img + rest, "https://example.com/post/1", PROXY)
     expected_img = (
-        '<img src="https://example.com/real.jpg" alt="x" referrerpolicy="no-referrer">' if lazy
+        '<img src="https://example.com/real.jpg" alt="x" referrerpolicy="no-referrer">'
+        if lazy
         else '<img src="https://example.com/post/blank.gif" alt="x" referrerpolicy="no-referrer">'
     )
     assert out == expected_img + (
@@ -78,9 +79,18 @@ def test_both_cleaning_routes_write_the_same_html(lazy: str) -> None:
 @pytest.mark.parametrize(
     ("tag", "expected"),
     [
-        ("<IMG Data-Src='/a.jpg' SRC=blank.gif alt=x>", '<img src="https://e.example/a.jpg" alt="x"'),
-        ('<img alt="a > b" data-original=/b.jpg>', '<img alt="a &gt; b" src="https://e.example/b.jpg"'),
-        ('<img data-src=" " data-lazy-src="/c.jpg" src="s.gif">', '<img src="https://e.example/c.jpg"'),
+        (
+            "<IMG Data-Src='/a.jpg' SRC=blank.gif alt=x>",
+            '<img src="https://e.example/a.jpg" alt="x"',
+        ),
+        (
+            '<img alt="a > b" data-original=/b.jpg>',
+            '<img alt="a &gt; b" src="https://e.example/b.jpg"',
+        ),
+        (
+            '<img data-src=" " data-lazy-src="/c.jpg" src="s.gif">',
+            '<img src="https://e.example/c.jpg"',
+        ),
         ("<img src=\"/d.jpg\" data-src=''>", '<img src="https://e.example/d.jpg"'),
         ("<img data-src='/e.jpg?q=\"1\"'/>", '<img src="https://e.example/e.jpg?q=&quot;1&quot;"'),
     ],

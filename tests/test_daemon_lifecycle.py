@@ -29,8 +29,9 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         path = tmp_path / "aggregator.toml"
-        path.write_text(config(tmp_path, port, {}).replace('format = "json"', 'format = "kv"'),
-                        encoding="utf-8")
+        path.write_text(
+            config(tmp_path, port, {}).replace('format = "json"', 'format = "kv"'), encoding="utf-8"
+        )
         daemon = Daemon(path, port)
         code = daemon.proc.wait(timeout=30)
         out = daemon.output()
@@ -49,7 +50,9 @@ def test_sigterm_during_a_round_stops_quietly(tmp_path: Path, origin: Origin) ->
     url = origin.route("/slow", Reply(body, content_type="application/atom+xml", chunk_delay=0.25))
     port = free_port()
     path = tmp_path / "aggregator.toml"
-    path.write_text(config(tmp_path, port, {"slow": url}) + "[content]\nprocesses = 1\n", encoding="utf-8")
+    path.write_text(
+        config(tmp_path, port, {"slow": url}) + "[content]\nprocesses = 1\n", encoding="utf-8"
+    )
     daemon = Daemon(path, port)
     daemon.wait_for(lambda: origin.hits("/slow"))
     time.sleep(0.5)  # the body is arriving, slowly (a real subprocess: no clock to fake)

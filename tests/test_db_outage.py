@@ -76,8 +76,10 @@ class Site:
         state = self.direct.get_state(source_id)
         assert state is not None
         from aggregator.models import FetchOutcome
-        self.direct.apply(state, made, [], FetchOutcome(source_id, FetchStatus.OK, added=1),
-                          self.clock.now())
+
+        self.direct.apply(
+            state, made, [], FetchOutcome(source_id, FetchStatus.OK, added=1), self.clock.now()
+        )
 
     def get(self, path: str, **headers: str) -> tuple[httpx.Response, float]:
         started = time.monotonic()
@@ -91,9 +93,17 @@ def serve(feeds: FeedService) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     app = create_app(feeds)
-    app.router.routes.extend(routes(WebContext(
-        store=feeds.store, feeds=feeds, clock=feeds.clock, settings=lambda: feeds.settings,
-        sources=feeds.sources)))
+    app.router.routes.extend(
+        routes(
+            WebContext(
+                store=feeds.store,
+                feeds=feeds,
+                clock=feeds.clock,
+                settings=lambda: feeds.settings,
+                sources=feeds.sources,
+            )
+        )
+    )
     server = _Quiet(server_config(app, feeds.settings.server))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
@@ -139,7 +149,9 @@ def wait_until(predicate: object, timeout: float = 5.0) -> float:
 
 
 @pytest.mark.parametrize("outage", ["cut", "hang"])
-def test_cached_feeds_are_served_through_an_outage_and_refresh_after(site: Site, outage: str) -> None:
+def test_cached_feeds_are_served_through_an_outage_and_refresh_after(
+    site: Site, outage: str
+) -> None:
     """While the database refuses or hangs, rendered feeds are served with their ETag (and 304),
     others answer a quick 503 with Retry-After; afterwards feeds refresh by themselves."""
     before, _ = site.get("/feeds/all.json")
@@ -213,7 +225,9 @@ def test_an_outage_logs_a_line_per_error_never_a_flood(
         for i in range(50):
             path = ("/feeds/all.json", "/feeds/source/py.json", "/feeds/all.rss", "/readyz")[i % 4]
             assert site.get(path)[0].status_code in (200, 503)
-    ours = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]  # the client's
+    ours = [
+        r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))
+    ]  # the client's
     text_lines = sum(len(logging.Formatter().format(r).splitlines()) for r in ours)
     assert len([r for r in ours if r.exc_info]) <= 1
     assert len(ours) <= 10, [r.getMessage() for r in ours]
@@ -254,8 +268,11 @@ def test_connecting_to_a_hung_postgresql_gives_up(site: Site) -> None:
     site.proxy.hang()
     started = time.monotonic()
     with pytest.raises(StoreError):
-        open_store(site.proxy.url("postgresql://postgres@127.0.0.1:5432/test"), T0,
-                   site.feeds.settings.storage)
+        open_store(
+            site.proxy.url("postgresql://postgres@127.0.0.1:5432/test"),
+            T0,
+            site.feeds.settings.storage,
+        )
     assert time.monotonic() - started < 4
 
 
@@ -292,10 +309,19 @@ async def test_a_dispatcher_tick_survives_an_outage_and_the_next_one_works(
         by_id = {s.id: s for s in settings.source_records()}
         try:
             async with Fetcher(settings.fetch, clock) as fetcher:
-                pipeline = Pipeline(settings, store, fetcher.fetch, clock, random.Random(1),
-                                    processes=1)
-                dispatcher = Dispatcher(store, pipeline, lambda: by_id, clock, "t", 10, 600,
-                                        timeout=settings.storage.request_timeout)
+                pipeline = Pipeline(
+                    settings, store, fetcher.fetch, clock, random.Random(1), processes=1
+                )
+                dispatcher = Dispatcher(
+                    store,
+                    pipeline,
+                    lambda: by_id,
+                    clock,
+                    "t",
+                    10,
+                    600,
+                    timeout=settings.storage.request_timeout,
+                )
                 for outage in (proxy.cut, proxy.hang):  # the hung claim lands after restore()
                     outage()
                     caplog.clear()

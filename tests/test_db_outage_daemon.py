@@ -65,19 +65,41 @@ def test_the_daemon_serves_cached_feeds_through_a_cut_and_a_hang(
         origin.route(f"/s/{i}", lambda request, i=i: Reply(rss(i, items[i])))
     with pg_schema() as url:
         cfg = tmp_path / "outage.toml"
-        cfg.write_text("\n".join([
-            "[server]", 'host = "127.0.0.1"', f"port = {free_port()}",
-            "[storage]", f'url = "{proxy.url(url)}"', 'connect_timeout = "1s"',
-            'statement_timeout = "2s"', 'pool_timeout = "1s"', 'request_timeout = "0.5s"',
-            "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
-            "[schedule]", 'dispatch_every = "0.2s"', 'interval = "1s"', 'min_interval = "1s"',
-            "jitter = 0",
-            *[f'[[sources]]\nid = "s{i}"\nurl = "{origin.url(f"/s/{i}")}"' for i in items],
-        ]) + "\n", encoding="utf-8")
+        cfg.write_text(
+            "\n".join(
+                [
+                    "[server]",
+                    'host = "127.0.0.1"',
+                    f"port = {free_port()}",
+                    "[storage]",
+                    f'url = "{proxy.url(url)}"',
+                    'connect_timeout = "1s"',
+                    'statement_timeout = "2s"',
+                    'pool_timeout = "1s"',
+                    'request_timeout = "0.5s"',
+                    "[fetch]",
+                    "allow_private_networks = true",
+                    "per_host_delay = 0",
+                    "max_retries = 0",
+                    "[schedule]",
+                    'dispatch_every = "0.2s"',
+                    'interval = "1s"',
+                    'min_interval = "1s"',
+                    "jitter = 0",
+                    *[f'[[sources]]\nid = "s{i}"\nurl = "{origin.url(f"/s/{i}")}"' for i in items],
+                ]
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         log = tmp_path / "daemon.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, str(REPO / "run.py"), "--config", str(cfg), "run"],
-                                    cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, str(REPO / "run.py"), "--config", str(cfg), "run"],
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
             try:
                 run_outages(proc, proxy, items, log)
             finally:
@@ -85,7 +107,9 @@ def test_the_daemon_serves_cached_feeds_through_a_cut_and_a_hang(
                 proc.wait(15)
 
 
-def run_outages(proc: subprocess.Popen[bytes], proxy: DbProxy, items: dict[int, int], log: Path) -> None:
+def run_outages(
+    proc: subprocess.Popen[bytes], proxy: DbProxy, items: dict[int, int], log: Path
+) -> None:
     port = poll("the port", lambda: _port(log), 15, log)
     http = httpx.Client(base_url=f"http://{port}", timeout=3)
 

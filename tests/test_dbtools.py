@@ -37,7 +37,11 @@ def filled_sqlite(tmp: Path) -> str:
     url = f"sqlite:///{tmp / 'source.db'}"
     store = SQLStore(url, T0)
     store.sync_sources([src("a", category=("Tech",)), src("b"), src("c")], T0)
-    [first, *_] = add(store, "a", [entry("a", f"{i}", T0 - timedelta(days=i), category=("Tech",)) for i in range(6)])
+    [first, *_] = add(
+        store,
+        "a",
+        [entry("a", f"{i}", T0 - timedelta(days=i), category=("Tech",)) for i in range(6)],
+    )
     add(store, "b", [entry("b", "1", duplicate_of=first), entry("b", "2")])
     store.prune(T0, max_per_source=4, max_age=None)  # two tombstones, a gap in the ids
     [state] = store.claim_due(T0 + timedelta(days=1), 1, "w", 60)
@@ -50,7 +54,9 @@ def snapshot(url: str) -> dict[str, object]:
     store = SQLStore(url, T0)
     try:
         with store.engine.connect() as conn:
-            graves = sorted(tuple(r) for r in conn.execute(select(tombstones.c.source_id, tombstones.c.key)))
+            graves = sorted(
+                tuple(r) for r in conn.execute(select(tombstones.c.source_id, tombstones.c.key))
+            )
         return {
             "entries": store.list_entries(everything(merge_duplicates=False)),
             "states": store.list_states(include_disabled=True),
@@ -61,7 +67,9 @@ def snapshot(url: str) -> dict[str, object]:
         store.close()
 
 
-def test_upgrade_prints_the_schema_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_upgrade_prints_the_schema_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`db upgrade` migrates a new database to the latest version, and says so; again, nothing."""
     cfg = write_config(tmp_path, f"sqlite:///{tmp_path / 'new.db'}")
     assert cli.main(["--config", str(cfg), "db", "upgrade"]) == 0
@@ -79,7 +87,10 @@ def test_copy_moves_every_row_with_its_id(
     cfg = write_config(tmp_path, source_url)
     assert cli.main(["--config", str(cfg), "db", "copy", "--to", target_url]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "copied and verified: sources 3, entries 6, entry_bands 0, tombstones 2, fetch_log 3, drops 0" in out
+    assert (
+        "copied and verified: sources 3, entries 6, entry_bands 0, tombstones 2, fetch_log 3, drops 0"
+        in out
+    )
     assert snapshot(target_url) == snapshot(source_url)
 
     target = SQLStore(target_url, T0)
@@ -120,12 +131,19 @@ def test_prune_command_applies_the_retention_settings(
     assert "removed 2 entries from 1 sources" in capsys.readouterr().out
 
 
-async def test_retention_job_prunes_with_the_current_limits(tmp_path: Path, clock: FakeClock) -> None:
+async def test_retention_job_prunes_with_the_current_limits(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     """The maintenance job does nothing without limits and prunes by age once they are set,
     reading the settings at each run (so a reload applies)."""
     store = SQLStore(f"sqlite:///{tmp_path / 'r.db'}", clock.now())
     store.sync_sources([src("a")], clock.now())
-    add(store, "a", [entry("a", f"{d}", clock.now() - timedelta(days=d)) for d in (1, 5, 9)], clock.now())
+    add(
+        store,
+        "a",
+        [entry("a", f"{d}", clock.now() - timedelta(days=d)) for d in (1, 5, 9)],
+        clock.now(),
+    )
     settings = config.parse("")
     job = Retention(store, clock, lambda: settings.retention)
     assert await job.run() is None
@@ -147,13 +165,20 @@ def test_copy_back_from_postgresql_to_sqlite(tmp_path: Path) -> None:
         copy_store(source_url, pg_url, SystemClock())
         report = copy_store(pg_url, back, SystemClock())
     assert report.rows == {
-        "sources": 3, "entries": 6, "entry_bands": 0, "tombstones": 2, "fetch_log": 3, "drops": 0,
+        "sources": 3,
+        "entries": 6,
+        "entry_bands": 0,
+        "tombstones": 2,
+        "fetch_log": 3,
+        "drops": 0,
         "detail_retries": 0,
     }
     assert snapshot(back) == snapshot(source_url)
 
 
-async def test_the_scheduler_runs_retention_as_a_maintenance_job(tmp_path: Path, clock: FakeClock) -> None:
+async def test_the_scheduler_runs_retention_as_a_maintenance_job(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     """A scheduler given the retention job schedules it beside the dispatcher; without, only the
     dispatcher runs."""
     from aggregator.runtime.scheduler import Dispatcher, Scheduler

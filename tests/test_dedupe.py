@@ -127,8 +127,13 @@ def test_identical_tiny_posts_merge_at_any_length() -> None:
     """A tiny post in a site's Atom and JSON feeds (other markup and links) is one story."""
     text = "Special guest: Maya Lin. Sponsored by Squarespace."
     a = candidate(1, "a", f"<p>{text}</p>", title="The Talk Show: 401", link="https://x.example/1")
-    b = candidate(None, "b", text.replace(":", "&#58;"), title="The Talk Show: 401",
-                  link="https://linkblog.example/2024/401")
+    b = candidate(
+        None,
+        "b",
+        text.replace(":", "&#58;"),
+        title="The Talk Show: 401",
+        link="https://linkblog.example/2024/401",
+    )
     assert a.text_length < DedupeSettings().min_text_length
     match = dedupe.find_duplicate(b, [a], DedupeSettings())
     assert match is not None and match.reason == "identical_content"
@@ -136,10 +141,20 @@ def test_identical_tiny_posts_merge_at_any_length() -> None:
 
 def test_tiny_posts_with_one_fact_changed_stay_apart() -> None:
     """Two tiny posts that differ in one number are two posts, however alike."""
-    a = candidate(1, "a", "<p>Live map, updated every 5 minutes.</p>", title="Outage map",
-                  link="https://x.example/1")
-    b = candidate(None, "b", "<p>Live map, updated every 15 minutes.</p>", title="Outage map",
-                  link="https://y.example/2")
+    a = candidate(
+        1,
+        "a",
+        "<p>Live map, updated every 5 minutes.</p>",
+        title="Outage map",
+        link="https://x.example/1",
+    )
+    b = candidate(
+        None,
+        "b",
+        "<p>Live map, updated every 15 minutes.</p>",
+        title="Outage map",
+        link="https://y.example/2",
+    )
     assert dedupe.find_duplicate(b, [a], DedupeSettings()) is None
 
 
@@ -186,7 +201,10 @@ def test_a_rewritten_lead_still_matches_by_the_body() -> None:
     body = f"<p>{STORY_EN}</p><p>{OTHER_EN.replace('earthquake', 'tremor')}</p>"
     original = candidate(1, "a", f"<p>{OTHER_EN}</p>" + body, link="https://a.example/1")
     rewritten = candidate(None, "b", lead + body, link="https://b.example/2")
-    assert fingerprints.window_scores(original.fingerprint or 0, rewritten.fingerprint or 0)["lede"] < 0.8
+    assert (
+        fingerprints.window_scores(original.fingerprint or 0, rewritten.fingerprint or 0)["lede"]
+        < 0.8
+    )
     assert dedupe.find_duplicate(rewritten, [original], DedupeSettings()) is not None
 
 
@@ -346,7 +364,9 @@ def test_every_kind_of_copy_is_found_at_least_95_percent_of_the_time() -> None:
     evalset.extend(gen.corpus_set())
     report = bench.evaluate(evalset, DedupeSettings())
     pooled = bench.recall_by_kind(report)
-    low = {k: f"{tp}/{n}" for k, (tp, n) in pooled.items() if tp < 0.95 * n and k not in KNOWN_MISSES}
+    low = {
+        k: f"{tp}/{n}" for k, (tp, n) in pooled.items() if tp < 0.95 * n and k not in KNOWN_MISSES
+    }
     assert not low, low
     assert pooled["wire"][1] >= 100 and pooled["lead+end"][1] >= 30
     table = bench.kinds_table(report)[1:]
@@ -364,13 +384,27 @@ def test_a_cms_migration_is_a_rekey_by_text() -> None:
     """Ids, links and markup all changed: items are matched to the stored entry whose text is
     clearly the closest; an item like no stored entry stays new."""
     texts = [STORY_EN, OTHER_EN, STORY_ZH]
-    known = [Entry(source_id="s", key=f"old-{i}", title="", link=None, content=None, summary=None,
-                   author=None, published=None, updated=None, content_hash=f"h{i}",
-                   canonical_url=f"http://a.example/?p={i}",
-                   fingerprint=fingerprints.stored_signature("t", f"<p>{t}</p>")[0])
-             for i, t in enumerate(texts)]
+    known = [
+        Entry(
+            source_id="s",
+            key=f"old-{i}",
+            title="",
+            link=None,
+            content=None,
+            summary=None,
+            author=None,
+            published=None,
+            updated=None,
+            content_hash=f"h{i}",
+            canonical_url=f"http://a.example/?p={i}",
+            fingerprint=fingerprints.stored_signature("t", f"<p>{t}</p>")[0],
+        )
+        for i, t in enumerate(texts)
+    ]
     fetched = [ident(f"new-{i}", f"https://a.example/2024/story-{i}", f"x{i}") for i in range(4)]
-    migrated = {f"new-{i}": f'<div class="c"><p class="b">{t}</p></div>' for i, t in enumerate(texts)}
+    migrated = {
+        f"new-{i}": f'<div class="c"><p class="b">{t}</p></div>' for i, t in enumerate(texts)
+    }
     migrated["new-3"] = f"<p>{OTHER_ZH}</p>"
 
     def fingerprint(key: str) -> int | None:
@@ -378,4 +412,7 @@ def test_a_cms_migration_is_a_rekey_by_text() -> None:
 
     assert dedupe.detect_rekeyed(fetched, known) == {}
     assert dedupe.detect_rekeyed(fetched, known, fingerprint=fingerprint) == {
-        "new-0": "old-0", "new-1": "old-1", "new-2": "old-2"}
+        "new-0": "old-0",
+        "new-1": "old-1",
+        "new-2": "old-2",
+    }

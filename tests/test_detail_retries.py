@@ -37,10 +37,14 @@ id = "id"
 title = "title"
 content = "summary"
 """
-LIST = json.dumps({"items": [
-    {"id": 1, "title": "First story", "summary": "<p>summary one</p>"},
-    {"id": 2, "title": "Second story", "summary": "<p>summary two</p>"},
-]})
+LIST = json.dumps(
+    {
+        "items": [
+            {"id": 1, "title": "First story", "summary": "<p>summary one</p>"},
+            {"id": 2, "title": "Second story", "summary": "<p>summary two</p>"},
+        ]
+    }
+)
 
 
 def detail(n: int) -> Reply:
@@ -88,7 +92,10 @@ async def test_a_failed_detail_is_recorded_and_retried_until_it_arrives(
     assert entries["2"].content == "<p>summary two</p>"
     assert state.details_missing == 1
     assert state.detail_error == f"{origin.url('/d/2')}: HTTP 500 Internal Server Error"
-    assert state.detail_retry_at is not None and (state.detail_retry_at - clock.now()).total_seconds() == 60
+    assert (
+        state.detail_retry_at is not None
+        and (state.detail_retry_at - clock.now()).total_seconds() == 60
+    )
     assert "event=detail_failed key=2 attempt=1" in caplog.text
     (row,) = report.source_rows(open_store(settings.storage.url, clock.now()))
     assert row.cells(clock.now())[-1] == f"1 entry without its detail: {state.detail_error}"
@@ -144,6 +151,9 @@ async def test_a_hanging_detail_host_cannot_hold_the_source_past_its_lease(
         entries, state = await fetch(settings, clock)
     finally:
         release.set()
-    assert entries["1"].content == "<p>full text 1</p>" and entries["2"].content == "<p>summary two</p>"
+    assert (
+        entries["1"].content == "<p>full text 1</p>"
+        and entries["2"].content == "<p>summary two</p>"
+    )
     assert state.last_status == "ok" and state.details_missing == 1
     assert state.detail_error == "detail not fetched within the source's enrichment budget (0.9 s)"

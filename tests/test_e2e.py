@@ -38,11 +38,20 @@ def free_port() -> int:
 
 def write_config(tmp: Path, origin: Origin, port: int) -> Path:
     lines = [
-        "[server]", 'host = "127.0.0.1"', f"port = {port}",
-        "[storage]", f'url = "sqlite:///{tmp / "agg.db"}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
-        "[schedule]", 'dispatch_every = "0.2s"', 'interval = "30m"',
-        "[publish]", "default_limit = 200",
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        "[storage]",
+        f'url = "sqlite:///{tmp / "agg.db"}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "per_host_delay = 0",
+        "max_retries = 0",
+        "[schedule]",
+        'dispatch_every = "0.2s"',
+        'interval = "30m"',
+        "[publish]",
+        "default_limit = 200",
     ]
     for sid, (path, ctype) in FEEDS.items():
         url = origin.route(f"/{sid}", Reply((CORPUS / path).read_bytes(), content_type=ctype))
@@ -57,8 +66,11 @@ class Daemon:
         self.base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "AGGREGATOR_CONFIG": str(config)}
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "run.py")], cwd=config.parent, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [sys.executable, str(REPO / "run.py")],
+            cwd=config.parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
 
     def get(self, path: str) -> httpx.Response:
@@ -104,7 +116,11 @@ def expected_entries(sid: str) -> list[dict[str, Any]]:
         return [{"title": i.get("title"), "link": i.get("url")} for i in json.loads(raw)["items"]]
     parsed = feedparser.parse(raw)
     return [
-        {"title": e.get("title"), "link": e.get("link"), "date": e.get("published_parsed") or e.get("updated_parsed")}
+        {
+            "title": e.get("title"),
+            "link": e.get("link"),
+            "date": e.get("published_parsed") or e.get("updated_parsed"),
+        }
         for e in parsed.entries
     ]
 
@@ -156,7 +172,9 @@ def test_broken_config_is_a_clear_error(tmp_path: Path) -> None:
     cfg.write_text('[[sources]]\nid = "x"\nurl = "not a url"\ncolour = 1\n', encoding="utf-8")
     proc = subprocess.run(  # noqa: PLW1510 - the exit code is asserted below
         [sys.executable, str(REPO / "run.py"), "--config", str(cfg), "check"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "sources[0] (id=x).url" in proc.stderr and "colour: unknown key" in proc.stderr

@@ -181,7 +181,9 @@ def _texts(raw: bytes, header: str | None) -> list[str]:
 
 
 def _corpus_xml() -> list[str]:
-    return sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*.xml")) if CORPUS.exists() else []
+    return (
+        sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*.xml")) if CORPUS.exists() else []
+    )
 
 
 @pytest.mark.parametrize("name", _corpus_xml())
@@ -190,7 +192,9 @@ def test_no_corpus_file_reads_worse_than_feedparser_alone(name: str) -> None:
     raw = (CORPUS / name).read_bytes()
     header = simulated_header(raw)
     text, _ = decode_text(raw, header)
-    if name not in BETTER_THAN_FEEDPARSER and _without_declaration(text) == _feedparser_reading(raw, header):
+    if name not in BETTER_THAN_FEEDPARSER and _without_declaration(text) == _feedparser_reading(
+        raw, header
+    ):
         return  # the very same characters
     ours = "\n".join(_texts(decode_feed(raw, header)[0], UTF8))
     theirs = "\n".join(_texts(raw, header))
@@ -211,7 +215,11 @@ def test_undeclared_latin1_portuguese_is_not_read_as_another_latin_charset() -> 
     )
     text, encoding = decode_text(doc.encode("latin-1"), None)
     assert encoding == "cp1252" and text == doc
-    assert feedparser.parse(doc.encode("latin-1")).entries[0].title.endswith("simulações numéricas em C")
+    assert (
+        feedparser.parse(doc.encode("latin-1"))
+        .entries[0]
+        .title.endswith("simulações numéricas em C")
+    )
 
 
 @pytest.mark.parametrize(
@@ -250,10 +258,22 @@ def test_undeclared_big5_is_detected() -> None:
 def test_undeclared_short_cjk_news_is_detected() -> None:
     """Short GBK, Big5, Shift_JIS and EUC-KR headlines with no declaration keep their characters."""
     cases = [
-        ("gbk", "<rss><channel><title>新闻</title><item><title>国务院召开常务会议，部署进一步稳定经济的措施</title></item></channel></rss>"),
-        ("big5", "<rss><channel><title>新聞</title><item><title>行政院召開會議，討論經濟發展與民生問題</title></item></channel></rss>"),
-        ("shift_jis", "<rss><channel><title>ニュース</title><item><title>東京で記録的な大雪、交通機関に大きな影響</title></item></channel></rss>"),
-        ("euc_kr", "<rss><channel><title>뉴스</title><item><title>서울에 기록적인 폭설, 교통에 큰 영향을 미쳐</title></item></channel></rss>"),
+        (
+            "gbk",
+            "<rss><channel><title>新闻</title><item><title>国务院召开常务会议，部署进一步稳定经济的措施</title></item></channel></rss>",
+        ),
+        (
+            "big5",
+            "<rss><channel><title>新聞</title><item><title>行政院召開會議，討論經濟發展與民生問題</title></item></channel></rss>",
+        ),
+        (
+            "shift_jis",
+            "<rss><channel><title>ニュース</title><item><title>東京で記録的な大雪、交通機関に大きな影響</title></item></channel></rss>",
+        ),
+        (
+            "euc_kr",
+            "<rss><channel><title>뉴스</title><item><title>서울에 기록적인 폭설, 교통에 큰 영향을 미쳐</title></item></channel></rss>",
+        ),
     ]
     for codec, doc in cases:
         text, _ = decode_text(doc.encode(codec), None)

@@ -22,7 +22,9 @@ def problems(extra: str) -> list[str]:
 
 def test_a_feed_definition_is_parsed() -> None:
     """Every key of a [[feeds]] table, category paths in either spelling."""
-    settings = config.parse(SOURCES + """
+    settings = config.parse(
+        SOURCES
+        + """
 [[feeds]]
 id = "digest"
 title = "Digest"
@@ -36,7 +38,8 @@ exclude_query = "sponsored"
 limit = 10
 formats = ["atom", "json"]
 merge_duplicates = false
-""")
+"""
+    )
     feed = settings.feeds[0]
     assert feed.categories == (("Tech", "Python"), ("科技", "博客"))
     assert feed.exclude_categories == (("Tech", "News"),)
@@ -55,15 +58,26 @@ def test_unknown_sources_name_the_feed_and_the_field() -> None:
 def test_reserved_duplicate_and_malformed_feeds_are_errors() -> None:
     """Built-in names, repeated ids, bad ids, unknown formats and keys, limits over max_limit."""
     assert problems('[[feeds]]\nid = "all"\n') == [
-        "feeds[0] (id=all).id: 'all' is a built-in feed name; pick another id"]
-    assert problems('[[feeds]]\nid = "a"\n[[feeds]]\nid = "a"\n') == ["feeds[1] (id=a).id: duplicate feed id 'a'"]
-    assert problems('[[feeds]]\nid = "a.b"\n')[0].startswith("feeds[0] (id=a.b).id: String should match")
-    assert problems('[[feeds]]\nid = "a"\nformats = ["xml"]\n')[0].startswith("feeds[0] (id=a).formats.0:")
+        "feeds[0] (id=all).id: 'all' is a built-in feed name; pick another id"
+    ]
+    assert problems('[[feeds]]\nid = "a"\n[[feeds]]\nid = "a"\n') == [
+        "feeds[1] (id=a).id: duplicate feed id 'a'"
+    ]
+    assert problems('[[feeds]]\nid = "a.b"\n')[0].startswith(
+        "feeds[0] (id=a.b).id: String should match"
+    )
+    assert problems('[[feeds]]\nid = "a"\nformats = ["xml"]\n')[0].startswith(
+        "feeds[0] (id=a).formats.0:"
+    )
     assert problems('[[feeds]]\nid = "a"\nformats = []\n') == [
-        "feeds[0] (id=a).formats: a feed needs at least one format"]
-    assert problems('[[feeds]]\nid = "a"\ncolour = "red"\n') == ["feeds[0] (id=a).colour: unknown key"]
+        "feeds[0] (id=a).formats: a feed needs at least one format"
+    ]
+    assert problems('[[feeds]]\nid = "a"\ncolour = "red"\n') == [
+        "feeds[0] (id=a).colour: unknown key"
+    ]
     assert problems('[[feeds]]\nid = "a"\nlimit = 21\n') == [
-        "feeds[0] (id=a).limit: more than publish.max_limit (20)"]
+        "feeds[0] (id=a).limit: more than publish.max_limit (20)"
+    ]
 
 
 def test_check_reports_feed_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

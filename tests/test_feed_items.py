@@ -25,30 +25,38 @@ def _items(*items: str) -> list:  # type: ignore[type-arg]
 
 def test_body_in_description_beats_a_caption_in_content_encoded() -> None:
     """A one-line caption in content:encoded and the body in description: the body is the content."""
-    (item,) = _items(f"<title>a</title><description>{BODY}</description>"
-                     "<content:encoded>Photo: AP</content:encoded>")
+    (item,) = _items(
+        f"<title>a</title><description>{BODY}</description>"
+        "<content:encoded>Photo: AP</content:encoded>"
+    )
     assert item.content == "<p>The whole story, first paragraph.</p><p>And the second one.</p>"
 
 
 def test_the_same_body_in_two_content_elements_is_stored_once() -> None:
     """content:encoded and xhtml:body holding the same body give that body once, not twice."""
-    (item,) = _items(f"<title>b</title><content:encoded>{BODY}</content:encoded>"
-                     "<xhtml:body><p>The whole story, first paragraph.</p><p>And the second one.</p>"
-                     "</xhtml:body>")
+    (item,) = _items(
+        f"<title>b</title><content:encoded>{BODY}</content:encoded>"
+        "<xhtml:body><p>The whole story, first paragraph.</p><p>And the second one.</p>"
+        "</xhtml:body>"
+    )
     assert item.content is not None and item.content.count("The whole story") == 1
 
 
 def test_the_richest_of_several_content_elements_wins() -> None:
     """Of a short and a long content element, the long one is the content; nothing is joined."""
-    (item,) = _items("<title>c</title><content:encoded>Short teaser.</content:encoded>"
-                     "<xhtml:body><p>The much longer body of the story, with details.</p></xhtml:body>")
+    (item,) = _items(
+        "<title>c</title><content:encoded>Short teaser.</content:encoded>"
+        "<xhtml:body><p>The much longer body of the story, with details.</p></xhtml:body>"
+    )
     assert item.content == "<p>The much longer body of the story, with details.</p>"
 
 
 def test_a_description_shorter_than_the_content_stays_the_summary() -> None:
     """A real summary beside a fuller content:encoded is kept as the summary."""
-    (item,) = _items("<title>d</title><description>Teaser.</description>"
-                     f"<content:encoded>{BODY}</content:encoded>")
+    (item,) = _items(
+        "<title>d</title><description>Teaser.</description>"
+        f"<content:encoded>{BODY}</content:encoded>"
+    )
     assert item.summary == "Teaser." and item.content is not None and "second one" in item.content
 
 
@@ -70,7 +78,9 @@ def test_corpus_duplicate_content_feed_stores_each_body_once() -> None:
 
 
 def _json_feed(**feed: object) -> bytes:
-    return json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "j", **feed}).encode()
+    return json.dumps(
+        {"version": "https://jsonfeed.org/version/1.1", "title": "j", **feed}
+    ).encode()
 
 
 def test_json_feed_items_without_authors_inherit_the_feeds() -> None:
@@ -89,5 +99,7 @@ def test_json_feed_items_without_authors_inherit_the_feeds() -> None:
 
 def test_json_feed_1_0_feed_author_is_inherited() -> None:
     """A JSON Feed 1.0 top-level ``author`` object is the author of items that name none."""
-    body = _json_feed(author={"name": "Dee", "url": "https://d.test/"}, items=[{"id": "1", "content_text": "x"}])
+    body = _json_feed(
+        author={"name": "Dee", "url": "https://d.test/"}, items=[{"id": "1", "content_text": "x"}]
+    )
     assert parse_json_feed(body).items[0].author == "Dee"

@@ -66,10 +66,10 @@ def test_url_space_serves_builtin_and_operator_feeds(world: World) -> None:
     """all, source, category (UTF-8 path) and operator feeds resolve to the documents they name."""
     client = world.client()
     cases = {
-    "/feeds/all.json": 5,  # default_limit
-    "/feeds/source/py.json": 2,
-    "/feeds/category/%E7%A7%91%E6%8A%80/%E5%8D%9A%E5%AE%A2.json": 2,
-    "/feeds/category/Tech.json": 5,
+        "/feeds/all.json": 5,  # default_limit
+        "/feeds/source/py.json": 2,
+        "/feeds/category/%E7%A7%91%E6%8A%80/%E5%8D%9A%E5%AE%A2.json": 2,
+        "/feeds/category/Tech.json": 5,
     }
     for path, count in cases.items():
         doc = client.get(path).json()
@@ -87,7 +87,11 @@ def test_operator_feed_selection_rules(world: World) -> None:
     world.add("hn", 1, title="Rust 2.0 released")
     world.add("ruan", 1, title="Rust 中文")
     tech = feedparser.parse(world.client().get("/feeds/tech.rss").content)
-    assert [e.title for e in tech.entries] == ["Rust 2.0 released", "Rust for Pythonistas", "Title k6"]
+    assert [e.title for e in tech.entries] == [
+        "Rust 2.0 released",
+        "Rust for Pythonistas",
+        "Title k6",
+    ]
     picked = world.client().get("/feeds/picked.json").json()
     assert [i["title"] for i in picked["items"]] == ["Rust 2.0 released"]
 
@@ -169,16 +173,25 @@ def test_conditional_requests_get_304(world: World) -> None:
     client = world.client()
     first = client.get("/feeds/all.atom", headers=PLAIN)
     tag, date = first.headers["etag"], first.headers["last-modified"]
-    for headers in ({"If-None-Match": tag}, {"If-Modified-Since": date},
-                    {"If-None-Match": f'"other", {tag}'}, {"If-None-Match": "*"}):
+    for headers in (
+        {"If-None-Match": tag},
+        {"If-Modified-Since": date},
+        {"If-None-Match": f'"other", {tag}'},
+        {"If-None-Match": "*"},
+    ):
         reply = client.get("/feeds/all.atom", headers={**PLAIN, **headers})
         assert reply.status_code == 304, headers
         assert reply.content == b"" and reply.headers["etag"] == tag
-    stale = client.get("/feeds/all.atom", headers={**PLAIN, "If-None-Match": '"other"', "If-Modified-Since": date})
+    stale = client.get(
+        "/feeds/all.atom", headers={**PLAIN, "If-None-Match": '"other"', "If-Modified-Since": date}
+    )
     assert stale.status_code == 200  # If-None-Match wins over If-Modified-Since
     world.add("hn", 1)
     assert client.get("/feeds/all.atom", headers={**PLAIN, "If-None-Match": tag}).status_code == 200
-    assert client.get("/feeds/all.atom", headers={**PLAIN, "If-Modified-Since": date}).status_code == 200
+    assert (
+        client.get("/feeds/all.atom", headers={**PLAIN, "If-Modified-Since": date}).status_code
+        == 200
+    )
 
 
 def test_a_subscribed_reader_gets_304s_until_something_changes(world: World) -> None:
@@ -195,17 +208,35 @@ def test_a_subscribed_reader_gets_304s_until_something_changes(world: World) -> 
                 if any(headers.values()):
                     assert client.get(path, headers=headers).status_code == 304, (path, headers)
     world.add("py", 1)
-    changed = {p for p, (tag, _) in held.items() if client.get(p, headers={"If-None-Match": tag}).status_code == 200}
-    assert changed == {p for p in held if p.startswith(("/feeds/all.", "/feeds/source/py.",
-                                                        "/feeds/category/Tech.", "/feeds/category/Tech/Python.",
-                                                        "/feeds/tech."))}
+    changed = {
+        p
+        for p, (tag, _) in held.items()
+        if client.get(p, headers={"If-None-Match": tag}).status_code == 200
+    }
+    assert changed == {
+        p
+        for p in held
+        if p.startswith(
+            (
+                "/feeds/all.",
+                "/feeds/source/py.",
+                "/feeds/category/Tech.",
+                "/feeds/category/Tech/Python.",
+                "/feeds/tech.",
+            )
+        )
+    }
 
 
 def test_cache_control_and_ttl_follow_the_fetch_interval(world: World) -> None:
     """max-age is half the shortest fetch interval of the feed's sources (1 min..1 h); RSS ttl agrees."""
     client = world.client()
-    expected = {"/feeds/source/hn": 300, "/feeds/source/py": 3600, "/feeds/category/Tech": 300,
-                "/feeds/category/%E7%A7%91%E6%8A%80": 3600}
+    expected = {
+        "/feeds/source/hn": 300,
+        "/feeds/source/py": 3600,
+        "/feeds/category/Tech": 300,
+        "/feeds/category/%E7%A7%91%E6%8A%80": 3600,
+    }
     for path, seconds in expected.items():
         reply = client.get(path + ".rss")
         assert reply.headers["cache-control"] == f"public, max-age={seconds}"
@@ -252,7 +283,10 @@ def test_self_links_use_the_public_base_url(world: World) -> None:
 def test_head_requests_answer_with_headers(world: World) -> None:
     """HEAD gets the same validators as GET."""
     client = world.client()
-    get, head = client.get("/feeds/all.rss", headers=PLAIN), client.head("/feeds/all.rss", headers=PLAIN)
+    get, head = (
+        client.get("/feeds/all.rss", headers=PLAIN),
+        client.head("/feeds/all.rss", headers=PLAIN),
+    )
     assert head.status_code == 200 and head.headers["etag"] == get.headers["etag"]
 
 
@@ -267,13 +301,23 @@ def test_served_documents_are_valid(world: World, tmp_path: Path) -> None:
     from .test_render import jing, problems
 
     settings = world.settings.model_copy(
-        update={"publish": world.settings.publish.model_copy(update={"hub": "https://hub.example.net/"})})
+        update={
+            "publish": world.settings.publish.model_copy(update={"hub": "https://hub.example.net/"})
+        }
+    )
     world.feeds.update(settings)
     world.add("hn", 6, title="Rust & <Go>", author="dev@example.com (Dev)")
     client = world.client()
-    paths = urls(world) + ["/feeds/all.atom?limit=2&filter=Rust", "/feeds/all.rss?limit=2&sorted=false"]
-    paths += [next_url.removeprefix(BASE) for next_url in
-              (client.get("/feeds/all.json?limit=3").json()["next_url"].replace(".json", ".atom"),)]
+    paths = urls(world) + [
+        "/feeds/all.atom?limit=2&filter=Rust",
+        "/feeds/all.rss?limit=2&sorted=false",
+    ]
+    paths += [
+        next_url.removeprefix(BASE)
+        for next_url in (
+            client.get("/feeds/all.json?limit=3").json()["next_url"].replace(".json", ".atom"),
+        )
+    ]
     atom_files = []
     for index, path in enumerate(paths):
         body = client.get(path).content

@@ -262,13 +262,17 @@ async def test_gzip_bomb_is_cut_off_on_decoded_size(origin: Origin, clock: FakeC
     assert result.error == f"body too large: more than {MiB} bytes after decompression"
 
 
-async def test_gzip_bomb_never_inflates_past_the_limit_in_memory(origin: Origin, clock: FakeClock) -> None:
+async def test_gzip_bomb_never_inflates_past_the_limit_in_memory(
+    origin: Origin, clock: FakeClock
+) -> None:
     """A 60 MB gzip bomb (60 KB on the wire, one read's worth) is inflated only up to the limit:
     the fetch's peak of traced memory stays near the limit, not the bomb's size."""
     import gzip as gz
     import tracemalloc
 
-    url = origin.route("/f", Reply(gz.compress(b" " * (60 * MiB)), headers={"Content-Encoding": "gzip"}))
+    url = origin.route(
+        "/f", Reply(gz.compress(b" " * (60 * MiB)), headers={"Content-Encoding": "gzip"})
+    )
     tracemalloc.start()
     try:
         result = await fetch_with(clock, url, max_body_bytes=MiB)
@@ -470,7 +474,9 @@ async def test_elapsed_is_reported(origin: Origin, clock: FakeClock) -> None:
 # POST (WebSub pings)
 
 
-async def test_post_sends_a_form_and_is_retried_like_a_fetch(origin: Origin, clock: FakeClock) -> None:
+async def test_post_sends_a_form_and_is_retried_like_a_fetch(
+    origin: Origin, clock: FakeClock
+) -> None:
     """A form POST goes through the same retries: a 503 is retried after a fake backoff."""
     url = origin.route("/hub", Sequence_(Reply(status=503), Reply(status=204, content_type=None)))
     async with Fetcher(settings(retry_base_delay=2), clock, rng=random.Random(1)) as f:
@@ -478,7 +484,10 @@ async def test_post_sends_a_form_and_is_retried_like_a_fetch(origin: Origin, clo
     assert (posted.status, posted.error, posted.attempts) == (204, None, 2)
     assert len(clock.slept) == 1
     last = origin.hits("/hub")[-1]
-    assert last.method == "POST" and last.body == b"hub.mode=publish&hub.url=https%3A%2F%2Fx.example%2Ff"
+    assert (
+        last.method == "POST"
+        and last.body == b"hub.mode=publish&hub.url=https%3A%2F%2Fx.example%2Ff"
+    )
 
 
 async def test_post_obeys_the_address_policy(origin: Origin, clock: FakeClock) -> None:

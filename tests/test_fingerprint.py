@@ -66,7 +66,9 @@ def test_text_past_the_window_does_not_move_the_fingerprint() -> None:
     """Only the lede is fingerprinted: trimming or extending the end changes nothing."""
     text = fingerprints.normalize_text(STORY_EN + OTHER_EN)
     assert fingerprints.text_weight(text) > fingerprints.WINDOW
-    assert reference.fingerprint(text) == reference.fingerprint(text[: fingerprints.WINDOW] + "anythingelse")
+    assert reference.fingerprint(text) == reference.fingerprint(
+        text[: fingerprints.WINDOW] + "anythingelse"
+    )
 
 
 def test_text_weight_counts_cjk_characters_triple() -> None:

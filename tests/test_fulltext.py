@@ -44,8 +44,10 @@ def rss(items: list[tuple[str, str, str]]) -> str:
         f"<pubDate>Mon, 0{guid} Mar 2026 10:00:00 GMT</pubDate></item>"
         for guid, link, teaser in items
     )
-    return (f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Teasers</title>"
-            f"<link>https://teasers.example/</link><description>d</description>{body}</channel></rss>")
+    return (
+        f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Teasers</title>"
+        f"<link>https://teasers.example/</link><description>d</description>{body}</channel></rss>"
+    )
 
 
 def page(article: Article) -> Reply:
@@ -69,7 +71,9 @@ def teaser_source(origin: Origin, sid: str = "teasers", extra: str = "") -> str:
     return f'[[sources]]\nid = "{sid}"\nurl = "{url}"\nfulltext = true\n{extra}\n'
 
 
-async def fetch(settings: Settings, clock: FakeClock, sid: str = "teasers") -> tuple[dict[str, Entry], SourceState]:
+async def fetch(
+    settings: Settings, clock: FakeClock, sid: str = "teasers"
+) -> tuple[dict[str, Entry], SourceState]:
     outcomes = await commands.fetch_all(settings, settings.source_records(), clock=clock)
     assert all(o.status in (FetchStatus.OK, FetchStatus.NOT_MODIFIED) for o in outcomes), outcomes
     store = open_store(settings.storage.url, clock.now())
@@ -112,7 +116,9 @@ async def test_full_text_is_stored_and_served_with_the_feed_teaser_as_summary(
         assert has_article(entries[str(n)], article), article.name
         assert entries[str(n)].summary == f"<p>Teaser {n}</p>"
     assert "Leave a comment" not in (entries["1"].content or "")
-    assert '<img src="http://127.0.0.1' in (entries["1"].content or "")  # made absolute by the page URL
+    assert '<img src="http://127.0.0.1' in (
+        entries["1"].content or ""
+    )  # made absolute by the page URL
     assert state.details_missing == 0
     store = open_store(settings.storage.url, clock.now())
     sources = {s.id: s for s in settings.source_records()}
@@ -154,8 +160,12 @@ async def test_a_page_without_an_article_is_recorded_as_unusable(
     """A page whose article says less than the feed's teaser (a shell of navigation) is a failed
     full text, recorded on the source, not an entry emptied of its teaser."""
     origin.route("/a/1", page(BLOG))
-    origin.route("/a/2", Reply("<html><body><nav><a href='/'>Home</a></nav></body></html>",
-                               content_type="text/html"))
+    origin.route(
+        "/a/2",
+        Reply(
+            "<html><body><nav><a href='/'>Home</a></nav></body></html>", content_type="text/html"
+        ),
+    )
     origin.route("/a/3", page(GBK))
     origin.route("/a/4", page(GB18030))
     settings = settings_for(tmp_path, teaser_source(origin))
@@ -182,7 +192,10 @@ def test_fulltext_options_are_checked() -> None:
     """A selector without fulltext, a broken selector and fulltext on a json source are config errors."""
     head = '[[sources]]\nid = "a"\nurl = "https://example.org/feed"\n'
     for extra, message in [
-        ('fulltext_selector = "div.post"', "fulltext_selector: has no effect without fulltext = true"),
+        (
+            'fulltext_selector = "div.post"',
+            "fulltext_selector: has no effect without fulltext = true",
+        ),
         ('fulltext = true\nfulltext_selector = "div[["', "fulltext_selector: not a CSS selector"),
         ('fulltext = "yes"', "fulltext: Input should be a valid boolean"),
     ]:
@@ -205,7 +218,9 @@ async def test_a_json_feed_gets_its_full_text_too(
     items = [{"id": "1", "url": origin.url("/a/1"), "title": "春茶", "summary": "春茶开采了"}]
     doc = {"version": "https://jsonfeed.org/version/1.1", "title": "茶", "items": items}
     url = origin.route("/feed.json", Reply(json.dumps(doc), content_type="application/feed+json"))
-    settings = settings_for(tmp_path, f'[[sources]]\nid = "teasers"\nurl = "{url}"\nfulltext = true\n')
+    settings = settings_for(
+        tmp_path, f'[[sources]]\nid = "teasers"\nurl = "{url}"\nfulltext = true\n'
+    )
     entries, state = await fetch(settings, clock)
     assert has_article(entries["1"], GB18030) and entries["1"].summary == "春茶开采了"
     assert state.details_missing == 0

@@ -159,7 +159,10 @@ def test_author_is_site_name_then_entry_author_then_source_title_then_site_title
     entry = replace(_entry("a", "t", "<p>x</p>", None), source_id="kc0011-rss")
     assert post_author(entry, PostSource(site_name="趣头条", title="T"), "Site") == "趣头条"
     assert post_author(replace(entry, author="Ann"), PostSource(title="T"), "Site") == "Ann"
-    assert post_author(replace(entry, author="  "), PostSource(title="Tech News"), "Site") == "Tech News"
+    assert (
+        post_author(replace(entry, author="  "), PostSource(title="Tech News"), "Site")
+        == "Tech News"
+    )
     assert post_author(entry, PostSource(), "My site") == "My site"
 
 
@@ -199,7 +202,9 @@ def test_qutoutiao_sources_ask_for_the_placeholder_and_feeds_do_not() -> None:
     from aggregator.config.settings import ScheduleSettings, SourceSettings, to_source
 
     def record(**kw: object) -> bool:
-        return to_source(SourceSettings.model_validate(kw), ScheduleSettings()).hexo_placeholder_image
+        return to_source(
+            SourceSettings.model_validate(kw), ScheduleSettings()
+        ).hexo_placeholder_image
 
     assert record(id="q", kind="qutoutiao", cid=1) is True
     assert record(id="q", kind="qutoutiao", cid=1, hexo_placeholder_image=False) is False
@@ -247,7 +252,9 @@ def test_export_command_names_the_feeds_own_title_as_author(tmp_path: Path) -> N
     storage = f'\n[storage]\nurl = "sqlite:///{tmp_path / "agg.db"}"\n'
     extra = '[[sources]]\nid = "kc0011-rss"\nurl = "https://kc.example.com/rss"\n'
     world = make_world(tmp_path, storage + extra)
-    world.sources["kc0011-rss"] = next(s for s in world.settings.source_records() if s.id == "kc0011-rss")
+    world.sources["kc0011-rss"] = next(
+        s for s in world.settings.source_records() if s.id == "kc0011-rss"
+    )
     state = world.store.get_state("kc0011-rss")
     assert state is not None
     outcome = FetchOutcome("kc0011-rss", FetchStatus.OK)

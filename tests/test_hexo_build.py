@@ -28,7 +28,9 @@ from .test_hexo import _seed_entry
 pytestmark = pytest.mark.slow
 
 PACKAGES = ("hexo@7", "hexo-renderer-marked@6")
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aggregator-tests" / "hexo-7"
+CACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aggregator-tests" / "hexo-7"
+)
 # Loads the site, generates it, and prints what Hexo read from each post's front matter.
 DRIVER = """
 const Hexo = require(process.argv[2]);
@@ -81,13 +83,20 @@ def _install(npm: str) -> None:
     try:
         ping = subprocess.run(
             [npm, "ping", "--fetch-retries=0", "--fetch-timeout=20000"],
-            check=False, capture_output=True, text=True, timeout=60,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if ping.returncode != 0:
             pytest.skip("the npm registry is unreachable: cannot install Hexo")
         done = subprocess.run(
             [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *PACKAGES],
-            check=False, cwd=staging, capture_output=True, text=True, timeout=600,
+            check=False,
+            cwd=staging,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     except subprocess.TimeoutExpired:
         pytest.skip("npm did not answer in time (registry unreachable?): cannot install Hexo")
@@ -110,7 +119,9 @@ def _site(root: Path) -> Path:
     (site / "node_modules").symlink_to(CACHE / "node_modules")
     deps = {"hexo": "^7.0.0", "hexo-renderer-marked": "^6.0.0"}
     (site / "package.json").write_text(
-        json.dumps({"name": "site", "private": True, "hexo": {"version": "7.0.0"}, "dependencies": deps}),
+        json.dumps(
+            {"name": "site", "private": True, "hexo": {"version": "7.0.0"}, "dependencies": deps}
+        ),
         encoding="utf-8",
     )
     (site / "_config.yml").write_text(
@@ -126,7 +137,11 @@ def _generate(site: Path, module: Path) -> list[dict[str, object]]:
     driver.write_text(DRIVER, encoding="utf-8")
     done = subprocess.run(
         ["node", str(driver), str(module)],
-        check=False, cwd=site, capture_output=True, text=True, timeout=300,
+        check=False,
+        cwd=site,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     posts: list[dict[str, object]] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -135,9 +150,16 @@ def _generate(site: Path, module: Path) -> list[dict[str, object]]:
 
 def _entry(key: str, title: str, html: str, **kw: object) -> Entry:
     base = Entry(
-        source_id="feed", key=key, title=title, link=f"https://a.test/{key}", content=html,
-        summary=None, author=None, published=datetime(2024, 3, 1, 12, 0, tzinfo=UTC),
-        updated=None, category_path=("Tech", "News"),
+        source_id="feed",
+        key=key,
+        title=title,
+        link=f"https://a.test/{key}",
+        content=html,
+        summary=None,
+        author=None,
+        published=datetime(2024, 3, 1, 12, 0, tzinfo=UTC),
+        updated=None,
+        category_path=("Tech", "News"),
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 
@@ -149,12 +171,19 @@ def _shown(html: str) -> tuple[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def built(hexo_module: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[dict[str, object]]]]:
+def built(
+    hexo_module: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, list[dict[str, object]]]]:
     """A site built from an export with hostile content, tags, authors and the seed post."""
     site = _site(tmp_path_factory.mktemp("hexo"))
     entries = [
-        _entry("hostile", "Hostile {{ title }} {% x %}", HOSTILE_HTML, author="Ann Author",
-               categories=("AI", "科技 / 中文")),
+        _entry(
+            "hostile",
+            "Hostile {{ title }} {% x %}",
+            HOSTILE_HTML,
+            author="Ann Author",
+            categories=("AI", "科技 / 中文"),
+        ),
         _entry("plain", "Plain", "<p>no image here</p>"),
         _seed_entry(),
     ]
@@ -173,7 +202,9 @@ def _page(site: Path, posts: list[dict[str, object]], title: str) -> str:
     return page.split("<main>", 1)[1].rsplit("</main>", 1)[0]
 
 
-def test_hostile_post_builds_and_renders_the_html_we_meant(built: tuple[Path, list[dict[str, object]]]) -> None:
+def test_hostile_post_builds_and_renders_the_html_we_meant(
+    built: tuple[Path, list[dict[str, object]]],
+) -> None:
     """`hexo generate` succeeds; the page shows exactly our text and <pre> blocks: template syntax
     kept as text, blank lines and indentation not turned into Markdown code blocks."""
     site, posts = built

@@ -37,15 +37,27 @@ async def test_thirty_misbehaviours_fail_on_their_own(
     are all stored, in the same round, parsed by worker processes."""
     routes = hostile_routes(origin, hold)
     lines = [
-        "[storage]", f'url = "sqlite:///{tmp_path / "agg.db"}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
-        'timeout = "2s"', "max_body_bytes = 2_000_000", "concurrency = 50", "per_host_concurrency = 50",
-        "[content]", "processes = 2",
+        "[storage]",
+        f'url = "sqlite:///{tmp_path / "agg.db"}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "per_host_delay = 0",
+        "max_retries = 0",
+        'timeout = "2s"',
+        "max_body_bytes = 2_000_000",
+        "concurrency = 50",
+        "per_host_concurrency = 50",
+        "[content]",
+        "processes = 2",
     ]
     for name, reply in routes.items():
         lines += ["[[sources]]", f'id = "h-{name}"', f'url = "{origin.route(f"/h/{name}", reply)}"']  # type: ignore[arg-type]
     for n in range(GOOD):
-        lines += ["[[sources]]", f'id = "good-{n}"', f'url = "{origin.route(f"/good/{n}", Reply(good(n)))}"']
+        lines += [
+            "[[sources]]",
+            f'id = "good-{n}"',
+            f'url = "{origin.route(f"/good/{n}", Reply(good(n)))}"',
+        ]
     path = tmp_path / "aggregator.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     settings = config.load(path)
@@ -59,9 +71,23 @@ async def test_thirty_misbehaviours_fail_on_their_own(
         assert by_id[f"good-{n}"].status is FetchStatus.OK and by_id[f"good-{n}"].added == 3
     assert by_id["h-lying-json-type"].added == 3  # RSS labelled application/json is still read
     failed = {sid for sid, o in by_id.items() if o.status in (FetchStatus.ERROR, FetchStatus.GONE)}
-    assert {"h-gzip-bomb", "h-huge-body", "h-redirect-loop", "h-429", "h-503", "h-410", "h-404",
-            "h-html-page", "h-reset", "h-empty", "h-binary", "h-json-not-feed",
-            "h-local-path-body", "h-slow-headers", "h-500-then-200"} <= failed
+    assert {
+        "h-gzip-bomb",
+        "h-huge-body",
+        "h-redirect-loop",
+        "h-429",
+        "h-503",
+        "h-410",
+        "h-404",
+        "h-html-page",
+        "h-reset",
+        "h-empty",
+        "h-binary",
+        "h-json-not-feed",
+        "h-local-path-body",
+        "h-slow-headers",
+        "h-500-then-200",
+    } <= failed
     assert [sid for sid in failed if not by_id[sid].error] == []
     store = open_store(settings.storage.url, clock.now())
     try:

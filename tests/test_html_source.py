@@ -54,7 +54,9 @@ categories = { selector = "a.tag", optional = true }
 """
 
 
-def source(fields: str = FIELDS, items: str = "li.post", extra: str = "", url: str = PAGE_URL) -> Source:
+def source(
+    fields: str = FIELDS, items: str = "li.post", extra: str = "", url: str = PAGE_URL
+) -> Source:
     """An html source from the TOML of its kind-specific keys, validated as the config does."""
     text = (
         f'[[sources]]\nid = "h"\nkind = "html"\nurl = "{url}"\nitems = "{items}"\n{extra}\n'
@@ -63,7 +65,9 @@ def source(fields: str = FIELDS, items: str = "li.post", extra: str = "", url: s
     return config.parse(text, "t.toml").source_records()[0]
 
 
-def parse(src: Source, page: str | bytes = PAGE, ctype: str = "text/html", url: str = PAGE_URL) -> tuple[Item, ...]:
+def parse(
+    src: Source, page: str | bytes = PAGE, ctype: str = "text/html", url: str = PAGE_URL
+) -> tuple[Item, ...]:
     body = page.encode() if isinstance(page, str) else page
     result = FetchResult(url=url, status_code=200, content=body, headers={"content-type": ctype})
     return HtmlAdapter().parse(src, result).items
@@ -92,13 +96,17 @@ def test_links_are_made_absolute_against_the_page_or_its_base() -> None:
 
 def test_feed_title_and_link_come_from_the_page() -> None:
     """The page's <title> and URL become the source's title and site link."""
-    parsed = HtmlAdapter().parse(source(), FetchResult(url=PAGE_URL, status_code=200, content=PAGE.encode()))
+    parsed = HtmlAdapter().parse(
+        source(), FetchResult(url=PAGE_URL, status_code=200, content=PAGE.encode())
+    )
     assert (parsed.title, parsed.link) == ("今日新闻 - 示例站", PAGE_URL)
 
 
 def test_meta_charset_is_honoured_without_a_header_charset() -> None:
     """A GBK page that says so only in <meta charset> is decoded as GBK (GB18030)."""
-    page = PAGE.replace("<head>", '<head><meta http-equiv="Content-Type" content="text/html; charset=gb2312">')
+    page = PAGE.replace(
+        "<head>", '<head><meta http-equiv="Content-Type" content="text/html; charset=gb2312">'
+    )
     first, _ = parse(source(), page.encode("gbk"))
     assert first.title == "第一篇 文章"
 
@@ -125,24 +133,36 @@ def test_field_selector_matching_nothing_is_reported_with_the_item() -> None:
     with pytest.raises(ParseError) as info:
         parse(source(FIELDS.replace('title = "a.t"', 'title = "h2 a"')))
     message = str(info.value)
-    assert message.startswith("fields.title: selector 'h2 a' matched nothing (in all 2 items; item 0: ")
+    assert message.startswith(
+        "fields.title: selector 'h2 a' matched nothing (in all 2 items; item 0: "
+    )
     assert '<li class="post" data-id="101"> <a class="t"' in message
 
 
 def test_missing_attribute_and_bad_date_are_reported() -> None:
     """An attribute no item has, and a date no item's text fits, are each reported."""
-    fields = FIELDS.replace('attr = "href"', 'attr = "data-href"').replace("%Y-%m-%d %H:%M", "%d.%m.%Y")
+    fields = FIELDS.replace('attr = "href"', 'attr = "data-href"').replace(
+        "%Y-%m-%d %H:%M", "%d.%m.%Y"
+    )
     with pytest.raises(ParseError) as info:
         parse(source(fields))
     message = str(info.value)
     assert "fields.link: 'a.t' has no data-href attribute (in all 2 items" in message
-    assert "fields.published: '2025-01-02 09:30' matches no format ('%d.%m.%Y') and is no relative date (item 0: <li" in message
+    assert (
+        "fields.published: '2025-01-02 09:30' matches no format ('%d.%m.%Y') and is no relative date (item 0: <li"
+        in message
+    )
 
 
 def test_pattern_that_matches_nothing_is_reported() -> None:
     """A pattern that fits no item's text says which text it did not fit."""
-    fields = FIELDS.replace("pattern = '\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}'", "pattern = 'Posted (.+)'")
-    with pytest.raises(ParseError, match="fields.published: pattern 'Posted \\(.\\+\\)' does not match '发布于 2025-01-02 09:30'"):
+    fields = FIELDS.replace(
+        "pattern = '\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}'", "pattern = 'Posted (.+)'"
+    )
+    with pytest.raises(
+        ParseError,
+        match="fields.published: pattern 'Posted \\(.\\+\\)' does not match '发布于 2025-01-02 09:30'",
+    ):
         parse(source(fields))
 
 
@@ -162,9 +182,14 @@ def test_config_rejects_bad_selectors_and_conflicting_keys() -> None:
     with pytest.raises(ConfigError) as info:
         config.parse(text, "my.toml")
     problems = info.value.problems
-    assert any(p.startswith("sources[0] (id=h): items: not a CSS selector: 'li.post['") for p in problems)
+    assert any(
+        p.startswith("sources[0] (id=h): items: not a CSS selector: 'li.post['") for p in problems
+    )
     assert "sources[0] (id=h): fields.title: give either attr or html, not both" in problems
-    assert any(p.startswith("sources[0] (id=h): fields.link.selector: not a CSS selector: 'a:::b'") for p in problems)
+    assert any(
+        p.startswith("sources[0] (id=h): fields.link.selector: not a CSS selector: 'a:::b'")
+        for p in problems
+    )
 
 
 # --- detail pages, through a real fetcher on the origin -------------------------------------------
@@ -178,9 +203,14 @@ async def test_detail_page_content_by_selector(origin: Origin, clock: FakeClock)
     """The full content is the inner HTML of the selected element on the item's page (decoded by
     its meta charset), without the elements `remove` names."""
     origin.route("/a/101.html", Reply(ARTICLE.encode("gbk"), content_type="text/html"))
-    src = source(extra='detail = { selector = "div.article", remove = "div.share" }', url=origin.url("/list/today.html"))
+    src = source(
+        extra='detail = { selector = "div.article", remove = "div.share" }',
+        url=origin.url("/list/today.html"),
+    )
     first, second = parse(src, url=origin.url("/list/today.html"))
-    async with Fetcher(FetchSettings(allow_private_networks=True, per_host_delay=0, max_retries=0), clock) as f:
+    async with Fetcher(
+        FetchSettings(allow_private_networks=True, per_host_delay=0, max_retries=0), clock
+    ) as f:
         enriched = await HtmlAdapter().enrich(src, first, f.fetch)
         missing = await HtmlAdapter().enrich(src, second, f.fetch)  # other host: not found
     assert replace(missing, detail_error=None) == second
@@ -195,11 +225,15 @@ async def test_detail_selector_matching_nothing_keeps_the_item(
     origin.route("/a/101.html", Reply(ARTICLE, content_type="text/html; charset=utf-8"))
     src = source(extra='detail = { selector = "div.content" }', url=origin.url("/list/today.html"))
     first, _ = parse(src, url=origin.url("/list/today.html"))
-    async with Fetcher(FetchSettings(allow_private_networks=True, per_host_delay=0, max_retries=0), clock) as f:
+    async with Fetcher(
+        FetchSettings(allow_private_networks=True, per_host_delay=0, max_retries=0), clock
+    ) as f:
         kept = await HtmlAdapter().enrich(src, first, f.fetch)
     assert replace(kept, detail_error=None) == first
     assert kept.detail_error is not None and "detail unusable" in kept.detail_error
-    assert "selector 'div.content' matched nothing; the page has <title>第一篇</title>" in caplog.text
+    assert (
+        "selector 'div.content' matched nothing; the page has <title>第一篇</title>" in caplog.text
+    )
 
 
 # --- the whole pipeline ---------------------------------------------------------------------------
@@ -210,10 +244,17 @@ async def test_pipeline_fetches_html_source_with_detail_and_304(
 ) -> None:
     """Through the pipeline an html source is retried after a 500, its items enriched from their
     pages, cleaned, categorized and stored; the second fetch is a 304 and stores nothing new."""
-    page = Reply(PAGE, content_type="text/html; charset=utf-8", last_modified="Thu, 02 Jan 2025 02:00:00 GMT")
+    page = Reply(
+        PAGE, content_type="text/html; charset=utf-8", last_modified="Thu, 02 Jan 2025 02:00:00 GMT"
+    )
     url = origin.route("/list/today.html", Sequence_(Reply(status=503), page))
-    origin.route("/a/101.html", Reply(ARTICLE.replace("第二段", '第二段<img src="/img/in.png"><script>x()</script>'),
-                                      content_type="text/html; charset=utf-8"))
+    origin.route(
+        "/a/101.html",
+        Reply(
+            ARTICLE.replace("第二段", '第二段<img src="/img/in.png"><script>x()</script>'),
+            content_type="text/html; charset=utf-8",
+        ),
+    )
     body = (
         f'[[sources]]\nid = "site"\nkind = "html"\nurl = "{url}"\ncategory = "新闻 / 示例"\nitems = "li.post"\n'
         '[sources.detail]\nselector = "div.article"\n[sources.fields]\n' + FIELDS
@@ -230,7 +271,9 @@ async def test_pipeline_fetches_html_source_with_detail_and_304(
 
     (second,) = await fetch_once(settings, clock)
     assert second.status is FetchStatus.NOT_MODIFIED
-    assert origin.hits("/list/today.html")[-1].headers.get("if-modified-since") == state.last_modified
+    assert (
+        origin.hits("/list/today.html")[-1].headers.get("if-modified-since") == state.last_modified
+    )
     assert len(stored(settings, "site", clock)[0]) == 2
 
 

@@ -33,7 +33,9 @@ from .origin import Origin, Reply, Request
 MARK = "BOOM-7f3a"  # in every title and body of the bad source only
 
 
-def rss(title: str, n: int = 3, date: str = "Sun, 01 Mar 2026 10:00:00 GMT", tag: str = "pubDate") -> str:
+def rss(
+    title: str, n: int = 3, date: str = "Sun, 01 Mar 2026 10:00:00 GMT", tag: str = "pubDate"
+) -> str:
     items = "".join(
         f"<item><guid isPermaLink='false'>{title}-{i}</guid><title>{title} story {i}</title>"
         f"<link>http://example.com/{title}/{i}</link><description>{title} body {i} "
@@ -121,7 +123,10 @@ STAGES = {
 
 @pytest.mark.parametrize("stage", list(STAGES))
 async def test_a_bug_at_any_stage_fails_only_its_source(
-    stage: str, world: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+    stage: str,
+    world: Any,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An exception raised while handling one source, at any stage from fetch to store, makes
@@ -203,8 +208,14 @@ def test_fetch_and_check_commands_go_on_past_a_bug(
 
 
 def _toml(settings: Any) -> str:
-    lines = ["[storage]", f'url = "{settings.storage.url}"', "[fetch]",
-             "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0"]
+    lines = [
+        "[storage]",
+        f'url = "{settings.storage.url}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "per_host_delay = 0",
+        "max_retries = 0",
+    ]
     for s in settings.source_records():
         lines += ["[[sources]]", f'id = "{s.id}"', f'url = "{s.url}"']
     return "\n".join(lines) + "\n"
@@ -234,7 +245,9 @@ async def test_a_slow_source_does_not_hold_the_next_round(
     gate = Gate(rss("slow"))
     origin.route("/slow", gate)
     origin.route("/fast", Reply(rss("fast")))
-    settings = make_settings(tmp_path, [("slow", origin.url("/slow")), ("fast", origin.url("/fast"))])
+    settings = make_settings(
+        tmp_path, [("slow", origin.url("/slow")), ("fast", origin.url("/fast"))]
+    )
     store = open_store(settings.storage.url, clock.now())
     store.sync_sources(settings.source_records(), clock.now())
     by_id = {s.id: s for s in settings.source_records()}
@@ -271,8 +284,11 @@ async def test_a_source_over_its_budget_fails_and_frees_its_lease(
     gate = Gate(rss("slow"))
     origin.route("/slow", gate)
     origin.route("/fast", Reply(rss("fast")))
-    settings = make_settings(tmp_path, [("slow", origin.url("/slow")), ("fast", origin.url("/fast"))],
-                             extra='lease = "1s"')
+    settings = make_settings(
+        tmp_path,
+        [("slow", origin.url("/slow")), ("fast", origin.url("/fast"))],
+        extra='lease = "1s"',
+    )
     store = open_store(settings.storage.url, clock.now())
     store.sync_sources(settings.source_records(), clock.now())
     try:

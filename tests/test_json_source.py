@@ -47,7 +47,9 @@ def source(fields: str, items: str = "data.list", extra: str = "", url: str = LI
     return config.parse(text, "t.toml").source_records()[0]
 
 
-def parse(src: Source, doc: Any, url: str = LIST_URL, ctype: str = "application/json") -> tuple[Item, ...]:
+def parse(
+    src: Source, doc: Any, url: str = LIST_URL, ctype: str = "application/json"
+) -> tuple[Item, ...]:
     body = doc if isinstance(doc, bytes) else json.dumps(doc, ensure_ascii=False).encode()
     result = FetchResult(url=url, status_code=200, content=body, headers={"content-type": ctype})
     return JsonAdapter().parse(src, result).items
@@ -72,11 +74,22 @@ def test_fields_from_nested_items() -> None:
         'author = ["user.nick", "source"]\ncategories = "tags[*].name"\nsummary = "brief"\n'
         'published = { path = "ts", unit = "ms" }'
     )
-    doc = {"data": {"list": [{
-        "id": 42, "title": "  标题\n 一 ", "share": {"url": "/news/42.html"}, "covers": ["//img.example.com/1.jpg", "x"],
-        "source": "新华社", "tags": [{"name": "科技"}, {"name": "AI"}, {"name": "科技"}],
-        "brief": "摘要", "ts": 1735781400000,
-    }]}}
+    doc = {
+        "data": {
+            "list": [
+                {
+                    "id": 42,
+                    "title": "  标题\n 一 ",
+                    "share": {"url": "/news/42.html"},
+                    "covers": ["//img.example.com/1.jpg", "x"],
+                    "source": "新华社",
+                    "tags": [{"name": "科技"}, {"name": "AI"}, {"name": "科技"}],
+                    "brief": "摘要",
+                    "ts": 1735781400000,
+                }
+            ]
+        }
+    }
     (item,) = parse(src, doc)
     assert item.guid == "42" and item.title == "标题 一"
     assert item.link == "https://api.example.com/news/42.html"
@@ -89,7 +102,9 @@ def test_fields_from_nested_items() -> None:
 
 def test_root_array_and_link_template() -> None:
     """items = "" reads a bare array; a template builds the link from the item's values."""
-    src = source('title = "t"\nlink = { template = "https://site.example/p/{id}?from={meta.ch}" }', items="")
+    src = source(
+        'title = "t"\nlink = { template = "https://site.example/p/{id}?from={meta.ch}" }', items=""
+    )
     (item,) = parse(src, [{"id": 7, "t": "x", "meta": {"ch": "科技 频道"}}])
     assert item.link == "https://site.example/p/7?from=%E7%A7%91%E6%8A%80%20%E9%A2%91%E9%81%93"
 
@@ -100,20 +115,36 @@ def test_root_array_and_link_template() -> None:
         ('{ path = "d", unit = "s" }', 1735781400, datetime(2025, 1, 2, 1, 30, tzinfo=UTC)),
         ('{ path = "d", unit = "ms" }', "1735781400000", datetime(2025, 1, 2, 1, 30, tzinfo=UTC)),
         ('{ path = "d", unit = "us" }', 1735781400000000, datetime(2025, 1, 2, 1, 30, tzinfo=UTC)),
-        ('{ path = "d", format = "%Y%m%d%H%M" }', "202501020930", datetime(2025, 1, 2, 1, 30, tzinfo=UTC)),
-        ('{ path = "d", format = "%Y-%m-%d %H:%M", timezone = "UTC" }', "2025-01-02 09:30",
-         datetime(2025, 1, 2, 9, 30, tzinfo=UTC)),
-        ('{ path = "d", format = "%d/%m/%Y %H:%M", timezone = "Europe/Berlin" }', "02/01/2025 09:30",
-         datetime(2025, 1, 2, 8, 30, tzinfo=UTC)),
+        (
+            '{ path = "d", format = "%Y%m%d%H%M" }',
+            "202501020930",
+            datetime(2025, 1, 2, 1, 30, tzinfo=UTC),
+        ),
+        (
+            '{ path = "d", format = "%Y-%m-%d %H:%M", timezone = "UTC" }',
+            "2025-01-02 09:30",
+            datetime(2025, 1, 2, 9, 30, tzinfo=UTC),
+        ),
+        (
+            '{ path = "d", format = "%d/%m/%Y %H:%M", timezone = "Europe/Berlin" }',
+            "02/01/2025 09:30",
+            datetime(2025, 1, 2, 8, 30, tzinfo=UTC),
+        ),
         ('"d"', "2025-01-02T09:30:00+08:00", datetime(2025, 1, 2, 1, 30, tzinfo=UTC)),
         ('"d"', "2025年1月2日 09:30", datetime(2025, 1, 2, 1, 30, tzinfo=UTC)),
-        ('{ path = "d", pattern = "发布于(.+)$" }', "发布于 2025-01-02 09:30", datetime(2025, 1, 2, 1, 30, tzinfo=UTC)),
+        (
+            '{ path = "d", pattern = "发布于(.+)$" }',
+            "发布于 2025-01-02 09:30",
+            datetime(2025, 1, 2, 1, 30, tzinfo=UTC),
+        ),
     ],
 )
 def test_dates_by_unit_format_or_auto(spec: str, value: Any, expected: datetime) -> None:
     """Dates are read by epoch unit, by strptime format in the given zone (default +08:00),
     or in any form the date parser knows; a pattern can cut the date out of a longer text."""
-    (item,) = parse(source(f'title = "t"\npublished = {spec}'), {"data": {"list": [{"t": "x", "d": value}]}})
+    (item,) = parse(
+        source(f'title = "t"\npublished = {spec}'), {"data": {"list": [{"t": "x", "d": value}]}}
+    )
     assert item.published == expected
 
 
@@ -121,12 +152,17 @@ def test_absent_items_path_says_where_it_stopped() -> None:
     """A wrong items path is a ParseError naming the key that is missing and the keys present."""
     with pytest.raises(ParseError) as info:
         parse(source('title = "t"', items="data.items"), {"code": 0, "data": {"list": []}})
-    assert "items: path 'data.items' found nothing: at 'data.items': no key 'items' (keys: list)" in str(info.value)
+    assert (
+        "items: path 'data.items' found nothing: at 'data.items': no key 'items' (keys: list)"
+        in str(info.value)
+    )
 
 
 def test_items_path_to_an_object_is_a_mistake() -> None:
     """An items path that reaches an object, not a list, says so and shows it."""
-    with pytest.raises(ParseError, match=r"items: path 'data' is an object, not a list: \{\"list\""):
+    with pytest.raises(
+        ParseError, match=r"items: path 'data' is an object, not a list: \{\"list\""
+    ):
         parse(source('title = "t"', items="data"), {"data": {"list": []}})
 
 
@@ -138,9 +174,14 @@ def test_empty_list_is_no_items_not_an_error() -> None:
 def test_field_found_in_no_item_is_reported_with_a_sample() -> None:
     """A field whose path finds nothing in any item names the field, the path, the keys and item 0."""
     with pytest.raises(ParseError) as info:
-        parse(source('title = "titel"\nlink = "url"'), {"data": {"list": [{"title": "a", "url": "/1"}]}})
+        parse(
+            source('title = "titel"\nlink = "url"'),
+            {"data": {"list": [{"title": "a", "url": "/1"}]}},
+        )
     message = str(info.value)
-    assert message.startswith("fields.title: path 'titel' found nothing: at 'titel': no key 'titel' (keys: title, url)")
+    assert message.startswith(
+        "fields.title: path 'titel' found nothing: at 'titel': no key 'titel' (keys: title, url)"
+    )
     assert '(in all 1 items; item 0: {"title": "a", "url": "/1"})' in message
 
 
@@ -157,8 +198,14 @@ def test_date_that_does_not_parse_is_reported_with_value_and_item() -> None:
 
 def test_wrong_epoch_unit_is_named() -> None:
     """Seconds read as milliseconds land in 1970, which is reported as a probable wrong unit."""
-    with pytest.raises(ParseError, match=r"fields.published: '1735781400' in milliseconds is 1970-01-21; wrong unit\?"):
-        parse(source('title = "t"\npublished = { path = "d", unit = "ms" }'), {"data": {"list": [{"t": "a", "d": 1735781400}]}})
+    with pytest.raises(
+        ParseError,
+        match=r"fields.published: '1735781400' in milliseconds is 1970-01-21; wrong unit\?",
+    ):
+        parse(
+            source('title = "t"\npublished = { path = "d", unit = "ms" }'),
+            {"data": {"list": [{"t": "a", "d": 1735781400}]}},
+        )
 
 
 def test_every_faulty_field_is_named_at_once() -> None:
@@ -173,8 +220,12 @@ def test_every_faulty_field_is_named_at_once() -> None:
 def test_value_bad_in_some_items_is_dropped_there_only() -> None:
     """A value that fails in one item but not the others only leaves that item without it (an
     undated item is then dated like the oldest dated one)."""
-    doc = {"data": {"list": [{"t": "a", "d": "2025-01-02 09:30"}, {"t": "b", "d": "soon"}],
-                    "more": [{"t": "c", "l": "/c"}, {"t": "d", "l": "mailto:d@example.com"}]}}
+    doc = {
+        "data": {
+            "list": [{"t": "a", "d": "2025-01-02 09:30"}, {"t": "b", "d": "soon"}],
+            "more": [{"t": "c", "l": "/c"}, {"t": "d", "l": "mailto:d@example.com"}],
+        }
+    }
     first, second = parse(source('title = "t"\npublished = "d"'), doc)
     assert first.published == datetime(2025, 1, 2, 1, 30, tzinfo=UTC)
     assert second.published == first.published and second.title == "b"
@@ -184,13 +235,18 @@ def test_value_bad_in_some_items_is_dropped_there_only() -> None:
 
 def test_optional_field_may_be_absent_everywhere() -> None:
     """optional = true lets a field be missing from every item."""
-    (item,) = parse(source('title = "t"\nimage = { path = "pic", optional = true }'), {"data": {"list": [{"t": "a"}]}})
+    (item,) = parse(
+        source('title = "t"\nimage = { path = "pic", optional = true }'),
+        {"data": {"list": [{"t": "a"}]}},
+    )
     assert item.image is None
 
 
 def test_objects_where_text_is_expected_are_reported() -> None:
     """A path to an object for a text field says it found an object."""
-    with pytest.raises(ParseError, match=r'fields.title: found \{"zh": "a"\}, not text or a number'):
+    with pytest.raises(
+        ParseError, match=r'fields.title: found \{"zh": "a"\}, not text or a number'
+    ):
         parse(source('title = "t"'), {"data": {"list": [{"t": {"zh": "a"}}]}})
 
 
@@ -199,7 +255,9 @@ def test_bom_gbk_and_jsonp_bodies() -> None:
     src = source('title = "t"')
     text = json.dumps({"data": {"list": [{"t": "中文标题"}]}}, ensure_ascii=False)
     assert parse(src, codecs.BOM_UTF8 + text.encode())[0].title == "中文标题"
-    assert parse(src, text.encode("gbk"), ctype="application/json; charset=GBK")[0].title == "中文标题"
+    assert (
+        parse(src, text.encode("gbk"), ctype="application/json; charset=GBK")[0].title == "中文标题"
+    )
     assert parse(src, f"cb_123({text});".encode())[0].title == "中文标题"
 
 
@@ -221,10 +279,18 @@ def test_config_mistakes_name_file_source_and_field() -> None:
         config.parse(text, "my.toml")
     problems = info.value.problems
     assert info.value.path == "my.toml"
-    assert any(p.startswith("sources[0] (id=news): items: not a path: 'data..list'") for p in problems)
+    assert any(
+        p.startswith("sources[0] (id=news): items: not a path: 'data..list'") for p in problems
+    )
     assert "sources[0] (id=news): fields.title: give either path or template" in problems
-    assert any(p.startswith("sources[0] (id=news): fields.published.unit: Input should be 's'") for p in problems)
-    assert any(p.startswith("sources[0] (id=news): fields.link.timezone: not a time zone") for p in problems)
+    assert any(
+        p.startswith("sources[0] (id=news): fields.published.unit: Input should be 's'")
+        for p in problems
+    )
+    assert any(
+        p.startswith("sources[0] (id=news): fields.link.timezone: not a time zone")
+        for p in problems
+    )
     assert "sources[0] (id=news): fields.colour: unknown key" in problems
     assert len(problems) == len(set(problems)) == 5
 
@@ -242,14 +308,21 @@ def test_json_source_needs_url_items_and_fields() -> None:
 
 
 async def _enrich(src: Source, item: Item, clock: FakeClock) -> Item:
-    async with Fetcher(FetchSettings(allow_private_networks=True, per_host_delay=0, max_retries=0), clock) as f:
+    async with Fetcher(
+        FetchSettings(allow_private_networks=True, per_host_delay=0, max_retries=0), clock
+    ) as f:
         return await JsonAdapter().enrich(src, item, f.fetch)
 
 
 async def test_detail_json_by_url_template(origin: Origin, clock: FakeClock) -> None:
     """The detail URL template is filled from the list item; the content path is read there."""
-    origin.route("/api/detail/9", Reply('{"data": {"html": "<p>全文</p>"}}', content_type="application/json"))
-    src = source('id = "id"\ntitle = "t"', extra=f'detail = {{ url = "{origin.url("/api/detail/{id}")}", content = "data.html" }}')
+    origin.route(
+        "/api/detail/9", Reply('{"data": {"html": "<p>全文</p>"}}', content_type="application/json")
+    )
+    src = source(
+        'id = "id"\ntitle = "t"',
+        extra=f'detail = {{ url = "{origin.url("/api/detail/{id}")}", content = "data.html" }}',
+    )
     (item,) = parse(src, {"data": {"list": [{"id": 9, "t": "a"}]}})
     assert item.extra["detail_url"] == origin.url("/api/detail/9")
     assert (await _enrich(src, item, clock)).content == "<p>全文</p>"
@@ -259,8 +332,12 @@ async def test_detail_html_page_by_selector(origin: Origin, clock: FakeClock) ->
     """Without a URL template the detail is the item's link; a selector takes the content there."""
     page = '<html><body><div class="post"><p>正文</p><div class="ad">广告</div></div></body></html>'
     origin.route("/a/1.html", Reply(page, content_type="text/html; charset=utf-8"))
-    src = source('title = "t"\nlink = "u"', extra='detail = { selector = "div.post", remove = ["div.ad"] }')
-    (item,) = parse(src, {"data": {"list": [{"t": "a", "u": "/a/1.html"}]}}, url=origin.url("/list"))
+    src = source(
+        'title = "t"\nlink = "u"', extra='detail = { selector = "div.post", remove = ["div.ad"] }'
+    )
+    (item,) = parse(
+        src, {"data": {"list": [{"t": "a", "u": "/a/1.html"}]}}, url=origin.url("/list")
+    )
     assert (await _enrich(src, item, clock)).content == "<p>正文</p>"
 
 
@@ -268,7 +345,10 @@ async def test_failed_or_unusable_detail_keeps_the_item(origin: Origin, clock: F
     """A 404 detail, or one where the content path finds nothing, leaves the item's content as it
     was and says why (so the detail is retried later)."""
     origin.route("/d/2", Reply('{"data": {}}', content_type="application/json"))
-    src = source('id = "id"\ntitle = "t"', extra=f'detail = {{ url = "{origin.url("/d/{id}")}", content = "data.html" }}')
+    src = source(
+        'id = "id"\ntitle = "t"',
+        extra=f'detail = {{ url = "{origin.url("/d/{id}")}", content = "data.html" }}',
+    )
     items = parse(src, {"data": {"list": [{"id": 1, "t": "a"}, {"id": 2, "t": "b"}]}})
     errors = []
     for item in items:
@@ -276,13 +356,19 @@ async def test_failed_or_unusable_detail_keeps_the_item(origin: Origin, clock: F
         assert replace(enriched, detail_error=None) == item
         errors.append(enriched.detail_error)
     assert errors[0] == f"{origin.url('/d/1')}: HTTP 404 Not Found"
-    assert errors[1] is not None and errors[1].startswith(f"{origin.url('/d/2')}: detail unusable: ")
+    assert errors[1] is not None and errors[1].startswith(
+        f"{origin.url('/d/2')}: detail unusable: "
+    )
 
 
 def test_detail_template_finding_nothing_is_reported() -> None:
     """A detail URL template whose placeholder is in no item is reported as detail.url."""
-    src = source('title = "t"', extra='detail = { url = "https://a.example/d/{aid}", content = "body" }')
-    with pytest.raises(ParseError, match=r"detail.url: template \{aid\} found nothing: at 'aid': no key 'aid'"):
+    src = source(
+        'title = "t"', extra='detail = { url = "https://a.example/d/{aid}", content = "body" }'
+    )
+    with pytest.raises(
+        ParseError, match=r"detail.url: template \{aid\} found nothing: at 'aid': no key 'aid'"
+    ):
         parse(src, {"data": {"list": [{"t": "a", "id": 1}]}})
 
 
@@ -331,11 +417,28 @@ published = {{ path = "time", unit = "s" }}
 categories = "tags"
 """
 
-PIPELINE_DOC = {"data": {"items": [
-    {"id": 1, "title": "第一条", "path": "/p/1", "html": '<p>正文<img data-src="/i/1.png"></p><script>x()</script>',
-     "time": 1735781400, "tags": ["数据库"]},
-    {"id": 2, "title": "第二条", "path": "/p/2", "html": "<p>二</p>", "time": 1735781500, "tags": []},
-]}}
+PIPELINE_DOC = {
+    "data": {
+        "items": [
+            {
+                "id": 1,
+                "title": "第一条",
+                "path": "/p/1",
+                "html": '<p>正文<img data-src="/i/1.png"></p><script>x()</script>',
+                "time": 1735781400,
+                "tags": ["数据库"],
+            },
+            {
+                "id": 2,
+                "title": "第二条",
+                "path": "/p/2",
+                "html": "<p>二</p>",
+                "time": 1735781500,
+                "tags": [],
+            },
+        ]
+    }
+}
 
 
 async def test_pipeline_retries_cleans_categorizes_and_gets_304(
@@ -355,7 +458,9 @@ async def test_pipeline_retries_cleans_categorizes_and_gets_304(
     one = by_key["1"]
     assert one.link == origin.url("/p/1") and one.category_path == ("科技", "接口")
     assert one.categories == ("数据库",)
-    assert "<script" not in (one.content or "") and f'src="{origin.url("/i/1.png")}"' in (one.content or "")
+    assert "<script" not in (one.content or "") and f'src="{origin.url("/i/1.png")}"' in (
+        one.content or ""
+    )
     assert one.published == datetime(2025, 1, 2, 1, 30, tzinfo=UTC)
     assert state.etag == '"v1"' and len(origin.hits("/api/list")) == 2
 
@@ -369,12 +474,28 @@ async def test_pipeline_keeps_known_items_and_adds_new_ones(
     origin: Origin, clock: FakeClock, tmp_path: Path
 ) -> None:
     """A changed list adds only its new item; items seen before are not stored twice."""
-    doc2 = {"data": {"items": [{"id": 3, "title": "第三条", "path": "/p/3", "html": "<p>三</p>", "time": 1735781600,
-                                "tags": []}, *PIPELINE_DOC["data"]["items"]]}}
-    url = origin.route("/api/list", Sequence_(
-        Reply(json.dumps(PIPELINE_DOC), content_type="application/json"),
-        Reply(json.dumps(doc2), content_type="application/json"),
-    ))
+    doc2 = {
+        "data": {
+            "items": [
+                {
+                    "id": 3,
+                    "title": "第三条",
+                    "path": "/p/3",
+                    "html": "<p>三</p>",
+                    "time": 1735781600,
+                    "tags": [],
+                },
+                *PIPELINE_DOC["data"]["items"],
+            ]
+        }
+    }
+    url = origin.route(
+        "/api/list",
+        Sequence_(
+            Reply(json.dumps(PIPELINE_DOC), content_type="application/json"),
+            Reply(json.dumps(doc2), content_type="application/json"),
+        ),
+    )
     settings = config.load(write_config(tmp_path, PIPELINE_SOURCE.format(url=url)))
     assert (await fetch_once(settings, clock))[0].added == 2
     again = (await fetch_once(settings, clock))[0]
@@ -387,15 +508,22 @@ async def test_config_mistake_is_the_sources_last_error_and_shown_by_check(
 ) -> None:
     """A path that fits the config but not the answer becomes the source's last error, and
     `aggregator check --source` prints it with the field and a sample."""
-    url = origin.route("/api/list", Reply(json.dumps(PIPELINE_DOC), content_type="application/json"))
+    url = origin.route(
+        "/api/list", Reply(json.dumps(PIPELINE_DOC), content_type="application/json")
+    )
     text = PIPELINE_SOURCE.format(url=url).replace('title = "title"', 'title = "headline"')
     settings = config.load(write_config(tmp_path, text))
     (outcome,) = await fetch_once(settings, clock)
     assert outcome.status is FetchStatus.ERROR
     _, state = stored(settings, "api", clock)
-    assert state.last_error is not None and state.last_error.startswith("fields.title: path 'headline' found nothing")
+    assert state.last_error is not None and state.last_error.startswith(
+        "fields.title: path 'headline' found nothing"
+    )
 
     out = StringIO()
     code = await commands.dry_run(settings, "api", Console(file=out, width=400), clock=clock)
     assert code == 1
-    assert "fields.title: path 'headline' found nothing: at 'headline': no key 'headline'" in out.getvalue()
+    assert (
+        "fields.title: path 'headline' found nothing: at 'headline': no key 'headline'"
+        in out.getvalue()
+    )

@@ -53,9 +53,11 @@ def test_nested_entity_declarations_are_not_expanded() -> None:
 def test_safe_entity_declarations_still_apply() -> None:
     """An entity declared as a character reference or short text is still expanded, wherever
     the declarations stand in the prolog."""
-    doc = ('<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY nbsp "&#160;"><!ENTITY co "ACME">]>'
-           '<rss version="2.0"><channel><title>t</title><item><title>a&nbsp;b &co;</title>'
-           "<guid>1</guid></item></channel></rss>")
+    doc = (
+        '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY nbsp "&#160;"><!ENTITY co "ACME">]>'
+        '<rss version="2.0"><channel><title>t</title><item><title>a&nbsp;b &co;</title>'
+        "<guid>1</guid></item></channel></rss>"
+    )
     assert parse(doc.encode()) == ["a\xa0b ACME"]
 
 
@@ -111,8 +113,13 @@ def test_a_worker_gives_back_what_a_big_document_took(tmp_path: Path) -> None:
     the memory was given back before the body was dropped)."""
     feed = tmp_path / "big.xml"
     feed.write_bytes(many_items(100_000))
-    out = subprocess.run([sys.executable, "-c", WORKER_AFTER_BIG_DOCUMENT, str(feed)],
-                         capture_output=True, text=True, check=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER_AFTER_BIG_DOCUMENT, str(feed)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     assert float(out.stdout) < 8
 
 

@@ -45,12 +45,19 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[World, str, list[Entry]]
     for source_id, names in titles.items():
         for name in names:
             world.clock.advance(600)
-            (made,) = world.add(source_id, 1, title=name, published=world.clock.now() - timedelta(hours=3))
+            (made,) = world.add(
+                source_id, 1, title=name, published=world.clock.now() - timedelta(hours=3)
+            )
             entries.append(made)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(world.feeds), log_level="warning", access_log=False,
-                            lifespan="off", log_config=None)
+    config = uvicorn.Config(
+        create_app(world.feeds),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        log_config=None,
+    )
     server = _Quiet(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -71,9 +78,18 @@ async def _newsboat_reads(home: Path, url: str) -> set[Item]:
     cache = home / "cache.db"
     assert NEWSBOAT is not None
     proc = await asyncio.create_subprocess_exec(
-        NEWSBOAT, "-u", str(home / "urls"), "-c", str(cache), "-C", str(home / "config"),
-        "-x", "reload", env={"HOME": str(home), "TERM": "dumb", "LANG": "C.UTF-8"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        NEWSBOAT,
+        "-u",
+        str(home / "urls"),
+        "-c",
+        str(cache),
+        "-C",
+        str(home / "config"),
+        "-x",
+        "reload",
+        env={"HOME": str(home), "TERM": "dumb", "LANG": "C.UTF-8"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, (out + err).decode(errors="replace")
@@ -99,7 +115,11 @@ async def test_newsboat_reads_our_items_from_every_kind_of_feed(
         "category/Tech": [e for e in entries if e.category_path[:1] == ("Tech",)],
         "category/" + quote("科技"): [e for e in entries if e.category_path[:1] == ("科技",)],
     }
-    urls = {f"{base}/feeds/{path}.{fmt}": ours for path, ours in wanted.items() for fmt in ("rss", "atom")}
+    urls = {
+        f"{base}/feeds/{path}.{fmt}": ours
+        for path, ours in wanted.items()
+        for fmt in ("rss", "atom")
+    }
     reads = [_newsboat_reads(tmp_path / f"reader-{n}", url) for n, url in enumerate(urls)]
     found = await asyncio.gather(*reads)
     for (url, ours), theirs in zip(urls.items(), found, strict=True):

@@ -32,8 +32,12 @@ from .harness import ATOM, make_settings
 from .origin import Origin, Reply
 
 FEEDS = [
-    "miniflux+v2/large_atom.xml", "miniflux+v2/large_rss.xml", "miniflux+v2/small_atom.xml",
-    "miniflux+v2/rdf_UTF8.xml", "miniflux+v2/koi8r.xml", "miniflux+v2/urdu_UTF8.xml",
+    "miniflux+v2/large_atom.xml",
+    "miniflux+v2/large_rss.xml",
+    "miniflux+v2/small_atom.xml",
+    "miniflux+v2/rdf_UTF8.xml",
+    "miniflux+v2/koi8r.xml",
+    "miniflux+v2/urdu_UTF8.xml",
 ]
 TRACKING = Settings().dedupe.tracking_params
 
@@ -52,8 +56,10 @@ async def test_worker_processes_store_exactly_what_a_thread_stores(
 ) -> None:
     """The same feeds fetched with two worker processes and with none give the same entries,
     field by field (cleaned HTML, text, fingerprints and band keys included)."""
-    sources = [(f"s{i}", origin.route(f"/f{i}", Reply((CORPUS / f).read_bytes())))
-               for i, f in enumerate(FEEDS)]
+    sources = [
+        (f"s{i}", origin.route(f"/f{i}", Reply((CORPUS / f).read_bytes())))
+        for i, f in enumerate(FEEDS)
+    ]
     results = []
     for processes in (2, 1):
         folder = tmp_path / f"p{processes}"
@@ -71,8 +77,11 @@ async def test_a_dead_worker_fails_only_its_documents() -> None:
     naming the cause, and the next job runs in a new pool."""
     pool_owner = Offload(2)
     source = Source(id="s", url="http://127.0.0.1/feed")
-    result = FetchResult(url=source.url, status_code=200,
-                         content=(CORPUS / "miniflux+v2/small_atom.xml").read_bytes())
+    result = FetchResult(
+        url=source.url,
+        status_code=200,
+        content=(CORPUS / "miniflux+v2/small_atom.xml").read_bytes(),
+    )
     try:
         parsed, keyed = await pool_owner.identify(source, result, TRACKING)
         assert len(keyed) == len(parsed.items) > 0
@@ -96,7 +105,8 @@ def test_workers_exit_when_the_daemon_is_killed(tmp_path: Path) -> None:
     script = tmp_path / "owner.py"
     feed = tmp_path / "feed.xml"
     feed.write_bytes(ATOM)
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import asyncio, sys, time
         from pathlib import Path
         from aggregator.models import FetchResult, Source
@@ -112,7 +122,8 @@ def test_workers_exit_when_the_daemon_is_killed(tmp_path: Path) -> None:
 
         if __name__ == "__main__":
             asyncio.run(main())
-    """))
+    """)
+    )
     owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         assert owner.stdout is not None
@@ -142,11 +153,14 @@ def test_a_worker_that_parses_feeds_loads_neither_the_config_nor_bs4() -> None:
     source = Source(id="s", url="http://127.0.0.1/feed")
     body = (CORPUS / "miniflux+v2/large_atom.xml").read_bytes()
     result = FetchResult(url=source.url, status_code=200, content=body)
-    check = ("sorted(m for m in __import__('sys').modules if m.split('.')[0] in "
-             "('pydantic', 'bs4', 'starlette', 'sqlalchemy', 'httpx') or m == 'aggregator.config')")
+    check = (
+        "sorted(m for m in __import__('sys').modules if m.split('.')[0] in "
+        "('pydantic', 'bs4', 'starlette', 'sqlalchemy', 'httpx') or m == 'aggregator.config')"
+    )
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         parsed, keyed = pool.submit(offload.identify, source, result, TRACKING).result()
-        prepared = pool.submit(offload.prepare, [item for _, item in keyed], parsed.link,
-                               content.CleanOptions()).result()
+        prepared = pool.submit(
+            offload.prepare, [item for _, item in keyed], parsed.link, content.CleanOptions()
+        ).result()
         assert len(prepared) == len(keyed) > 0
         assert pool.submit(eval, check).result() == []

@@ -62,20 +62,27 @@ def test_get_opml_lists_every_source_nested_by_category(tmp_path: Path) -> None:
     assert [p.get("text") for p in hn.iterancestors("outline")] == ["News", "Tech"]
     # Qutoutiao is no feed: readers get our republished feed of it.
     assert feeds["趣头条"].get("xmlUrl") == f"{BASE}/feeds/source/qtt.atom"
-    again = world.client().get("/opml", headers={"If-None-Match": reply.headers["etag"],
-                                                 "Accept-Encoding": "identity"})
+    again = world.client().get(
+        "/opml", headers={"If-None-Match": reply.headers["etag"], "Accept-Encoding": "identity"}
+    )
     assert again.status_code == 304
 
 
-def test_export_opml_command_writes_what_the_server_serves(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_export_opml_command_writes_what_the_server_serves(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
     """`aggregator export opml` prints the same bytes as GET /opml."""
     world = make_world(tmp_path)
     served = world.client().get("/opml", headers={"Accept-Encoding": "identity"}).content
     cfg = tmp_path / "agg.toml"
-    cfg.write_text(SOURCES + f'[storage]\nurl = "sqlite:///{tmp_path / "agg.db"}"\n', encoding="utf-8")
+    cfg.write_text(
+        SOURCES + f'[storage]\nurl = "sqlite:///{tmp_path / "agg.db"}"\n', encoding="utf-8"
+    )
     assert cli.main(["--config", str(cfg), "export", "opml"]) == 0
     assert capsysbinary.readouterr().out == served
-    assert cli.main(["--config", str(cfg), "export", "opml", "--out", str(tmp_path / "x.opml")]) == 0
+    assert (
+        cli.main(["--config", str(cfg), "export", "opml", "--out", str(tmp_path / "x.opml")]) == 0
+    )
     assert (tmp_path / "x.opml").read_bytes() == served
 
 
@@ -83,15 +90,19 @@ def test_read_opml_takes_folders_as_categories() -> None:
     """Feed outlines at any depth; their folders, else their category attribute, as the path;
     htmlUrl as the site's URL."""
     feeds = read_opml(SUBSCRIPTIONS)
-    assert feeds[0] == OpmlFeed("https://lobste.rs/rss", "Lobsters", ("Tech",), "https://lobste.rs/")
+    assert feeds[0] == OpmlFeed(
+        "https://lobste.rs/rss", "Lobsters", ("Tech",), "https://lobste.rs/"
+    )
     assert feeds[3] == OpmlFeed("https://sspai.com/feed", "少数派", ("科技", "数码"))
     assert len(feeds) == 6
 
 
 def test_read_opml_refuses_entity_declarations() -> None:
     """Entity declarations (billion laughs, external files) are refused before any expansion."""
-    for declarations in ('<!ENTITY x SYSTEM "file:///etc/passwd">',
-                         '<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'):
+    for declarations in (
+        '<!ENTITY x SYSTEM "file:///etc/passwd">',
+        '<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">',
+    ):
         hostile = f"""<?xml version="1.0"?>
 <!DOCTYPE opml [{declarations}]>
 <opml version="2.0"><body><outline text="&x;&b;" xmlUrl="https://e.org/"/></body></opml>"""
@@ -113,10 +124,15 @@ def test_import_keeps_comments_and_layout_and_skips_known_urls() -> None:
     original = (REPO / "config" / "aggregator.toml").read_text(encoding="utf-8")
     base = config.parse(original).server.public_base
     extra = SUBSCRIPTIONS.replace(b"https://feeds.example.org", base.encode())
-    report = add_to_config(original, read_opml(extra) + [OpmlFeed("https://hnrss.org/frontpage/")], base)
+    report = add_to_config(
+        original, read_opml(extra) + [OpmlFeed("https://hnrss.org/frontpage/")], base
+    )
     assert report.text.startswith(original.rstrip("\n"))
-    assert report.added == [("lobsters", "https://lobste.rs/rss"), ("hacker-news-again", "HTTPS://News.Example.com/rss/"),
-                            ("lobsters-2", "https://lobste.rs/t/python.rss")]
+    assert report.added == [
+        ("lobsters", "https://lobste.rs/rss"),
+        ("hacker-news-again", "HTTPS://News.Example.com/rss/"),
+        ("lobsters-2", "https://lobste.rs/t/python.rss"),
+    ]
     assert report.skipped == [
         ("https://sspai.com/feed", "already configured"),  # the default config has it
         ("feed://example.org/x", "not an http(s) URL"),
@@ -149,12 +165,17 @@ def test_derived_ids_are_valid_and_unique() -> None:
     """Ids come from ASCII of the title, else the host; repeats get a numeric suffix."""
     assert derive_id("Ars Technica — All", "https://x.org/", []) == "ars-technica-all"
     assert derive_id("Café Crème", "https://x.org/", []) == "cafe-creme"
-    assert derive_id("阮一峰的网络日志", "https://www.ruanyifeng.com/blog/atom.xml", []) == "ruanyifeng-com"
+    assert (
+        derive_id("阮一峰的网络日志", "https://www.ruanyifeng.com/blog/atom.xml", [])
+        == "ruanyifeng-com"
+    )
     assert derive_id("HN", "https://x.org/", ["hn", "hn-2"]) == "hn-3"
     assert derive_id(None, "https://[::1/", []) == "feed"
 
 
-def test_import_command_edits_the_config_file_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_command_edits_the_config_file_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`aggregator import opml FILE` appends the new sources to the file and says what it did."""
     cfg = tmp_path / "agg.toml"
     original = "# keep me\n" + SOURCES
@@ -207,7 +228,9 @@ def test_export_then_import_restores_the_same_sources() -> None:
     settings = config.parse(ROUND_TRIP)
     document = export_opml(settings, {s.id: s for s in settings.source_records()})
     root = etree.fromstring(document)
-    sam = next(o for o in root.iter("outline") if o.get("xmlUrl", "").startswith("https://intertwingly"))
+    sam = next(
+        o for o in root.iter("outline") if o.get("xmlUrl", "").startswith("https://intertwingly")
+    )
     assert sam.get("htmlUrl") == "https://intertwingly.net/blog/"
     report = add_to_config("", read_opml(document), settings.server.public_base)
     assert report.skipped == []
@@ -228,7 +251,10 @@ def test_import_keeps_every_category_and_reports_what_it_skips() -> None:
     skipped: list[Skipped] = []
     feeds = read_opml(data, skipped)
     report = add_to_config("", feeds, None, skipped)
-    assert report.added == [("multi", "https://m.example/feed"), ("only-url", "https://u.example/rss")]
+    assert report.added == [
+        ("multi", "https://m.example/feed"),
+        ("only-url", "https://u.example/rss"),
+    ]
     assert [what for what, _ in report.skipped] == ["https://p.example/", "Nothing here"]
     assert 'type="link"' in report.skipped[0][1] and "no xmlUrl" in report.skipped[1][1]
     multi = config.parse(report.text).sources[0]
@@ -252,7 +278,9 @@ def test_export_writes_every_category_in_the_category_attribute() -> None:
     """A source's also_in paths follow its category path in the comma-separated attribute."""
     settings = config.parse(ROUND_TRIP)
     root = etree.fromstring(export_opml(settings, {s.id: s for s in settings.source_records()}))
-    sam = next(o for o in root.iter("outline") if o.get("xmlUrl", "").startswith("https://intertwingly"))
+    sam = next(
+        o for o in root.iter("outline") if o.get("xmlUrl", "").startswith("https://intertwingly")
+    )
     assert sam.get("category") == "/Blogs/People,/Tech/Web,/科技"
 
 
@@ -267,10 +295,16 @@ def test_round_trip_adds_no_site_url_the_config_did_not_have() -> None:
         '[[sources]]\nid = "own"\nurl = "https://b.example.org/feed"\n'
         'site_url = "https://b.example.org/home/"\n'
     )
-    states = [SourceState(source_id="plain", url="https://a.example.org/feed",
-                          site_link="https://a.example.org/"),
-              SourceState(source_id="own", url="https://b.example.org/feed",
-                          site_link="https://b.example.org/blog/")]
+    states = [
+        SourceState(
+            source_id="plain", url="https://a.example.org/feed", site_link="https://a.example.org/"
+        ),
+        SourceState(
+            source_id="own",
+            url="https://b.example.org/feed",
+            site_link="https://b.example.org/blog/",
+        ),
+    ]
     document = export_opml(settings, {s.id: s for s in settings.source_records()}, states)
     report = add_to_config("", read_opml(document), settings.server.public_base)
     again = config.parse(report.text)

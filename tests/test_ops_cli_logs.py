@@ -39,12 +39,32 @@ def test_sources_table_fits_80_columns() -> None:
     while the short columns stay whole."""
     now = datetime(2026, 1, 1, tzinfo=UTC)
     rows = [
-        SourceRow("python-insider", "unchanged", now - timedelta(minutes=12), 0,
-                  now + timedelta(minutes=18), 123, 10, 4, "https://blog.python.org/feeds/posts/default",
-                  None, None),
-        SourceRow("bbc-world", "error", now - timedelta(days=2), 7, now + timedelta(hours=3), 5, 10, 0,
-                  "https://feeds.bbci.co.uk/news/world/rss.xml", None,
-                  "HTTP 500 Internal Server Error from feeds.bbci.co.uk, retried 3 times"),
+        SourceRow(
+            "python-insider",
+            "unchanged",
+            now - timedelta(minutes=12),
+            0,
+            now + timedelta(minutes=18),
+            123,
+            10,
+            4,
+            "https://blog.python.org/feeds/posts/default",
+            None,
+            None,
+        ),
+        SourceRow(
+            "bbc-world",
+            "error",
+            now - timedelta(days=2),
+            7,
+            now + timedelta(hours=3),
+            5,
+            10,
+            0,
+            "https://feeds.bbci.co.uk/news/world/rss.xml",
+            None,
+            "HTTP 500 Internal Server Error from feeds.bbci.co.uk, retried 3 times",
+        ),
     ]
     console = Console(width=80, record=True, color_system=None)
     console.print(output.sources_table(rows, now, 80))
@@ -57,7 +77,10 @@ def test_sources_table_fits_80_columns() -> None:
 
 
 def test_sources_command_matches_the_status_page_rows(
-    tmp_path: Path, origin: Origin, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    origin: Origin,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`aggregator fetch` (exit 1: one source failed) then `aggregator sources` prints one line
     per source, within 80 columns, with the same columns as the status page."""
@@ -102,7 +125,7 @@ def test_check_source_is_a_dry_run(
 def test_kv_round_trips_through_parse_pairs() -> None:
     """A message built with kv() reads back to the same fields, whatever quotes and spaces the
     values hold."""
-    nasty = "can't \"parse\" = this\nline"
+    nasty = 'can\'t "parse" = this\nline'
     message = kv(source="a b", error=nasty, n=3, elapsed=0.25, skipped=None)
     assert parse_pairs(message) == {"source": "a b", "error": nasty, "n": "3", "elapsed": "0.250"}
 
@@ -139,8 +162,15 @@ async def test_event_lines_are_key_value_or_json(
 
 def test_formatters_put_the_pairs_first_class() -> None:
     """The JSON formatter turns the pairs into fields; the key=value one keeps them verbatim."""
-    record = logging.LogRecord("aggregator.x", logging.WARNING, __file__, 1, "%s",
-                               (kv(source="s1", outcome="error", error="it's 500"),), None)
+    record = logging.LogRecord(
+        "aggregator.x",
+        logging.WARNING,
+        __file__,
+        1,
+        "%s",
+        (kv(source="s1", outcome="error", error="it's 500"),),
+        None,
+    )
     doc = json.loads(JsonFormatter().format(record))
     assert doc["source"] == "s1" and doc["error"] == "it's 500" and doc["level"] == "warning"
     line = KeyValueFormatter().format(record)

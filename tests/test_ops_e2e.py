@@ -19,11 +19,22 @@ pytestmark = pytest.mark.slow
 
 def config(tmp: Path, port: int, sources: dict[str, str]) -> str:
     lines = [
-        "[server]", 'host = "127.0.0.1"', f"port = {port}", 'admin_token = "t0ken"',
-        "[storage]", f'url = "sqlite:///{tmp / "agg.db"}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
-        "[schedule]", 'dispatch_every = "0.2s"', 'interval = "30m"', 'backoff_base = "1h"',
-        "[logging]", 'format = "json"',
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        'admin_token = "t0ken"',
+        "[storage]",
+        f'url = "sqlite:///{tmp / "agg.db"}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "per_host_delay = 0",
+        "max_retries = 0",
+        "[schedule]",
+        'dispatch_every = "0.2s"',
+        'interval = "30m"',
+        'backoff_base = "1h"',
+        "[logging]",
+        'format = "json"',
     ]
     for sid, url in sources.items():
         lines += ["[[sources]]", f'id = "{sid}"', f'url = "{url}"']
@@ -35,7 +46,9 @@ def test_break_fix_recover_without_restart(tmp_path: Path, origin: Origin) -> No
     healthy within seconds; an edited file is picked up without a signal; an invalid file is
     reported on the page while the daemon keeps running; every log line is a JSON object."""
     good = origin.route("/good", Reply(atom("good", ["G1"]), content_type="application/atom+xml"))
-    fixed = origin.route("/fixed", Reply(atom("fixed", ["F1", "F2"]), content_type="application/atom+xml"))
+    fixed = origin.route(
+        "/fixed", Reply(atom("fixed", ["F1", "F2"]), content_type="application/atom+xml")
+    )
     late = origin.route("/late", Reply(atom("late", ["L1"]), content_type="application/atom+xml"))
     port = free_port()
     cfg = tmp_path / "aggregator.toml"
@@ -47,7 +60,9 @@ def test_break_fix_recover_without_restart(tmp_path: Path, origin: Origin) -> No
 
         cfg.write_text(config(tmp_path, port, {"good": good, "news": fixed}), "utf-8")
         daemon.proc.send_signal(signal.SIGHUP)
-        page = daemon.wait_for(lambda: _page_with(daemon, "/sources/news", '<span class="badge good">ok</span>'))
+        page = daemon.wait_for(
+            lambda: _page_with(daemon, "/sources/news", '<span class="badge good">ok</span>')
+        )
         assert "F1" in page and "F2" in page
 
         cfg.write_text(config(tmp_path, port, {"good": good, "news": fixed, "late": late}), "utf-8")
@@ -65,10 +80,14 @@ def test_break_fix_recover_without_restart(tmp_path: Path, origin: Origin) -> No
     assert code == 0
     events = [json.loads(line) for line in lines]  # every line parses
     assert {"started", "stopped", "reload", "signal", "fetched"} <= {e.get("event") for e in events}
-    assert any(e.get("event") == "fetched" and e.get("source") == "news" and e.get("outcome") == "error"
-               for e in events)
-    assert any(e.get("event") == "reload" and e.get("result") == "applied" and e.get("changed") == "news"
-               for e in events)
+    assert any(
+        e.get("event") == "fetched" and e.get("source") == "news" and e.get("outcome") == "error"
+        for e in events
+    )
+    assert any(
+        e.get("event") == "reload" and e.get("result") == "applied" and e.get("changed") == "news"
+        for e in events
+    )
     assert any(e.get("event") == "reload" and e.get("result") == "rejected" for e in events)
 
 

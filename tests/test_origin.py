@@ -25,6 +25,8 @@ def test_conditional_get_and_sequences(origin: Origin) -> None:
 
 def test_acts_as_proxy_for_absolute_urls(origin: Origin) -> None:
     """Through the origin as HTTP proxy, a route keyed by absolute URL answers for that host."""
-    origin.route("http://example.invalid/list", Reply('{"code":0}', content_type="application/json"))
+    origin.route(
+        "http://example.invalid/list", Reply('{"code":0}', content_type="application/json")
+    )
     with httpx.Client(proxy=origin.proxy_url) as client:
         assert client.get("http://example.invalid/list?x=1").json() == {"code": 0}

@@ -67,15 +67,22 @@ def test_brief_below_100_or_not_a_number_is_400(world: World) -> None:
 def test_opencc_converts_titles_summaries_and_content(world: World) -> None:
     """opencc=s2t turns Simplified titles, summaries and content Traditional; t2s goes back;
     a link with Han characters inside a tag is left as it was."""
-    world.add("ruan", 1, title="简体中文标题：发展软件", summary="这是简体摘要",
-              content='<p>汉字内容 <a href="https://example.com/汉字">链接</a></p>')
+    world.add(
+        "ruan",
+        1,
+        title="简体中文标题：发展软件",
+        summary="这是简体摘要",
+        content='<p>汉字内容 <a href="https://example.com/汉字">链接</a></p>',
+    )
     client = world.client()
     item = client.get("/feeds/source/ruan.json?opencc=s2t").json()["items"][0]
     assert item["title"] == "簡體中文標題：發展軟件"
     assert item["summary"] == "這是簡體摘要"
     assert "漢字內容" in item["content_html"] and "鏈接" in item["content_html"]
-    assert 'href="https://example.com/%E6%B1%89%E5%AD%97"' in item["content_html"] or \
-        "example.com/汉字" in item["content_html"]
+    assert (
+        'href="https://example.com/%E6%B1%89%E5%AD%97"' in item["content_html"]
+        or "example.com/汉字" in item["content_html"]
+    )
     back = client.get("/feeds/source/ruan.atom?opencc=t2s").content.decode()
     assert "简体中文标题" in back
     assert client.get("/feeds/all.rss?opencc=xx").status_code == 400
@@ -94,10 +101,14 @@ def test_mode_fulltext_publishes_the_content_in_place_of_the_summary(world: Worl
     world.add("py", 1, title="Has both", summary="Teaser", content="<p>The whole article</p>")
     world.add("py", 1, title="Summary only", summary="Only a teaser", content=None)
     client = world.client()
-    plain = {e.title: e for e in feedparser.parse(client.get("/feeds/source/py.rss").content).entries}
+    plain = {
+        e.title: e for e in feedparser.parse(client.get("/feeds/source/py.rss").content).entries
+    }
     assert plain["Has both"].summary == "Teaser"
-    full = {e.title: e for e in
-            feedparser.parse(client.get("/feeds/source/py.rss?mode=fulltext").content).entries}
+    full = {
+        e.title: e
+        for e in feedparser.parse(client.get("/feeds/source/py.rss?mode=fulltext").content).entries
+    }
     assert "The whole article" in full["Has both"].summary
     assert full["Summary only"].summary == "Only a teaser"
     assert client.get("/feeds/all.rss?mode=other").status_code == 400
@@ -107,9 +118,16 @@ def test_image_hotlink_template_rewrites_image_sources(world: World) -> None:
     """Each <img src> becomes the template filled from its URL; srcset is dropped."""
     world.add("py", 1, title="Pictured", content=IMG)
     template = "https://proxy.example/${host}${pathname}?u=${href_ue}"
-    item = world.client().get("/feeds/source/py.json", params={"image_hotlink_template": template}).json()["items"][0]
+    item = (
+        world.client()
+        .get("/feeds/source/py.json", params={"image_hotlink_template": template})
+        .json()["items"][0]
+    )
     html = item["content_html"]
-    assert 'src="https://proxy.example/img.example.net:8443/p/a.png?u=https%3A%2F%2Fimg.example.net' in html
+    assert (
+        'src="https://proxy.example/img.example.net:8443/p/a.png?u=https%3A%2F%2Fimg.example.net'
+        in html
+    )
     assert "srcset" not in html
     assert "y%3D2" in html  # &amp; in the stored attribute was read as &
 
@@ -118,8 +136,10 @@ def test_hotlink_placeholders_follow_the_url_object() -> None:
     """${protocol}, ${hostname}, ${port}, ${search}, ${hash}, ${origin} as JavaScript's URL names
     them."""
     url = "https://a.example:81/p/q.jpg?s=1#h"
-    assert fill("${protocol}|${hostname}|${port}|${search}|${hash}|${origin}", url) == \
-        "https:|a.example|81|?s=1|#h|https://a.example:81"
+    assert (
+        fill("${protocol}|${hostname}|${port}|${search}|${hash}|${origin}", url)
+        == "https:|a.example|81|?s=1|#h|https://a.example:81"
+    )
 
 
 def test_a_bad_hotlink_template_is_400(world: World) -> None:
@@ -153,15 +173,19 @@ def test_each_variant_is_cached_and_etagged(world: World) -> None:
     assert world.feeds.renders == renders  # same canonical query: served from the cache
     assert again.headers["etag"] == first.headers["etag"]
     assert again.headers["etag"] != client.get("/feeds/all.json", headers=PLAIN).headers["etag"]
-    cond = client.get("/feeds/all.json?opencc=s2t&brief=100",
-                      headers={**PLAIN, "If-None-Match": first.headers["etag"]})
+    cond = client.get(
+        "/feeds/all.json?opencc=s2t&brief=100",
+        headers={**PLAIN, "If-None-Match": first.headers["etag"]},
+    )
     assert cond.status_code == 304
     assert "brief=100" in first.json()["feed_url"] and "opencc=s2t" in first.json()["feed_url"]
 
 
 def test_format_an_operator_feed_does_not_offer_is_404(tmp_path: Path) -> None:
     """format=json on an operator feed served only as Atom and RSS: 404, as /feeds/ID.json is."""
-    world = make_world(tmp_path, '[[feeds]]\nid = "tech"\ncategories = ["Tech"]\nformats = ["atom", "rss"]\n')
+    world = make_world(
+        tmp_path, '[[feeds]]\nid = "tech"\ncategories = ["Tech"]\nformats = ["atom", "rss"]\n'
+    )
     world.add("hn", 1)
     client = world.client()
     assert client.get("/feeds/tech.atom?format=rss").status_code == 200

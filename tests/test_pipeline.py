@@ -68,14 +68,18 @@ async def test_gone_stops_fetching(origin: Origin, clock: FakeClock, harness_fac
 
 async def test_html_page_is_not_a_feed(origin: Origin, clock: FakeClock, harness_factory) -> None:  # type: ignore[no-untyped-def]
     """An HTML page where a feed should be is a clear 'not a feed' error, retried with backoff."""
-    origin.route("/page", Reply("<!DOCTYPE html><html><body>Hi</body></html>", content_type="text/html"))
+    origin.route(
+        "/page", Reply("<!DOCTYPE html><html><body>Hi</body></html>", content_type="text/html")
+    )
     h = await harness_factory([("p", origin.url("/page"))])
     assert await h.tick() == [FetchStatus.ERROR]
     state = h.state("p")
     assert "not a feed" in (state.last_error or "") and state.consecutive_failures == 1
 
 
-async def test_permanent_redirect_moves_the_source(origin: Origin, clock: FakeClock, harness_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_permanent_redirect_moves_the_source(
+    origin: Origin, clock: FakeClock, harness_factory
+) -> None:  # type: ignore[no-untyped-def]
     """A 301 to the same target on consecutive fetches moves the source's effective URL."""
     new = origin.route("/new", Reply(ATOM))
     origin.route("/old", Reply(status=301, headers={"Location": new}))
@@ -129,15 +133,15 @@ async def test_relative_urls_in_content_resolve_against_xml_base_or_the_document
     the item's link; the publisher's attribute order is kept."""
     atom = (
         b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://a.example/dir/"><title>A</title>'
-        b'<id>urn:a</id><updated>2026-01-01T00:00:00Z</updated>'
+        b"<id>urn:a</id><updated>2026-01-01T00:00:00Z</updated>"
         b'<entry xml:base="sub/"><id>urn:1</id><title>one</title><updated>2026-01-01T00:00:00Z</updated>'
         b'<link href="http://elsewhere.example/post"/><content type="html">'
         b'&lt;a href="q.html"&gt;q&lt;/a&gt;&lt;img width="3" data-src="i.png" alt="i"&gt;'
-        b'</content></entry></feed>'
+        b"</content></entry></feed>"
     )
     rss = (
         b'<rss version="2.0"><channel><title>R</title><link>http://r.example/</link><item>'
-        b'<guid>1</guid><title>two</title><link>http://elsewhere.example/2</link><description>'
+        b"<guid>1</guid><title>two</title><link>http://elsewhere.example/2</link><description>"
         b'&lt;img width="3" src="/img/x.png" alt="x"&gt;</description></item></channel></rss>'
     )
     origin.route("/atom", Reply(atom, content_type="application/atom+xml"))

@@ -47,7 +47,9 @@ def test_ids_survive_a_base_url_change_and_are_recorded_per_store(tmp_path: Path
     world.add("hn", 2)
     before = {p: _ids(world, p) for p in ("/feeds/all.atom", "/feeds/source/hn.rss")}
     assert before["/feeds/all.atom"][0].startswith("tag:feeds.example.org,2026:entry/hn/")
-    moved = config.parse(SOURCES.replace("https://feeds.example.org", "https://proxy.example.net/agg"))
+    moved = config.parse(
+        SOURCES.replace("https://feeds.example.org", "https://proxy.example.net/agg")
+    )
     world.feeds.update(moved)
     for path, ids in before.items():
         assert _ids(world, path) == ids
@@ -74,7 +76,10 @@ def test_a_source_has_one_title_everywhere(tmp_path: Path) -> None:
     world.store.apply(replace(state, title="Planet Python"), [], [], outcome, world.clock.now())
     world.add("py", 1)
     for fmt in ("atom", "rss"):
-        assert feedparser.parse(client.get(f"/feeds/source/py.{fmt}").content).feed.title == "Planet Python"
+        assert (
+            feedparser.parse(client.get(f"/feeds/source/py.{fmt}").content).feed.title
+            == "Planet Python"
+        )
     assert client.get("/feeds/source/py.json").json()["title"] == "Planet Python"
     assert feedparser.parse(client.get("/feeds/source/hn.atom").content).feed.title == "Hacker News"
     merged = client.get("/feeds/all.json").json()["items"]
@@ -95,7 +100,9 @@ def test_merged_feeds_name_each_entrys_source(tmp_path: Path) -> None:
     sources = [e.find(ATOM + "source") for e in atom.iter(ATOM + "entry")]
     assert [s.findtext(ATOM + "title") for s in sources] == ["阮一峰的网络日志", "Hacker News"]
     assert sources[1].findtext(ATOM + "id") == "tag:feeds.example.org,2026:feed/source/hn"
-    assert {l.get("href") for l in sources[1].iter(ATOM + "link")} == {BASE + "/feeds/source/hn.atom"}
+    assert {l.get("href") for l in sources[1].iter(ATOM + "link")} == {
+        BASE + "/feeds/source/hn.atom"
+    }
     assert sources[1].findtext(ATOM + "updated")
     rss = etree.fromstring(client.get("/feeds/category/Tech.rss").content)
     assert [(s.get("url"), s.text) for s in rss.iter("source")] == [
@@ -112,12 +119,21 @@ def test_a_story_is_in_the_category_feed_of_every_copy(tmp_path: Path) -> None:
     [first] = world.add("hn", 1, title="Same story")
     stored = world.store.list_entries(world.feeds.all().selection)
     world.clock.advance(60)
-    copy = entry("ruan", "copy", world.clock.now(), ("科技", "博客"), title="Same story",
-                 duplicate_of=stored[0].id)
+    copy = entry(
+        "ruan",
+        "copy",
+        world.clock.now(),
+        ("科技", "博客"),
+        title="Same story",
+        duplicate_of=stored[0].id,
+    )
     world.apply("ruan", [copy])
     client = world.client()
-    for path in ("/feeds/category/%E7%A7%91%E6%8A%80.json", "/feeds/category/Tech.json",
-                 "/feeds/all.json"):
+    for path in (
+        "/feeds/category/%E7%A7%91%E6%8A%80.json",
+        "/feeds/category/Tech.json",
+        "/feeds/all.json",
+    ):
         assert [i["title"] for i in client.get(path).json()["items"]] == ["Same story"], path
     assert first.key == "k1"
 
@@ -131,7 +147,10 @@ def test_rule_categories_are_category_feeds_and_operator_feed_categories(tmp_pat
     world.add("ruan", 1, title="Other")
     client = world.client()
     paths = [s.path for s in world.feeds.every()]
-    assert "/feeds/category/AI" in paths and "/feeds/category/%E7%A7%91%E6%8A%80/%E4%B8%AD%E6%96%87" in paths
+    assert (
+        "/feeds/category/AI" in paths
+        and "/feeds/category/%E7%A7%91%E6%8A%80/%E4%B8%AD%E6%96%87" in paths
+    )
     for path, titles in {
         "/feeds/category/AI.json": ["GPT news"],
         "/feeds/category/%E7%A7%91%E6%8A%80/%E4%B8%AD%E6%96%87.json": ["GPT news"],
@@ -145,4 +164,6 @@ def test_rule_categories_are_category_feeds_and_operator_feed_categories(tmp_pat
     assert client.get("/feeds/category/AIR.json").status_code == 404
     atom = feedparser.parse(client.get("/feeds/category/AI.atom").content)
     assert atom.feed.title == "Test aggregator: AI"
-    assert json.loads(client.get("/feeds/category/AI.json").content)["title"] == "Test aggregator: AI"
+    assert (
+        json.loads(client.get("/feeds/category/AI.json").content)["title"] == "Test aggregator: AI"
+    )

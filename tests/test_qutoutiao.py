@@ -104,8 +104,11 @@ def test_author_falls_back_to_source_name() -> None:
 def test_a_list_item_whose_url_is_not_a_link_is_left_out() -> None:
     """A number, or text that is not an http(s) URL, in an item's url is no link: the item is
     skipped instead of being stored under the key "5"."""
-    items = [{"url": 5, "title": "five"}, {"url": "javascript:x", "title": "js"},
-             {"url": "http://a.example/1.html", "title": "ok"}]
+    items = [
+        {"url": 5, "title": "five"},
+        {"url": "javascript:x", "title": "js"},
+        {"url": "http://a.example/1.html", "title": "ok"},
+    ]
     body = json.dumps({"code": 0, "data": {"data": items}}).encode()
     parsed = QutoutiaoAdapter().parse(SOURCE, _result(body)).items
     assert [(i.title, i.link) for i in parsed] == [("ok", "http://a.example/1.html")]
@@ -181,7 +184,11 @@ async def test_the_article_page_is_decoded_like_every_page(encoding: str, header
     missing HTTP charset does not garble the text."""
     _, second = _items()
     page = '<html><head><meta charset="gbk"></head><body><div class="content"><p>供热管网·€</p></div></body></html>'
-    body = page.encode(encoding, errors="replace") if encoding != "gbk" else page.replace("€", "").encode("gbk")
+    body = (
+        page.encode(encoding, errors="replace")
+        if encoding != "gbk"
+        else page.replace("€", "").encode("gbk")
+    )
 
     async def fetch(url: str) -> FetchResult:
         if url.endswith(".json"):

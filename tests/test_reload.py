@@ -23,16 +23,20 @@ def atom(name: str, titles: list[str]) -> bytes:
         f"text&lt;/p&gt;</content></entry>"
         for i, t in enumerate(titles)
     )
-    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
-            f"<id>urn:{name}</id><title>{name} feed</title><updated>2025-12-09T10:00:00Z</updated>"
-            f"{entries}</feed>").encode()
+    return (
+        f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
+        f"<id>urn:{name}</id><title>{name} feed</title><updated>2025-12-09T10:00:00Z</updated>"
+        f"{entries}</feed>"
+    ).encode()
 
 
 def fetched(outcomes: list) -> set[str]:  # type: ignore[type-arg]
     return {o.source_id for o in outcomes}
 
 
-async def test_new_source_is_fetched_at_once(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+async def test_new_source_is_fetched_at_once(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """A source added to the file is synced, the scheduler is poked, and the next tick fetches it."""
     path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
     url_b = origin.route("/b", Reply(atom("b", ["B1", "B2"]), content_type="application/atom+xml"))
@@ -47,12 +51,14 @@ async def test_new_source_is_fetched_at_once(tmp_path: Path, origin: Origin, clo
         assert st.store.entry_counts()["b"] == 2
 
 
-async def test_removed_source_stops_and_keeps_entries(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+async def test_removed_source_stops_and_keeps_entries(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """A source removed from the file is not fetched again, while its entries stay."""
     path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"]), "b": atom("b", ["B1"])})
     async with running_stack(path, clock, serve=False) as st:
         assert fetched(await st.tick()) == {"a", "b"}
-        st.write(text.split("[[sources]]\nid = \"b\"")[0])
+        st.write(text.split('[[sources]]\nid = "b"')[0])
         assert st.ops.reloader.check() is True
         assert st.ops.reloader.state.last_change.removed == ("b",)
         clock.advance(86400 * 3)
@@ -77,7 +83,9 @@ async def test_changed_interval_is_taken(tmp_path: Path, origin: Origin, clock: 
         assert state is not None and state.next_fetch_at == clock.now() + timedelta(hours=2)
 
 
-async def test_invalid_config_is_kept_out_and_shown(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+async def test_invalid_config_is_kept_out_and_shown(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """A config that fails validation changes nothing, is reported on the status page, and a fixed
     file is then applied and the report cleared."""
     path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
@@ -120,7 +128,9 @@ async def test_restart_only_settings_are_reported_not_applied(
             assert "take effect only after a restart" in page and "server.port" in page
 
 
-async def test_live_settings_reach_the_feeds(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+async def test_live_settings_reach_the_feeds(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """A changed publish title shows in the next rendering of a feed (no stale cached bytes)."""
     path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
     async with running_stack(path, clock) as st:
@@ -160,10 +170,14 @@ async def test_watcher_notices_an_edit(tmp_path: Path, origin: Origin, clock: Fa
 
 def test_diff_and_restart_safe() -> None:
     """diff names added, removed and changed sources; restart_safe keeps the running port."""
-    old = config_mod.parse('[server]\nport = 1\n[[sources]]\nid = "a"\nurl = "http://x/a"\n'
-                           '[[sources]]\nid = "b"\nurl = "http://x/b"\n')
-    new = config_mod.parse('[server]\nport = 2\n[[sources]]\nid = "a"\nurl = "http://x/a2"\n'
-                           '[[sources]]\nid = "c"\nurl = "http://x/c"\n')
+    old = config_mod.parse(
+        '[server]\nport = 1\n[[sources]]\nid = "a"\nurl = "http://x/a"\n'
+        '[[sources]]\nid = "b"\nurl = "http://x/b"\n'
+    )
+    new = config_mod.parse(
+        '[server]\nport = 2\n[[sources]]\nid = "a"\nurl = "http://x/a2"\n'
+        '[[sources]]\nid = "c"\nurl = "http://x/c"\n'
+    )
     change = diff(old, new)
     assert (change.added, change.removed, change.changed) == (("c",), ("b",), ("a",))
     assert change.needs_restart == ("server.port: running with 1, the file says 2",)

@@ -462,6 +462,7 @@ def jing(paths: Sequence[Path]) -> subprocess.CompletedProcess[str]:
 
 # --- entries from real feeds -----------------------------------------------------------------------
 
+
 def _corpus_feeds() -> list[str]:
     """Every file of the shared corpus that feedparser reads entries from, as its MANIFEST says
     (``n=`` entries; the files with none have nothing to republish)."""
@@ -471,14 +472,22 @@ def _corpus_feeds() -> list[str]:
     found = []
     for line in manifest.read_text(encoding="utf-8").splitlines():
         cols = line.split("\t")
-        count = re.search(r"\bn=(\d+)", cols[5]) if len(cols) > 5 and not line.startswith("#") else None
+        count = (
+            re.search(r"\bn=(\d+)", cols[5]) if len(cols) > 5 and not line.startswith("#") else None
+        )
         if count and int(count[1]) > 0 and (CORPUS / cols[0]).is_file():
             found.append(cols[0])
     return sorted(found)
 
 
-CORPUS_FEEDS = _corpus_feeds() or [pytest.param("", marks=pytest.mark.skip(
-    reason=f"the shared feed corpus is not at {CORPUS} (it sits beside the repository in CI)"))]
+CORPUS_FEEDS = _corpus_feeds() or [
+    pytest.param(
+        "",
+        marks=pytest.mark.skip(
+            reason=f"the shared feed corpus is not at {CORPUS} (it sits beside the repository in CI)"
+        ),
+    )
+]
 
 
 def _time(parsed: Any) -> datetime | None:
@@ -575,7 +584,13 @@ def test_real_entries_pass_the_validator_rules(fmt: Format, name: str) -> None:
 def test_atom_documents_match_the_rfc4287_schema(tmp_path: Path) -> None:
     """Every Atom document (scenarios and real entries) is valid against atom.rnc (jing)."""
     docs = {f"scenario-{k}": render("atom", m, e) for k, (m, e) in SCENARIOS.items()}
-    docs.update({f"corpus-{Path(n).stem}": corpus_doc(n, "atom") for n in CORPUS_FEEDS if isinstance(n, str)})
+    docs.update(
+        {
+            f"corpus-{Path(n).stem}": corpus_doc(n, "atom")
+            for n in CORPUS_FEEDS
+            if isinstance(n, str)
+        }
+    )
     paths = []
     for name, doc in docs.items():
         paths.append(tmp_path / f"{name}.xml")
@@ -618,17 +633,20 @@ def test_the_rule_checks_catch_what_they_look_for() -> None:
     found = " | ".join(atom_problems(broken_atom.encode()))
     for expected in ("entry without author", "RFC 3339", "duplicate entry ids", "DuplicateUpdated"):
         assert expected in found
-    hostile = (
-        atom.replace('href="https://news.example.com/item?id=a"', 'href="web+x:a b"', 1)
-        .replace("&lt;/a&gt;", "&lt;/a&gt;&lt;a href=&quot;&quot;&gt;x&lt;/a&gt;", 1)
-    )
+    hostile = atom.replace(
+        'href="https://news.example.com/item?id=a"', 'href="web+x:a b"', 1
+    ).replace("&lt;/a&gt;", "&lt;/a&gt;&lt;a href=&quot;&quot;&gt;x&lt;/a&gt;", 1)
     found = " | ".join(atom_problems(hostile.encode()))
     for expected in ("InvalidFullLink", "ContainsRelRef"):
         assert expected in found
-    found = " | ".join(rss_problems(rss.replace(
-        "<link>https://news.example.com/item?id=a</link>",
-        '<link>https://news.example.com/item?id=a</link><source url="gopher://x/">s</source>'
-    ).encode()))
+    found = " | ".join(
+        rss_problems(
+            rss.replace(
+                "<link>https://news.example.com/item?id=a</link>",
+                '<link>https://news.example.com/item?id=a</link><source url="gopher://x/">s</source>',
+            ).encode()
+        )
+    )
     assert "SchemeNotIANARegistered" in found
 
 
@@ -1003,8 +1021,9 @@ def test_ids_use_the_recorded_authority_not_the_site_url() -> None:
         assert _ids(render(fmt, meta, CLEAN), fmt) == _ids(render(fmt, moved, CLEAN), fmt)
     assert feed_id(moved) == feed_id(META)
     assert _ids(render("atom", moved, CLEAN), "atom")[0] == entry_id(CLEAN[0], "agg.example.org")
-    assert _ids(render("atom", replace(META, site_url="https://proxy.example.net/"), CLEAN),
-                "atom") != _ids(render("atom", meta, CLEAN), "atom")
+    assert _ids(
+        render("atom", replace(META, site_url="https://proxy.example.net/"), CLEAN), "atom"
+    ) != _ids(render("atom", meta, CLEAN), "atom")
 
 
 def _ids(doc: bytes, fmt: Format) -> list[str]:
@@ -1029,7 +1048,8 @@ def test_merged_entries_name_their_source_in_every_format() -> None:
     assert rss_problems(render("rss", meta, CLEAN)) == []
     items = json.loads(render("json", meta, CLEAN))["items"]
     assert items[2]["_aggregator"]["source"] == {
-        "id": "source/lobsters", "title": "Source lobsters & co",
+        "id": "source/lobsters",
+        "title": "Source lobsters & co",
         "home_page_url": "https://lobsters.example.com/",
         "feed_url": BASE + "feeds/source/lobsters.json",
     }
@@ -1039,7 +1059,10 @@ def test_merged_entries_name_their_source_in_every_format() -> None:
 
 def test_empty_links_stored_before_the_cleaner_dropped_them_are_not_published() -> None:
     """`<a href="">` and `<img src="">` in stored HTML lose the empty attribute in every format."""
-    e = entry("h", content='<p><a href="">x</a> <img src="" alt="i"> <a href="https://a.example/">y</a></p>')
+    e = entry(
+        "h",
+        content='<p><a href="">x</a> <img src="" alt="i"> <a href="https://a.example/">y</a></p>',
+    )
     for fmt in FORMATS:
         doc = render(fmt, META, [e]).decode()
         assert 'href=\\"\\"' not in doc and "href=&quot;&quot;" not in doc and 'href=""' not in doc
@@ -1060,8 +1083,11 @@ def test_the_entry_image_is_published_in_every_format() -> None:
 
 def test_relative_enclosures_resolve_in_every_format() -> None:
     """A relative enclosure is published absolute (against the entry's link) in RSS, Atom, JSON."""
-    e = entry("r", link="https://news.example.com/a/r", enclosures=(
-        Enclosure("enclosure?q=a#fragment", "audio/mpeg", 10),))
+    e = entry(
+        "r",
+        link="https://news.example.com/a/r",
+        enclosures=(Enclosure("enclosure?q=a#fragment", "audio/mpeg", 10),),
+    )
     want = "https://news.example.com/a/enclosure?q=a#fragment"
     assert _parse(render("rss", META, [e])).entries[0].enclosures[0]["href"] == want
     assert _parse(render("atom", META, [e])).entries[0].enclosures[0]["href"] == want

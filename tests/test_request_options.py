@@ -60,14 +60,25 @@ password_env = "AGG_TEST_PASSWORD"
 def sources(origin: Origin) -> str:
     """``members``: a summary-only feed with full text and every option; ``api``: a json source
     with details and one header; ``plain``: a feed with full text and no options."""
-    origin.route("/m/feed", Reply(rss([("1", origin.url("/m/a/1"), "Teaser")]),
-                                  content_type="application/rss+xml"))
+    origin.route(
+        "/m/feed",
+        Reply(rss([("1", origin.url("/m/a/1"), "Teaser")]), content_type="application/rss+xml"),
+    )
     origin.route("/m/a/1", page(BLOG))
-    origin.route("/api/list", Reply(json.dumps({"items": [{"id": 1, "title": "T", "summary": "s"}]}),
-                                    content_type="application/json"))
-    origin.route("/api/d/1", Reply(json.dumps({"html": "<p>full</p>"}), content_type="application/json"))
-    origin.route("/p/feed", Reply(rss([("1", origin.url("/p/a/1"), "Teaser")]),
-                                  content_type="application/rss+xml"))
+    origin.route(
+        "/api/list",
+        Reply(
+            json.dumps({"items": [{"id": 1, "title": "T", "summary": "s"}]}),
+            content_type="application/json",
+        ),
+    )
+    origin.route(
+        "/api/d/1", Reply(json.dumps({"html": "<p>full</p>"}), content_type="application/json")
+    )
+    origin.route(
+        "/p/feed",
+        Reply(rss([("1", origin.url("/p/a/1"), "Teaser")]), content_type="application/rss+xml"),
+    )
     origin.route("/p/a/1", page(NEWS))
     return (
         f'[[sources]]\nid = "members"\nurl = "{origin.url("/m/feed")}"\nfulltext = true\n{OPTIONS}\n'
@@ -107,7 +118,9 @@ async def test_each_source_sends_its_own_options_on_every_request_and_no_other(
     for path in ("/p/feed", "/p/a/1"):
         (hit,) = origin.hits(path)
         assert hit.headers["user-agent"] == DEFAULT_UA
-        assert not {"authorization", "cookie", "x-token", "x-api-key", "referer"} & hit.headers.keys()
+        assert (
+            not {"authorization", "cookie", "x-token", "x-api-key", "referer"} & hit.headers.keys()
+        )
 
 
 async def test_credentials_stay_on_the_sources_origin_across_redirects(
@@ -132,8 +145,12 @@ async def test_credentials_stay_on_the_sources_origin_across_redirects(
 
 
 async def test_the_password_is_shown_nowhere(
-    origin: Origin, clock: FakeClock, tmp_path: Path, secrets: None,
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    origin: Origin,
+    clock: FakeClock,
+    tmp_path: Path,
+    secrets: None,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Not on the status pages, in /opml, in ``aggregator sources`` (table and JSON), in a
     failed fetch's error, nor in the log; nor the token given as ${AGG_TEST_TOKEN}."""
@@ -150,25 +167,34 @@ async def test_the_password_is_shown_nowhere(
     assert cli.main(["--config", str(path), "--json", "sources"]) == 0
     out = capsys.readouterr().out
     assert out.count("members") >= 2  # both listings were captured
-    shown = "\n".join([*pages, out, caplog.text, state.detail_error,
-                       repr(config.load(path).source_records())])
+    shown = "\n".join(
+        [*pages, out, caplog.text, state.detail_error, repr(config.load(path).source_records())]
+    )
     secret_forms = (PASSWORD, TOKEN, BASIC.split()[1])
     assert [s for s in secret_forms if s in shown] == []
     assert "members" in pages[0] and "reader" not in pages[2]
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ('username = "u"\npassword_env = "AGG_TEST_UNSET_VAR"',
-     r"password_env: environment variable AGG_TEST_UNSET_VAR is not set"),
-    ('username = "u"', "basic auth needs both username and password_env"),
-    ('headers = { "Bad Header" = "x" }', r"headers\.Bad Header\.\[key\]: not a header name"),
-    ('headers = { Host = "x" }', "Host is set by the fetcher"),
-    ('headers = { "User-Agent" = "x" }', "give User-Agent with the source's user_agent key"),
-    ('headers = { "X-A" = "${AGG_TEST_UNSET_VAR}" }', "environment variable AGG_TEST_UNSET_VAR is not set"),
-    ('cookies = { sid = "a;b" }', "a cookie value cannot hold"),
-    ('referer = "not a url"', "not an http"),
-    ('headers = { "X-A" = "1", "x-a" = "2" }', "a header name is given twice"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            'username = "u"\npassword_env = "AGG_TEST_UNSET_VAR"',
+            r"password_env: environment variable AGG_TEST_UNSET_VAR is not set",
+        ),
+        ('username = "u"', "basic auth needs both username and password_env"),
+        ('headers = { "Bad Header" = "x" }', r"headers\.Bad Header\.\[key\]: not a header name"),
+        ('headers = { Host = "x" }', "Host is set by the fetcher"),
+        ('headers = { "User-Agent" = "x" }', "give User-Agent with the source's user_agent key"),
+        (
+            'headers = { "X-A" = "${AGG_TEST_UNSET_VAR}" }',
+            "environment variable AGG_TEST_UNSET_VAR is not set",
+        ),
+        ('cookies = { sid = "a;b" }', "a cookie value cannot hold"),
+        ('referer = "not a url"', "not an http"),
+        ('headers = { "X-A" = "1", "x-a" = "2" }', "a header name is given twice"),
+    ],
+)
 def test_request_option_mistakes_are_config_errors(options: str, message: str) -> None:
     """Each mistake is a config error naming the source and the key."""
     head = '[[sources]]\nid = "a"\nurl = "https://example.org/feed"\n'

@@ -39,15 +39,32 @@ def write_config(tmp: Path, origin: Origin, port: int, store: str | None = None)
     url = origin.route("/a.atom", Reply(ATOM.encode(), content_type="application/atom+xml"))
     store = store or f"sqlite:///{tmp / 'agg.db'}"
     cfg = tmp / "aggregator.toml"
-    cfg.write_text("\n".join([
-        "[server]", 'host = "127.0.0.1"', f"port = {port}",
-        "[storage]", f'url = "{store}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
-        "[schedule]", 'dispatch_every = "0.2s"',
-        "[content]", "processes = 1",  # parse in a thread: no worker processes to start and stop
-        "[logging]", 'level = "INFO"',
-        "[[sources]]", 'id = "a"', f'url = "{url}"',
-    ]) + "\n", encoding="utf-8")
+    cfg.write_text(
+        "\n".join(
+            [
+                "[server]",
+                'host = "127.0.0.1"',
+                f"port = {port}",
+                "[storage]",
+                f'url = "{store}"',
+                "[fetch]",
+                "allow_private_networks = true",
+                "per_host_delay = 0",
+                "max_retries = 0",
+                "[schedule]",
+                'dispatch_every = "0.2s"',
+                "[content]",
+                "processes = 1",  # parse in a thread: no worker processes to start and stop
+                "[logging]",
+                'level = "INFO"',
+                "[[sources]]",
+                'id = "a"',
+                f'url = "{url}"',
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return cfg
 
 
@@ -60,8 +77,12 @@ class Procs:
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"daemon-{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, str(REPO / "run.py"), "--config", str(self.cfg),
-                                 "run", *args], cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "run.py"), "--config", str(self.cfg), "run", *args],
+            cwd=self.tmp,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         self.procs.append(proc)
         return proc
@@ -99,14 +120,22 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def scrape(base: str) -> Samples:
     text = httpx.get(base + "/metrics", timeout=5).raise_for_status().text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
-def labelled(samples: Samples, name: str, **labels: str) -> dict[tuple[tuple[str, str], ...], float]:
+def labelled(
+    samples: Samples, name: str, **labels: str
+) -> dict[tuple[tuple[str, str], ...], float]:
     """The samples of ``name`` whose labels include ``labels``."""
-    return {key: value for (n, key), value in samples.items()
-            if n == name and set(labels.items()) <= set(key)}
+    return {
+        key: value
+        for (n, key), value in samples.items()
+        if n == name and set(labels.items()) <= set(key)
+    }
 
 
 @pytest.mark.slow
@@ -134,11 +163,19 @@ def test_a_worker_serves_metrics_and_health_on_its_port_beside_a_web_process(pro
     assert httpx.get(wbase + "/feeds/all.atom", timeout=5).status_code == 404
     assert httpx.get(wbase + "/", timeout=5).status_code == 404
 
-    poll(lambda: "First post" in httpx.get(webbase + "/feeds/all.atom", timeout=5).text, 20,
-         "the web process serving the worker's entry")
+    poll(
+        lambda: "First post" in httpx.get(webbase + "/feeds/all.atom", timeout=5).text,
+        20,
+        "the web process serving the worker's entry",
+    )
     web_series = labelled(scrape(webbase), "aggregator_fetches_total", outcome="ok")
-    assert list(web_series) == [(("outcome", "ok"), ("process", f"{socket.gethostname()}:{web.pid}:{process_start(web.pid)}"),
-                                 ("role", "web"))]
+    assert list(web_series) == [
+        (
+            ("outcome", "ok"),
+            ("process", f"{socket.gethostname()}:{web.pid}:{process_start(web.pid)}"),
+            ("role", "web"),
+        )
+    ]
     for proc in (worker, web):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
@@ -178,7 +215,6 @@ def test_a_bad_port_is_refused_by_the_command_line(capsys: pytest.CaptureFixture
         main(["run", "--port", "70000"])
     assert exit_.value.code == 2
     assert "not a port number" in capsys.readouterr().err
-
 
 
 async def test_dispatch_lag_and_event_counters_are_exposed(
@@ -261,7 +297,7 @@ def test_metrics_answer_while_the_database_cannot_be_read(tmp_path: Path) -> Non
 def test_a_role_says_what_its_process_does() -> None:
     """The runtime asks a Role, never compares role names: the web role never fetches, the worker
     serves no feeds and forks no web processes, and each listens on its own port key."""
-    server = config.parse('[server]\nprocesses = 3\nport = 8080\nworker_port = 9101\n').server
+    server = config.parse("[server]\nprocesses = 3\nport = 8080\nworker_port = 9101\n").server
     assert [r.fetches for r in Role] == [True, True, False]
     assert [r.serves_feeds for r in Role] == [True, False, True]
     assert [r.extra_web_processes(server) for r in Role] == [2, 0, 2]

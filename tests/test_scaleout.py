@@ -38,7 +38,7 @@ LEASE = 5.0  # above the longest batch (SLOW plus processing ten sources), even 
 
 def feed(i: int) -> str:
     items = "".join(
-        f"<item><guid isPermaLink=\"false\">s{i}-{j}</guid><title>Source {i} post {j}</title>"
+        f'<item><guid isPermaLink="false">s{i}-{j}</guid><title>Source {i} post {j}</title>'
         f"<link>http://example.com/s{i}/{j}</link><description>Post {j} of {i}</description>"
         f"<pubDate>Sun, 01 Mar 2026 {j:02}:{i % 60:02}:00 GMT</pubDate></item>"
         for j in range(ITEMS)
@@ -65,13 +65,25 @@ def free_port() -> int:
 
 def write_config(tmp: Path, origin: Origin, store_url: str, port: int) -> Path:
     lines = [
-        "[server]", 'host = "127.0.0.1"', f"port = {port}",
-        "[storage]", f'url = "{store_url}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
-        "concurrency = 50", "per_host_concurrency = 50",
-        "[schedule]", 'dispatch_every = "0.2s"', 'interval = "1h"', "batch_size = 10",
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        "[storage]",
+        f'url = "{store_url}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "per_host_delay = 0",
+        "max_retries = 0",
+        "concurrency = 50",
+        "per_host_concurrency = 50",
+        "[schedule]",
+        'dispatch_every = "0.2s"',
+        'interval = "1h"',
+        "batch_size = 10",
         f'lease = "{LEASE}s"',
-        "[publish]", "default_limit = 2000", "max_limit = 2000",
+        "[publish]",
+        "default_limit = 2000",
+        "max_limit = 2000",
     ]
     for i in range(SOURCES):
         body = feed(i)
@@ -96,8 +108,18 @@ class Fleet:
         out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed in close(); a file, so a chatty process never blocks
         self._files.append(out)
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "run.py"), "--config", str(self.config), "run", "--role", role],
-            cwd=self.logs, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                str(REPO / "run.py"),
+                "--config",
+                str(self.config),
+                "run",
+                "--role",
+                role,
+            ],
+            cwd=self.logs,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         self.procs[name] = proc
         self.owners[name] = f"{socket.gethostname()}:{proc.pid}:{process_start(proc.pid)}"
@@ -108,7 +130,8 @@ class Fleet:
 
     def output(self) -> str:
         return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.logs.glob("*.log"))
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.logs.glob("*.log"))
         )
 
     def close(self) -> None:
@@ -145,7 +168,9 @@ def query(url: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
         return conn.execute(sql, args).fetchall()  # type: ignore[arg-type]
 
 
-def test_three_workers_share_the_sources_and_survive_a_killed_one(tmp_path: Path, origin: Origin) -> None:
+def test_three_workers_share_the_sources_and_survive_a_killed_one(
+    tmp_path: Path, origin: Origin
+) -> None:
     """Each source is fetched once in the round, by exactly one worker; a worker killed with
     SIGKILL while holding leases loses them, and its sources are fetched by the others after the
     lease expires; the web process (which fetches and writes nothing) serves every entry once."""
@@ -169,7 +194,12 @@ def test_three_workers_share_the_sources_and_survive_a_killed_one(tmp_path: Path
         victim = wait_for("a worker holding a slow source", fleet, holder_of_a_slow_source, 40)
         fleet.procs[victim].send_signal(signal.SIGKILL)
         fleet.procs[victim].wait(timeout=10)
-        held = {r[0] for r in query(url, "SELECT id FROM sources WHERE lease_owner = %s", fleet.owner(victim))}
+        held = {
+            r[0]
+            for r in query(
+                url, "SELECT id FROM sources WHERE lease_owner = %s", fleet.owner(victim)
+            )
+        }
         assert held, "the killed worker held no lease"
 
         def every_source_fetched() -> bool:
@@ -185,7 +215,9 @@ def test_three_workers_share_the_sources_and_survive_a_killed_one(tmp_path: Path
         assert {(count, owner) for _, count, owner in states} == {(1, None)}
 
         def all_entries() -> list[dict[str, Any]] | None:
-            items: list[dict[str, Any]] = httpx.get(f"{base}/feeds/all.json", timeout=10).json()["items"]
+            items: list[dict[str, Any]] = httpx.get(f"{base}/feeds/all.json", timeout=10).json()[
+                "items"
+            ]
             return items if len(items) >= SOURCES * ITEMS else None
 
         items = wait_for("every entry in the web feed", fleet, all_entries, 15)
@@ -193,5 +225,7 @@ def test_three_workers_share_the_sources_and_survive_a_killed_one(tmp_path: Path
         expected = {f"http://example.com/s{i}/{j}" for i in range(SOURCES) for j in range(ITEMS)}
         assert len(links) == len(set(links)) and set(links) == expected
         assert "event=fetched" not in (tmp_path / "web.log").read_text()
-        alive = [name for name, proc in fleet.procs.items() if name != victim and proc.poll() is not None]
+        alive = [
+            name for name, proc in fleet.procs.items() if name != victim and proc.poll() is not None
+        ]
         assert alive == [], "a process died (a worker must not bind the HTTP port)"

@@ -36,7 +36,11 @@ from .pg import pg_schema
 from .test_e2e import FEEDS, Daemon, free_port
 
 WORKERS = 4
-WORDS = [f"{a}{b}" for a in ("lo", "ra", "ki", "mu", "te", "sa", "no", "vi") for b in ("ban", "dor", "fel", "gim", "hup", "jex", "kol", "mir")]
+WORDS = [
+    f"{a}{b}"
+    for a in ("lo", "ra", "ki", "mu", "te", "sa", "no", "vi")
+    for b in ("ban", "dor", "fel", "gim", "hup", "jex", "kol", "mir")
+]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -60,7 +64,9 @@ def feed(worker: int, clock: FakeClock, stories: int) -> str:
     canonical URL), odd ones under a link of the worker's own site (the same content)."""
     items = []
     for i in range(stories):
-        link = f"http://news.example/story/{i}" if i % 2 == 0 else f"http://site{worker}.example/{i}"
+        link = (
+            f"http://news.example/story/{i}" if i % 2 == 0 else f"http://site{worker}.example/{i}"
+        )
         items.append(
             f"<item><guid>{link}</guid><title>Story {i}</title><link>{link}</link>"
             f"<description>{story_text(i)}</description>"
@@ -74,8 +80,12 @@ def feed(worker: int, clock: FakeClock, stories: int) -> str:
 
 def settings_for(url: str, origin: Origin, clock: FakeClock, stories: int) -> config.Settings:
     lines = [
-        "[storage]", f'url = "{url}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
+        "[storage]",
+        f'url = "{url}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "per_host_delay = 0",
+        "max_retries = 0",
     ]
     for w in range(WORKERS):
         link = origin.route(f"/w{w}", Reply(feed(w, clock, stories)))
@@ -113,7 +123,9 @@ def test_workers_storing_the_same_stories_at_once_make_one_primary_each(
     store = SQLStore(db_url, clock.now())
     store.sync_sources(settings.source_records(), clock.now())
     start = threading.Barrier(WORKERS)
-    threads = [threading.Thread(target=worker, args=(settings, clock, w, start)) for w in range(WORKERS)]
+    threads = [
+        threading.Thread(target=worker, args=(settings, clock, w, start)) for w in range(WORKERS)
+    ]
     [t.start() for t in threads]
     [t.join(60) for t in threads]
     stored = store.list_entries(Selection(merge_duplicates=False, limit=10_000))
@@ -151,7 +163,9 @@ def test_the_owner_id_names_host_pid_and_start_time_and_tells_gone_processes() -
     assert not owners.is_gone("a test owner")
 
 
-def test_a_starting_daemon_releases_the_leases_of_gone_processes(db_url: str, clock: FakeClock) -> None:
+def test_a_starting_daemon_releases_the_leases_of_gone_processes(
+    db_url: str, clock: FakeClock
+) -> None:
     """On PostgreSQL a starting daemon gives back only the leases of its host's processes that
     are gone; on SQLite, where one daemon owns every lease, all of them. Released sources are
     claimed at once instead of after the lease."""
@@ -163,11 +177,16 @@ def test_a_starting_daemon_releases_the_leases_of_gone_processes(db_url: str, cl
         "alive": owners.owner_id(),
         "remote": f"elsewhere.example:{dead_pid()}:1",
     }
-    store.sync_sources([Source(id=sid, url=f"http://origin.test/{sid}") for sid in holders], clock.now())
+    store.sync_sources(
+        [Source(id=sid, url=f"http://origin.test/{sid}") for sid in holders], clock.now()
+    )
     with store.engine.begin() as conn:  # each source leased to its holder for ten minutes
         for sid, owner in holders.items():
-            conn.execute(update(sources).where(sources.c.id == sid).values(
-                lease_owner=owner, lease_until=clock.now() + timedelta(minutes=10)))
+            conn.execute(
+                update(sources)
+                .where(sources.c.id == sid)
+                .values(lease_owner=owner, lease_until=clock.now() + timedelta(minutes=10))
+            )
     released = store.release_orphaned(owners.is_gone)
     again = {s.source_id for s in store.claim_due(clock.now(), 10, "next", 600)}
     store.close()
@@ -192,13 +211,29 @@ def test_after_a_kill_9_the_restarted_daemon_fetches_the_held_sources_at_once(
 
     port = free_port()
     cfg = tmp_path / "aggregator.toml"
-    cfg.write_text("\n".join([
-        "[server]", 'host = "127.0.0.1"', f"port = {port}",
-        "[storage]", f'url = "sqlite:///{tmp_path / "agg.db"}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
-        'timeout = "60s"', "[schedule]", 'dispatch_every = "0.2s"',
-        "[[sources]]", 'id = "held"', f'url = "{origin.route("/held", first_hangs)}"',
-    ]) + "\n", encoding="utf-8")
+    cfg.write_text(
+        "\n".join(
+            [
+                "[server]",
+                'host = "127.0.0.1"',
+                f"port = {port}",
+                "[storage]",
+                f'url = "sqlite:///{tmp_path / "agg.db"}"',
+                "[fetch]",
+                "allow_private_networks = true",
+                "per_host_delay = 0",
+                "max_retries = 0",
+                'timeout = "60s"',
+                "[schedule]",
+                'dispatch_every = "0.2s"',
+                "[[sources]]",
+                'id = "held"',
+                f'url = "{origin.route("/held", first_hangs)}"',
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     first = Daemon(cfg, port)
     try:
         first.wait_for(lambda: origin.hits("/held"))
@@ -218,12 +253,25 @@ def test_after_a_kill_9_the_restarted_daemon_fetches_the_held_sources_at_once(
 
 
 def write_config(path: Path, url: str, interval: str, category: str) -> None:
-    path.write_text("\n".join([
-        "[storage]", f'url = "{url}"',
-        "[[sources]]", 'id = "a"', 'url = "http://origin.test/a"', f'interval = "{interval}"',
-        f'category = "{category}"',
-        "[[sources]]", 'id = "b"', 'url = "http://origin.test/b"', f'category = "{category}"',
-    ]) + "\n", encoding="utf-8")
+    path.write_text(
+        "\n".join(
+            [
+                "[storage]",
+                f'url = "{url}"',
+                "[[sources]]",
+                'id = "a"',
+                'url = "http://origin.test/a"',
+                f'interval = "{interval}"',
+                f'category = "{category}"',
+                "[[sources]]",
+                'id = "b"',
+                'url = "http://origin.test/b"',
+                f'category = "{category}"',
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
 
 
 def fetch_stored(store: SQLStore, clock: FakeClock, entries: Sequence[Entry] = ()) -> set[str]:
@@ -231,9 +279,17 @@ def fetch_stored(store: SQLStore, clock: FakeClock, entries: Sequence[Entry] = (
     claimed = store.claim_due(clock.now(), 10, "worker", 600)
     for state in claimed:
         mine = [e for e in entries if e.source_id == state.source_id]
-        done = replace(state, last_fetch_at=clock.now(), next_fetch_at=clock.now() + timedelta(hours=1))
-        store.apply(done, mine, [], FetchOutcome(state.source_id, FetchStatus.OK, added=len(mine)),
-                    clock.now(), "worker")
+        done = replace(
+            state, last_fetch_at=clock.now(), next_fetch_at=clock.now() + timedelta(hours=1)
+        )
+        store.apply(
+            done,
+            mine,
+            [],
+            FetchOutcome(state.source_id, FetchStatus.OK, added=len(mine)),
+            clock.now(),
+            "worker",
+        )
     return {s.source_id for s in claimed}
 
 
@@ -286,10 +342,21 @@ def test_a_category_change_refiles_the_sources_stored_entries(
     store = SQLStore(db_url, clock.now())
     store.sync_sources(running.source_records(), clock.now())
     stored = [
-        Entry(source_id=sid, key=f"{sid}{i}", title=f"{sid} {i}", link=None, content="c",
-              summary=None, author=None, published=clock.now(), updated=None,
-              category_path=("News", "Old"), content_hash=f"{sid}{i}")
-        for sid in ("a", "b") for i in range(3)
+        Entry(
+            source_id=sid,
+            key=f"{sid}{i}",
+            title=f"{sid} {i}",
+            link=None,
+            content="c",
+            summary=None,
+            author=None,
+            published=clock.now(),
+            updated=None,
+            category_path=("News", "Old"),
+            content_hash=f"{sid}{i}",
+        )
+        for sid in ("a", "b")
+        for i in range(3)
     ]
     fetch_stored(store, clock, stored)
     before = store.last_change(Selection(category_prefix=("News", "New")))

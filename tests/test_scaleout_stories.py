@@ -32,7 +32,41 @@ def carriers(story: int) -> list[int]:
     return [(story + k * (SOURCES // COPIES)) % SOURCES for k in range(COPIES)]
 
 
-WORDS = ["harbour", "council", "budget", "river", "school", "train", "storm", "museum", "election", "bridge", "market", "farmers", "festival", "hospital", "court", "airport", "library", "energy", "water", "police", "forest", "coast", "wind", "grain", "mayor", "strike", "vaccine", "satellite", "orchestra", "glacier", "tunnel", "refinery", "harvest"]
+WORDS = [
+    "harbour",
+    "council",
+    "budget",
+    "river",
+    "school",
+    "train",
+    "storm",
+    "museum",
+    "election",
+    "bridge",
+    "market",
+    "farmers",
+    "festival",
+    "hospital",
+    "court",
+    "airport",
+    "library",
+    "energy",
+    "water",
+    "police",
+    "forest",
+    "coast",
+    "wind",
+    "grain",
+    "mayor",
+    "strike",
+    "vaccine",
+    "satellite",
+    "orchestra",
+    "glacier",
+    "tunnel",
+    "refinery",
+    "harvest",
+]
 
 
 def story(s: int) -> tuple[str, str]:
@@ -48,7 +82,8 @@ def feed(source: int, stories: int) -> str:
         f"<item><guid isPermaLink='false'>src{source}-story{s}</guid><title>{story(s)[0]}</title>"
         f"<link>http://news.example.com/{s}</link><description>{story(s)[1]}</description>"
         f"<pubDate>Sun, 01 Mar 2026 {s % 24:02}:{s % 60:02}:00 GMT</pubDate></item>"
-        for s in range(stories) if source in carriers(s)
+        for s in range(stories)
+        if source in carriers(s)
     )
     return (
         f"<?xml version='1.0'?><rss version='2.0'><channel><title>Outlet {source}</title>"
@@ -57,7 +92,9 @@ def feed(source: int, stories: int) -> str:
     )
 
 
-def test_two_workers_publish_each_shared_story_once_over_two_rounds(tmp_path: Path, origin: Origin) -> None:
+def test_two_workers_publish_each_shared_story_once_over_two_rounds(
+    tmp_path: Path, origin: Origin
+) -> None:
     """Two workers and a web process on one PostgreSQL database, 100 sources carrying 250 then
     350 stories four times each: each round fetches every source exactly once, every story has
     one primary, /feeds/all.json lists each story once, and every copy is stored."""
@@ -70,15 +107,31 @@ def test_two_workers_publish_each_shared_story_once_over_two_rounds(tmp_path: Pa
         url = stack.enter_context(pg_schema())
         port = free_port()
         lines = [
-            "[server]", 'host = "127.0.0.1"', f"port = {port}",
-            "[storage]", f'url = "{url}"',
-            "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
-            "concurrency = 50", "per_host_concurrency = 50",
-            "[schedule]", 'dispatch_every = "0.2s"', 'interval = "1h"', "batch_size = 10",
-            "[publish]", "default_limit = 2000", "max_limit = 2000",
+            "[server]",
+            'host = "127.0.0.1"',
+            f"port = {port}",
+            "[storage]",
+            f'url = "{url}"',
+            "[fetch]",
+            "allow_private_networks = true",
+            "per_host_delay = 0",
+            "max_retries = 0",
+            "concurrency = 50",
+            "per_host_concurrency = 50",
+            "[schedule]",
+            'dispatch_every = "0.2s"',
+            'interval = "1h"',
+            "batch_size = 10",
+            "[publish]",
+            "default_limit = 2000",
+            "max_limit = 2000",
         ]
         for i in range(SOURCES):
-            lines += ["[[sources]]", f'id = "s{i}"', f'url = "{origin.route(f"/s/{i}", answer(i))}"']
+            lines += [
+                "[[sources]]",
+                f'id = "s{i}"',
+                f'url = "{origin.route(f"/s/{i}", answer(i))}"',
+            ]
         config = tmp_path / "stories.toml"
         config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         fleet = Fleet(config, tmp_path)
@@ -91,19 +144,36 @@ def test_two_workers_publish_each_shared_story_once_over_two_rounds(tmp_path: Pa
             published["stories"] = stories
             if round_ > 1:
                 query(url, "UPDATE sources SET next_fetch_at = now() RETURNING id")
-            wait_for(f"round {round_}", fleet, lambda r=round_: query(
-                url, "SELECT count(*) FROM sources WHERE fetch_count = %s AND lease_owner IS NULL", r
-            ) == [(SOURCES,)], 90)
+            wait_for(
+                f"round {round_}",
+                fleet,
+                lambda r=round_: (
+                    query(
+                        url,
+                        "SELECT count(*) FROM sources WHERE fetch_count = %s AND lease_owner IS NULL",
+                        r,
+                    )
+                    == [(SOURCES,)]
+                ),
+                90,
+            )
             check_round(url, origin, port, fleet, round_, stories)
 
 
-def check_round(url: str, origin: Origin, port: int, fleet: Fleet, round_: int, stories: int) -> None:
+def check_round(
+    url: str, origin: Origin, port: int, fleet: Fleet, round_: int, stories: int
+) -> None:
     hits = {i: len(origin.hits(f"/s/{i}")) for i in range(SOURCES)}
     assert {i: n for i, n in hits.items() if n != round_} == {}, "a source was fetched twice"
     assert query(url, "SELECT count(*) FROM fetch_log") == [(SOURCES * round_,)]
-    assert query(url, "SELECT count(*) FROM entries") == [(stories * COPIES,)], "an entry is missing"
-    primaries = query(url, "SELECT canonical_url, count(*) FROM entries WHERE duplicate_of IS NULL "
-                           "GROUP BY canonical_url HAVING count(*) > 1")
+    assert query(url, "SELECT count(*) FROM entries") == [(stories * COPIES,)], (
+        "an entry is missing"
+    )
+    primaries = query(
+        url,
+        "SELECT canonical_url, count(*) FROM entries WHERE duplicate_of IS NULL "
+        "GROUP BY canonical_url HAVING count(*) > 1",
+    )
     assert primaries == [], "a story has more than one primary"
     assert query(url, "SELECT count(*) FROM entries WHERE duplicate_of IS NULL") == [(stories,)]
     expected = {f"http://news.example.com/{s}" for s in range(stories)}

@@ -28,7 +28,9 @@ async def test_source_credentials_are_redacted_on_pages_and_opml(
 ) -> None:
     """A source URL's password appears on no status page and not in /opml."""
     path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
-    path.write_text(text.replace("http://127.0.0.1", "http://alice:s3cret@127.0.0.1"), encoding="utf-8")
+    path.write_text(
+        text.replace("http://127.0.0.1", "http://alice:s3cret@127.0.0.1"), encoding="utf-8"
+    )
     async with running_stack(path, clock) as st:
         await st.tick()
         async with st.client() as http:
@@ -47,7 +49,11 @@ async def test_restart_notice_shows_database_and_proxy_urls_redacted(
     try:
         async with running_stack(path, clock) as st:
             edited = text.replace('url = "sqlite:', 'url = "postgresql://bob:dbpass@db.test/agg" #')
-            st.write(edited.replace("[fetch]", '[fetch]\nproxy = "http://carol:proxypass@proxy.test:3128"'))
+            st.write(
+                edited.replace(
+                    "[fetch]", '[fetch]\nproxy = "http://carol:proxypass@proxy.test:3128"'
+                )
+            )
             assert st.ops.reloader.check() is True
             notice = st.ops.reloader.state.needs_restart
             async with st.client() as http:
@@ -63,7 +69,10 @@ async def test_restart_notice_shows_database_and_proxy_urls_redacted(
 
 def test_redaction_forms() -> None:
     """Passwords, lone user names and secret query values become ***; other URLs are untouched."""
-    assert redact("http://alice:pw@h.test:8/x?token=t&a=1") == "http://alice:***@h.test:8/x?token=***&a=1"
+    assert (
+        redact("http://alice:pw@h.test:8/x?token=t&a=1")
+        == "http://alice:***@h.test:8/x?token=***&a=1"
+    )
     assert redact("https://tok@h.test/") == "https://***@h.test/"
     assert redact("sqlite:///data/a.db") == "sqlite:///data/a.db"
     assert redact_text("invalid URL 'http://u:p@h/x'") == "invalid URL 'http://u:***@h/x'"
@@ -73,9 +82,21 @@ def test_log_lines_never_carry_url_passwords() -> None:
     """Whoever logs a URL with credentials, both log formats write its password as ***."""
     from aggregator.logs import JsonFormatter, KeyValueFormatter, kv
 
-    record = logging.LogRecord("aggregator.x", logging.WARNING, __file__, 1, "%s", (
-        kv(event="fetch", url="http://alice:pw1@h.test/feed", error="proxy https://u:pw2@p.test failed"),
-    ), None)
+    record = logging.LogRecord(
+        "aggregator.x",
+        logging.WARNING,
+        __file__,
+        1,
+        "%s",
+        (
+            kv(
+                event="fetch",
+                url="http://alice:pw1@h.test/feed",
+                error="proxy https://u:pw2@p.test failed",
+            ),
+        ),
+        None,
+    )
     for formatter in (KeyValueFormatter(), JsonFormatter()):
         line = formatter.format(record)
         assert "pw1" not in line and "pw2" not in line and "alice:***@h.test" in line

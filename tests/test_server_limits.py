@@ -22,7 +22,9 @@ from aggregator.runtime.daemon import server_config
 from .feedworld import World, make_world
 from .test_serving import _Quiet
 
-LIMITS = Limits(max_request_line=1024, max_header_bytes=8192, header_timeout=0.5, max_connections=50)
+LIMITS = Limits(
+    max_request_line=1024, max_header_bytes=8192, header_timeout=0.5, max_connections=50
+)
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 
 
@@ -93,10 +95,15 @@ def _flood(port: int, head: bytes, total: int) -> int:
     return sent
 
 
-@pytest.mark.parametrize("head", [b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n",
-                                  b"GET /healthz HTTP/1.1\r\nHost: t\r\n",
-                                  HEALTHZ + b"GET /healthz HTTP/1.1\r\nHost: t\r\n"],
-                         ids=["feed", "healthz", "after-an-answer"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\n",
+        HEALTHZ + b"GET /healthz HTTP/1.1\r\nHost: t\r\n",
+    ],
+    ids=["feed", "healthz", "after-an-answer"],
+)
 async def test_a_header_flood_is_cut_off(served: Served, head: bytes) -> None:
     """A client sending endless headers is cut off within a few reads of the cap, not buffered."""
     sent = await asyncio.to_thread(_flood, served.port, head, 64 * 1024 * 1024)
@@ -132,8 +139,9 @@ async def test_slow_and_silent_clients_are_closed(served: Served) -> None:
     assert time.monotonic() - started < 3.0
 
 
-@pytest.mark.parametrize("first", [HEALTHZ, b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"],
-                         ids=["healthz", "feed"])
+@pytest.mark.parametrize(
+    "first", [HEALTHZ, b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"], ids=["healthz", "feed"]
+)
 async def test_blank_lines_do_not_keep_a_connection_open(served: Served, first: bytes) -> None:
     """After an answer, a client sending only line breaks (no request) is closed at header_timeout,
     although every byte resets the keep-alive timer."""
@@ -160,7 +168,9 @@ async def test_half_open_connections_never_keep_healthz_out(served: Served) -> N
         opened.append(await asyncio.open_connection("127.0.0.1", served.port))
         if len(opened) % 250 == 0:
             assert await served.healthy()
-            assert (await served.ask(b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n")).startswith(b"HTTP/1.1 200")
+            assert (
+                await served.ask(b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n")
+            ).startswith(b"HTTP/1.1 200")
     await asyncio.sleep(0.05)
     registry = served.connection_class.registry  # type: ignore[attr-defined]
     assert len(registry.open) <= LIMITS.max_connections

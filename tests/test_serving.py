@@ -121,13 +121,26 @@ async def test_pipelined_feed_requests_are_answered_in_order(served: Served) -> 
     """GET, HEAD, a conditional GET and a gzip GET sent at once come back in order, each right."""
     plain = await cached_on_a_connection(served)
     etag = plain.headers["etag"]
-    raw = (GET + b"HEAD /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"
-           + b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nIf-None-Match: " + etag.encode() + b"\r\n\r\n"
-           + b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n")
+    raw = (
+        GET
+        + b"HEAD /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n"
+        + b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nIf-None-Match: "
+        + etag.encode()
+        + b"\r\n\r\n"
+        + b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n"
+    )
     got, head, not_modified, packed = await ask(served, raw, (False, True, False, False))
     assert got.same_as(plain)
-    assert (head.status, head.body, head.headers["content-length"]) == (200, b"", str(len(plain.body)))
-    assert (not_modified.status, not_modified.body, not_modified.headers["etag"]) == (304, b"", etag)
+    assert (head.status, head.body, head.headers["content-length"]) == (
+        200,
+        b"",
+        str(len(plain.body)),
+    )
+    assert (not_modified.status, not_modified.body, not_modified.headers["etag"]) == (
+        304,
+        b"",
+        etag,
+    )
     assert packed.headers["content-encoding"] == "gzip" and packed.headers["etag"] != etag
 
 
@@ -144,15 +157,18 @@ async def test_other_requests_between_feeds_are_answered_in_order(served: Served
     writer.close()
 
 
-@pytest.mark.parametrize(("raw", "status"), [
-    (b"GET /feeds/nope.atom HTTP/1.1\r\nHost: t\r\n\r\n", 404),
-    (b"GET /feeds/all.atom?filter=(a HTTP/1.1\r\nHost: t\r\n\r\n", 400),
-    (b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 200),
-    (b"GET /feeds/all.atom HTTP/1.0\r\n\r\n", 200),
-    (b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi", 200),
-    (b"DELETE /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n", 405),
-    (b"GET /feeds/all.atom HTTP/1.1\r\nHost t\r\n\r\n", 400),
-])
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /feeds/nope.atom HTTP/1.1\r\nHost: t\r\n\r\n", 404),
+        (b"GET /feeds/all.atom?filter=(a HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        (b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 200),
+        (b"GET /feeds/all.atom HTTP/1.0\r\n\r\n", 200),
+        (b"GET /feeds/all.atom HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi", 200),
+        (b"DELETE /feeds/all.atom HTTP/1.1\r\nHost: t\r\n\r\n", 405),
+        (b"GET /feeds/all.atom HTTP/1.1\r\nHost t\r\n\r\n", 400),
+    ],
+)
 async def test_unusual_requests_get_their_answer(served: Served, raw: bytes, status: int) -> None:
     """Unknown feeds (404), bad queries (400), Connection: close, HTTP/1.0, a body, other
     methods (405) and bytes that do not parse (400), after a feed was cached."""
@@ -166,7 +182,7 @@ async def test_a_request_in_pieces_is_answered_once(served: Served) -> None:
     plain = await cached_on_a_connection(served)
     reader, writer = await served.connect()
     for i in range(0, len(GET), 7):
-        writer.write(GET[i:i + 7])
+        writer.write(GET[i : i + 7])
         await writer.drain()
         await asyncio.sleep(0)  # let the server read each piece on its own
     assert (await read_answer(reader)).same_as(plain)

@@ -33,8 +33,10 @@ async def setup(tmp_path: Path, origin: Origin, server_extra: str = "") -> tuple
     extra = {"good": {"title": '"<i>Good</i> & co"', "category": '"Tech / News"'}}
     path, text = make_config(tmp_path, origin, feeds(), server_extra, extra)
     origin.route("/broken", Reply(b"boom", status=500, content_type="text/plain"))
-    origin.route("/cached", Reply(atom("cached", ["Only one"]), etag='"v1"',
-                                  content_type="application/atom+xml"))
+    origin.route(
+        "/cached",
+        Reply(atom("cached", ["Only one"]), etag='"v1"', content_type="application/atom+xml"),
+    )
     return path, text
 
 
@@ -45,7 +47,9 @@ async def fetch_twice(st: Stack) -> None:
     await st.tick()
 
 
-async def test_overview_shows_sources_feeds_and_entries(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+async def test_overview_shows_sources_feeds_and_entries(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """The overview lists every source with its status, failures, entries, 304 share and last
     error, subscribe links for every feed and format, and the newest entries, all escaped."""
     path, _ = await setup(tmp_path, origin)
@@ -64,13 +68,20 @@ async def test_overview_shows_sources_feeds_and_entries(tmp_path: Path, origin: 
         assert "<dt>entries</dt><dd>3" in page
         assert "&lt;i&gt;Good&lt;/i&gt; &amp; co" in page and "<i>Good</i>" not in page
         assert "Tom &amp; Jerry &lt;3" in page and "第三条新闻" in page
-        for href in ("/feeds/all.rss", "/feeds/all.atom", "/feeds/all.json",
-                     "/feeds/source/good.atom", "/feeds/source/broken.json"):
+        for href in (
+            "/feeds/all.rss",
+            "/feeds/all.atom",
+            "/feeds/all.json",
+            "/feeds/source/good.atom",
+            "/feeds/source/broken.json",
+        ):
             assert f'href="{href}"' in page
         assert "/feeds/category/Tech.rss" in page and "/feeds/category/Tech/News.json" in page
 
 
-async def test_source_page_shows_history_and_entries(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+async def test_source_page_shows_history_and_entries(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """/sources/ID shows the source's recent fetches (newest first) and its entries; an unknown
     id is a 404."""
     path, _ = await setup(tmp_path, origin)
@@ -80,7 +91,7 @@ async def test_source_page_shows_history_and_entries(tmp_path: Path, origin: Ori
             cached = (await http.get("/sources/cached")).text
             broken = (await http.get("/sources/broken")).text
             missing = await http.get("/sources/nope")
-        history = cached[cached.index('<ol class="history">'):]
+        history = cached[cached.index('<ol class="history">') :]
         assert history.index("<b>not_modified</b>") < history.index("<b>ok</b>")
         assert "Only one" in cached and "/feeds/source/cached.rss" in cached
         assert broken.count('<li class="h bad"><b>error</b>') == 2
@@ -88,7 +99,9 @@ async def test_source_page_shows_history_and_entries(tmp_path: Path, origin: Ori
         assert missing.status_code == 404
 
 
-async def test_admin_actions_need_a_configured_token(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+async def test_admin_actions_need_a_configured_token(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """Without server.admin_token the server is read-only: POST is 403 with a reason, GET 405."""
     path, _ = await setup(tmp_path, origin)
     async with running_stack(path, clock) as st:
@@ -123,12 +136,20 @@ async def test_admin_actions_with_token(tmp_path: Path, origin: Origin, clock: F
             assert state.next_fetch_at == clock.now() and st.pokes
 
             good = st.store.get_state("good")
-            assert good is not None and good.next_fetch_at is not None and good.next_fetch_at > clock.now()
-            bearer = await http.post("/sources/good/fetch-now", headers={"Authorization": "Bearer s3cret"})
+            assert (
+                good is not None
+                and good.next_fetch_at is not None
+                and good.next_fetch_at > clock.now()
+            )
+            bearer = await http.post(
+                "/sources/good/fetch-now", headers={"Authorization": "Bearer s3cret"}
+            )
             assert bearer.status_code == 303
             assert st.store.get_state("good").next_fetch_at == clock.now()  # type: ignore[union-attr]
             assert "Fetch requested" in (await http.get(bearer.headers["location"])).text
-            assert (await http.post("/sources/nope/reset", data={"token": "s3cret"})).status_code == 404
+            assert (
+                await http.post("/sources/nope/reset", data={"token": "s3cret"})
+            ).status_code == 404
 
 
 async def test_health_and_readiness(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
@@ -155,7 +176,8 @@ async def test_metrics_parse(tmp_path: Path, origin: Origin, clock: FakeClock) -
         assert r.headers["content-type"].startswith("text/plain")
         samples = {
             (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(r.text) for s in family.samples
+            for family in text_string_to_metric_families(r.text)
+            for s in family.samples
         }
 
         def value(name: str, **labels: str) -> float:
@@ -171,8 +193,14 @@ async def test_metrics_parse(tmp_path: Path, origin: Origin, clock: FakeClock) -
         assert value("aggregator_render_seconds_count", format="atom", **own) >= 1
         assert value("aggregator_source_consecutive_failures", source="broken") == 2
         assert value("aggregator_source_last_success_timestamp_seconds", source="broken") == 0
-        assert value("aggregator_source_last_success_timestamp_seconds", source="good") == clock.now().timestamp()
-        assert value("aggregator_source_next_fetch_timestamp_seconds", source="good") > clock.now().timestamp()
+        assert (
+            value("aggregator_source_last_success_timestamp_seconds", source="good")
+            == clock.now().timestamp()
+        )
+        assert (
+            value("aggregator_source_next_fetch_timestamp_seconds", source="good")
+            > clock.now().timestamp()
+        )
         assert value("aggregator_source_entries", source="good") == 3
 
 
@@ -181,10 +209,20 @@ async def test_metrics_parse(tmp_path: Path, origin: Origin, clock: FakeClock) -
 
 async def chromium(*args: str, profile: Path) -> bytes:
     proc = await asyncio.create_subprocess_exec(
-        CHROMIUM or "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        CHROMIUM or "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=90)
     assert proc.returncode == 0, f"chromium exited {proc.returncode}"
@@ -204,8 +242,12 @@ def screenshot_is_readable(png: bytes) -> None:
     assert dark > 0.01, f"only {dark:.2%} dark pixels: no text"
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-async def test_status_page_in_headless_chromium(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+async def test_status_page_in_headless_chromium(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """Chromium at a phone's size renders the overview: the screenshot is not blank, and the page's
     text (its DOM after rendering) shows every source, the error and the entries."""
     path, _ = await setup(tmp_path, origin)

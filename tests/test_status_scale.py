@@ -26,16 +26,28 @@ def rows(n: int = 300) -> tuple[SourceRow, ...]:
     out = []
     for i in range(n):
         bad = i % 25 == 7
-        out.append(SourceRow(
-            f"source-{i:03d}", "error" if bad else "ok", NOW - timedelta(minutes=i), 3 if bad else 0,
-            NOW + timedelta(minutes=30), i, 10, 2, f"https://site{i}.example/feed.xml", None,
-            "HTTP 500 Internal Server Error" if bad else None,
-        ))
+        out.append(
+            SourceRow(
+                f"source-{i:03d}",
+                "error" if bad else "ok",
+                NOW - timedelta(minutes=i),
+                3 if bad else 0,
+                NOW + timedelta(minutes=30),
+                i,
+                10,
+                2,
+                f"https://site{i}.example/feed.xml",
+                None,
+                "HTTP 500 Internal Server Error" if bad else None,
+            )
+        )
     return tuple(out)
 
 
 def page(view: View, n: int = 300) -> str:
-    names = {f"source-{i:03d}": f"Frankfurter Allgemeine Gesellschaftsnachrichten {i}" for i in range(n)}
+    names = {
+        f"source-{i:03d}": f"Frankfurter Allgemeine Gesellschaftsnachrichten {i}" for i in range(n)
+    }
     return overview_page(Overview("agg", NOW, (), rows(n), (), (), names, view))
 
 
@@ -83,13 +95,15 @@ def _content_height(png: bytes) -> int:
     width, height = image.size
     data = image.tobytes()
     for y in range(height - 1, -1, -1):
-        row = data[y * width:(y + 1) * width]
+        row = data[y * width : (y + 1) * width]
         if min(row) < 200:
             return y + 1
     return 0
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+)
 async def test_300_sources_in_chromium_desktop_and_phone(tmp_path: Path) -> None:
     """Rendered by Chromium at 1280 and 412 px wide, the 300-source overview is a page of about
     one line per source (under 11,000 px; as cards it was 55,000)."""
@@ -99,19 +113,27 @@ async def test_300_sources_in_chromium_desktop_and_phone(tmp_path: Path) -> None
     heights = {}
     for width in (1280, 412):
         shot = tmp_path / f"{width}.png"
-        await chromium(f"--screenshot={shot}", f"--window-size={width},11000", url,
-                       profile=tmp_path / f"p{width}")
+        await chromium(
+            f"--screenshot={shot}",
+            f"--window-size={width},11000",
+            url,
+            profile=tmp_path / f"p{width}",
+        )
         heights[width] = _content_height(shot.read_bytes())
     assert all(300 * 20 < h < 10900 for h in heights.values()), heights
 
 
-async def test_reset_turns_the_error_badge_into_reset(tmp_path: Path, origin: Origin, clock: FakeClock) -> None:
+async def test_reset_turns_the_error_badge_into_reset(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
     """After "Reset errors" the source's badge says reset (not error) until its next fetch."""
     path, _ = await setup(tmp_path, origin, 'admin_token = "s3cret"')
     async with running_stack(path, clock) as st:
         await st.tick()
         async with st.client() as http:
-            assert '<span class="badge bad">error</span>' in (await http.get("/sources/broken")).text
+            assert (
+                '<span class="badge bad">error</span>' in (await http.get("/sources/broken")).text
+            )
             ok = await http.post("/sources/broken/reset", data={"token": "s3cret"})
             assert ok.status_code == 303
             after = (await http.get("/sources/broken")).text
@@ -128,9 +150,15 @@ async def test_a_wrong_token_lands_on_a_page_with_a_way_back(
     async with running_stack(path, clock) as st:
         await st.tick()
         async with st.client() as http:
-            r = await http.post("/sources/broken/reset", data={"token": "nope"},
-                                headers={"Accept": "text/html,application/xhtml+xml"})
+            r = await http.post(
+                "/sources/broken/reset",
+                data={"token": "nope"},
+                headers={"Accept": "text/html,application/xhtml+xml"},
+            )
             assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")
-            assert 'href="/sources/broken"' in r.text and "wrong or missing admin token" in r.text.lower()
+            assert (
+                'href="/sources/broken"' in r.text
+                and "wrong or missing admin token" in r.text.lower()
+            )
             plain = await http.post("/sources/broken/reset", data={"token": "nope"})
             assert plain.text.startswith("403 Forbidden: wrong or missing admin token")

@@ -74,9 +74,19 @@ def entry(
     duplicate_of: int | None = None,
 ) -> Entry:
     return Entry(
-        source_id=sid, key=key, title=title or f"{sid} {key}", link=f"http://origin.test/{sid}/{key}",
-        content=content, summary=None, author=None, published=at, updated=None,
-        category_path=category, content_hash=f"h-{key}-{content}", first_seen=at, changed_at=at,
+        source_id=sid,
+        key=key,
+        title=title or f"{sid} {key}",
+        link=f"http://origin.test/{sid}/{key}",
+        content=content,
+        summary=None,
+        author=None,
+        published=at,
+        updated=None,
+        category_path=category,
+        content_hash=f"h-{key}-{content}",
+        first_seen=at,
+        changed_at=at,
         duplicate_of=duplicate_of,
     )
 
@@ -86,8 +96,13 @@ def ok(sid: str, added: int = 0) -> FetchOutcome:
 
 
 def fetched(state: SourceState, now: datetime, interval: float = 1800) -> SourceState:
-    return replace(state, last_fetch_at=now, last_status="ok", next_fetch_at=now + timedelta(seconds=interval),
-                   fetch_count=state.fetch_count + 1)
+    return replace(
+        state,
+        last_fetch_at=now,
+        last_status="ok",
+        next_fetch_at=now + timedelta(seconds=interval),
+        fetch_count=state.fetch_count + 1,
+    )
 
 
 def add(store: SQLStore, sid: str, items: list[Entry], now: datetime = T0) -> list[int]:
@@ -125,19 +140,25 @@ def test_a_version_1_database_is_upgraded_keeping_its_entries(empty_url: str) ->
     with engine.begin() as conn:
         MIGRATIONS[0](conn)
         conn.execute(text("ALTER TABLE entries DROP COLUMN revision"))
-        conn.execute(text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"))
+        conn.execute(
+            text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+        )
         conn.execute(text("INSERT INTO schema_version VALUES (1, '2026-01-01 00:00:00')"))
-        conn.execute(text(
-            "INSERT INTO sources (id, kind, configured_url, url, enabled, gone, consecutive_failures,"
-            " redirect_streak, fetch_count, not_modified_count) VALUES ('a', 'feed', 'u', 'u', true,"
-            " false, 0, 0, 0, 0)"
-        ))
-        conn.execute(text(
-            "INSERT INTO entries (source_id, key, title, categories, category_path, category_key,"
-            " enclosures, content_hash, first_seen, changed_at, sort_at) VALUES ('a', 'k', 'old',"
-            " '[]', '[]', '', '[]', 'h', '2026-01-01 00:00:00', '2026-01-01 00:00:00',"
-            " '2026-01-01 00:00:00')"
-        ))
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, kind, configured_url, url, enabled, gone, consecutive_failures,"
+                " redirect_streak, fetch_count, not_modified_count) VALUES ('a', 'feed', 'u', 'u', true,"
+                " false, 0, 0, 0, 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO entries (source_id, key, title, categories, category_path, category_key,"
+                " enclosures, content_hash, first_seen, changed_at, sort_at) VALUES ('a', 'k', 'old',"
+                " '[]', '[]', '', '[]', 'h', '2026-01-01 00:00:00', '2026-01-01 00:00:00',"
+                " '2026-01-01 00:00:00')"
+            )
+        )
     assert migrate(engine, T0) == LATEST
     engine.dispose()
     store = SQLStore(empty_url, T0)
@@ -164,20 +185,29 @@ def test_a_version_7_database_gets_a_second_fingerprint_column_and_new_fingerpri
         for step in MIGRATIONS[:7]:
             step(conn)
         conn.execute(text("ALTER TABLE entries DROP COLUMN body_fingerprint"))
-        conn.execute(text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"))
+        conn.execute(
+            text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+        )
         for version in range(1, 8):
-            conn.execute(text(f"INSERT INTO schema_version VALUES ({version}, '2026-01-01 00:00:00')"))
-        conn.execute(text(
-            "INSERT INTO sources (id, kind, configured_url, url, enabled, gone, consecutive_failures,"
-            " redirect_streak, fetch_count, not_modified_count) VALUES ('a', 'feed', 'u', 'u', true,"
-            " false, 0, 0, 0, 0)"
-        ))
-        conn.execute(text(
-            "INSERT INTO entries (source_id, key, title, content, categories, category_path,"
-            " category_key, enclosures, content_hash, fingerprint, first_seen, changed_at, sort_at)"
-            " VALUES ('a', 'k', 'Flood', :body, '[]', '[]', '', '[]', 'h', 12345,"
-            " '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
-        ), {"body": body})
+            conn.execute(
+                text(f"INSERT INTO schema_version VALUES ({version}, '2026-01-01 00:00:00')")
+            )
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, kind, configured_url, url, enabled, gone, consecutive_failures,"
+                " redirect_streak, fetch_count, not_modified_count) VALUES ('a', 'feed', 'u', 'u', true,"
+                " false, 0, 0, 0, 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO entries (source_id, key, title, content, categories, category_path,"
+                " category_key, enclosures, content_hash, fingerprint, first_seen, changed_at, sort_at)"
+                " VALUES ('a', 'k', 'Flood', :body, '[]', '[]', '', '[]', 'h', 12345,"
+                " '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            ),
+            {"body": body},
+        )
     assert migrate(engine, T0) == LATEST
     engine.dispose()
     fingerprint, keys, weight = fingerprints.stored_signature("Flood", body)
@@ -211,20 +241,27 @@ def test_sync_changed_url_starts_over_and_removed_source_is_disabled(store: SQLS
     add(store, "a", [entry("a", "1")])
     state = store.get_state("a")
     assert state is not None
-    store.apply(replace(state, etag='"v1"', next_fetch_at=T0 + timedelta(hours=1)), [], [], ok("a"), T0)
+    store.apply(
+        replace(state, etag='"v1"', next_fetch_at=T0 + timedelta(hours=1)), [], [], ok("a"), T0
+    )
     later = T0 + timedelta(minutes=5)
     store.sync_sources([src("a", "http://elsewhere.test/feed")], later)
     a = store.get_state("a")
     assert a is not None and a.url == "http://elsewhere.test/feed" and a.etag is None
     assert a.next_fetch_at == later
     assert [s.source_id for s in store.list_states()] == ["a"]
-    assert {s.source_id: s.enabled for s in store.list_states(include_disabled=True)} == {"a": True, "b": False}
+    assert {s.source_id: s.enabled for s in store.list_states(include_disabled=True)} == {
+        "a": True,
+        "b": False,
+    }
     store.sync_sources([src("a", "http://elsewhere.test/feed"), src("b")], later)
     assert [s.source_id for s in store.list_states()] == ["a", "b"]
     assert len(store.list_entries(everything())) == 1
 
 
-def test_processes_starting_together_sync_without_conflicts(store: SQLStore, store_url: str) -> None:
+def test_processes_starting_together_sync_without_conflicts(
+    store: SQLStore, store_url: str
+) -> None:
     """Several handles syncing the same new sources at the same moment end with one row each."""
     handles = [SQLStore(store_url, T0) for _ in range(4)]
     configured = [src(f"s{i}") for i in range(50)]
@@ -272,7 +309,10 @@ def test_expired_lease_is_claimed_again_by_another_worker(store: SQLStore, other
     after = T0 + timedelta(seconds=LEASE + 1)
     [again] = other.claim_due(after, 10, "w2", LEASE)
     assert again.source_id == "a"
-    assert store.apply(fetched(claimed, after), [entry("a", "late")], [], ok("a", 1), after, "dead") == []
+    assert (
+        store.apply(fetched(claimed, after), [entry("a", "late")], [], ok("a", 1), after, "dead")
+        == []
+    )
     assert other.apply(fetched(again, after), [entry("a", "1")], [], ok("a", 1), after, "w2") != []
     assert [e.key for e in other.list_entries(everything())] == ["1"]
     assert len(other.fetch_history("a")) == 1
@@ -290,7 +330,9 @@ def test_a_late_result_after_the_takeover_finished_is_fenced_off(
     [fast] = other.claim_due(after, 10, "fast", LEASE)
     other.apply(fetched(fast, after), [entry("a", "1")], [], ok("a", 1), after, "fast")
     late = fetched(slow, after, interval=60)
-    assert store.apply(late, [entry("a", "1"), entry("a", "2")], [], ok("a", 2), after, "slow") == []
+    assert (
+        store.apply(late, [entry("a", "1"), entry("a", "2")], [], ok("a", 2), after, "slow") == []
+    )
     store.apply_quiet([(late, ok("a"))], after, "slow")
     assert [e.key for e in store.list_entries(everything())] == ["1"]
     assert len(store.fetch_history("a")) == 1
@@ -314,7 +356,9 @@ def test_a_claim_carries_a_fencing_number_that_grows_with_every_claim(store: SQL
     assert first.lease_token is not None and second.lease_token is not None
     assert second.lease_token > first.lease_token
     assert store.apply(fetched(first, after), [entry("a", "old")], [], ok("a", 1), after, "w") == []
-    assert store.apply(fetched(second, after), [entry("a", "new")], [], ok("a", 1), after, "w") != []
+    assert (
+        store.apply(fetched(second, after), [entry("a", "new")], [], ok("a", 1), after, "w") != []
+    )
     assert [e.key for e in store.list_entries(everything())] == ["new"]
 
 
@@ -357,9 +401,13 @@ def test_apply_stores_new_and_changed_entries_and_logs_the_fetch(store: SQLStore
     is written with its lease released, and the fetch log gains a line."""
     store.sync_sources([src("a")], T0)
     [state] = store.claim_due(T0, 10, "w", LEASE)
-    ids = store.apply(fetched(state, T0), [entry("a", "1"), entry("a", "2")], [], ok("a", 2), T0, "w")
+    ids = store.apply(
+        fetched(state, T0), [entry("a", "1"), entry("a", "2")], [], ok("a", 2), T0, "w"
+    )
     assert len(ids) == 2 and store.known("a", ["1", "2", "3"]) == {
-        "1": KnownEntry(ids[0], "h-1-body", None), "2": KnownEntry(ids[1], "h-2-body", None)}
+        "1": KnownEntry(ids[0], "h-1-body", None),
+        "2": KnownEntry(ids[1], "h-2-body", None),
+    }
     later = T0 + timedelta(hours=1)
     [state] = store.claim_due(later, 10, "w", LEASE)
     changed = replace(entry("a", "2", later, content="edited"), id=ids[1])
@@ -409,7 +457,9 @@ def test_a_story_is_in_every_category_any_of_its_copies_is_filed_under(store: SQ
     assert keys(category_prefix=("Tech",), merge_duplicates=False) == {"b/1", "c/1"}
     assert keys(category_prefix=("AI",)) == {"c/1"}
     assert keys(category_prefix=("Tech", "Gadgets")) == {"c/1"}
-    assert keys(category_prefix=("100% sure_",)) == {"c/1"} and keys(category_prefix=("100",)) == set()
+    assert (
+        keys(category_prefix=("100% sure_",)) == {"c/1"} and keys(category_prefix=("100",)) == set()
+    )
     assert keys(category_prefixes=(("AI",), ("World",))) == {"a/1", "c/1"}
 
 
@@ -577,22 +627,32 @@ def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLS
 
     store.sync_sources([src("a"), src("b"), src("c")], T0)
 
-    def e(sid: str, key: str, *, url: str | None = None, h: str | None = None,
-          bands: tuple[int, ...] = ()) -> Entry:
-        return replace(entry(sid, key), canonical_url=url, content_hash=h or f"h-{sid}-{key}",
-                       band_keys=bands)
+    def e(
+        sid: str,
+        key: str,
+        *,
+        url: str | None = None,
+        h: str | None = None,
+        bands: tuple[int, ...] = (),
+    ) -> Entry:
+        return replace(
+            entry(sid, key), canonical_url=url, content_hash=h or f"h-{sid}-{key}", band_keys=bands
+        )
 
     crowd = [e("b", f"c{i}", bands=(7,)) for i in range(CANDIDATE_LIMIT + 5)]
     ids_b = add(store, "b", [e("b", "u", url="http://x/1"), e("b", "h", h="same"), *crowd])
     ids_c = add(store, "c", [e("c", "band", bands=(1, 2)), e("c", "c-crowd", bands=(7, 8))])
     add(store, "a", [e("a", "mine", url="http://x/1", h="same", bands=(1,))])  # own source
-    found = store.duplicate_candidates_many("a", [
-        ("http://x/1", "none", ()),  # URL only
-        (None, "same", (2, 99)),  # hash and a band of c's entry
-        (None, "none", (7,)),  # the crowded band alone
-        (None, "none", (8, 7)),  # crowded band plus a rare one: the rare match is newest
-        (None, "none", (12345,)),  # nothing
-    ])
+    found = store.duplicate_candidates_many(
+        "a",
+        [
+            ("http://x/1", "none", ()),  # URL only
+            (None, "same", (2, 99)),  # hash and a band of c's entry
+            (None, "none", (7,)),  # the crowded band alone
+            (None, "none", (8, 7)),  # crowded band plus a rare one: the rare match is newest
+            (None, "none", (12345,)),  # nothing
+        ],
+    )
     ids = [[c.entry_id for c in row] for row in found]
     assert ids[0] == [ids_b[0]]
     assert ids[1] == [ids_b[1], ids_c[0]]  # the exact match first, then the band match
@@ -607,7 +667,7 @@ def test_duplicate_candidates_match_by_hash_url_or_band_newest_first(store: SQLS
     [url_and_crowd] = store.duplicate_candidates_many("a", [("http://x/1", "same", (7,))])
     kept = [c.entry_id for c in url_and_crowd]
     assert kept[:2] == [ids_b[1], ids_b[0]] and len(kept) == CANDIDATE_LIMIT
-    assert kept[2:] == crowd_ids[:CANDIDATE_LIMIT - 2]
+    assert kept[2:] == crowd_ids[: CANDIDATE_LIMIT - 2]
 
 
 def test_quiet_fetches_are_stored_together_under_the_lease_rule(store: SQLStore) -> None:
@@ -619,8 +679,10 @@ def test_quiet_fetches_are_stored_together_under_the_lease_rule(store: SQLStore)
     assert len(mine) == 2 and len(theirs) == 1
     later = T0 + timedelta(minutes=1)
     not_modified = [
-        (replace(fetched(s, later), not_modified_count=s.not_modified_count + 1),
-         FetchOutcome(source_id=s.source_id, status=FetchStatus.NOT_MODIFIED))
+        (
+            replace(fetched(s, later), not_modified_count=s.not_modified_count + 1),
+            FetchOutcome(source_id=s.source_id, status=FetchStatus.NOT_MODIFIED),
+        )
         for s in [*mine, *theirs]
     ]
     store.apply_quiet(not_modified, later, "me")
@@ -648,8 +710,12 @@ def test_lost_leases_and_takeovers_of_the_store_are_exposed_as_metrics(
     store.apply(fetched(slow, after), [], [], ok("a"), after, "slow")
     text = Metrics(store, per_source=False).exposition().decode()
     base = events()
-    lost = next(line for line in text.splitlines() if line.startswith("aggregator_lease_lost_total"))
-    taken = next(line for line in text.splitlines() if line.startswith("aggregator_lease_takeovers_total"))
+    lost = next(
+        line for line in text.splitlines() if line.startswith("aggregator_lease_lost_total")
+    )
+    taken = next(
+        line for line in text.splitlines() if line.startswith("aggregator_lease_takeovers_total")
+    )
     assert float(lost.rsplit(" ", 1)[1]) == base["lease_lost"] + 1
     assert float(taken.rsplit(" ", 1)[1]) == base["lease_takeovers"] + 1
 
@@ -666,7 +732,9 @@ def test_processes_opening_a_new_sqlite_database_at_once_all_succeed(tmp_path: P
         "import sys; from datetime import UTC, datetime; from aggregator.store import open_store; "
         f"open_store('sqlite:///{db}', datetime.now(UTC)).close()"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(6)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(6)
+    ]
     errors = [p.communicate(timeout=60)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, errors
     assert SQLStore(f"sqlite:///{db}", T0).version == LATEST

@@ -43,7 +43,8 @@ def calls(store: SQLStore) -> dict[str, Callable[[], object]]:
     return {
         "claim_due": lambda: store.claim_due(later, 10, "w", LEASE),
         "apply": lambda: store.apply(
-            fetched(state, later), [entry("a", "2")], [], ok("a", 1), later, "w"),
+            fetched(state, later), [entry("a", "2")], [], ok("a", 1), later, "w"
+        ),
         "apply_quiet": lambda: store.apply_quiet([(fetched(state, later), ok("a"))], later, "w"),
         "known": lambda: store.known("a", ["1"]),
         "list_entries": lambda: store.list_entries(everything()),

@@ -29,8 +29,17 @@ NOW = datetime(2026, 1, 2, tzinfo=UTC)
 
 
 def _entry(content: str, title: str = "") -> Entry:
-    return Entry(source_id="s", key="k", title=title, link="https://example.com/a", content=content,
-                 summary=None, author=None, published=NOW, updated=NOW)
+    return Entry(
+        source_id="s",
+        key="k",
+        title=title,
+        link="https://example.com/a",
+        content=content,
+        summary=None,
+        author=None,
+        published=NOW,
+        updated=NOW,
+    )
 
 
 def test_the_rule_drops_hidden_text_and_keeps_words_apart_at_blocks_only() -> None:
@@ -69,8 +78,14 @@ def test_the_feed_query_filters_on_the_same_text() -> None:
 
 def test_the_renderers_excerpt_the_same_text() -> None:
     """An entry without a title is titled with the excerpt of its content."""
-    meta = FeedMeta(id="all", title="t", description="d", self_url="http://h/feeds/all.json",
-                    site_url="http://h/", updated=NOW)
+    meta = FeedMeta(
+        id="all",
+        title="t",
+        description="d",
+        self_url="http://h/feeds/all.json",
+        site_url="http://h/",
+        updated=NOW,
+    )
     item = json.loads(render("json", meta, [_entry(FRAGMENT)]))["items"][0]
     assert item["title"] == TEXT == excerpt(FRAGMENT, 80)
     assert excerpt("<p>" + "字" * 100 + "</p>", 10) == "字" * 9 + "…"
@@ -94,8 +109,10 @@ def test_the_feed_adapter_weighs_the_same_text() -> None:
 
 def test_every_first_image_is_the_same() -> None:
     """Cleaning and the Hexo posts take the first <img> with a src (not one in a script)."""
-    fragment = ('<script>x = "<img src=/no.png>"</script><p><img alt="a > b" src="/one.png?a=1&amp;b=2">'
-                '<img src="/two.png"></p>')
+    fragment = (
+        '<script>x = "<img src=/no.png>"</script><p><img alt="a > b" src="/one.png?a=1&amp;b=2">'
+        '<img src="/two.png"></p>'
+    )
     cleaned = clean(fragment, "https://example.com/")
     assert cleaned.image == first_image(cleaned.html) == "https://example.com/one.png?a=1&b=2"
     assert first_image(fragment) == "/one.png?a=1&b=2"

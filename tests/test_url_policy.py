@@ -22,14 +22,31 @@ from aggregator.publish.render import FeedMeta, render
 from .feedworld import make_world
 from .origin import Origin, Reply
 
-SCRIPTS = ["javascript:alert(1)", " javascript:alert(2)", "JAVASCRIPT:alert(3)",
-           "java\tscript:alert(4)", "\x01javascript:alert(5)", "vbscript:msgbox(6)",
-           "data:text/html,<script>alert(7)</script>", "jAvAsCrIpT&colon;alert(8)"]
+SCRIPTS = [
+    "javascript:alert(1)",
+    " javascript:alert(2)",
+    "JAVASCRIPT:alert(3)",
+    "java\tscript:alert(4)",
+    "\x01javascript:alert(5)",
+    "vbscript:msgbox(6)",
+    "data:text/html,<script>alert(7)</script>",
+    "jAvAsCrIpT&colon;alert(8)",
+]
 META = FeedMeta("all", "All", "", "http://agg.test/feeds/all.rss", "http://agg.test/", None)
 
 
-@pytest.mark.parametrize("value", [*SCRIPTS, "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a",
-                                   "1.2", "mailto:a@b.c", "//no-scheme.example/x", "http://", 1.2])
+@pytest.mark.parametrize(
+    "value",
+    [
+        *SCRIPTS,
+        "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a",
+        "1.2",
+        "mailto:a@b.c",
+        "//no-scheme.example/x",
+        "http://",
+        1.2,
+    ],
+)
 def test_non_web_links_are_not_published(value: Any) -> None:
     """Script, data and non-URL values are no link at all."""
     assert public_link(value) is None
@@ -58,11 +75,26 @@ def _atom(href: str) -> str:
 def _json_feed() -> str:
     items: list[dict[str, Any]] = [
         {"id": "n", "url": 1.2, "title": "number url", "content_text": "a"},
-        *({"id": f"s{i}", "url": s, "title": f"script {i}", "image": s, "content_text": "b",
-           "attachments": [{"url": s, "mime_type": "audio/mpeg"}]} for i, s in enumerate(SCRIPTS)),
+        *(
+            {
+                "id": f"s{i}",
+                "url": s,
+                "title": f"script {i}",
+                "image": s,
+                "content_text": "b",
+                "attachments": [{"url": s, "mime_type": "audio/mpeg"}],
+            }
+            for i, s in enumerate(SCRIPTS)
+        ),
     ]
-    return json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "j",
-                       "home_page_url": "javascript:alert(9)", "items": items})
+    return json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "j",
+            "home_page_url": "javascript:alert(9)",
+            "items": items,
+        }
+    )
 
 
 _LINK_START = re.compile(r'[>"]\s*(java|vbscript|data:|urn:|1\.2[<"])', re.IGNORECASE)
@@ -75,11 +107,23 @@ def _scripted(doc: bytes) -> list[str]:
 
 async def test_hostile_links_never_reach_a_feed(origin: Origin, harness_factory: Any) -> None:
     """Script links and non-URLs from Atom and JSON Feed sources appear in no published format."""
-    sources = [("atom", origin.route("/a.xml", Reply(_atom(SCRIPTS[1]), content_type="application/atom+xml"))),
-               ("js", origin.route("/j.json", Reply(_json_feed(), content_type="application/feed+json")))]
+    sources = [
+        (
+            "atom",
+            origin.route("/a.xml", Reply(_atom(SCRIPTS[1]), content_type="application/atom+xml")),
+        ),
+        ("js", origin.route("/j.json", Reply(_json_feed(), content_type="application/feed+json"))),
+    ]
     for i, script in enumerate(SCRIPTS[2:]):
-        sources.append((f"a{i}", origin.route(f"/a{i}.xml", Reply(_atom(script.replace("<", "&lt;")),
-                                                                    content_type="application/atom+xml"))))
+        sources.append(
+            (
+                f"a{i}",
+                origin.route(
+                    f"/a{i}.xml",
+                    Reply(_atom(script.replace("<", "&lt;")), content_type="application/atom+xml"),
+                ),
+            )
+        )
     h = await harness_factory(sources)
     await h.tick()
     entries = h.store.list_entries(Selection(merge_duplicates=False, limit=1000))
@@ -87,8 +131,11 @@ async def test_hostile_links_never_reach_a_feed(origin: Origin, harness_factory:
     for fmt in ("rss", "atom", "json"):
         doc = render(fmt, META, entries)  # type: ignore[arg-type]
         assert _scripted(doc) == [], fmt
-    items = [i for i in json.loads(render("json", META, entries))["items"]
-             if i["title"].startswith(("script", "number", "no link"))]
+    items = [
+        i
+        for i in json.loads(render("json", META, entries))["items"]
+        if i["title"].startswith(("script", "number", "no link"))
+    ]
     assert len(items) == (len(SCRIPTS) - 1) + 1 + len(SCRIPTS)  # atom "no link", number, scripts
     linked = [i for i in items if "url" in i or "image" in i or "attachments" in i]
     # a JSON string without a scheme is a relative URL, resolved against the document's: harmless
@@ -104,9 +151,18 @@ def test_opml_publishes_only_web_links_and_plain_titles(tmp_path: Path) -> None:
     for sid in world.sources:
         state = world.store.get_state(sid)
         assert state is not None
-        states.append(SourceState(**{**state.__dict__, "site_link": " JAVASCRIPT:alert(1)",
-                                     "title": '<b onmouseover="x()">Bold</b> &amp; <i>it</i>'}))
-    sources = {sid: s.__class__(**{**s.__dict__, "title": None}) for sid, s in world.sources.items()}
+        states.append(
+            SourceState(
+                **{
+                    **state.__dict__,
+                    "site_link": " JAVASCRIPT:alert(1)",
+                    "title": '<b onmouseover="x()">Bold</b> &amp; <i>it</i>',
+                }
+            )
+        )
+    sources = {
+        sid: s.__class__(**{**s.__dict__, "title": None}) for sid, s in world.sources.items()
+    }
     doc = export_opml(world.settings, sources, states)
     outlines = etree.fromstring(doc).findall(".//outline[@xmlUrl]")
     assert outlines
@@ -123,8 +179,17 @@ def test_enclosure_relative_to_the_entry_link_is_resolved() -> None:
     item = json.loads(render("json", META, [rel]))["items"][0]
     assert item["attachments"][0]["url"] == "https://news.example.com/m.mp3"
     assert item["image"] == "https://news.example.com/i.png"
-    bare = json.loads(render("json", META, [entry("s", link="1.2", canonical_url=None,
-                                                   enclosures=(Enclosure("/m.mp3", None, 1),))]))
+    bare = json.loads(
+        render(
+            "json",
+            META,
+            [
+                entry(
+                    "s", link="1.2", canonical_url=None, enclosures=(Enclosure("/m.mp3", None, 1),)
+                )
+            ],
+        )
+    )
     assert "url" not in bare["items"][0] and "attachments" not in bare["items"][0]
 
 
@@ -134,14 +199,22 @@ async def test_relative_item_links_are_stored_resolved_and_script_links_not_at_a
     """At ingest, a JSON Feed item's relative url, image and attachment are resolved against the
     document's URL; a script url is not stored as the entry's link."""
     doc = {
-        "version": "https://jsonfeed.org/version/1.1", "title": "j",
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "j",
         "items": [
-            {"id": "1", "url": "/post/1", "image": "img/1.png", "content_text": "one",
-             "attachments": [{"url": "media/1.mp3", "mime_type": "audio/mpeg"}]},
+            {
+                "id": "1",
+                "url": "/post/1",
+                "image": "img/1.png",
+                "content_text": "one",
+                "attachments": [{"url": "media/1.mp3", "mime_type": "audio/mpeg"}],
+            },
             {"id": "2", "url": " JAVASCRIPT:alert(1)", "content_text": "two"},
         ],
     }
-    url = origin.route("/feeds/j.json", Reply(json.dumps(doc), content_type="application/feed+json"))
+    url = origin.route(
+        "/feeds/j.json", Reply(json.dumps(doc), content_type="application/feed+json")
+    )
     h = await harness_factory([("j", url)])
     await h.tick()
     stored = {e.key: e for e in h.store.list_entries(Selection(source_ids=("j",), limit=10))}

@@ -62,15 +62,33 @@ def poll(check: Callable[[], T | None], timeout: float = 20.0, what: str = "") -
 def write_config(tmp: Path, origin: Origin, port: int, title: str = "Two processes") -> Path:
     url = origin.route("/a.atom", Reply(ATOM.encode(), content_type="application/atom+xml"))
     cfg = tmp / "aggregator.toml"
-    cfg.write_text("\n".join([
-        "[server]", 'host = "127.0.0.1"', f"port = {port}", "processes = 2",
-        "[storage]", f'url = "sqlite:///{tmp / "agg.db"}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "max_retries = 0",
-        "[schedule]", 'dispatch_every = "0.2s"',
-        "[publish]", f'title = "{title}"',
-        "[logging]", 'level = "INFO"',
-        "[[sources]]", 'id = "a"', f'url = "{url}"',
-    ]) + "\n", encoding="utf-8")
+    cfg.write_text(
+        "\n".join(
+            [
+                "[server]",
+                'host = "127.0.0.1"',
+                f"port = {port}",
+                "processes = 2",
+                "[storage]",
+                f'url = "sqlite:///{tmp / "agg.db"}"',
+                "[fetch]",
+                "allow_private_networks = true",
+                "per_host_delay = 0",
+                "max_retries = 0",
+                "[schedule]",
+                'dispatch_every = "0.2s"',
+                "[publish]",
+                f'title = "{title}"',
+                "[logging]",
+                'level = "INFO"',
+                "[[sources]]",
+                'id = "a"',
+                f'url = "{url}"',
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return cfg
 
 
@@ -79,9 +97,13 @@ def daemon(tmp_path: Path, origin: Origin) -> Iterator[tuple[subprocess.Popen[by
     port = free_port()
     cfg = write_config(tmp_path, origin, port)
     log = (tmp_path / "daemon.log").open("wb")
-    proc = subprocess.Popen([sys.executable, str(REPO / "run.py")], cwd=tmp_path,
-                            env={**os.environ, "AGGREGATOR_CONFIG": str(cfg)},
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run.py")],
+        cwd=tmp_path,
+        env={**os.environ, "AGGREGATOR_CONFIG": str(cfg)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     yield proc, f"http://127.0.0.1:{port}", cfg
     for pid in children(proc.pid):
         os.kill(pid, signal.SIGKILL)
@@ -203,8 +225,9 @@ def kill_and_replace(proc: subprocess.Popen[bytes], base: str, log: Path) -> tup
     os.kill(child, signal.SIGKILL)
 
     def replaced() -> int | None:
-        found = re.search(rf"event=web_process_restarted pid=(\d+) replacing={child}\b",
-                          log.read_text())
+        found = re.search(
+            rf"event=web_process_restarted pid=(\d+) replacing={child}\b", log.read_text()
+        )
         return int(found[1]) if found else None
 
     new = poll(replaced, 20, "a replacement web process")
@@ -236,8 +259,9 @@ def test_processes_must_be_at_least_one() -> None:
 
 
 def rechecking(world: World, seconds: float) -> FeedService:
-    return FeedService(world.settings, world.store, lambda: world.sources, world.clock,
-                       recheck_after=seconds)
+    return FeedService(
+        world.settings, world.store, lambda: world.sources, world.clock, recheck_after=seconds
+    )
 
 
 def write_elsewhere(world: World, key: str) -> None:
@@ -290,8 +314,13 @@ async def test_a_clock_set_back_does_not_keep_a_document_unchecked(tmp_path: Pat
 def test_a_reload_cannot_change_the_number_of_processes() -> None:
     """server.processes is read at start: a reload reports it as needing a restart and keeps
     running with the old number."""
-    running, edited = config.parse("[server]\nprocesses = 2\n"), config.parse("[server]\nprocesses = 4\n")
-    assert diff(running, edited).needs_restart == ("server.processes: running with 2, the file says 4",)
+    running, edited = (
+        config.parse("[server]\nprocesses = 2\n"),
+        config.parse("[server]\nprocesses = 4\n"),
+    )
+    assert diff(running, edited).needs_restart == (
+        "server.processes: running with 2, the file says 4",
+    )
     assert restart_safe(running, edited).server.processes == 2
 
 

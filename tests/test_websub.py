@@ -82,7 +82,9 @@ async def test_ping_posts_hub_mode_publish(origin: Origin, clock: FakeClock) -> 
     assert pinged(origin) == [f"{BASE}/feeds/all.atom"]
 
 
-async def test_ping_retries_with_backoff_until_the_hub_accepts(origin: Origin, clock: FakeClock) -> None:
+async def test_ping_retries_with_backoff_until_the_hub_accepts(
+    origin: Origin, clock: FakeClock
+) -> None:
     """5xx and 429 are retried with growing delays (on the fake clock), then the ping succeeds."""
     origin.route("/hub", Sequence_(Reply(status=503), Reply(status=429), Reply(status=202)))
     hub = HubClient(origin.url("/hub"), clock, base_delay=2.0, max_delay=60.0)
@@ -93,7 +95,9 @@ async def test_ping_retries_with_backoff_until_the_hub_accepts(origin: Origin, c
     assert len(pinged(origin)) == 3
 
 
-async def test_ping_gives_up_on_client_errors_and_after_the_last_attempt(origin: Origin, clock: FakeClock) -> None:
+async def test_ping_gives_up_on_client_errors_and_after_the_last_attempt(
+    origin: Origin, clock: FakeClock
+) -> None:
     """A 4xx is not retried; a hub that keeps failing is tried `attempts` times, then reported."""
     origin.route("/hub", Reply(status=400))
     hub = HubClient(origin.url("/hub"), clock, attempts=4)
@@ -125,8 +129,11 @@ async def test_changes_ping_exactly_the_feeds_that_changed(tmp_path: Path, origi
     await publisher.prime()
     world.add("hn", 2)
     await publisher.announce([FetchOutcome("hn", FetchStatus.OK, added=2)])
-    expected = {f"{BASE}/feeds/{name}.{fmt}" for name in ("all", "source/hn", "category/Tech", "category/Tech/News")
-                for fmt in ("rss", "atom", "json")}
+    expected = {
+        f"{BASE}/feeds/{name}.{fmt}"
+        for name in ("all", "source/hn", "category/Tech", "category/Tech/News")
+        for fmt in ("rss", "atom", "json")
+    }
     assert set(pinged(origin)) == expected and len(pinged(origin)) == len(expected)
     # Nothing new: no pings. A change to py only: py's feeds and the operator feed of py.
     await publisher.announce([FetchOutcome("hn", FetchStatus.OK, updated=1)])
@@ -134,12 +141,17 @@ async def test_changes_ping_exactly_the_feeds_that_changed(tmp_path: Path, origi
     world.add("py", 1)
     await publisher.announce([FetchOutcome("py", FetchStatus.OK, added=1)])
     await publisher.aclose()
-    later = set(pinged(origin)[len(expected):])
-    assert later == {f"{BASE}/feeds/{name}.{fmt}" for name in ("all", "source/py", "category/Tech",
-                     "category/Tech/Python") for fmt in ("rss", "atom", "json")} | {f"{BASE}/feeds/py-only.atom"}
+    later = set(pinged(origin)[len(expected) :])
+    assert later == {
+        f"{BASE}/feeds/{name}.{fmt}"
+        for name in ("all", "source/py", "category/Tech", "category/Tech/Python")
+        for fmt in ("rss", "atom", "json")
+    } | {f"{BASE}/feeds/py-only.atom"}
 
 
-async def test_a_failed_announcement_is_repeated_after_the_next_change(tmp_path: Path, origin: Origin) -> None:
+async def test_a_failed_announcement_is_repeated_after_the_next_change(
+    tmp_path: Path, origin: Origin
+) -> None:
     """Feeds whose ping failed are not marked announced: the next tick pings them again."""
     origin.route("/hub", Reply(status=400))
     world = with_hub(tmp_path, origin)
@@ -148,16 +160,25 @@ async def test_a_failed_announcement_is_repeated_after_the_next_change(tmp_path:
     await publisher.announce([FetchOutcome("py", FetchStatus.OK, added=1)])
     first = len(pinged(origin))
     origin.route("/hub", Reply(status=204, content_type=None))
-    await publisher.announce([FetchOutcome("py", FetchStatus.OK, updated=1)])  # same bytes as before
+    await publisher.announce(
+        [FetchOutcome("py", FetchStatus.OK, updated=1)]
+    )  # same bytes as before
     await publisher.aclose()
     assert len(pinged(origin)) == 2 * first
 
 
-async def test_a_dispatcher_tick_that_stores_entries_pings_the_hub(tmp_path: Path, origin: Origin) -> None:
+async def test_a_dispatcher_tick_that_stores_entries_pings_the_hub(
+    tmp_path: Path, origin: Origin
+) -> None:
     """The real pipeline, run by the dispatcher, stores a fetched feed; the hook pings its feeds."""
     origin.route("/hub", Reply(status=204, content_type=None))
-    feed_url = origin.route("/feed.xml", Reply((CORPUS / "miniflux+v2/small_atom.xml").read_bytes(),
-                                               content_type="application/atom+xml"))
+    feed_url = origin.route(
+        "/feed.xml",
+        Reply(
+            (CORPUS / "miniflux+v2/small_atom.xml").read_bytes(),
+            content_type="application/atom+xml",
+        ),
+    )
     extra = f"""
 [fetch]
 allow_private_networks = true
@@ -171,14 +192,23 @@ category = "Local"
 """
     world = make_world(tmp_path, extra)
     settings = world.settings.model_copy(
-        update={"publish": world.settings.publish.model_copy(update={"hub": origin.url("/hub")})})
+        update={"publish": world.settings.publish.model_copy(update={"hub": origin.url("/hub")})}
+    )
     world.feeds.update(settings)
     publisher = WebSubPublisher.configured(world.feeds, world.clock)
     assert publisher is not None
     async with Fetcher(settings.fetch, world.clock) as fetcher:
         pipeline = Pipeline(settings, world.store, fetcher.fetch, world.clock, processes=1)
-        dispatcher = Dispatcher(world.store, pipeline, lambda: world.sources, world.clock, "test", 10, 60,
-                                on_outcomes=publisher.hook(None))
+        dispatcher = Dispatcher(
+            world.store,
+            pipeline,
+            lambda: world.sources,
+            world.clock,
+            "test",
+            10,
+            60,
+            on_outcomes=publisher.hook(None),
+        )
         world.store.sync_sources(settings.source_records(), world.clock.now())
         world.sources.update({s.id: s for s in settings.source_records()})
         world.clock.advance(1)

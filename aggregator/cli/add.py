@@ -48,16 +48,28 @@ async def _add(args: argparse.Namespace, settings: Settings, path: Path) -> int:
                 return 2
             feed = chosen.feed or await discover.check(fetcher.fetch, chosen.url)
     text = path.read_text(encoding="utf-8")
-    added = discover.add_source(settings, text, feed, source_id=args.source_id, title=args.title,
-                                category=args.category)
+    added = discover.add_source(
+        settings, text, feed, source_id=args.source_id, title=args.title, category=args.category
+    )
     discover.write_config(path, added.text)
     if args.json:
-        output.print_json({"ok": True, "id": added.source_id, "url": feed.url, "title": feed.title,
-                           "entries": feed.entries, "config": str(path),
-                           "candidates": [c.as_json() for c in found.candidates]})
+        output.print_json(
+            {
+                "ok": True,
+                "id": added.source_id,
+                "url": feed.url,
+                "title": feed.title,
+                "entries": feed.entries,
+                "config": str(path),
+                "candidates": [c.as_json() for c in found.candidates],
+            }
+        )
     else:
-        output.console.print(f"checked  {feed.url}: {feed.title or '(untitled)'}, {feed.entries} entries",
-                             highlight=False, markup=False)
+        output.console.print(
+            f"checked  {feed.url}: {feed.title or '(untitled)'}, {feed.entries} entries",
+            highlight=False,
+            markup=False,
+        )
         output.console.print(f"added    {added.source_id} to {path}", highlight=False, markup=False)
     return 0
 
@@ -79,9 +91,16 @@ def _choose(args: argparse.Namespace, candidates: Sequence[Candidate]) -> Candid
         out.print(line, highlight=False, markup=False)
     if not interactive:
         if args.json:
-            output.print_json({"ok": False, "error": "several feeds found: choose one with --choose N",
-                               "candidates": [c.as_json() for c in candidates]})
-        output.err_console.print("choose one with --choose N (or --yes for the first)", highlight=False)
+            output.print_json(
+                {
+                    "ok": False,
+                    "error": "several feeds found: choose one with --choose N",
+                    "candidates": [c.as_json() for c in candidates],
+                }
+            )
+        output.err_console.print(
+            "choose one with --choose N (or --yes for the first)", highlight=False
+        )
         return None
     return candidates[_ask(len(candidates)) - 1]
 

@@ -38,7 +38,9 @@ def run(args: argparse.Namespace, settings: Settings, out: Console, err: Console
     clock = SystemClock()
     if args.db_command == "upgrade":
         before, after = upgrade(args.url or settings.storage.url, clock)
-        applied = f"applied {after - before} migration(s)" if after > before else "already up to date"
+        applied = (
+            f"applied {after - before} migration(s)" if after > before else "already up to date"
+        )
         out.print(f"schema version {after} ({applied})", highlight=False, markup=False)
         return 0
     if args.db_command == "copy":
@@ -86,7 +88,9 @@ def copy_store(
         found = target.table_counts()
         if any(rows for rows, _ in found.values()) and not force:
             listed = ", ".join(f"{name}={rows}" for name, (rows, _) in found.items() if rows)
-            raise AggregatorError(f"the target is not empty ({listed}); use --force to replace its rows")
+            raise AggregatorError(
+                f"the target is not empty ({listed}); use --force to replace its rows"
+            )
         if force:
             target.clear_tables()
         source.copy_into(target, progress or (lambda *_: None))
@@ -95,7 +99,9 @@ def copy_store(
         source.close()
         target.close()
     if before != after:
-        raise StoreError(f"copy check failed: source has {before}, target has {after} (rows, top id)")
+        raise StoreError(
+            f"copy check failed: source has {before}, target has {after} (rows, top id)"
+        )
     return CopyReport({name: rows for name, (rows, _) in after.items()})
 
 
@@ -104,8 +110,12 @@ def _copy_command(
 ) -> int:
     source = args.source or settings.storage.url
     with Progress(
-        TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=False,
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
     ) as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -118,7 +128,11 @@ def _copy_command(
     counted = ", ".join(f"{name} {rows}" for name, rows in report.rows.items())
     out.print(f"copied and verified: {counted}", highlight=False, markup=False)
     if not args.source:
-        out.print("next: set [storage] url to the target, then start the processes", highlight=False, markup=False)
+        out.print(
+            "next: set [storage] url to the target, then start the processes",
+            highlight=False,
+            markup=False,
+        )
     return 0
 
 
@@ -144,7 +158,15 @@ def _prune_command(settings: Settings, clock: Clock, out: Console) -> int:
         return 0
     removed, touched, skipped = prune_now(settings.storage.url, retention, clock)
     if skipped:
-        out.print("another process is pruning this database right now; nothing done", highlight=False, markup=False)
+        out.print(
+            "another process is pruning this database right now; nothing done",
+            highlight=False,
+            markup=False,
+        )
         return 0
-    out.print(f"removed {removed} entries from {touched} sources (tombstones keep them out)", highlight=False, markup=False)
+    out.print(
+        f"removed {removed} entries from {touched} sources (tombstones keep them out)",
+        highlight=False,
+        markup=False,
+    )
     return 0

@@ -61,15 +61,29 @@ def outcome_table(outcomes: Sequence[FetchOutcome]) -> Table:
     """One row per fetch; the ``undated`` column (items whose date did not parse) only when some
     fetch had such items."""
     undated = any(o.undated for o in outcomes)
-    names = ("source", "outcome", "new", "updated", *(("undated",) if undated else ()), "bytes",
-             "seconds", "error")
+    names = (
+        "source",
+        "outcome",
+        "new",
+        "updated",
+        *(("undated",) if undated else ()),
+        "bytes",
+        "seconds",
+        "error",
+    )
     table = Table(*names)
     for o in sorted(outcomes, key=lambda o: o.source_id):
         style = "red" if o.status in (FetchStatus.ERROR, FetchStatus.GONE) else None
         table.add_row(
-            o.source_id, o.status.value, str(o.added), str(o.updated),
-            *((str(o.undated),) if undated else ()), str(o.bytes), f"{o.elapsed:.2f}",
-            o.error or "", style=style,
+            o.source_id,
+            o.status.value,
+            str(o.added),
+            str(o.updated),
+            *((str(o.undated),) if undated else ()),
+            str(o.bytes),
+            f"{o.elapsed:.2f}",
+            o.error or "",
+            style=style,
         )
     return table
 
@@ -81,7 +95,11 @@ def sources_table(rows: Sequence[SourceRow], now: datetime, width: int = 80) -> 
     cells = [row.cells(now) for row in rows]
     natural = [max([len(name)] + [len(c[i]) for c in cells]) for i, name in enumerate(COLUMNS)]
     elastic = [i for i, name in enumerate(COLUMNS) if name in ("url", "last error")]
-    widths = {i: min(w, 16) if COLUMNS[i] == "id" else w for i, w in enumerate(natural) if i not in elastic}
+    widths = {
+        i: min(w, 16) if COLUMNS[i] == "id" else w
+        for i, w in enumerate(natural)
+        if i not in elastic
+    }
     left = max(2 * 8, width - sum(widths.values()) - (len(COLUMNS) - 1))
     url, error = elastic
     widths[url] = max(8, min(natural[url], max(left * 2 // 5, left - natural[error])))

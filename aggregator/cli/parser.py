@@ -47,9 +47,10 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="aggregator", description="Collect feeds and other sources, clean them, republish them.",
+        prog="aggregator",
+        description="Collect feeds and other sources, clean them, republish them.",
         epilog="exit codes: 0 all ok; 1 some sources (or the entry asked for) failed; "
-               "2 usage or config error",
+        "2 usage or config error",
     )
     parser.add_argument("--version", action="version", version=f"aggregator {_version()}")
     parser.add_argument("--config", help=CONFIG_HELP)
@@ -67,18 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run_parsers(sub: Any) -> None:
     """``init [PATH]`` and ``run``."""
-    init = sub.add_parser("init", help="write a commented starter config (default: config/aggregator.toml)")
+    init = sub.add_parser(
+        "init", help="write a commented starter config (default: config/aggregator.toml)"
+    )
     init.add_argument("path", nargs="?", help="where to write it")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     run = sub.add_parser("run", help="run the daemon: scheduler and HTTP server")
     run.add_argument(
-        "--role", choices=("all", "worker", "web"), default="all",
+        "--role",
+        choices=("all", "worker", "web"),
+        default="all",
         help="all: both (default); worker: fetch only (HTTP: /metrics, /healthz, /readyz on "
-             "--port or server.worker_port, if set); web: serve feeds only, read-only",
+        "--port or server.worker_port, if set); web: serve feeds only, read-only",
     )
     run.add_argument("--host", help="listen on this address (overrides server.host)")
     run.add_argument(
-        "--port", type=_port,
+        "--port",
+        type=_port,
         help="listen on this port (overrides server.port; with --role worker, server.worker_port)",
     )
     # A replacement web process (started by the daemon): its inherited listening socket and pipe.
@@ -121,38 +127,61 @@ def _add_publish_parsers(sub: Any, export_sub: Any) -> None:
     imp_opml.add_argument("file", help="the OPML file")
     imp_opml.add_argument("--dry-run", action="store_true", help="report, change nothing")
     build = sub.add_parser("build", help="write every feed as static files")
-    build.add_argument("--out", required=True,
-                       help="directory to write into (feeds/…, opml.xml and index.html)")
-    build.add_argument("--no-paging", action="store_true",
-                       help="write each feed's first page only, without a next link "
-                            "(default: older entries in page files FEED.page-2.FMT, … linked by next)")
+    build.add_argument(
+        "--out", required=True, help="directory to write into (feeds/…, opml.xml and index.html)"
+    )
+    build.add_argument(
+        "--no-paging",
+        action="store_true",
+        help="write each feed's first page only, without a next link "
+        "(default: older entries in page files FEED.page-2.FMT, … linked by next)",
+    )
 
 
 def _add_add_parser(sub: Any) -> None:
     add = sub.add_parser(
-        "add", help="add a feed, or the feed a web page links to, to the config file",
+        "add",
+        help="add a feed, or the feed a web page links to, to the config file",
         description="Add a source by its address: a feed URL, or a page whose feeds are found from "
-                    "its <link rel=\"alternate\"> (else /feed, /rss, /atom.xml, … of its site). The "
-                    "feed is fetched and checked before the [[sources]] table is written.")
+        'its <link rel="alternate"> (else /feed, /rss, /atom.xml, … of its site). The '
+        "feed is fetched and checked before the [[sources]] table is written.",
+    )
     add.add_argument("url", help="a feed URL or a web page URL")
-    add.add_argument("--id", dest="source_id", help="the source id (default: from the feed's title or host)")
+    add.add_argument(
+        "--id", dest="source_id", help="the source id (default: from the feed's title or host)"
+    )
     add.add_argument("--category", help="category path, e.g. 'Tech / Blogs'")
     add.add_argument("--title", help="the source's title (default: the feed's own)")
     pick = add.add_mutually_exclusive_group()
-    pick.add_argument("--choose", type=int, metavar="N", help="when the page offers several feeds, take the Nth")
-    pick.add_argument("--yes", "-y", action="store_true", help="when the page offers several feeds, take the first")
+    pick.add_argument(
+        "--choose", type=int, metavar="N", help="when the page offers several feeds, take the Nth"
+    )
+    pick.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="when the page offers several feeds, take the first",
+    )
 
 
 def _add_db_parsers(sub: Any) -> None:
     """``db upgrade``, ``db copy --to URL`` and ``db prune``."""
     db = sub.add_parser("db", help="database: upgrade the schema, copy to PostgreSQL, prune")
     db_sub = db.add_subparsers(dest="db_command")
-    upgrade = db_sub.add_parser("upgrade", help="apply pending schema migrations, print the version")
+    upgrade = db_sub.add_parser(
+        "upgrade", help="apply pending schema migrations, print the version"
+    )
     upgrade.add_argument("--url", help="database URL (default: [storage] url of the config)")
     copy = db_sub.add_parser("copy", help="copy the whole store into another (empty) database")
-    copy.add_argument("--to", required=True, metavar="URL", help="target, e.g. postgresql://user@host/db")
-    copy.add_argument("--from", dest="source", metavar="URL", help="source (default: [storage] url)")
-    copy.add_argument("--force", action="store_true", help="replace the target's rows if it has any")
+    copy.add_argument(
+        "--to", required=True, metavar="URL", help="target, e.g. postgresql://user@host/db"
+    )
+    copy.add_argument(
+        "--from", dest="source", metavar="URL", help="source (default: [storage] url)"
+    )
+    copy.add_argument(
+        "--force", action="store_true", help="replace the target's rows if it has any"
+    )
     db_sub.add_parser("prune", help="apply [retention] now: remove old entries, leave tombstones")
 
 
@@ -163,8 +192,9 @@ def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
         if isinstance(action, argparse._SubParsersAction):
             for child in set(action.choices.values()):
                 child.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
-                child.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                                   help=JSON_HELP)
+                child.add_argument(
+                    "--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP
+                )
                 _global_options_everywhere(child)
 
 
@@ -177,7 +207,9 @@ def _port(text: str) -> int:
 def handler(command: str) -> Callable[[argparse.Namespace], int]:
     """The function that runs ``command``, importing its group's module only now."""
     module, name = HANDLERS[command]
-    found: Callable[[argparse.Namespace], int] = getattr(import_module(f"{__package__}.{module}"), name)
+    found: Callable[[argparse.Namespace], int] = getattr(
+        import_module(f"{__package__}.{module}"), name
+    )
     return found
 
 
@@ -206,8 +238,10 @@ def _config_error(exc: ConfigError, as_json: bool) -> None:
     from . import output
 
     if as_json:
-        problems = [{"file": exc.path, "line": line, "problem": problem}
-                    for problem, line in zip(exc.problems, exc.lines)]
+        problems = [
+            {"file": exc.path, "line": line, "problem": problem}
+            for problem, line in zip(exc.problems, exc.lines)
+        ]
         output.print_json({"config": exc.path, "ok": False, "problems": problems})
     output.err_console.print(f"[red]config error[/red] in {exc.path}:", highlight=False)
     for problem, line in zip(exc.problems, exc.lines):

@@ -33,12 +33,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.export_kind == "opml":
         return _export_opml(args)
     if args.export_kind != "hexo":
-        raise AggregatorError("say what to export: aggregator export hexo --out DIR, or export opml")
+        raise AggregatorError(
+            "say what to export: aggregator export hexo --out DIR, or export opml"
+        )
     settings, _ = load_settings(args)
     category = parse_category(args.category) if args.category else None
     stats = export_hexo(settings, Path(args.out), args.source, category, args.limit)
-    output.console.print(f"{stats.written} written, {stats.unchanged} unchanged, in {args.out}",
-                         highlight=False)
+    output.console.print(
+        f"{stats.written} written, {stats.unchanged} unchanged, in {args.out}", highlight=False
+    )
     return 0
 
 
@@ -60,8 +63,9 @@ def export_hexo(
             limit=limit,
         )
         states = store.list_states(include_disabled=True)
-        unknown = set(source_ids or ()) - {s.id for s in settings.sources} - {
-            s.source_id for s in states}
+        unknown = (
+            set(source_ids or ()) - {s.id for s in settings.sources} - {s.source_id for s in states}
+        )
         if unknown:  # configured, or stored before it was removed from the config
             raise UsageError(f"unknown source(s): {', '.join(sorted(unknown))}")
         entries = store.list_entries(sel)
@@ -84,8 +88,9 @@ def _export_opml(args: argparse.Namespace) -> int:
     body = opml_of(settings)
     if args.out:
         Path(args.out).write_bytes(body)
-        output.err_console.print(f"{len(settings.source_records())} sources written to {args.out}",
-                                 highlight=False)
+        output.err_console.print(
+            f"{len(settings.source_records())} sources written to {args.out}", highlight=False
+        )
     else:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
@@ -119,11 +124,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         print_line(f"note     {note}", highlight=False, markup=False)
     verb = "would add" if args.dry_run else "added"
     where = "" if args.dry_run or not report.added else f" to {path}"
-    print_line(f"{verb} {len(report.added)} sources{where}, skipped {len(report.skipped)}", highlight=False)
+    print_line(
+        f"{verb} {len(report.added)} sources{where}, skipped {len(report.skipped)}", highlight=False
+    )
     return 0
 
 
-def import_opml(settings: Settings, config_path: Path, opml_file: Path, dry_run: bool = False) -> ImportReport:
+def import_opml(
+    settings: Settings, config_path: Path, opml_file: Path, dry_run: bool = False
+) -> ImportReport:
     """Add the feeds of ``opml_file`` to the config file as [[sources]] (unless ``dry_run``)."""
     try:
         data = opml_file.read_bytes()
@@ -145,14 +154,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     settings, _ = load_settings(args)
     report = build(settings, Path(args.out), paging=not args.no_paging)
     for feed_id in report.skipped:
-        output.err_console.print(f"skipped feed {feed_id!r}: its name cannot be a file name",
-                                 highlight=False)
-    output.console.print(f"{len(report.written)} files written, {len(report.unchanged)} unchanged, "
-                         f"in {args.out}", highlight=False)
+        output.err_console.print(
+            f"skipped feed {feed_id!r}: its name cannot be a file name", highlight=False
+        )
+    output.console.print(
+        f"{len(report.written)} files written, {len(report.unchanged)} unchanged, in {args.out}",
+        highlight=False,
+    )
     return 0
 
 
-def build(settings: Settings, out: Path, paging: bool = True, clock: Clock | None = None) -> BuildReport:
+def build(
+    settings: Settings, out: Path, paging: bool = True, clock: Clock | None = None
+) -> BuildReport:
     """Write every feed under ``out`` with the bytes the server would send."""
     clock = clock or SystemClock()
     store = open_configured_store(settings, clock)

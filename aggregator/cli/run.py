@@ -25,7 +25,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     role = Role(getattr(args, "role", Role.ALL))
     adjust = command_line(getattr(args, "host", None), getattr(args, "port", None), role)
     if getattr(args, "listen_fd", None) is not None and args.parent_fd is not None:
-        return run_web_child(settings, path, args.listen_fd, args.parent_fd, _loop_factory(), adjust)
+        return run_web_child(
+            settings, path, args.listen_fd, args.parent_fd, _loop_factory(), adjust
+        )
     return run(settings, path, role=role, loop_factory=_loop_factory(), adjust=adjust)
 
 
@@ -45,7 +47,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise AggregatorError(f"{target} exists; use --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(config_mod.starter_config(), encoding="utf-8")
-    output.console.print(f"wrote {target}: add your feeds as [[sources]] tables, then run "
-                         f"`aggregator check --config {target}` and `aggregator run --config {target}`",
-                         highlight=False, markup=False)
+    output.console.print(
+        f"wrote {target}: add your feeds as [[sources]] tables, then run "
+        f"`aggregator check --config {target}` and `aggregator run --config {target}`",
+        highlight=False,
+        markup=False,
+    )
     return 0

@@ -48,8 +48,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         output.console.print(f"{path}: ok, {len(settings.sources)} sources", highlight=False)
     result = asyncio.run(dry_run_result(settings, args.source, output.console, quiet=args.json))
     if args.json:
-        output.print_json({"config": str(path), "ok": True, "sources": len(settings.sources),
-                           "dry_run": result.as_json()})
+        output.print_json(
+            {
+                "config": str(path),
+                "ok": True,
+                "sources": len(settings.sources),
+                "dry_run": result.as_json(),
+            }
+        )
     return result.code
 
 
@@ -64,15 +70,35 @@ class DryRun:
 
     def as_json(self) -> dict[str, object]:
         o = self.processed.outcome
-        counts = {mark: sum(m == mark for m, _ in self.rows) for mark in ("new", "changed", "stored")}
-        entries = [{"mark": mark, "key": e.key, "title": e.title, "link": e.link,
-                    "published": e.published.isoformat() if e.published else None,
-                    "category_path": list(e.category_path), "categories": list(e.categories),
-                    "merged": e.merge_reason, "why": list(e.explanation)} for mark, e in self.rows]
-        entries += [{"mark": "dropped", "key": d.key, "title": d.title, "link": d.link,
-                     "why": [d.reason]} for d in self.processed.dropped]
-        return {"source": o.source_id, "outcome": o.status.value, "error": o.error,
-                **counts, "dropped": len(self.processed.dropped), "entries": entries}
+        counts = {
+            mark: sum(m == mark for m, _ in self.rows) for mark in ("new", "changed", "stored")
+        }
+        entries = [
+            {
+                "mark": mark,
+                "key": e.key,
+                "title": e.title,
+                "link": e.link,
+                "published": e.published.isoformat() if e.published else None,
+                "category_path": list(e.category_path),
+                "categories": list(e.categories),
+                "merged": e.merge_reason,
+                "why": list(e.explanation),
+            }
+            for mark, e in self.rows
+        ]
+        entries += [
+            {"mark": "dropped", "key": d.key, "title": d.title, "link": d.link, "why": [d.reason]}
+            for d in self.processed.dropped
+        ]
+        return {
+            "source": o.source_id,
+            "outcome": o.status.value,
+            "error": o.error,
+            **counts,
+            "dropped": len(self.processed.dropped),
+            "entries": entries,
+        }
 
 
 class _Remembering:
@@ -100,7 +126,10 @@ async def dry_run(
 
 
 async def dry_run_result(
-    settings: Settings, source_id: str, console: Console, clock: Clock | None = None,
+    settings: Settings,
+    source_id: str,
+    console: Console,
+    clock: Clock | None = None,
     quiet: bool = False,
 ) -> DryRun:
     """Fetch one source and print (unless ``quiet``) every entry it holds and what would be
@@ -121,13 +150,17 @@ async def dry_run_result(
     try:
         state = _dry_state(store.get_state(source_id), source)
         async with Fetcher(settings.fetch, clock) as fetcher:
-            pipeline = Pipeline(settings, cast("Store", view), fetcher.fetch, clock, owner=owner_id(),
-                                processes=1)
+            pipeline = Pipeline(
+                settings, cast("Store", view), fetcher.fetch, clock, owner=owner_id(), processes=1
+            )
             processed = await pipeline.dry_run(source, state)
     finally:
         store.close()
-    result = DryRun(processed, tuple((_mark(e, view.remembered), e) for e in processed.new),
-                    0 if processed.outcome.error is None else 1)
+    result = DryRun(
+        processed,
+        tuple((_mark(e, view.remembered), e) for e in processed.new),
+        0 if processed.outcome.error is None else 1,
+    )
     if not quiet:
         _print_dry_run(result, console)
     return result
@@ -152,26 +185,42 @@ def _dry_state(stored: SourceState | None, source: Source) -> SourceState:
 def _print_dry_run(result: DryRun, console: Console) -> None:
     processed = result.processed
     o = processed.outcome
-    console.print(f"{o.source_id}: {o.status.value}" + (f" — {o.error}" if o.error else ""), highlight=False)
+    console.print(
+        f"{o.source_id}: {o.status.value}" + (f" — {o.error}" if o.error else ""), highlight=False
+    )
     if processed.state.last_error and o.undated:
-        console.print(f"{o.undated} undated — {processed.state.last_error}", highlight=False,
-                      markup=False)
+        console.print(
+            f"{o.undated} undated — {processed.state.last_error}", highlight=False, markup=False
+        )
     console.print(output.dry_run_table(_dry_rows(result), console.width))
     for line in explain_lines(processed):
         console.print(line, highlight=False, markup=False)
     marks = [m for m, _ in result.rows]
     stored = marks.count("stored")
-    console.print(f"would store: {marks.count('new')} new, {marks.count('changed')} changed, "
-                  f"{len(processed.dropped)} dropped (nothing was stored)"
-                  + (f"; {stored} already stored as they are" if stored else ""), highlight=False)
+    console.print(
+        f"would store: {marks.count('new')} new, {marks.count('changed')} changed, "
+        f"{len(processed.dropped)} dropped (nothing was stored)"
+        + (f"; {stored} already stored as they are" if stored else ""),
+        highlight=False,
+    )
 
 
 def _dry_rows(result: DryRun) -> list[tuple[str, ...]]:
     """One row of ``output.DRY_COLUMNS`` per entry of the document, the dropped ones last."""
     rows: list[tuple[str, ...]] = [
-        (mark, e.title, output.fmt_time(e.published), " / ".join(e.category_path) + _cats(e.categories),
-         e.link or "", e.key) for mark, e in result.rows]
-    rows += [("dropped", d.title, "-", d.reason, d.link or "", d.key) for d in result.processed.dropped]
+        (
+            mark,
+            e.title,
+            output.fmt_time(e.published),
+            " / ".join(e.category_path) + _cats(e.categories),
+            e.link or "",
+            e.key,
+        )
+        for mark, e in result.rows
+    ]
+    rows += [
+        ("dropped", d.title, "-", d.reason, d.link or "", d.key) for d in result.processed.dropped
+    ]
     return rows
 
 
@@ -204,8 +253,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown source(s): {', '.join(sorted(unknown))}")
     err = output.err_console
     with Progress(
-        TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), console=err, transient=False, disable=not err.is_terminal,
+        TextColumn("fetching"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
     ) as progress:
         task = progress.add_task("", total=len(sources))
 
@@ -226,18 +281,33 @@ def _print_outcomes(outcomes: Sequence[FetchOutcome], as_json: bool) -> None:
     added = sum(o.added for o in outcomes)
     if as_json:
         ordered = sorted(outcomes, key=lambda o: o.source_id)
-        output.print_json({"sources": len(outcomes), "added": added, "failed": failed,
-                           "outcomes": [outcome_json(o) for o in ordered]})
+        output.print_json(
+            {
+                "sources": len(outcomes),
+                "added": added,
+                "failed": failed,
+                "outcomes": [outcome_json(o) for o in ordered],
+            }
+        )
     else:
         output.console.print(output.outcome_table(outcomes))
-        output.console.print(f"{len(outcomes)} sources, {added} new entries, {failed} failed",
-                             highlight=False)
+        output.console.print(
+            f"{len(outcomes)} sources, {added} new entries, {failed} failed", highlight=False
+        )
 
 
 def outcome_json(o: FetchOutcome) -> dict[str, object]:
-    return {"source": o.source_id, "outcome": o.status.value, "added": o.added, "updated": o.updated,
-            "merged": o.merged, "bytes": o.bytes, "seconds": round(o.elapsed, 3), "error": o.error,
-            "next_fetch": o.next_fetch_at.isoformat() if o.next_fetch_at else None}
+    return {
+        "source": o.source_id,
+        "outcome": o.status.value,
+        "added": o.added,
+        "updated": o.updated,
+        "merged": o.merged,
+        "bytes": o.bytes,
+        "seconds": round(o.elapsed, 3),
+        "error": o.error,
+        "next_fetch": o.next_fetch_at.isoformat() if o.next_fetch_at else None,
+    }
 
 
 async def fetch_all(
@@ -260,8 +330,9 @@ async def fetch_all(
         async with Fetcher(settings.fetch, clock) as fetcher:
             # worker processes pay off from a few documents on; they start in about a second
             processes = 1 if len(claims) < 4 else None
-            pipeline = Pipeline(settings, store, fetcher.fetch, clock, owner=owner_id(),
-                                processes=processes)
+            pipeline = Pipeline(
+                settings, store, fetcher.fetch, clock, owner=owner_id(), processes=processes
+            )
             try:
                 return await pipeline.run_batch(claims, progress)
             finally:

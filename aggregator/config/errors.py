@@ -35,7 +35,11 @@ def describe(
             if loc in (["sources"], ["feeds"]):
                 message = f"write each {str(loc[0])[:-1]} as a [[{loc[0]}]] table (double brackets)"
         # Whole-file checks (cross-references) report several problems in one message.
-        lines += [(loc, f"{where}: {message}")] if where else [(loc_of(m), m) for m in message.split("; ")]
+        lines += (
+            [(loc, f"{where}: {message}")]
+            if where
+            else [(loc_of(m), m) for m in message.split("; ")]
+        )
     return lines
 
 
@@ -74,11 +78,17 @@ def _known_keys(loc: list[Any], data: dict[str, Any], root: type[BaseModel]) -> 
             raw = raw[part] if isinstance(raw, list) and part < len(raw) else None
             continue
         raw = raw.get(part) if isinstance(raw, dict) else None
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        field = (
+            model.model_fields.get(part)
+            if isinstance(model, type) and issubclass(model, BaseModel)
+            else None
+        )
         model = _model_in(field.annotation) if field is not None else None
         if model is None:
             return []
-    keys = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    keys = (
+        list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    )
     option_keys = getattr(model, "option_keys", None)
     if option_keys is not None and isinstance(raw, dict):
         keys += option_keys(raw)
@@ -119,8 +129,14 @@ def line_of(text: str, loc: Sequence[Any], data: dict[str, Any]) -> int | None:
                 start = number
                 break
     if start is None:  # a top-level key (sources = "x")
-        return next((n for n, line in enumerate(lines, 1)
-                     if (m := _KEY.match(line)) and m.group(1).strip('"') == table), None)
+        return next(
+            (
+                n
+                for n, line in enumerate(lines, 1)
+                if (m := _KEY.match(line)) and m.group(1).strip('"') == table
+            ),
+            None,
+        )
     if key is not None:
         for number in range(start, len(lines)):
             if _TABLE.match(lines[number]):
@@ -135,7 +151,11 @@ def location(loc: list[Any], data: dict[str, Any]) -> str:
     if len(loc) >= 2 and loc[0] in ("sources", "feeds") and isinstance(loc[1], int):
         index = loc[1]
         sources = data.get(loc[0]) or []
-        sid = sources[index].get("id") if index < len(sources) and isinstance(sources[index], dict) else None
+        sid = (
+            sources[index].get("id")
+            if index < len(sources) and isinstance(sources[index], dict)
+            else None
+        )
         field = ".".join(str(p) for p in loc[2:])
         head = f"{loc[0]}[{index}] (id={sid})" if sid else f"{loc[0]}[{index}]"
         return f"{head}.{field}" if field else head

@@ -39,7 +39,6 @@ def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
     return Path(env) if env else DEFAULT_CONFIG
 
 
-
 def load(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read and validate a config file; raise ConfigError naming every problem."""
     file = resolve_path(path)
@@ -82,7 +81,8 @@ def _shape_problems(data: dict[str, Any]) -> list[str]:
     """``[sources]`` or ``[feeds]`` written as one table instead of an array of tables."""
     return [
         f"{key}: write each {key[:-1]} as a [[{key}]] table (double brackets), not [{key}]"
-        for key in ("sources", "feeds") if isinstance(data.get(key), dict)
+        for key in ("sources", "feeds")
+        if isinstance(data.get(key), dict)
     ]
 
 
@@ -93,7 +93,9 @@ def _duplicate_ids(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
     for index, raw in enumerate(sources if isinstance(sources, list) else []):
         sid = raw.get("id") if isinstance(raw, dict) else None
         if isinstance(sid, str) and sid in seen:
-            found.append((["sources", index], f"sources[{index}] (id={sid}): duplicate source id {sid!r}"))
+            found.append(
+                (["sources", index], f"sources[{index}] (id={sid}): duplicate source id {sid!r}")
+            )
         seen.add(sid)
     return found
 
@@ -106,8 +108,10 @@ def _all_option_problems(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
             continue
         extra = {k: v for k, v in raw.items() if k not in SourceSettings.model_fields}
         head = location(["sources", index], data)
-        lines += [(["sources", index, p.split(":")[0].split(".")[0]], f"{head}: {p}")
-                  for p in option_problems(str(raw.get("kind", "feed")), extra)]
+        lines += [
+            (["sources", index, p.split(":")[0].split(".")[0]], f"{head}: {p}")
+            for p in option_problems(str(raw.get("kind", "feed")), extra)
+        ]
     return lines
 
 

@@ -53,21 +53,31 @@ Area = Literal["status", "opml", "feeds", "metrics"]
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Int = Field(8080, ge=0, le=65535)
-    base_url: str | None = None  # public URL of the server, for self links; default http://host:port
+    base_url: str | None = (
+        None  # public URL of the server, for self links; default http://host:port
+    )
     admin_token: Secret | None = None
     # HTTP processes on the one port: the daemon itself and processes - 1 web processes it forks
     processes: Int = Field(1, ge=1, le=64)
     # Access control (RSSHub's ACCESS_KEY conventions): with a key set, the areas in ``private``
     # answer only a request with ``?key=KEY``, ``?code=md5(path + KEY)`` or ``X-Access-Key: KEY``.
     # Default: $AGGREGATOR_ACCESS_KEY when set.
-    access_key: Secret | None = Field(default_factory=lambda: os.environ.get(ENV_ACCESS_KEY) or None)
+    access_key: Secret | None = Field(
+        default_factory=lambda: os.environ.get(ENV_ACCESS_KEY) or None
+    )
     private: tuple[Area, ...] = ("status", "opml", "metrics")
     # Limits against hostile clients, per process
     max_request_line: Int = Field(8 * 1024, ge=256)  # bytes of the request line (414 beyond)
     max_header_bytes: Int = Field(64 * 1024, ge=1024)  # request line and headers together (431)
-    header_timeout: Duration = Field(10.0, gt=0)  # from connecting or a request's first byte to its last header
-    keep_alive_timeout: Duration = Field(5.0, gt=0)  # idle keep-alive connections are closed after this
-    max_connections: Int = Field(1000, ge=2)  # beyond it the oldest connection still waiting for a request is closed
+    header_timeout: Duration = Field(
+        10.0, gt=0
+    )  # from connecting or a request's first byte to its last header
+    keep_alive_timeout: Duration = Field(
+        5.0, gt=0
+    )  # idle keep-alive connections are closed after this
+    max_connections: Int = Field(
+        1000, ge=2
+    )  # beyond it the oldest connection still waiting for a request is closed
     # a --role worker process serves /metrics, /healthz and /readyz on this port (none: no HTTP)
     worker_port: Int | None = Field(None, ge=0, le=65535)
 
@@ -81,7 +91,9 @@ class StorageSettings(_Section):
     timeouts to connections; ``store/guard.py`` bounds the waits of async code)."""
 
     url: Secret = "sqlite:///data/aggregator.db"  # or postgresql://user@host/db, or "${NAME}"
-    connect_timeout: Duration = Field(5.0, gt=0)  # opening a PostgreSQL connection (psycopg: >= 2 s)
+    connect_timeout: Duration = Field(
+        5.0, gt=0
+    )  # opening a PostgreSQL connection (psycopg: >= 2 s)
     statement_timeout: Duration = Field(30.0, ge=0)  # one statement (SQLite: lock wait); 0 = none
     pool_timeout: Duration = Field(10.0, gt=0)  # waiting for a free pooled connection
     request_timeout: Duration = Field(5.0, gt=0)  # a web request, /readyz or a tick waiting on it
@@ -93,8 +105,9 @@ class StorageSettings(_Section):
         missing driver when the store is first opened. The URL is not echoed (it may hold a
         password)."""
         if not url.startswith(("sqlite:", "postgresql://", "postgres://")):
-            raise ValueError("not a supported database URL: use sqlite:///PATH or "
-                             "postgresql://user@host/db")
+            raise ValueError(
+                "not a supported database URL: use sqlite:///PATH or postgresql://user@host/db"
+            )
         return url
 
 
@@ -116,7 +129,9 @@ class FetchSettings(_Section):
     concurrency: Int = Field(20, ge=1)  # requests in flight, all hosts together
     per_host_concurrency: Int = Field(2, ge=1)
     per_host_delay: Duration = 1.0  # minimum gap between two requests to one host
-    max_retries: Int = Field(3, ge=0)  # retries within one fetch (connect errors, timeouts, 5xx, 429)
+    max_retries: Int = Field(
+        3, ge=0
+    )  # retries within one fetch (connect errors, timeouts, 5xx, 429)
     retry_base_delay: Duration = 1.0
     retry_max_delay: Duration = 60.0
     max_redirects: Int = Field(10, ge=0)
@@ -151,16 +166,58 @@ class ContentSettings(_Section):
 
 class DedupeSettings(_Section):
     tracking_params: tuple[str, ...] = (
-        "utm_*", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "spm",
-        "pv_id", "share_token", "igshid", "yclid", "_hsenc", "_hsmi", "ref_src",
+        "utm_*",
+        "fbclid",
+        "gclid",
+        "dclid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "spm",
+        "pv_id",
+        "share_token",
+        "igshid",
+        "yclid",
+        "_hsenc",
+        "_hsmi",
+        "ref_src",
         # names that are tracking on one site and an article id elsewhere: scoped by host
-        "key@qktoutiao.com", "content_id@qktoutiao.com", "cid@qktoutiao.com", "cat@qktoutiao.com",
-        "key@1sapp.com", "content_id@1sapp.com", "cid@1sapp.com", "cat@1sapp.com",
+        "key@qktoutiao.com",
+        "content_id@qktoutiao.com",
+        "cid@qktoutiao.com",
+        "cat@qktoutiao.com",
+        "key@1sapp.com",
+        "content_id@1sapp.com",
+        "cid@1sapp.com",
+        "cat@1sapp.com",
         # more analytics and share tags (ad platforms, newsletters, Chinese portals and apps)
-        "_ga", "_gl", "gclsrc", "gbraid", "wbraid", "twclid", "ttclid", "li_fat_id", "mkt_tok",
-        "oly_anon_id", "oly_enc_id", "vero_id", "xtor", "ncid", "cmpid", "wt.mc_id", "s_kwcid",
-        "ns_campaign", "ns_mchannel", "ns_source", "ns_linkname", "ns_fee", "scm",
-        "share_source", "share_medium", "tt_from", "isappinstalled",
+        "_ga",
+        "_gl",
+        "gclsrc",
+        "gbraid",
+        "wbraid",
+        "twclid",
+        "ttclid",
+        "li_fat_id",
+        "mkt_tok",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "xtor",
+        "ncid",
+        "cmpid",
+        "wt.mc_id",
+        "s_kwcid",
+        "ns_campaign",
+        "ns_mchannel",
+        "ns_source",
+        "ns_linkname",
+        "ns_fee",
+        "scm",
+        "share_source",
+        "share_medium",
+        "tt_from",
+        "isappinstalled",
     )
     near_duplicate_threshold: Float = Field(0.8, gt=0, le=1)
     min_text_length: Int = Field(60, ge=0)
@@ -240,7 +297,9 @@ class SourceFilterSettings(_Section):
 
 
 class CategorizeSettings(_Section):
-    aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # canonical name -> its variants (case-insensitive)
+    aliases: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict
+    )  # canonical name -> its variants (case-insensitive)
     rules: tuple[RuleSettings, ...] = ()
     include: tuple[ConditionSettings, ...] = ()  # if any: an entry must match one of them
     exclude: tuple[ConditionSettings, ...] = ()  # an entry matching one of them is dropped
@@ -294,11 +353,23 @@ SOURCE_OPTIONS = _KindOptions()
 # the password only ever comes from the environment (password_env names the variable).
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP field name (RFC 9110 token)
-_FETCHER_HEADERS = frozenset({
-    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
-    "trailer", "proxy-authorization", "proxy-connection", "accept-encoding", "if-none-match",
-    "if-modified-since",
-})
+_FETCHER_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-connection",
+        "accept-encoding",
+        "if-none-match",
+        "if-modified-since",
+    }
+)
 _OWN_KEYS = {"user-agent": "user_agent", "referer": "referer", "cookie": "cookies"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BAD_COOKIE_OCTET = re.compile(r'[\s",;\\\x00-\x1f\x7f]')  # RFC 6265 cookie-octet excludes these
@@ -331,8 +402,10 @@ def check_cookie_name(name: str) -> str:
 
 def check_cookie_value(value: str) -> str:
     if _BAD_COOKIE_OCTET.search(value):
-        raise ValueError("a cookie value cannot hold spaces, quotes, commas, semicolons, "
-                         "backslashes or control characters")
+        raise ValueError(
+            "a cookie value cannot hold spaces, quotes, commas, semicolons, "
+            "backslashes or control characters"
+        )
     return value
 
 
@@ -425,8 +498,11 @@ def option_problems(kind: str, extra: dict[str, Any]) -> list[str]:
         known = [*SourceSettings.model_fields, *model.model_fields]
         return [
             f"{'.'.join(str(p) for p in err['loc'])}: "
-            + (unknown_key(str(err["loc"][-1]), known) if err["type"] == "extra_forbidden"
-               else err["msg"].removeprefix("Value error, "))
+            + (
+                unknown_key(str(err["loc"][-1]), known)
+                if err["type"] == "extra_forbidden"
+                else err["msg"].removeprefix("Value error, ")
+            )
             for err in exc.errors()
         ]
     return options.ineffective()
@@ -434,7 +510,6 @@ def option_problems(kind: str, extra: dict[str, Any]) -> list[str]:
 
 FeedFormat = Literal["rss", "atom", "json"]
 RESERVED_FEED_IDS = frozenset({"all", "source", "category"})  # the built-in feeds' URL names
-
 
 
 class FeedSettings(_Section):
@@ -481,7 +556,9 @@ def feed_problems(settings: Settings) -> list[str]:
             unknown = [s for s in getattr(feed, name) if s not in known]
             problems += [f"{head}.{name}: unknown source {s!r}" for s in unknown]
         if feed.limit is not None and feed.limit > settings.publish.max_limit:
-            problems.append(f"{head}.limit: more than publish.max_limit ({settings.publish.max_limit})")
+            problems.append(
+                f"{head}.limit: more than publish.max_limit ({settings.publish.max_limit})"
+            )
     return problems
 
 

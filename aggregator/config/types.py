@@ -30,7 +30,9 @@ def parse_duration(value: Any) -> float:
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
-        raise ValueError(f"expected a duration such as 30 (seconds), '30m', '2h' or '1d', got {value!r}")
+        raise ValueError(
+            f"expected a duration such as 30 (seconds), '30m', '2h' or '1d', got {value!r}"
+        )
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -76,8 +78,7 @@ def check_http_url(value: str) -> str:
         well_formed = parts.scheme in ("http", "https") and (parts.port is None or parts.port > 0)
     except ValueError:  # a port that is not a number, a broken [IPv6] host
         well_formed = False
-    if (not well_formed or not _HOST.match(parts.hostname or "")
-            or any(c.isspace() for c in value)):
+    if not well_formed or not _HOST.match(parts.hostname or "") or any(c.isspace() for c in value):
         raise ValueError(f"not an http(s) URL: {value!r}")
     return value
 
@@ -133,7 +134,7 @@ def check_json_path(value: str) -> str:
     if not _JSON_PATH.match(value):
         raise ValueError(
             f"not a path: {value!r} (keys joined by '.', [n] for an index, [*] for every "
-            "element, [\"a.b\"] for a key with dots)"
+            'element, ["a.b"] for a key with dots)'
         )
     return value
 
@@ -163,7 +164,9 @@ def check_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"not a time zone: {value!r} (use '+08:00', 'UTC' or a name such as 'Asia/Shanghai')") from None
+        raise ValueError(
+            f"not a time zone: {value!r} (use '+08:00', 'UTC' or a name such as 'Asia/Shanghai')"
+        ) from None
     return value
 
 

@@ -74,7 +74,15 @@ _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';,\s]+)""", re.IGNORECASE)
 _DETECT_SAMPLE = 1024 * 1024
 _SLICE = 1024 * 1024  # bytes checked as UTF-8 at a time
 _JAPANESE = frozenset(
-    {"cp932", "shift_jis", "shift_jis_2004", "shift_jisx0213", "euc_jp", "euc_jis_2004", "euc_jisx0213"}
+    {
+        "cp932",
+        "shift_jis",
+        "shift_jis_2004",
+        "shift_jisx0213",
+        "euc_jp",
+        "euc_jis_2004",
+        "euc_jisx0213",
+    }
 )
 
 

@@ -101,7 +101,9 @@ def _sanitize(html: str, attribute_filter: Callable[[str, str, str], str | None]
     ).strip()  # whitespace around a whole document's <body> does not survive a second pass
 
 
-def _url_filter(base_url: str | None, options: CleanOptions) -> Callable[[str, str, str], str | None]:
+def _url_filter(
+    base_url: str | None, options: CleanOptions
+) -> Callable[[str, str, str], str | None]:
     """nh3's per-attribute hook doing what ``_rewrite`` does on a tree: ``javascript:`` and
     friends dropped, URLs made absolute, image sources proxied (event handlers and unknown
     attributes never reach it: the allowlist drops them)."""

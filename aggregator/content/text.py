@@ -31,11 +31,39 @@ _HIDDEN = re.compile(
     r"<(script|style|template|noscript)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
 )
 _TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)?[^>]*>")  # any "<" to the next ">", named or not
-_BLOCKS = frozenset({
-    "p", "div", "br", "hr", "li", "ul", "ol", "dl", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6",
-    "blockquote", "pre", "table", "tr", "td", "th", "figure", "figcaption", "section", "article",
-    "header", "footer", "img",
-})
+_BLOCKS = frozenset(
+    {
+        "p",
+        "div",
+        "br",
+        "hr",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dd",
+        "dt",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
+        "table",
+        "tr",
+        "td",
+        "th",
+        "figure",
+        "figcaption",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "img",
+    }
+)
 # An <img> start tag and its attributes, as the HTML tokenizer reads them (quoted values may hold
 # ">"); cleaning reads lazy images with them too.
 IMG_TAG = re.compile(r"""<img(?=[\s/>])((?:[^>"']|"[^"]*"|'[^']*')*)>""", re.IGNORECASE)

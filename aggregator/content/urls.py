@@ -32,10 +32,21 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 WEB_SCHEMES = ("http", "https")
 MASK = "***"
 # Query parameters whose values are secrets wherever they appear (compared case-insensitively).
-SECRET_PARAMS = frozenset({
-    "access_key", "access_token", "api_key", "apikey", "key", "password", "passwd", "pwd",
-    "secret", "signature", "token",
-})
+SECRET_PARAMS = frozenset(
+    {
+        "access_key",
+        "access_token",
+        "api_key",
+        "apikey",
+        "key",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "signature",
+        "token",
+    }
+)
 
 _CONTROLS = re.compile("[\x00-\x1f\x7f]")  # C0 controls (tab, newline too) and DEL
 _NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$", re.IGNORECASE)
@@ -64,7 +75,7 @@ def public_link(value: object, base: str | None = None) -> str | None:
     scheme = parts.scheme.lower()
     if scheme not in WEB_SCHEMES or not parts.hostname:
         return None
-    return scheme + text[len(scheme):]  # urlsplit lower-cases the scheme, the text keeps it
+    return scheme + text[len(scheme) :]  # urlsplit lower-cases the scheme, the text keeps it
 
 
 # --- reaching ------------------------------------------------------------------------------------
@@ -150,7 +161,9 @@ def redact_text(text: str | None) -> str:
     """``text`` (an error message, a notice) with the userinfo of every URL in it redacted."""
     if not text:
         return text or ""
-    return _USERINFO_IN_TEXT.sub(lambda m: m[1] + _redacted_netloc(m[2] + "@").removesuffix("@") + "@", text)
+    return _USERINFO_IN_TEXT.sub(
+        lambda m: m[1] + _redacted_netloc(m[2] + "@").removesuffix("@") + "@", text
+    )
 
 
 def _redacted_netloc(netloc: str) -> str:

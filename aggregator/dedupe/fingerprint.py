@@ -190,7 +190,9 @@ def _bins(text: str) -> Bins | None:
     if not hashes:
         return None
     hashes.sort(reverse=True)  # within a bin (the low 6 bits) the order of h is that of h >> 6,
-    found = {h & (HALF - 1): h >> _BIN_BITS for h in hashes}  # so the last one written is the minimum
+    found = {
+        h & (HALF - 1): h >> _BIN_BITS for h in hashes
+    }  # so the last one written is the minimum
     mins = [found.get(slot) for slot in range(HALF)]
     return [_fill(mins, i) for i in range(HALF)]
 
@@ -240,9 +242,18 @@ def _agree(a: int, b: int) -> float:
 def window_scores(a: int, b: int) -> dict[str, float]:
     """Share of equal bits of each pair of windows of two fingerprints: lede/lede, body/body,
     and lede/body both ways (one copy has an extra first block)."""
-    la, ba, lb, bb = a & _HALF_MASK, (a >> HALF) & _HALF_MASK, b & _HALF_MASK, (b >> HALF) & _HALF_MASK
-    return {"lede": _agree(la, lb), "body": _agree(ba, bb), "lede-body": _agree(la, bb),
-            "body-lede": _agree(ba, lb)}
+    la, ba, lb, bb = (
+        a & _HALF_MASK,
+        (a >> HALF) & _HALF_MASK,
+        b & _HALF_MASK,
+        (b >> HALF) & _HALF_MASK,
+    )
+    return {
+        "lede": _agree(la, lb),
+        "body": _agree(ba, bb),
+        "lede-body": _agree(la, bb),
+        "body-lede": _agree(ba, lb),
+    }
 
 
 def similarity(a: int, b: int) -> float:
@@ -267,7 +278,9 @@ def _band_key(band: int, rows: Sequence[tuple[int, int]]) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def stored_signature(title: str | None, body: str | None) -> tuple[int | None, tuple[int, ...], int]:
+def stored_signature(
+    title: str | None, body: str | None
+) -> tuple[int | None, tuple[int, ...], int]:
     """``signature`` of a stored entry's title and cleaned content, as the pipeline computed it:
     what a recomputation of stored fingerprints writes when their meaning changed."""
     return signature(document_text(title, body))

@@ -68,8 +68,10 @@ def _identical(a: Identity, b: Identity) -> bool:
     same normalized text (same fingerprint and weight; markup and entity spellings aside)."""
     if a.content_hash == b.content_hash and a.text_length > 0 and a.fingerprint is not None:
         return True
-    return a.fingerprint is not None and a.fingerprint == b.fingerprint and (
-        a.text_length == b.text_length > 0
+    return (
+        a.fingerprint is not None
+        and a.fingerprint == b.fingerprint
+        and (a.text_length == b.text_length > 0)
     )
 
 
@@ -240,8 +242,11 @@ def _by_text(
     fresh: Sequence[Keyed], orphans: Sequence[Keyed], fingerprint: Callable[[str], int | None]
 ) -> dict[str, str]:
     """Unmatched fetched keys -> the old key whose stored text is clearly the closest."""
-    olds = [(o.key, fp) for o in orphans[:REKEY_SCAN]
-            if (fp := getattr(o, "fingerprint", None)) is not None]
+    olds = [
+        (o.key, fp)
+        for o in orphans[:REKEY_SCAN]
+        if (fp := getattr(o, "fingerprint", None)) is not None
+    ]
     out: dict[str, str] = {}
     if not olds:
         return out
@@ -250,9 +255,12 @@ def _by_text(
         if fp is None:
             continue
         scored = sorted(((similarity(fp, old_fp), key) for key, old_fp in olds), reverse=True)
-        if scored and scored[0][0] >= REKEY_SCORE and (
-            len(scored) == 1 or scored[1][0] <= scored[0][0] - REKEY_MARGIN
-        ) and scored[0][1] not in out.values():
+        if (
+            scored
+            and scored[0][0] >= REKEY_SCORE
+            and (len(scored) == 1 or scored[1][0] <= scored[0][0] - REKEY_MARGIN)
+            and scored[0][1] not in out.values()
+        ):
             out[item.key] = scored[0][1]
     return out
 

@@ -50,8 +50,13 @@ def is_private(server: ServerSettings, area: str | None) -> bool:
     return bool(server.access_key) and area is not None and area in server.private
 
 
-def granted(server: ServerSettings, method: str, path: str, query: str,
-            headers: Iterable[tuple[bytes, bytes]]) -> bool:
+def granted(
+    server: ServerSettings,
+    method: str,
+    path: str,
+    query: str,
+    headers: Iterable[tuple[bytes, bytes]],
+) -> bool:
     """Whether a request for ``path`` may be answered under ``server``'s access settings."""
     if method == "POST" or not is_private(server, area_of(path)):
         return True
@@ -64,7 +69,9 @@ def granted(server: ServerSettings, method: str, path: str, query: str,
     if given is not None and hmac.compare_digest(given.encode(), key):
         return True
     code = params.get("code")
-    return code is not None and hmac.compare_digest(code.lower().encode(), _code(path, key).encode())
+    return code is not None and hmac.compare_digest(
+        code.lower().encode(), _code(path, key).encode()
+    )
 
 
 def _code(path: str, key: bytes) -> str:
@@ -107,8 +114,16 @@ def scope_granted(server: ServerSettings, scope: Scope) -> bool:
 
 async def deny(send: Send) -> None:
     """The 403 answer, as ASGI messages."""
-    await send({"type": "http.response.start", "status": 403, "headers": [
-        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(DENIED)).encode()),
-        (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(DENIED)).encode()),
+                (b"cache-control", b"no-store"),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": DENIED})

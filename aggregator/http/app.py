@@ -116,8 +116,11 @@ class _CompressOthers:
 
     def __init__(self, app: ASGIApp) -> None:
         self.plain = app
-        self.gzip = GZipMiddleware(app, minimum_size=512,
-                                   exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES + PRECOMPRESSED)
+        self.gzip = GZipMiddleware(
+            app,
+            minimum_size=512,
+            exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES + PRECOMPRESSED,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""

@@ -48,8 +48,12 @@ class Limits:
 
     @classmethod
     def of(cls, server: ServerSettings) -> Limits:
-        return cls(server.max_request_line, server.max_header_bytes, server.header_timeout,
-                   server.max_connections)
+        return cls(
+            server.max_request_line,
+            server.max_header_bytes,
+            server.header_timeout,
+            server.max_connections,
+        )
 
 
 def connection_class(limits: Limits) -> type[GuardedHttpTools]:
@@ -95,14 +99,18 @@ class Connections:
 def refusal(status: int) -> bytes:
     """A complete HTTP/1.1 answer that closes the connection."""
     body = b"%d %s\n" % (status, _REASONS[status])
-    return (b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body))
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
+    )
 
 
 class HeadDeadline:
     """A timer that closes a connection whose request head did not arrive in time."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float, expire: Callable[[], None]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, seconds: float, expire: Callable[[], None]
+    ) -> None:
         self.loop, self.seconds, self.expire = loop, seconds, expire
         self.handle: asyncio.TimerHandle | None = None
 

@@ -80,7 +80,10 @@ def events() -> dict[str, float]:
 
 class Metrics:
     def __init__(
-        self, store: Store, role: str = "all", process: str | None = None,
+        self,
+        store: Store,
+        role: str = "all",
+        process: str | None = None,
         per_source: bool = True,
     ) -> None:
         """``role`` and ``process`` (default: the owner id, host:pid:start) label every series of this process (not
@@ -88,21 +91,30 @@ class Metrics:
         them out)."""
         process = process or owner_id()
         self.registry = CollectorRegistry()
-        r = CollectorRegistry(auto_describe=True)  # this process's own series, labelled on the way out
+        r = CollectorRegistry(
+            auto_describe=True
+        )  # this process's own series, labelled on the way out
         self.fetches = Counter("aggregator_fetches", "Fetches by outcome.", ["outcome"], registry=r)
         for status in FetchStatus:
             self.fetches.labels(outcome=status.value)
         self.fetch_bytes = Counter("aggregator_fetch_bytes", "Bytes of fetched bodies.", registry=r)
         self.added = Counter("aggregator_entries_added", "New entries stored.", registry=r)
         self.updated = Counter("aggregator_entries_updated", "Changed entries stored.", registry=r)
-        self.merged = Counter("aggregator_entries_merged", "Entries merged as duplicates.", registry=r)
+        self.merged = Counter(
+            "aggregator_entries_merged", "Entries merged as duplicates.", registry=r
+        )
         self.fetch_seconds = Histogram(
-            "aggregator_fetch_seconds", "Time to fetch and process one source.",
-            buckets=FETCH_BUCKETS, registry=r,
+            "aggregator_fetch_seconds",
+            "Time to fetch and process one source.",
+            buckets=FETCH_BUCKETS,
+            registry=r,
         )
         self.render_seconds = Histogram(
-            "aggregator_render_seconds", "Time to render one feed document (cache hits included).",
-            ["format"], buckets=RENDER_BUCKETS, registry=r,
+            "aggregator_render_seconds",
+            "Time to render one feed document (cache hits included).",
+            ["format"],
+            buckets=RENDER_BUCKETS,
+            registry=r,
         )
         self.dispatch_lag = Gauge(
             "aggregator_dispatch_lag_seconds",
@@ -182,14 +194,20 @@ class SourceCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         success = GaugeMetricFamily(
             "aggregator_source_last_success_timestamp_seconds",
-            "Unix time of the last successful fetch (0: never).", labels=["source"])
+            "Unix time of the last successful fetch (0: never).",
+            labels=["source"],
+        )
         failures = GaugeMetricFamily(
-            "aggregator_source_consecutive_failures", "Failed fetches in a row.", labels=["source"])
+            "aggregator_source_consecutive_failures", "Failed fetches in a row.", labels=["source"]
+        )
         next_fetch = GaugeMetricFamily(
             "aggregator_source_next_fetch_timestamp_seconds",
-            "Unix time of the next fetch (0: never, e.g. after 410 Gone).", labels=["source"])
+            "Unix time of the next fetch (0: never, e.g. after 410 Gone).",
+            labels=["source"],
+        )
         entries = GaugeMetricFamily(
-            "aggregator_source_entries", "Entries stored for the source.", labels=["source"])
+            "aggregator_source_entries", "Entries stored for the source.", labels=["source"]
+        )
         try:
             counts, states = self.store.entry_counts(), self.store.list_states()
         except Exception as exc:  # noqa: BLE001  # database away: the process's own series still answer
@@ -204,4 +222,3 @@ class SourceCollector(Collector):
             next_fetch.add_metric(sid, due.timestamp() if due else 0)
             entries.add_metric(sid, counts.get(st.source_id, 0))
         return [success, failures, next_fetch, entries]
-

@@ -47,7 +47,9 @@ class Operations:
         """Watch the config file and reload on SIGHUP (call on the running loop)."""
         loop = asyncio.get_running_loop()
         self._watcher = loop.create_task(self.reloader.watch(every), name="config-watcher")
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
+        with contextlib.suppress(
+            NotImplementedError, RuntimeError
+        ):  # no signals off the main thread
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
 
     def _on_sighup(self) -> None:
@@ -94,13 +96,24 @@ def attach(
     if scheduler is not None:
         scheduler.on_lag = metrics.dispatch_lag.set
     reloader = Reloader(
-        config_path, settings, store, clock,
-        appliers(update_sources, pipeline, feeds, dispatcher, scheduler), poke=poke,
-        sync_store=sync_store, adjust=adjust,
+        config_path,
+        settings,
+        store,
+        clock,
+        appliers(update_sources, pipeline, feeds, dispatcher, scheduler),
+        poke=poke,
+        sync_store=sync_store,
+        adjust=adjust,
     )
     ctx = WebContext(
-        store=store, feeds=feeds, clock=clock, settings=lambda: reloader.settings,
-        sources=sources, reload=reloader.state, poke=poke, metrics=metrics,
+        store=store,
+        feeds=feeds,
+        clock=clock,
+        settings=lambda: reloader.settings,
+        sources=sources,
+        reload=reloader.state,
+        poke=poke,
+        metrics=metrics,
     )
     app.router.routes.extend(routes(ctx))
     return Operations(reloader, metrics, ctx)

@@ -61,9 +61,11 @@ async def feed_reply(
 
 def unavailable(exc: StoreUnavailable) -> Reply:
     """503 with Retry-After: the database is unavailable and there is nothing cached to serve."""
-    return Reply(503, {"Content-Type": TEXT, "Retry-After": str(exc.retry_after),
-                       "Cache-Control": "no-store"},
-                 f"503 Service Unavailable: {exc}; try again in {exc.retry_after} s\n".encode())
+    return Reply(
+        503,
+        {"Content-Type": TEXT, "Retry-After": str(exc.retry_after), "Cache-Control": "no-store"},
+        f"503 Service Unavailable: {exc}; try again in {exc.retry_after} s\n".encode(),
+    )
 
 
 def not_found(message: str) -> Reply:

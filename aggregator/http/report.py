@@ -17,7 +17,15 @@ from ..models import SourceState
 from ..store import ReadStore
 
 COLUMNS: tuple[str, ...] = (
-    "id", "status", "last ok", "fails", "next fetch", "entries", "304s", "url", "last error",
+    "id",
+    "status",
+    "last ok",
+    "fails",
+    "next fetch",
+    "entries",
+    "304s",
+    "url",
+    "last error",
 )
 TIME_COLUMNS = frozenset({"last ok", "next fetch"})
 FAILING = frozenset({"error", "gone", "offline"})
@@ -61,8 +69,14 @@ class SourceRow:
     def cells(self, now: datetime) -> tuple[str, ...]:
         """The row's text, one string per entry of ``COLUMNS``; times relative to ``now``."""
         return (
-            self.source_id, self.status, ago(self.last_success, now), str(self.failures),
-            self.next_fetch_text(now), str(self.entries), self.share_304, self.url_text,
+            self.source_id,
+            self.status,
+            ago(self.last_success, now),
+            str(self.failures),
+            self.next_fetch_text(now),
+            str(self.entries),
+            self.share_304,
+            self.url_text,
             self.last_error or self.details_text,
         )
 
@@ -77,16 +91,25 @@ class SourceRow:
 
     def as_json(self) -> dict[str, object]:
         """The row for ``aggregator sources --json``: absolute ISO times, numbers as numbers."""
+
         def iso(value: datetime | None) -> str | None:
             return value.isoformat() if value else None
 
         return {
-            "id": self.source_id, "status": self.status, "failing": self.failing,
-            "last_success": iso(self.last_success), "failures": self.failures,
+            "id": self.source_id,
+            "status": self.status,
+            "failing": self.failing,
+            "last_success": iso(self.last_success),
+            "failures": self.failures,
             "next_fetch": None if self.status == "gone" else iso(self.next_fetch),
-            "entries": self.entries, "fetches": self.fetches, "not_modified": self.not_modified,
-            "url": self.url, "moved_from": self.moved_from, "last_error": self.last_error,
-            "details_missing": self.details_missing, "detail_error": self.detail_error,
+            "entries": self.entries,
+            "fetches": self.fetches,
+            "not_modified": self.not_modified,
+            "url": self.url,
+            "moved_from": self.moved_from,
+            "last_error": self.last_error,
+            "details_missing": self.details_missing,
+            "detail_error": self.detail_error,
         }
 
     def times(self) -> dict[str, datetime | None]:
@@ -114,7 +137,9 @@ def row_of(state: SourceState, entries: int) -> SourceRow:
         fetches=state.fetch_count,
         not_modified=state.not_modified_count,
         url=redact(state.url),  # credentials in a source URL are never shown
-        moved_from=redact(state.configured_url) if state.configured_url not in ("", state.url) else None,
+        moved_from=redact(state.configured_url)
+        if state.configured_url not in ("", state.url)
+        else None,
         last_error=redact_text(state.last_error) if state.last_error else None,
         details_missing=state.details_missing,
         detail_error=redact_text(state.detail_error) if state.detail_error else None,

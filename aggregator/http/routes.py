@@ -129,7 +129,9 @@ async def source(ctx: WebContext, request: Request) -> Response:
     except StoreUnavailable as exc:
         return unavailable(exc)
     if found is None:
-        return PlainTextResponse(f"404 Not Found: no source {sid!r}\nSee / for every source.\n", 404)
+        return PlainTextResponse(
+            f"404 Not Found: no source {sid!r}\nSee / for every source.\n", 404
+        )
     state, count, history, latest = found
     configured = ctx.sources()
     name = display_names(configured, {sid: state}.get).get(sid, state.title or sid)
@@ -156,7 +158,8 @@ def _source_reads(
     if state is None:
         return None
     latest = store.list_entries(
-        Selection(source_ids=(sid,), merge_duplicates=False, limit=SOURCE_ENTRIES))
+        Selection(source_ids=(sid,), merge_duplicates=False, limit=SOURCE_ENTRIES)
+    )
     return state, store.entry_counts().get(sid, 0), store.fetch_history(sid, HISTORY), latest
 
 
@@ -184,15 +187,30 @@ def unavailable(exc: StoreUnavailable) -> Response:
 async def admin(ctx: WebContext, request: Request) -> Response:
     sid, action = request.path_params["sid"], request.path_params["action"]
     if action not in ACTIONS:
-        return PlainTextResponse(f"404 Not Found: no action {action!r}; use fetch-now or reset\n", 404)
+        return PlainTextResponse(
+            f"404 Not Found: no action {action!r}; use fetch-now or reset\n", 404
+        )
     expected = ctx.settings().server.admin_token
     if not expected:
-        return _refused(ctx, request, sid, "this server is read-only; set server.admin_token in "
-                        "the config to enable admin actions")
+        return _refused(
+            ctx,
+            request,
+            sid,
+            "this server is read-only; set server.admin_token in "
+            "the config to enable admin actions",
+        )
     given = await presented_token(request)
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
-        log.warning("%s", kv(event="admin", action=action, source=sid, result="refused",
-                             client=request.client.host if request.client else None))
+        log.warning(
+            "%s",
+            kv(
+                event="admin",
+                action=action,
+                source=sid,
+                result="refused",
+                client=request.client.host if request.client else None,
+            ),
+        )
         return _refused(ctx, request, sid, "wrong or missing admin token; nothing was changed")
     try:
         known = await ctx.feeds.guard.call("admin", _act, ctx.store, sid, action, ctx.clock.now())
@@ -222,8 +240,13 @@ def _refused(ctx: WebContext, request: Request, sid: str, why: str) -> Response:
     """403: an HTML page with a way back to the source for a browser, plain text otherwise."""
     if "text/html" not in request.headers.get("accept", ""):
         return PlainTextResponse(f"403 Forbidden: {why}\n", 403)
-    page = error_page("Forbidden", 403, why[:1].upper() + why[1:] + ".",
-                      f"/sources/{quote(sid, safe='')}", "back to the source")
+    page = error_page(
+        "Forbidden",
+        403,
+        why[:1].upper() + why[1:] + ".",
+        f"/sources/{quote(sid, safe='')}",
+        "back to the source",
+    )
     return HTMLResponse(sign_links(page, ctx.settings().server), 403, headers=PAGE_HEADERS)
 
 
@@ -253,15 +276,22 @@ def notices(state: ReloadState | None) -> tuple[Notice, ...]:
     found = []
     if state.error:
         when = state.error_at.strftime("%Y-%m-%d %H:%M:%S UTC") if state.error_at else ""
-        found.append(Notice(
-            "error",
-            f"The config file {state.path} has errors and was not applied ({when}); "
-            "the daemon keeps running the previous config.",
-            state.error,
-        ))
+        found.append(
+            Notice(
+                "error",
+                f"The config file {state.path} has errors and was not applied ({when}); "
+                "the daemon keeps running the previous config.",
+                state.error,
+            )
+        )
     if state.needs_restart:
-        found.append(Notice("warning", "Changed settings that take effect only after a restart",
-                            state.needs_restart))
+        found.append(
+            Notice(
+                "warning",
+                "Changed settings that take effect only after a restart",
+                state.needs_restart,
+            )
+        )
     return tuple(found)
 
 
@@ -273,7 +303,9 @@ def feed_links(feeds: FeedService, sources: Mapping[str, Source]) -> list[FeedLi
         return [_as_link(spec) for spec in every()]
     links = [_link(feeds.all)]  # a feed service without a catalog: the built-in feeds
     links += [_link(partial(feeds.source, sid)) for sid in sorted(sources)]
-    paths = sorted({s.category[:n] for s in sources.values() for n in range(1, len(s.category) + 1)})
+    paths = sorted(
+        {s.category[:n] for s in sources.values() for n in range(1, len(s.category) + 1)}
+    )
     links += [_link(partial(feeds.category, p)) for p in paths]
     return [link for link in links if link is not None]
 

@@ -63,6 +63,7 @@ class View:
 def failing_first(rows: Sequence[SourceRow]) -> list[SourceRow]:
     """Failing sources first (most consecutive failures first), then new ones, then the rest;
     by id within each group."""
+
     def rank(row: SourceRow) -> tuple[int, int, str]:
         group = 0 if row.failing else 1 if row.status == "new" else 2
         return (group, -row.failures if row.failing else 0, row.source_id)
@@ -127,7 +128,11 @@ def safe_href(url: str | None) -> str | None:
 
 def overview_page(o: Overview) -> str:
     failing = sum(r.failing for r in o.rows)
-    summary = f"{len(o.rows)} sources, {failing} failing" if failing else f"{len(o.rows)} sources, all healthy"
+    summary = (
+        f"{len(o.rows)} sources, {failing} failing"
+        if failing
+        else f"{len(o.rows)} sources, all healthy"
+    )
     body = [
         _header(o.title, "status", o.now, summary),
         *(_notice(n) for n in o.notices),
@@ -151,21 +156,27 @@ def _sources(o: Overview) -> str:
     elif v.table(len(o.rows)):
         parts.append(_source_table(shown, o.names, o.now))
     else:
-        parts.append('<div class="cards">' + "".join(
-            _source_card(r, o.names.get(r.source_id), o.now, link=True) for r in shown) + "</div>")
+        parts.append(
+            '<div class="cards">'
+            + "".join(_source_card(r, o.names.get(r.source_id), o.now, link=True) for r in shown)
+            + "</div>"
+        )
     return "\n".join(parts)
 
 
 def _filter_form(v: View, shown: int, total: int) -> str:
     """A GET form (no script): text filter, failing only, layout; and how many are shown."""
-    hidden = "".join(f'<input type="hidden" name="{esc(k)}" value="{esc(val)}">' for k, val in v.keep)
+    hidden = "".join(
+        f'<input type="hidden" name="{esc(k)}" value="{esc(val)}">' for k, val in v.keep
+    )
     layouts = "".join(
         f'<option value="{name}"{" selected" if v.layout == name else ""}>{name}</option>'
         for name in LAYOUTS
     )
     count = f"showing {shown} of {total}" if shown != total else f"{total} shown"
     return (
-        '<form class="filter" method="get" action="/" role="search">' + hidden
+        '<form class="filter" method="get" action="/" role="search">'
+        + hidden
         + f'<input type="search" name="q" value="{esc(v.query)}" placeholder="filter: id, name, URL or error"'
         ' aria-label="filter sources"> '
         f'<label><input type="checkbox" name="show" value="failing"{" checked" if v.failing_only else ""}>'
@@ -187,8 +198,10 @@ def _source_table(rows: Sequence[SourceRow], names: Mapping[str, str], now: date
             if column == "id":
                 name = names.get(row.source_id)
                 title = f' title="{esc(name)}"' if name and name != row.source_id else ""
-                cells.append(f'<th scope="row"{title}><a href="/sources/{esc(quote(row.source_id, safe=""))}">'
-                             f"{esc(cell)}</a></th>")
+                cells.append(
+                    f'<th scope="row"{title}><a href="/sources/{esc(quote(row.source_id, safe=""))}">'
+                    f"{esc(cell)}</a></th>"
+                )
             elif column == "status":
                 cells.append(f'<td><span class="badge {state}">{esc(cell)}</span></td>')
             elif column in ("url", "last error"):
@@ -196,8 +209,10 @@ def _source_table(rows: Sequence[SourceRow], names: Mapping[str, str], now: date
             else:
                 cells.append(f"<td>{esc(cell)}</td>")
         lines.append(f'<tr class="{state}" id="source-{esc(row.source_id)}">{"".join(cells)}</tr>')
-    return (f'<div class="scroll"><table class="sources"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(lines)}</tbody></table></div>')
+    return (
+        f'<div class="scroll"><table class="sources"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(lines)}</tbody></table></div>"
+    )
 
 
 def _state(row: SourceRow) -> str:
@@ -207,7 +222,7 @@ def _state(row: SourceRow) -> str:
 def error_page(title: str, status: int, message: str, back: str, back_text: str) -> str:
     """A small HTML page for a refused or failed request, with a link back where it came from."""
     body = [
-        f'<header><h1>{status} <small>· {esc(title)}</small></h1></header>',
+        f"<header><h1>{status} <small>· {esc(title)}</small></h1></header>",
         f'<section class="notice error" role="alert"><p>{esc(message)}</p></section>',
         f'<p><a href="{esc(back)}">← {esc(back_text)}</a> · <a href="/">all sources</a></p>',
     ]
@@ -220,8 +235,9 @@ def source_page(d: SourceDetail) -> str:
         *(_notice(n) for n in d.notices),
         f'<p class="flash">{esc(d.message)}</p>' if d.message else "",
         '<div class="cards one">' + _source_card(d.row, d.name, d.now, link=False) + "</div>",
-        _admin_form(d.row.source_id) if d.admin else
-        '<p class="muted">Admin actions are off: set <code>server.admin_token</code> in the config '
+        _admin_form(d.row.source_id)
+        if d.admin
+        else '<p class="muted">Admin actions are off: set <code>server.admin_token</code> in the config '
         "to fetch now or reset errors from here.</p>",
         _feed_list((d.feed,)) if d.feed else "",
         '<h2 id="history">Recent fetches</h2>',
@@ -235,7 +251,7 @@ def source_page(d: SourceDetail) -> str:
 
 def _document(title: str, body: Sequence[str]) -> str:
     return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n<body><main>\n"
         + "\n".join(part for part in body if part)
@@ -243,9 +259,11 @@ def _document(title: str, body: Sequence[str]) -> str:
     )
 
 
-def _header(title: str, subtitle: str, now: datetime, summary: str, raw_summary: bool = False) -> str:
+def _header(
+    title: str, subtitle: str, now: datetime, summary: str, raw_summary: bool = False
+) -> str:
     return (
-        f'<header><h1>{esc(subtitle)} <small>· {esc(title)}</small></h1>'
+        f"<header><h1>{esc(subtitle)} <small>· {esc(title)}</small></h1>"
         f'<p class="muted">{summary if raw_summary else esc(summary)} · '
         f"as of {esc(fmt_time(now))} UTC</p></header>"
     )
@@ -267,8 +285,14 @@ def _source_card(row: SourceRow, name: str | None, now: datetime, link: bool) ->
             continue
         wide = " wide" if column in ("url", "last error") else ""
         exact = times.get(column) if column in TIME_COLUMNS else None
-        at = f' <span class="at">{esc(exact.strftime("%m-%d %H:%M"))}</span>' if exact and cell != "never" else ""
-        fields.append(f'<div class="f{wide}"><dt>{esc(column)}</dt><dd>{esc(cell) or "–"}{at}</dd></div>')
+        at = (
+            f' <span class="at">{esc(exact.strftime("%m-%d %H:%M"))}</span>'
+            if exact and cell != "never"
+            else ""
+        )
+        fields.append(
+            f'<div class="f{wide}"><dt>{esc(column)}</dt><dd>{esc(cell) or "–"}{at}</dd></div>'
+        )
     state = _state(row)
     return (
         f'<article class="card {state}" id="source-{esc(sid)}"><h3>{heading}{extra}'
@@ -284,7 +308,8 @@ def _feed_list(feeds: Sequence[FeedLink]) -> str:
     for f in feeds:
         links = " ".join(
             f'<a class="fmt" href="{esc(f.path)}.{fmt}">{name}</a>'
-            for fmt, name in FORMAT_NAMES if fmt in f.formats
+            for fmt, name in FORMAT_NAMES
+            if fmt in f.formats
         )
         items.append(f'<li><span class="kind">{esc(f.kind)}</span> {esc(f.title)}<br>{links}</li>')
     return f'<ul class="feeds">{"".join(items)}</ul>'
@@ -296,12 +321,18 @@ def _entry_list(entries: Sequence[Entry], names: Mapping[str, str], show_source:
     items = []
     for e in entries:
         href = safe_href(e.link)
-        title = f'<a href="{href}" rel="noopener noreferrer">{esc(e.title)}</a>' if href else esc(e.title)
+        title = (
+            f'<a href="{href}" rel="noopener noreferrer">{esc(e.title)}</a>'
+            if href
+            else esc(e.title)
+        )
         when = fmt_time(e.published or e.first_seen)
         source = ""
         if show_source:
-            source = (f' · <a href="/sources/{esc(quote(e.source_id, safe=""))}">'
-                      f"{esc(names.get(e.source_id, e.source_id))}</a>")
+            source = (
+                f' · <a href="/sources/{esc(quote(e.source_id, safe=""))}">'
+                f"{esc(names.get(e.source_id, e.source_id))}</a>"
+            )
         items.append(f'<li>{title}<br><span class="muted">{esc(when)}{source}</span></li>')
     return f'<ol class="entries">{"".join(items)}</ol>'
 
@@ -327,19 +358,27 @@ def _admin_form(source_id: str) -> str:
     return (
         f'<form class="admin" method="post" action="/sources/{sid}/fetch-now">'
         '<label>Admin token <input type="password" name="token" autocomplete="current-password" '
-        'required></label> '
+        "required></label> "
         f'<button type="submit" formaction="/sources/{sid}/fetch-now">Fetch now</button> '
         f'<button type="submit" formaction="/sources/{sid}/reset">Reset errors</button></form>'
     )
 
 
 def _footer() -> str:
-    return ('<footer class="muted"><a href="/metrics">metrics</a> · <a href="/healthz">healthz</a>'
-            ' · <a href="/readyz">readyz</a></footer>')
+    return (
+        '<footer class="muted"><a href="/metrics">metrics</a> · <a href="/healthz">healthz</a>'
+        ' · <a href="/readyz">readyz</a></footer>'
+    )
 
 
 def _size(n: int) -> str:
-    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1048576:.1f} MiB"
+    return (
+        f"{n} B"
+        if n < 1024
+        else f"{n / 1024:.1f} KiB"
+        if n < 1024 * 1024
+        else f"{n / 1048576:.1f} MiB"
+    )
 
 
 STYLE = """

@@ -75,7 +75,8 @@ def changed(stored_hash: str, stored_url: str | None, item: Identity) -> bool:
 def fresh(keyed: Mapping[str, Identified], known: Known) -> set[str]:
     """Keys of the items that are new to the store or changed since it stored them."""
     return {
-        k for k, (identity, _) in keyed.items()
+        k
+        for k, (identity, _) in keyed.items()
         if k not in known or changed(known[k].content_hash, known[k].canonical_url, identity)
     }
 
@@ -141,8 +142,14 @@ def next_fetch(
     rng: random.Random,
 ) -> datetime | None:
     return schedule.next_fetch_at(
-        now=now, interval=source.interval, status=status, failures=failures,
-        result=result, hints=hints, settings=settings, rng=rng,
+        now=now,
+        interval=source.interval,
+        status=status,
+        failures=failures,
+        result=result,
+        hints=hints,
+        settings=settings,
+        rng=rng,
     )
 
 
@@ -157,8 +164,11 @@ def succeeded(
 ) -> SourceState:
     """The source's state after a fetch that worked (a new document or a 304)."""
     url, target, streak = schedule.track_redirect(
-        current_url=state.url, result=result, target=state.redirect_target,
-        streak=state.redirect_streak, needed=redirects_needed,
+        current_url=state.url,
+        result=result,
+        target=state.redirect_target,
+        streak=state.redirect_streak,
+        needed=redirects_needed,
     )
     return replace(
         state,
@@ -197,8 +207,9 @@ def not_modified(
     outcome = FetchOutcome(
         source_id=source.id,
         status=FetchStatus.NOT_MODIFIED,
-        next_fetch_at=next_fetch(source, FetchStatus.NOT_MODIFIED, 0, result, None, now=now,
-                                 settings=settings, rng=rng),
+        next_fetch_at=next_fetch(
+            source, FetchStatus.NOT_MODIFIED, 0, result, None, now=now, settings=settings, rng=rng
+        ),
         elapsed=result.elapsed,
         bytes=len(result.content),
     )
@@ -227,11 +238,16 @@ def failed(
         when: datetime | None = now + timedelta(seconds=settings.backoff_base)
         error = f"offline (every source failed this round; not counted): {error}"
     else:
-        when = next_fetch(source, status, failures, result, None, now=now, settings=settings,
-                          rng=rng)
+        when = next_fetch(
+            source, status, failures, result, None, now=now, settings=settings, rng=rng
+        )
     outcome = FetchOutcome(
-        source_id=source.id, status=status, error=error, next_fetch_at=when,
-        elapsed=result.elapsed, bytes=len(result.content),
+        source_id=source.id,
+        status=status,
+        error=error,
+        next_fetch_at=when,
+        elapsed=result.elapsed,
+        bytes=len(result.content),
     )
     new_state = replace(
         state,

@@ -36,7 +36,8 @@ class DetailChanges:
 def due(attempts: Mapping[str, DetailAttempt], present: Collection[str], now: datetime) -> set[str]:
     """Keys of the document whose detail should be fetched again now."""
     return {
-        key for key, a in attempts.items()
+        key
+        for key, a in attempts.items()
         if key in present and a.retry_at is not None and a.retry_at <= now
     }
 
@@ -81,6 +82,8 @@ def summarized(
     error = change.failed[-1].error if change.failed else state.detail_error
     retries = [a.retry_at for a in rows.values() if a.retry_at is not None]
     return replace(
-        state, details_missing=len(rows), detail_error=error,
+        state,
+        details_missing=len(rows),
+        detail_error=error,
         detail_retry_at=min(retries) if retries else None,
     )

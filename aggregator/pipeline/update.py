@@ -137,9 +137,14 @@ class Pipeline:
         # its outcome so that is not reported as an error nobody retrieved
         everything.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
-            return list(await asyncio.gather(
-                *(self._one(s, st, f, everything, progress) for (s, st), f in zip(claims, fetches))
-            ))
+            return list(
+                await asyncio.gather(
+                    *(
+                        self._one(s, st, f, everything, progress)
+                        for (s, st), f in zip(claims, fetches)
+                    )
+                )
+            )
         finally:
             everything.cancel()  # only when a job was cancelled: it is done otherwise
 
@@ -207,8 +212,14 @@ class Pipeline:
             try:
                 await self._store_quiet(processed)
             except Exception as again:  # noqa: BLE001 (the store itself is failing: the lease expires)
-                log.error("%s", kv(source=source.id, event="outcome_not_stored",
-                                   error=f"{type(again).__name__}: {again}"))
+                log.error(
+                    "%s",
+                    kv(
+                        source=source.id,
+                        event="outcome_not_stored",
+                        error=f"{type(again).__name__}: {again}",
+                    ),
+                )
         _log_outcome(processed.outcome)
         if progress:
             progress(processed.outcome)
@@ -225,13 +236,20 @@ class Pipeline:
         if processed.details:
             change = processed.details
             await asyncio.to_thread(
-                self.store.save_detail_attempts, processed.state.source_id, change.failed,
+                self.store.save_detail_attempts,
+                processed.state.source_id,
+                change.failed,
                 change.cleared,
             )
         return processed
 
     def _internal_error(
-        self, source: Source, state: SourceState, result: FetchResult, exc: BaseException, stage: str
+        self,
+        source: Source,
+        state: SourceState,
+        result: FetchResult,
+        exc: BaseException,
+        stage: str,
     ) -> Processed:
         """A bug met while handling one source: its traceback logged once, the source failed."""
         return self._failed(source, state, result, _log_bug(source, stage, exc), False)
@@ -247,8 +265,14 @@ class Pipeline:
             return stored.new
 
         self.store.apply(
-            processed.state, processed.new, processed.changed, processed.outcome,
-            self.clock.now(), self.owner, dropped=processed.dropped, merge=merge,
+            processed.state,
+            processed.new,
+            processed.changed,
+            processed.outcome,
+            self.clock.now(),
+            self.owner,
+            dropped=processed.dropped,
+            merge=merge,
         )
         return stored
 
@@ -267,8 +291,10 @@ class Pipeline:
                 group, self._quiet = self._quiet, []
                 try:
                     await asyncio.to_thread(
-                        self.store.apply_quiet, [(p.state, p.outcome) for p, _ in group],
-                        self.clock.now(), self.owner,
+                        self.store.apply_quiet,
+                        [(p.state, p.outcome) for p, _ in group],
+                        self.clock.now(),
+                        self.owner,
                     )
                 except Exception as exc:  # noqa: BLE001 (handed on: each waiting fetch gets the error)
                     for _, waiter in group:
@@ -302,8 +328,9 @@ class Pipeline:
             url = get_adapter(source.kind).request_url(source, state.url)
             if details.retry_due(state, self.clock.now()):
                 return await self.fetch(url, **_request(source))
-            return await self.fetch(url, etag=state.etag, last_modified=state.last_modified,
-                                    **_request(source))
+            return await self.fetch(
+                url, etag=state.etag, last_modified=state.last_modified, **_request(source)
+            )
         except Exception as exc:  # noqa: BLE001 (a bug: logged with its traceback)
             return FetchResult(url=state.url, status_code=0, error=_log_bug(source, "fetch", exc))
 
@@ -347,7 +374,9 @@ class Pipeline:
             attempts, keyed, list(zip(todo, enriched)), now, self.settings.schedule
         )
         _log_details(source, detail_changes)
-        prepared = await self.offload.prepare(enriched, parsed.link or result.url, self.clean_options)
+        prepared = await self.offload.prepare(
+            enriched, parsed.link or result.url, self.clean_options
+        )
         new: list[Entry] = []
         changed: list[Entry] = []
         dropped: list[Drop] = []
@@ -374,14 +403,21 @@ class Pipeline:
             elapsed=(self.clock.now() - started).total_seconds() + result.elapsed,
             bytes=len(result.content),
         )
-        state = details.summarized(self._succeeded(state, result, outcome, parsed), attempts,
-                                   detail_changes)
+        state = details.summarized(
+            self._succeeded(state, result, outcome, parsed), attempts, detail_changes
+        )
         if parsed.undated:
-            log.warning("%s", kv(source=source.id, event="undated", items=len(parsed.undated),
-                                 first=parsed.undated[0]))
+            log.warning(
+                "%s",
+                kv(
+                    source=source.id,
+                    event="undated",
+                    items=len(parsed.undated),
+                    first=parsed.undated[0],
+                ),
+            )
             state = replace(state, last_error=undated_note(parsed.undated))
-        return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped),
-                         detail_changes)
+        return Processed(outcome, state, tuple(new), tuple(changed), tuple(dropped), detail_changes)
 
     async def _enrich(self, source: Source, todo: Sequence[Identified]) -> list[Item]:
         """The items completed by the adapter's ``enrich`` (detail fetches) within the source's
@@ -445,12 +481,20 @@ class Pipeline:
         return decide.renamed(keyed, mapping), list(mapping.values())
 
     def _entry(
-        self, source: Source, key: str, item: Item, identity: Identity, ready: Prepared,
+        self,
+        source: Source,
+        key: str,
+        item: Item,
+        identity: Identity,
+        ready: Prepared,
         now: datetime,
     ) -> tuple[Entry, Decision]:
         link, title = item.link, ready.title
         decision = self.categorizer.decide(
-            source.id, Fields(title, ready.text, item.author, link), source.category, item.categories
+            source.id,
+            Fields(title, ready.text, item.author, link),
+            source.category,
+            item.categories,
         )
         entry = Entry(
             source_id=source.id,
@@ -504,14 +548,30 @@ class Pipeline:
         result: FetchResult | None,
         hints: FeedHints | None,
     ) -> datetime | None:
-        return decide.next_fetch(source, status, failures, result, hints, now=self.clock.now(),
-                                 settings=self.settings.schedule, rng=self.rng)
+        return decide.next_fetch(
+            source,
+            status,
+            failures,
+            result,
+            hints,
+            now=self.clock.now(),
+            settings=self.settings.schedule,
+            rng=self.rng,
+        )
 
     def _succeeded(
-        self, state: SourceState, result: FetchResult, outcome: FetchOutcome, parsed: ParsedFeed | None
+        self,
+        state: SourceState,
+        result: FetchResult,
+        outcome: FetchOutcome,
+        parsed: ParsedFeed | None,
     ) -> SourceState:
         new_state = decide.succeeded(
-            state, result, outcome, parsed, now=self.clock.now(),
+            state,
+            result,
+            outcome,
+            parsed,
+            now=self.clock.now(),
             redirects_needed=self.settings.fetch.permanent_redirect_after,
         )
         _log_moved(state, new_state)
@@ -519,8 +579,13 @@ class Pipeline:
 
     def _unchanged(self, source: Source, state: SourceState, result: FetchResult) -> Processed:
         outcome, new_state = decide.not_modified(
-            source, state, result, now=self.clock.now(), settings=self.settings.schedule,
-            rng=self.rng, redirects_needed=self.settings.fetch.permanent_redirect_after,
+            source,
+            state,
+            result,
+            now=self.clock.now(),
+            settings=self.settings.schedule,
+            rng=self.rng,
+            redirects_needed=self.settings.fetch.permanent_redirect_after,
         )
         _log_moved(state, new_state)
         return Processed(outcome, new_state)
@@ -528,10 +593,18 @@ class Pipeline:
     def _failed(
         self, source: Source, state: SourceState, result: FetchResult, error: str, offline: bool
     ) -> Processed:
-        return Processed(*decide.failed(
-            source, state, result, error, offline, now=self.clock.now(),
-            settings=self.settings.schedule, rng=self.rng,
-        ))
+        return Processed(
+            *decide.failed(
+                source,
+                state,
+                result,
+                error,
+                offline,
+                now=self.clock.now(),
+                settings=self.settings.schedule,
+                rng=self.rng,
+            )
+        )
 
 
 def _request(source: Source) -> dict[str, RequestOptions]:
@@ -556,8 +629,9 @@ def _absolute(item: Item, document_url: str) -> Item:
 def _log_bug(source: Source, stage: str, exc: BaseException) -> str:
     """Log a bug met at ``stage`` of one source, with its traceback; its ``last_error`` text."""
     error = internal_error(exc)
-    log.error("%s", kv(source=source.id, event="internal_error", stage=stage, error=error),
-              exc_info=exc)
+    log.error(
+        "%s", kv(source=source.id, event="internal_error", stage=stage, error=error), exc_info=exc
+    )
     return error
 
 
@@ -565,26 +639,50 @@ def internal_error(exc: BaseException) -> str:
     """How a bug met while handling a source reads in its ``last_error``."""
     text = " ".join(str(exc).split())
     text = text[:300] + "…" if len(text) > 300 else text
-    return f"internal error ({type(exc).__name__}: {text})" if text else f"internal error ({type(exc).__name__})"
+    return (
+        f"internal error ({type(exc).__name__}: {text})"
+        if text
+        else f"internal error ({type(exc).__name__})"
+    )
 
 
 def _log_moved(before: SourceState, after: SourceState) -> None:
     if after.url != before.url:
-        log.warning("%s", kv(source=before.source_id, event="moved", **{"from": before.url},
-                             to=after.url))
+        log.warning(
+            "%s", kv(source=before.source_id, event="moved", **{"from": before.url}, to=after.url)
+        )
 
 
 def _log_details(source: Source, change: details.DetailChanges) -> None:
     for a in change.failed:
         retry = a.retry_at.isoformat() if a.retry_at else "never (attempts used up)"
-        log.warning("%s", kv(source=source.id, event="detail_failed", key=a.key, attempt=a.attempts,
-                             retry=retry, error=a.error))
+        log.warning(
+            "%s",
+            kv(
+                source=source.id,
+                event="detail_failed",
+                key=a.key,
+                attempt=a.attempts,
+                retry=retry,
+                error=a.error,
+            ),
+        )
 
 
 def _log_outcome(o: FetchOutcome) -> None:
     level = logging.WARNING if o.status in (FetchStatus.ERROR, FetchStatus.GONE) else logging.INFO
     log.log(
-        level, "%s",
-        kv(source=o.source_id, event="fetched", outcome=o.status.value, added=o.added,
-           updated=o.updated, merged=o.merged, bytes=o.bytes, elapsed=o.elapsed, error=o.error),
+        level,
+        "%s",
+        kv(
+            source=o.source_id,
+            event="fetched",
+            outcome=o.status.value,
+            added=o.added,
+            updated=o.updated,
+            merged=o.merged,
+            bytes=o.bytes,
+            elapsed=o.elapsed,
+            error=o.error,
+        ),
     )

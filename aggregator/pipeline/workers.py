@@ -178,8 +178,9 @@ def _prepare_one(item: Item, base: str | None, options: content.CleanOptions) ->
     text = body.text if body.html else (teaser.text if teaser else "")
     title = (item.title or "").strip() or fallback_title(text)
     fingerprint, bands, weight = signature(document_text(title, body.html or summary))
-    return Prepared(body.html, summary, text, title, item.image or body.image, fingerprint, bands,
-                    weight)
+    return Prepared(
+        body.html, summary, text, title, item.image or body.image, fingerprint, bands, weight
+    )
 
 
 def fallback_title(text: str) -> str:
@@ -246,7 +247,9 @@ class Offload:
     def __init__(self, processes: int, logging_settings: LoggingSettings | None = None) -> None:
         self.processes = process_count(processes)
         map_big_blocks()  # the process that fetches and stores big bodies
-        self._logging = (logging_settings.format, logging_settings.level) if logging_settings else None
+        self._logging = (
+            (logging_settings.format, logging_settings.level) if logging_settings else None
+        )
         self._pool: ProcessPoolExecutor | None = None
 
     async def identify(
@@ -318,8 +321,10 @@ class Offload:
 
     def _start(self) -> ProcessPoolExecutor:
         self._pool = ProcessPoolExecutor(
-            self.processes, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_started, initargs=(self._logging, os.getpid()),
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_started,
+            initargs=(self._logging, os.getpid()),
         )
         return self._pool
 
@@ -335,7 +340,9 @@ def within_budget(
     soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
     previous = signal.signal(signal.SIGPROF, _over_budget)
     try:
-        resource.setrlimit(resource.RLIMIT_CPU, (min(hard_stop, hard) if hard >= 0 else hard_stop, hard))
+        resource.setrlimit(
+            resource.RLIMIT_CPU, (min(hard_stop, hard) if hard >= 0 else hard_stop, hard)
+        )
         _timer.armed = True
         signal.setitimer(signal.ITIMER_PROF, budget)
         try:

@@ -74,7 +74,9 @@ def _atom_source(el: etree._Element, item: _Item, authority: str) -> None:
     if site:
         etree.SubElement(el, _A + "link", {"href": site, "rel": "alternate", "type": "text/html"})
     if own:
-        etree.SubElement(el, _A + "link", {"href": own, "rel": "self", "type": "application/atom+xml"})
+        etree.SubElement(
+            el, _A + "link", {"href": own, "rel": "self", "type": "application/atom+xml"}
+        )
 
 
 def _atom_links(meta: FeedMeta) -> list[dict[str, str]]:

@@ -89,12 +89,15 @@ def index_page(title: str, root: Path, feeds: list[tuple[FeedSpec, Path]]) -> by
         links = " ".join(
             f'<a href="{html.escape(_href(where, fmt))}">{fmt}</a>' for fmt in spec.formats
         )
-        rows.append(f"<li>{html.escape(spec.title)} <small>({html.escape(spec.id)})</small> {links}</li>")
+        rows.append(
+            f"<li>{html.escape(spec.title)} <small>({html.escape(spec.id)})</small> {links}</li>"
+        )
     head = html.escape(title)
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>' + head + "</title></head>\n"
-        f"<body><h1>{head}</h1>\n<p><a href=\"opml.xml\">OPML</a></p>\n<ul>\n"
-        + "\n".join(rows) + "\n</ul></body></html>\n"
+        f'<body><h1>{head}</h1>\n<p><a href="opml.xml">OPML</a></p>\n<ul>\n'
+        + "\n".join(rows)
+        + "\n</ul></body></html>\n"
     ).encode("utf-8")
 
 

@@ -84,8 +84,14 @@ class Catalog:
 
     def all(self) -> FeedSpec:
         pub = self.settings.publish
-        return FeedSpec("all", ("all",), pub.title, pub.description,
-                        Selection(limit=pub.default_limit), self._interval(None))
+        return FeedSpec(
+            "all",
+            ("all",),
+            pub.title,
+            pub.description,
+            Selection(limit=pub.default_limit),
+            self._interval(None),
+        )
 
     def source(self, source_id: str, known: Mapping[str, SourceState] | None = None) -> FeedSpec:
         """One source's feed; ``known``: the store's records when the caller has read them."""
@@ -93,15 +99,25 @@ class Catalog:
         if src is None:
             raise SelectionError(f"unknown source {source_id!r}")
         keep = self.settings.dedupe.per_source_keeps_duplicates
-        sel = Selection(source_ids=(src.id,), merge_duplicates=not keep,
-                        limit=self.settings.publish.default_limit)
+        sel = Selection(
+            source_ids=(src.id,),
+            merge_duplicates=not keep,
+            limit=self.settings.publish.default_limit,
+        )
         if known is not None:
             state = known.get(src.id)
         else:
             state = self.state(src.id) if self.state else None
         title = source_title(src, state)
-        return FeedSpec(f"source/{src.id}", ("source", src.id), title, f"Entries from {title}",
-                        sel, src.interval, source_ids=frozenset({src.id}))
+        return FeedSpec(
+            f"source/{src.id}",
+            ("source", src.id),
+            title,
+            f"Entries from {title}",
+            sel,
+            src.interval,
+            source_ids=frozenset({src.id}),
+        )
 
     def category(self, path: tuple[str, ...]) -> FeedSpec:
         """The feed of a category: a source's category path, or a category a rule adds (or a
@@ -111,14 +127,22 @@ class Catalog:
         ruled = any(r[: len(path)] == path for r in self.rule_paths())
         if not path or not (members or ruled):
             raise SelectionError(f"unknown category {'/'.join(path)!r}")
-        sel = Selection(category_prefix=path, limit=self.settings.publish.default_limit,
-                        also_sources=self._also_sources((path,)))
+        sel = Selection(
+            category_prefix=path,
+            limit=self.settings.publish.default_limit,
+            also_sources=self._also_sources((path,)),
+        )
         name = "/".join(path)
         # A rule can file any source's entries here: then every source can change it.
         interval = self._interval(None) if ruled else min(s.interval for s in members)
-        return FeedSpec("category/" + name, ("category", *path),
-                        f"{self.settings.publish.title}: {name}", f"Entries in {name}", sel,
-                        interval)
+        return FeedSpec(
+            "category/" + name,
+            ("category", *path),
+            f"{self.settings.publish.title}: {name}",
+            f"Entries in {name}",
+            sel,
+            interval,
+        )
 
     def named(self, feed_id: str) -> FeedSpec:
         for feed in self.settings.feeds:
@@ -142,7 +166,9 @@ class Catalog:
         else:
             raise SelectionError(f"no feed at /feeds/{rest}")
         if fmt not in spec.formats:
-            raise SelectionError(f"feed {spec.id!r} is served as {', '.join(spec.formats)}, not {fmt!r}")
+            raise SelectionError(
+                f"feed {spec.id!r} is served as {', '.join(spec.formats)}, not {fmt!r}"
+            )
         return spec, fmt
 
     def _top(self, name: str) -> FeedSpec:
@@ -202,26 +228,40 @@ class Catalog:
         # Entries' categories may differ from their source's, so a category feed can be fed by
         # any source; the configured members still tell how often it can change.
         feeders = None if feed.categories else members
-        return FeedSpec(feed.id, (feed.id,), title, feed.description or title, sel,
-                        self._interval(members), rules, feed.formats, feeders)
+        return FeedSpec(
+            feed.id,
+            (feed.id,),
+            title,
+            feed.description or title,
+            sel,
+            self._interval(members),
+            rules,
+            feed.formats,
+            feeders,
+        )
 
     def _members(self, feed: FeedSettings) -> frozenset[str] | None:
         """The configured sources whose entries the feed shows (None: every source)."""
         if not feed.sources and not feed.categories and not feed.exclude_sources:
             return None
         chosen = {
-            s.id for s in self.sources().values()
-            if (not feed.sources and not feed.categories) or s.id in feed.sources
+            s.id
+            for s in self.sources().values()
+            if (not feed.sources and not feed.categories)
+            or s.id in feed.sources
             or any(_filed(s, c) for c in feed.categories)
         }
         return frozenset(chosen - set(feed.exclude_sources))
 
     def _also_sources(self, paths: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
         """The sources filed under one of ``paths`` (or below) by their ``also_in`` only."""
-        return tuple(sorted(
-            s.id for s in self.sources().values()
-            if any(a[: len(p)] == p for a in s.also_in for p in paths if p)
-        ))
+        return tuple(
+            sorted(
+                s.id
+                for s in self.sources().values()
+                if any(a[: len(p)] == p for a in s.also_in for p in paths if p)
+            )
+        )
 
     def _interval(self, ids: frozenset[str] | None) -> float:
         chosen = [s.interval for s in self.sources().values() if ids is None or s.id in ids]

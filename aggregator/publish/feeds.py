@@ -48,7 +48,15 @@ from .query import Cursor, FeedQuery, admit_all, parse_query
 from .render import CONTENT_TYPES, FeedMeta, SourceRef, render, tag_authority
 from .variants import converter, reshape
 
-__all__ = ["CONTENT_TYPES", "FORMATS", "FeedService", "FeedSpec", "Rendered", "cache_seconds", "rendered"]
+__all__ = [
+    "CONTENT_TYPES",
+    "FORMATS",
+    "FeedService",
+    "FeedSpec",
+    "Rendered",
+    "cache_seconds",
+    "rendered",
+]
 
 CACHE_BYTES = 64 << 20  # rendered documents kept, plain and gzip together
 RESOLVED_MAX = 4096  # URL paths remembered with their feed (a client can invent many spellings)
@@ -90,11 +98,14 @@ def strong_etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def rendered(body: bytes, content_type: str, last_modified: datetime | None, max_age: int) -> Rendered:
+def rendered(
+    body: bytes, content_type: str, last_modified: datetime | None, max_age: int
+) -> Rendered:
     """A document with its validators, plain and gzip (compressed the same way every time)."""
     packed = gzip.compress(body, compresslevel=6, mtime=0)
-    return Rendered(body, strong_etag(body), last_modified, content_type, max_age,
-                    packed, strong_etag(packed))
+    return Rendered(
+        body, strong_etag(body), last_modified, content_type, max_age, packed, strong_etag(packed)
+    )
 
 
 class FeedService:
@@ -194,7 +205,9 @@ class FeedService:
     def every(self) -> list[FeedSpec]:
         return list(self.catalog.every())
 
-    def target(self, rest: str, params: Iterable[tuple[str, str]]) -> tuple[FeedSpec, str, FeedQuery]:
+    def target(
+        self, rest: str, params: Iterable[tuple[str, str]]
+    ) -> tuple[FeedSpec, str, FeedQuery]:
         """Feed, format and query of a request: ``format=`` in the query overrides the path's
         extension (``/feeds/all.atom?format=json`` is the JSON Feed, the same document as
         ``/feeds/all.json``)."""
@@ -239,7 +252,8 @@ class FeedService:
         cached = self._cache.get((spec.id, fmt, here, True))
         if cached is None or fmt not in spec.formats:
             raise self.guard.unavailable(
-                "the database is unreachable and this feed was not rendered before")
+                "the database is unreachable and this feed was not rendered before"
+            )
         return cached.rendered
 
     def _land(self, key: tuple[Any, ...], done: asyncio.Future[Rendered]) -> None:
@@ -264,8 +278,12 @@ class FeedService:
             return None
         with self._lock:  # confirmed; keep this spec object, so later checks compare identity
             if self._cache.get(key) is cached:
-                self._cache[key] = replace(cached, valid_for=(cached.valid_for[0], *wanted),
-                                           checked_at=now, epoch=self._epoch)
+                self._cache[key] = replace(
+                    cached,
+                    valid_for=(cached.valid_for[0], *wanted),
+                    checked_at=now,
+                    epoch=self._epoch,
+                )
         return cached.rendered
 
     def _token(self) -> int | None:
@@ -310,7 +328,12 @@ class FeedService:
         return result
 
     def _render(
-        self, spec: FeedSpec, fmt: str, query: FeedQuery, paging: bool, now: datetime,
+        self,
+        spec: FeedSpec,
+        fmt: str,
+        query: FeedQuery,
+        paging: bool,
+        now: datetime,
         changed: datetime | None,
     ) -> Rendered:
         base = self.settings.server.public_base
@@ -321,8 +344,9 @@ class FeedService:
                 return None
             return spec.url(base, fmt, query.paged(page.next_before).canonical())
 
-        body, _page = self._document(spec, fmt, query, now, {f: spec.url(base, f, here) for f in
-                                                             spec.formats}, next_link)
+        body, _page = self._document(
+            spec, fmt, query, now, {f: spec.url(base, f, here) for f in spec.formats}, next_link
+        )
         return rendered(body, CONTENT_TYPES[fmt], changed, cache_seconds(spec.interval))
 
     def static_pages(self, spec: FeedSpec, fmt: str, max_pages: int) -> Iterable[bytes]:
@@ -346,18 +370,34 @@ class FeedService:
             before = page.next_before
 
     def _document(
-        self, spec: FeedSpec, fmt: str, query: FeedQuery, now: datetime, here: Mapping[str, str],
+        self,
+        spec: FeedSpec,
+        fmt: str,
+        query: FeedQuery,
+        now: datetime,
+        here: Mapping[str, str],
         next_link: Callable[[Page], str | None],
     ) -> tuple[bytes, Page]:
         """One page's bytes (``here``: this page's URL per format) and the page itself."""
         pub = self.settings.publish
         limit = min(query.limit or spec.selection.limit, pub.max_limit)
-        page = collect(self.store.list_entries, spec.selection, limit, query.before,
-                       admit_all(spec.rules, query, now), by_arrival=not query.sorted)
+        page = collect(
+            self.store.list_entries,
+            spec.selection,
+            limit,
+            query.before,
+            admit_all(spec.rules, query, now),
+            by_arrival=not query.sorted,
+        )
         entries = query.order(page.entries)
         if query.reshapes:  # RSSHub's output parameters (variants.py)
-            entries = reshape(entries, fulltext=query.fulltext, hotlink=query.hotlink,
-                              brief=query.brief, opencc=query.opencc)
+            entries = reshape(
+                entries,
+                fulltext=query.fulltext,
+                hotlink=query.hotlink,
+                brief=query.brief,
+                opencc=query.opencc,
+            )
         max_age = cache_seconds(spec.interval)
         base = self.settings.server.public_base
         title, description = spec.title, spec.description
@@ -371,10 +411,16 @@ class FeedService:
             convert = converter(query.opencc)
             title, description = convert(title), convert(description)
         meta = FeedMeta(
-            id=spec.id, title=title, description=description,
-            self_url=here[fmt], site_url=base + "/",
-            updated=_newest(entries), ttl_minutes=math.ceil(max_age / 60), hub=pub.hub,
-            next_url=next_link(page), alternates=dict(here),
+            id=spec.id,
+            title=title,
+            description=description,
+            self_url=here[fmt],
+            site_url=base + "/",
+            updated=_newest(entries),
+            ttl_minutes=math.ceil(max_age / 60),
+            hub=pub.hub,
+            next_url=next_link(page),
+            alternates=dict(here),
             id_authority=self.store.tag_authority(tag_authority(base) or ""),
             sources={} if single else self._attribution(entries, base),
         )

@@ -60,17 +60,23 @@ def export_opml(
     etree.SubElement(head, "title").text = f"{settings.publish.title}: sources"
     body = etree.SubElement(root, "body")
     folders: dict[tuple[str, ...], etree._Element] = {(): body}
-    ordered = sorted(sources.values(), key=lambda s: (s.category, _title(s, known).casefold(), s.id))
+    ordered = sorted(
+        sources.values(), key=lambda s: (s.category, _title(s, known).casefold(), s.id)
+    )
     for src in ordered:
         parent = _folder(folders, src.category)
         attrs = _outline(src, known.get(src.id), settings, known)
         attrs |= _own_attributes(src, configured.get(src.id), attrs)
         etree.SubElement(parent, "outline", attrs)
-    document: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
+    document: bytes = etree.tostring(
+        root, encoding="UTF-8", xml_declaration=True, pretty_print=True
+    )
     return document
 
 
-def _folder(folders: dict[tuple[str, ...], etree._Element], path: tuple[str, ...]) -> etree._Element:
+def _folder(
+    folders: dict[tuple[str, ...], etree._Element], path: tuple[str, ...]
+) -> etree._Element:
     if path not in folders:
         parent = _folder(folders, path[:-1])
         folders[path] = etree.SubElement(parent, "outline", text=path[-1], title=path[-1])
@@ -109,7 +115,9 @@ def _own_attributes(
     if cfg.url and src.kind != "feed":
         own[f"{_Q}url"] = redact(cfg.url)
     if cfg.model_extra:
-        own[f"{_Q}options"] = json.dumps(cfg.model_extra, ensure_ascii=False, sort_keys=True, default=str)
+        own[f"{_Q}options"] = json.dumps(
+            cfg.model_extra, ensure_ascii=False, sort_keys=True, default=str
+        )
     for name in ("title", "site_name"):
         if getattr(cfg, name):
             own[f"{_Q}{name}"] = plain_text(getattr(cfg, name)) or ""
@@ -168,8 +176,13 @@ def read_opml(data: bytes, skipped: list[Skipped] | None = None) -> list[OpmlFee
     paths; outlines that are not feeds (``type="link"``, no URL, no children) go to ``skipped``."""
     if _ENTITY.search(data):  # OPML needs no DTD; declared entities only serve expansion attacks
         raise AggregatorError("not an OPML file we read: it declares XML entities")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
-                             remove_pis=True, huge_tree=False)
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        remove_comments=True,
+        remove_pis=True,
+        huge_tree=False,
+    )
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
@@ -182,17 +195,29 @@ def read_opml(data: bytes, skipped: list[Skipped] | None = None) -> list[OpmlFee
     return found
 
 
-def _walk(element: etree._Element, path: tuple[str, ...], found: list[OpmlFeed], skipped: list[Skipped]) -> None:
+def _walk(
+    element: etree._Element, path: tuple[str, ...], found: list[OpmlFeed], skipped: list[Skipped]
+) -> None:
     for outline in element.iterchildren("outline"):
-        attrs = {str(k).lower(): v.strip() for k, v in outline.attrib.items() if not str(k).startswith("{")}
-        own = {str(k)[len(_Q):]: v.strip() for k, v in outline.attrib.items() if str(k).startswith(_Q)}
+        attrs = {
+            str(k).lower(): v.strip()
+            for k, v in outline.attrib.items()
+            if not str(k).startswith("{")
+        }
+        own = {
+            str(k)[len(_Q) :]: v.strip() for k, v in outline.attrib.items() if str(k).startswith(_Q)
+        }
         name = attrs.get("title") or attrs.get("text") or ""
         kind = attrs.get("type", "").lower()
         url = attrs.get("xmlurl") or attrs.get("url", "")
         has_children = any(True for _ in outline.iterchildren("outline"))
         if kind == "link" or kind == "include":
-            skipped.append(Skipped(url or name, f'a type="{kind}" outline (a web page or another '
-                                   "OPML file), not a feed"))
+            skipped.append(
+                Skipped(
+                    url or name,
+                    f'a type="{kind}" outline (a web page or another OPML file), not a feed',
+                )
+            )
         elif url:
             found.append(_feed(url, name, path, attrs, own))
         elif has_children:
@@ -203,8 +228,9 @@ def _walk(element: etree._Element, path: tuple[str, ...], found: list[OpmlFeed],
             skipped.append(Skipped(name, "no xmlUrl or url: not a feed"))
 
 
-def _feed(url: str, name: str, path: tuple[str, ...], attrs: Mapping[str, str],
-          own: Mapping[str, str]) -> OpmlFeed:
+def _feed(
+    url: str, name: str, path: tuple[str, ...], attrs: Mapping[str, str], own: Mapping[str, str]
+) -> OpmlFeed:
     categories = _category_attr(attrs.get("category", ""))
     category = path or (categories[0] if categories else ())
     also = tuple(dict.fromkeys(c for c in categories if c != category))
@@ -223,10 +249,13 @@ def _feed(url: str, name: str, path: tuple[str, ...], attrs: Mapping[str, str],
         title=(own.get("title") or None) if exported else (name or None),
         category=category,
         site_url=(own.get("site_url") if exported else attrs.get("htmlurl")) or None,
-        source_id=own.get("id") or None, kind=own.get("kind") or "feed",
+        source_id=own.get("id") or None,
+        kind=own.get("kind") or "feed",
         options=options,
-        site_name=own.get("site_name") or None, interval=interval,
-        also_in=also, exported=exported,
+        site_name=own.get("site_name") or None,
+        interval=interval,
+        also_in=also,
+        exported=exported,
     )
 
 
@@ -251,7 +280,9 @@ def _category_attr(value: str) -> list[tuple[str, ...]]:
 
 
 def add_to_config(
-    config_text: str, feeds: Sequence[OpmlFeed], own_base: str | None = None,
+    config_text: str,
+    feeds: Sequence[OpmlFeed],
+    own_base: str | None = None,
     skipped: Sequence[Skipped] = (),
 ) -> ImportReport:
     """``config_text`` with a ``[[sources]]`` table appended for each new feed of ``feeds``.
@@ -273,8 +304,11 @@ def add_to_config(
             continue
         if feed.url:
             seen.add(_url_key(feed.url))
-        source_id = feed.source_id if feed.source_id and feed.source_id not in taken else \
-            derive_id(feed.title, feed.url, taken)
+        source_id = (
+            feed.source_id
+            if feed.source_id and feed.source_id not in taken
+            else derive_id(feed.title, feed.url, taken)
+        )
         taken.add(source_id)
         tables = _append(doc, tables, _table(source_id, feed))
         report.added.append((source_id, feed.url or f"kind {feed.kind}"))
@@ -332,7 +366,9 @@ def _table(source_id: str, feed: OpmlFeed) -> Table:
     return table
 
 
-def _skip_reason(feed: OpmlFeed, seen: set[str], taken: set[str], own_base: str | None) -> str | None:
+def _skip_reason(
+    feed: OpmlFeed, seen: set[str], taken: set[str], own_base: str | None
+) -> str | None:
     if feed.kind != "feed" and feed.source_id:
         return f"already configured (id {feed.source_id})" if feed.source_id in taken else None
     parts = urlsplit(feed.url)

@@ -99,7 +99,10 @@ class OpmlDocument:
         return doc
 
     def _render(
-        self, settings: Settings, sources: Mapping[str, Source], states: list[SourceState],
+        self,
+        settings: Settings,
+        sources: Mapping[str, Source],
+        states: list[SourceState],
         kept: _Kept | None,
     ) -> Rendered:
         body = export_opml(settings, sources, states)

@@ -57,8 +57,16 @@ DROP_PARAMS = ("filterout",) + tuple(f"filterout_{f}" for f in FIELDS)
 OUTPUT_PARAMS = ("brief", "opencc", "mode", "image_hotlink_template")
 # The order parameters take in canonical query strings (cache keys, self and next links).
 # ``format`` is not among them: it picks the document's format, which the URL's path then names.
-PARAMS = ("limit", *KEEP_PARAMS, *DROP_PARAMS, "filter_case_sensitive", "filter_time", "sorted",
-          *OUTPUT_PARAMS, "before")
+PARAMS = (
+    "limit",
+    *KEEP_PARAMS,
+    *DROP_PARAMS,
+    "filter_case_sensitive",
+    "filter_time",
+    "sorted",
+    *OUTPUT_PARAMS,
+    "before",
+)
 # RSSHub's documented parameters that this server does not implement: a 400 that names them.
 UNSUPPORTED = ("tgiv", "scihub", "multimedia_hotlink_template", "wrap_multimedia_in_iframe")
 FORMAT_VALUES = ("rss", "atom", "json")
@@ -120,9 +128,12 @@ class FeedQuery:
         return [(name, values[name]) for name in PARAMS if name in values]
 
     def _output_pairs(self) -> dict[str, str]:
-        out = {"brief": str(self.brief) if self.brief is not None else "",
-               "opencc": self.opencc or "", "mode": "fulltext" if self.fulltext else "",
-               "image_hotlink_template": self.hotlink or ""}
+        out = {
+            "brief": str(self.brief) if self.brief is not None else "",
+            "opencc": self.opencc or "",
+            "mode": "fulltext" if self.fulltext else "",
+            "image_hotlink_template": self.hotlink or "",
+        }
         return {k: v for k, v in out.items() if v}
 
     @property
@@ -169,8 +180,10 @@ def parse_query(params: Iterable[tuple[str, str]], max_limit: int) -> FeedQuery:
     is_sorted = _flag(raw, "sorted", True)
     before = decode_cursor(raw["before"]) if raw.get("before") else None
     if before is not None and isinstance(before[0], datetime) != is_sorted:
-        raise QueryError("before: a cursor of the other order (sorted=true / sorted=false); "
-                         "follow the next links of this URL")
+        raise QueryError(
+            "before: a cursor of the other order (sorted=true / sorted=false); "
+            "follow the next links of this URL"
+        )
     return FeedQuery(  # compiles the patterns: a bad one raises QueryError here
         limit=min(limit, max_limit) if limit is not None else None,
         keep=tuple((n, raw[n]) for n in KEEP_PARAMS if raw.get(n)),
@@ -188,14 +201,21 @@ def _output(raw: Mapping[str, str]) -> dict[str, Any]:
     fmt = _choice(raw, "format", FORMAT_VALUES)
     brief = _positive(raw, "brief")
     if brief is not None and brief < MIN_BRIEF:
-        raise QueryError(f"brief: expected a number of characters of at least {MIN_BRIEF}, got {brief}")
+        raise QueryError(
+            f"brief: expected a number of characters of at least {MIN_BRIEF}, got {brief}"
+        )
     template = raw.get("image_hotlink_template", "").strip() or None
     if template is not None:
         problem = check_template(template)
         if problem:
             raise QueryError(f"image_hotlink_template: {problem}")
-    return {"format": fmt, "brief": brief, "opencc": _choice(raw, "opencc", OPENCC_CONFIGS),
-            "fulltext": _choice(raw, "mode", ("fulltext",)) == "fulltext", "hotlink": template}
+    return {
+        "format": fmt,
+        "brief": brief,
+        "opencc": _choice(raw, "opencc", OPENCC_CONFIGS),
+        "fulltext": _choice(raw, "mode", ("fulltext",)) == "fulltext",
+        "hotlink": template,
+    }
 
 
 def _choice(raw: Mapping[str, str], name: str, allowed: Sequence[str]) -> str | None:
@@ -218,7 +238,11 @@ def compile_pattern(name: str, pattern: str, case_sensitive: bool = True) -> Pat
     try:
         return re2.compile(pattern, options)
     except re2.error as exc:
-        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        reason = (
+            exc.args[0].decode("utf-8", "replace")
+            if exc.args and isinstance(exc.args[0], bytes)
+            else str(exc)
+        )
         raise QueryError(f"{name}: not a valid regular expression (RE2 syntax): {reason}") from None
 
 

@@ -242,7 +242,9 @@ def _item(entry: Entry, base_url: str) -> _Item:
         has_updated=updated is not None,
         summary=summary,
         content=content,
-        enclosures=tuple(e for e in (_enclosure(x, link) for x in entry.enclosures) if e is not None),
+        enclosures=tuple(
+            e for e in (_enclosure(x, link) for x in entry.enclosures) if e is not None
+        ),
         image=_uri(entry.image, link),
     )
 

@@ -40,7 +40,9 @@ _NAMESPACES = {"dc": _DC_NS, "media": _MEDIA_NS, "atom": _ATOM_NS, "content": _C
 _ATOM_LINK = f"{{{_ATOM_NS}}}link"
 _RSS_DOCS = "http://www.rssboard.org/rss-specification"  # exactly this: validators key on it
 # Plain-text elements as lxml writes them (text only, attributes never used on these).
-_RSS_PLAIN_TEXT = re.compile(rb"<(title|category|dc:creator|source url=\"[^\"]*\")>([^<]*)</(title|category|dc:creator|source)>")
+_RSS_PLAIN_TEXT = re.compile(
+    rb"<(title|category|dc:creator|source url=\"[^\"]*\")>([^<]*)</(title|category|dc:creator|source)>"
+)
 
 
 def write(meta: FeedMeta, items: Sequence[_Item]) -> bytes:
@@ -60,8 +62,9 @@ def _channel(channel: etree._Element, meta: FeedMeta, items: Sequence[_Item]) ->
     _text(channel, "link", _uri(meta.site_url) or self_url or "/")
     _text(channel, "description", _plain(meta.description) or title)
     if self_url:
-        etree.SubElement(channel, _ATOM_LINK, href=self_url, rel="self",
-                         type=CONTENT_TYPES["rss"].split(";")[0])
+        etree.SubElement(
+            channel, _ATOM_LINK, href=self_url, rel="self", type=CONTENT_TYPES["rss"].split(";")[0]
+        )
     _text(channel, "docs", _RSS_DOCS)
     _text(channel, "generator", GENERATOR)
     updated = _feed_time(meta, items)
@@ -89,8 +92,13 @@ def _rss_item(el: etree._Element, item: _Item) -> None:
         _text(el, "category", category)
     web = [e for e in item.enclosures if e.url.lower().startswith(("http://", "https://"))]
     if web:
-        etree.SubElement(el, "enclosure", url=web[0].url, length=str(web[0].length or 0),
-                         type=web[0].type or "application/octet-stream")
+        etree.SubElement(
+            el,
+            "enclosure",
+            url=web[0].url,
+            length=str(web[0].length or 0),
+            type=web[0].type or "application/octet-stream",
+        )
     if item.published is not None:
         _text(el, "pubDate", format_datetime(item.published))
     if item.author:

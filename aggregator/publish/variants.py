@@ -38,10 +38,37 @@ from ..content.urls import public_link
 from ..models import Entry
 
 # OpenCC's configuration files (the names RSSHub passes on to simplecc).
-OPENCC_CONFIGS = ("s2t", "t2s", "s2tw", "tw2s", "s2hk", "hk2s", "s2twp", "tw2sp", "t2tw", "tw2t",
-                  "t2hk", "hk2t", "t2jp", "jp2t", "s2hkp", "hk2sp")
-PLACEHOLDERS = ("hash", "host", "hostname", "href", "origin", "password", "pathname", "port",
-                "protocol", "search", "username")
+OPENCC_CONFIGS = (
+    "s2t",
+    "t2s",
+    "s2tw",
+    "tw2s",
+    "s2hk",
+    "hk2s",
+    "s2twp",
+    "tw2sp",
+    "t2tw",
+    "tw2t",
+    "t2hk",
+    "hk2t",
+    "t2jp",
+    "jp2t",
+    "s2hkp",
+    "hk2sp",
+)
+PLACEHOLDERS = (
+    "hash",
+    "host",
+    "hostname",
+    "href",
+    "origin",
+    "password",
+    "pathname",
+    "port",
+    "protocol",
+    "search",
+    "username",
+)
 _PLACEHOLDER = re.compile(r"\$\{([^{}]+)\}")
 _TAG_SPLIT = re.compile(r"(<[^>]*>)")  # linear: one negated class
 # <img ... src="..."> as the cleaner writes it (double quotes); group 2 is the URL.
@@ -54,8 +81,14 @@ _SAMPLE = "https://user:pw@img.example.com:8443/a/b.png?x=1#f"
 _COMPONENT_SAFE = "-_.!~*'()"
 
 
-def reshape(entries: Sequence[Entry], *, fulltext: bool = False, hotlink: str | None = None,
-            brief: int | None = None, opencc: str | None = None) -> list[Entry]:
+def reshape(
+    entries: Sequence[Entry],
+    *,
+    fulltext: bool = False,
+    hotlink: str | None = None,
+    brief: int | None = None,
+    opencc: str | None = None,
+) -> list[Entry]:
     """The entries as this variant publishes them (the same objects when nothing applies)."""
     steps: list[Callable[[Entry], Entry]] = []
     if fulltext:
@@ -90,7 +123,11 @@ def check_template(template: str) -> str | None:
         if name.removesuffix("_ue") not in PLACEHOLDERS:
             return f"unknown placeholder ${{{name}}} (known: {', '.join(PLACEHOLDERS)})"
     filled = fill(template, _SAMPLE)
-    if not filled or public_link(filled) != filled or not filled.startswith(("http://", "https://")):
+    if (
+        not filled
+        or public_link(filled) != filled
+        or not filled.startswith(("http://", "https://"))
+    ):
         return "the template must make an absolute http(s) URL, e.g. https://proxy.example/?url=${href_ue}"
     return None
 
@@ -106,10 +143,17 @@ def fill(template: str, url: str) -> str | None:
         return None
     host = hostname + (f":{port}" if port else "")
     values = {
-        "href": url, "protocol": f"{parts.scheme}:", "host": host, "hostname": hostname,
-        "port": port, "pathname": parts.path or "/", "search": f"?{parts.query}" if parts.query else "",
-        "hash": f"#{parts.fragment}" if parts.fragment else "", "origin": f"{parts.scheme}://{host}",
-        "username": parts.username or "", "password": parts.password or "",
+        "href": url,
+        "protocol": f"{parts.scheme}:",
+        "host": host,
+        "hostname": hostname,
+        "port": port,
+        "pathname": parts.path or "/",
+        "search": f"?{parts.query}" if parts.query else "",
+        "hash": f"#{parts.fragment}" if parts.fragment else "",
+        "origin": f"{parts.scheme}://{host}",
+        "username": parts.username or "",
+        "password": parts.password or "",
     }
 
     def value(m: re.Match[str]) -> str:
@@ -139,8 +183,11 @@ def hotlink_html(text: str | None, template: str) -> str | None:
 
 
 def _hotlinked(entry: Entry, template: str) -> Entry:
-    return replace(entry, summary=hotlink_html(entry.summary, template),
-                   content=hotlink_html(entry.content, template))
+    return replace(
+        entry,
+        summary=hotlink_html(entry.summary, template),
+        content=hotlink_html(entry.content, template),
+    )
 
 
 # --- brief ------------------------------------------------------------------------------------------
@@ -153,8 +200,9 @@ def brief_text(text: str | None, limit: int) -> str:
 
 
 def _brief(entry: Entry, limit: int) -> Entry:
-    text = brief_text(entry.summary if entry.summary and entry.summary.strip() else entry.content,
-                      limit)
+    text = brief_text(
+        entry.summary if entry.summary and entry.summary.strip() else entry.content, limit
+    )
     return replace(entry, summary=html.escape(text, quote=False) or None, content=None)
 
 
@@ -180,6 +228,9 @@ def convert_html(text: str | None, convert: Callable[[str], str]) -> str | None:
 
 
 def _converted(entry: Entry, convert: Callable[[str], str]) -> Entry:
-    return replace(entry, title=convert(entry.title) if entry.title else entry.title,
-                   summary=convert_html(entry.summary, convert),
-                   content=convert_html(entry.content, convert))
+    return replace(
+        entry,
+        title=convert(entry.title) if entry.title else entry.title,
+        summary=convert_html(entry.summary, convert),
+        content=convert_html(entry.content, convert),
+    )

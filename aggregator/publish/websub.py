@@ -91,7 +91,9 @@ def _log_ping(p: Ping) -> None:
     if p.ok:
         log.info("event=websub_ping topic=%s attempts=%d", p.topic, p.attempts)
     else:
-        log.warning("event=websub_ping_failed topic=%s attempts=%d error=%r", p.topic, p.attempts, p.error)
+        log.warning(
+            "event=websub_ping_failed topic=%s attempts=%d error=%r", p.topic, p.attempts, p.error
+        )
 
 
 class WebSubPublisher:

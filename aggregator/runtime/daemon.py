@@ -109,7 +109,10 @@ def listen_port(settings: Settings, role: Role) -> int | None:
 
 
 def run(
-    settings: Settings, config_path: Path, role: Role = Role.ALL, loop_factory: LoopFactory = None,
+    settings: Settings,
+    config_path: Path,
+    role: Role = Role.ALL,
+    loop_factory: LoopFactory = None,
     adjust: Adjust | None = None,
 ) -> int:
     """The daemon in ``role`` until SIGTERM or SIGINT, each process on its own event loop: with
@@ -123,20 +126,25 @@ def run(
         return _on_loop(serve(settings, config_path, role=role, adjust=adjust), loop_factory)
 
     def web_process(sock: socket.socket, parent: int) -> int:
-        return _on_loop(serve(settings, config_path, role=Role.WEB, sock=sock, parent=parent,
-                              adjust=adjust), loop_factory)
+        return _on_loop(
+            serve(settings, config_path, role=Role.WEB, sock=sock, parent=parent, adjust=adjust),
+            loop_factory,
+        )
 
     # Create or migrate the schema once, here: processes opening a new database at once would
     # race to create it. Closed before forking, so no process inherits a connection.
     open_store(settings.storage.url, SystemClock().now(), settings.storage).close()
     try:
-        sock, web = webprocs.fork(settings.server.host, settings.server.port, extra + 1, web_process)
+        sock, web = webprocs.fork(
+            settings.server.host, settings.server.port, extra + 1, web_process
+        )
     except OSError as exc:
         raise cannot_listen(settings.server.host, settings.server.port, exc) from None
     web.respawn = (web_command(settings, config_path), sock)
     try:
-        code = _on_loop(serve(settings, config_path, role=role, sock=sock, web=web, adjust=adjust),
-                        loop_factory)
+        code = _on_loop(
+            serve(settings, config_path, role=role, sock=sock, web=web, adjust=adjust), loop_factory
+        )
     finally:
         web.signal(signal.SIGTERM)  # already stopping after a signal; not if serve() failed
         codes = web.wait()
@@ -147,12 +155,26 @@ def web_command(settings: Settings, config_path: Path) -> list[str]:
     """``aggregator`` arguments for a web process like the forked ones: the same config file,
     with the host and port this daemon runs with (so its self links are the same)."""
     host, port = settings.server.host, settings.server.port
-    return ["--config", str(config_path), "run", "--role", Role.WEB, "--host", host, "--port", str(port)]
+    return [
+        "--config",
+        str(config_path),
+        "run",
+        "--role",
+        Role.WEB,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
 
 
 def run_web_child(
-    settings: Settings, config_path: Path, listen_fd: int, parent_fd: int,
-    loop_factory: LoopFactory = None, adjust: Adjust | None = None,
+    settings: Settings,
+    config_path: Path,
+    listen_fd: int,
+    parent_fd: int,
+    loop_factory: LoopFactory = None,
+    adjust: Adjust | None = None,
 ) -> int:
     """A replacement web process (``webprocs.WebProcesses.replace``): serve on the inherited
     listening socket until SIGTERM or the parent pipe's end-of-file."""
@@ -160,8 +182,10 @@ def run_web_child(
         settings = adjust(settings)
     sock = socket.socket(fileno=listen_fd)
     os.set_inheritable(parent_fd, False)
-    return _on_loop(serve(settings, config_path, role=Role.WEB, sock=sock, parent=parent_fd,
-                          adjust=adjust), loop_factory)
+    return _on_loop(
+        serve(settings, config_path, role=Role.WEB, sock=sock, parent=parent_fd, adjust=adjust),
+        loop_factory,
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -175,10 +199,15 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def cannot_listen(host: str, port: int, exc: OSError) -> UsageError:
-    why = ("the port is in use (another process listens there)" if exc.errno == errno.EADDRINUSE
-           else exc.strerror or str(exc))
-    return UsageError(f"cannot listen on {host}:{port}: {why}; stop the other process, or change "
-                      "[server] port or pass --port")
+    why = (
+        "the port is in use (another process listens there)"
+        if exc.errno == errno.EADDRINUSE
+        else exc.strerror or str(exc)
+    )
+    return UsageError(
+        f"cannot listen on {host}:{port}: {why}; stop the other process, or change "
+        "[server] port or pass --port"
+    )
 
 
 def _on_loop(main: Coroutine[None, None, int], loop_factory: LoopFactory) -> int:
@@ -187,8 +216,13 @@ def _on_loop(main: Coroutine[None, None, int], loop_factory: LoopFactory) -> int
 
 
 async def serve(
-    settings: Settings, config_path: Path, clock: Clock | None = None, role: Role = Role.ALL,
-    sock: socket.socket | None = None, parent: int | None = None, web: WebProcesses | None = None,
+    settings: Settings,
+    config_path: Path,
+    clock: Clock | None = None,
+    role: Role = Role.ALL,
+    sock: socket.socket | None = None,
+    parent: int | None = None,
+    web: WebProcesses | None = None,
     adjust: Adjust | None = None,
 ) -> int:
     """Run the daemon in ``role`` until SIGTERM or SIGINT; return the exit code. ``sock``: a
@@ -211,42 +245,69 @@ async def serve(
     async with Fetcher(settings.fetch, clock) as fetcher:
         pipeline = Pipeline(settings, store, fetcher.fetch, clock, owner=owner)
         dispatcher = Dispatcher(
-            store, pipeline, live.get, clock, owner,
-            settings.schedule.batch_size, settings.schedule.lease,
+            store,
+            pipeline,
+            live.get,
+            clock,
+            owner,
+            settings.schedule.batch_size,
+            settings.schedule.lease,
             timeout=settings.storage.request_timeout,
         )
         retention = Retention(store, clock, lambda: live.settings.retention)
         scheduler = Scheduler(dispatcher, settings.schedule.dispatch_every, retention)
         feeds = FeedService(settings, store, live.get, clock, recheck_after=RECHECK_AFTER)
         opml = OpmlDocument(feeds)
-        app = create_app(feeds, ready=(lambda: scheduler.running) if role.fetches else None,
-                         opml=opml)
+        app = create_app(
+            feeds, ready=(lambda: scheduler.running) if role.fetches else None, opml=opml
+        )
         ops = attach(
-            app, settings=settings, config_path=config_path, store=store, clock=clock,
-            update_sources=live.update, sources=live.get, pipeline=pipeline, feeds=feeds,
-            dispatcher=dispatcher, poke=scheduler.poke, sync_store=role.fetches,
-            role=role, process=owner, scheduler=scheduler if role.fetches else None, adjust=adjust,
+            app,
+            settings=settings,
+            config_path=config_path,
+            store=store,
+            clock=clock,
+            update_sources=live.update,
+            sources=live.get,
+            pipeline=pipeline,
+            feeds=feeds,
+            dispatcher=dispatcher,
+            poke=scheduler.poke,
+            sync_store=role.fetches,
+            role=role,
+            process=owner,
+            scheduler=scheduler if role.fetches else None,
+            adjust=adjust,
         )
         dispatcher.on_outcomes = _then_changed(feeds, dispatcher.on_outcomes)
         websub = WebSubPublisher.configured(feeds, clock) if role.fetches else None
         if websub is not None:  # chained after the hooks attach() installed; primed before ticks
             dispatcher.on_outcomes = websub.hook(dispatcher.on_outcomes)
             await websub.prime()
-        server = _Server(server_config(
-            app if role.serves_feeds else _only(app, WORKER_PATHS), settings.server, port
-        ))
+        server = _Server(
+            server_config(
+                app if role.serves_feeds else _only(app, WORKER_PATHS), settings.server, port
+            )
+        )
         _on_signals(server, web)
         if role.fetches:
             scheduler.start()
         ops.start()
         _lifelines(server, ops, web, parent)
         port = sock.getsockname()[1] if sock is not None else port
-        log.info("%s", kv(
-            event="started", role=str(role), pid=os.getpid(), sources=len(live.by_id),
-            listen=f"http://{settings.server.host}:{port}" if port is not None else "none",
-            processes=1 + len(web.pids) if web else None,
-            store=settings.storage.url.split("@")[-1], config=config_path,
-        ))
+        log.info(
+            "%s",
+            kv(
+                event="started",
+                role=str(role),
+                pid=os.getpid(),
+                sources=len(live.by_id),
+                listen=f"http://{settings.server.host}:{port}" if port is not None else "none",
+                processes=1 + len(web.pids) if web else None,
+                store=settings.storage.url.split("@")[-1],
+                config=config_path,
+            ),
+        )
         try:
             if port is not None:  # returns once a signal sets should_exit
                 await server.serve(sockets=[sock] if sock is not None else None)
@@ -269,8 +330,13 @@ def server_config(
     limits (``limits``: others, for tests), through uvicorn's public options and
     ``http/limits.py``'s connection class."""
     return uvicorn.Config(
-        app, host=server.host, port=port or 0,
-        log_level="warning", access_log=False, lifespan="off", log_config=None,
+        app,
+        host=server.host,
+        port=port or 0,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        log_config=None,
         server_header=False,
         http=connection_class(limits or Limits.of(server)),
         timeout_keep_alive=server.keep_alive_timeout,  # type: ignore[arg-type]  # a float works
@@ -286,9 +352,16 @@ def _only(app: ASGIApp, paths: tuple[str, ...]) -> ASGIApp:
             await app(scope, receive, send)
             return
         body = f"404 Not Found: a worker serves only {', '.join(paths)}\n".encode()
-        await send({"type": "http.response.start", "status": 404, "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return only
@@ -335,6 +408,7 @@ def _lifelines(
     replaces a web process that exits on its own (with backoff: ``webprocs``)."""
     loop = asyncio.get_running_loop()
     if parent is not None:
+
         def orphaned() -> None:
             loop.remove_reader(parent)
             log.warning("%s", kv(event="parent_gone", action="stop"))
@@ -342,6 +416,7 @@ def _lifelines(
 
         loop.add_reader(parent, orphaned)
     if web is not None:
+
         def hangup() -> None:  # replaces the handler ops.start() installed, and does its work
             log.info("%s", kv(event="signal", signal="SIGHUP", action="reload"))
             ops.reloader.reload("SIGHUP")
@@ -359,8 +434,15 @@ def _watch(web: WebProcesses, server: uvicorn.Server, every: float = 1.0) -> Non
             return
         for pid, code in web.poll():
             delay = web.restart_delay(pid)
-            log.error("%s", kv(event="web_process_exited", pid=pid, code=code,
-                               restart_in=f"{delay:g}s" if web.respawn else None))
+            log.error(
+                "%s",
+                kv(
+                    event="web_process_exited",
+                    pid=pid,
+                    code=code,
+                    restart_in=f"{delay:g}s" if web.respawn else None,
+                ),
+            )
             if web.respawn is not None:
                 loop.call_later(delay, replace, pid)
         loop.call_later(every, look)
@@ -372,8 +454,15 @@ def _watch(web: WebProcesses, server: uvicorn.Server, every: float = 1.0) -> Non
             pid = web.replace(dead)
         except OSError as exc:
             delay = web.restart_delay(dead)
-            log.error("%s", kv(event="web_process_restart_failed", replacing=dead, error=str(exc),
-                               retry_in=f"{delay:g}s"))
+            log.error(
+                "%s",
+                kv(
+                    event="web_process_restart_failed",
+                    replacing=dead,
+                    error=str(exc),
+                    retry_in=f"{delay:g}s",
+                ),
+            )
             loop.call_later(delay, replace, dead)
             return
         log.warning("%s", kv(event="web_process_restarted", pid=pid, replacing=dead))
@@ -387,7 +476,10 @@ def _report(web: WebProcesses, codes: Mapping[int, int]) -> None:
 
 
 async def _stop(
-    scheduler: Scheduler, dispatcher: Dispatcher, store: Store, owner: str,
+    scheduler: Scheduler,
+    dispatcher: Dispatcher,
+    store: Store,
+    owner: str,
     websub: WebSubPublisher | None = None,
 ) -> None:
     """Stop taking work, let the running tick finish briefly, then give back leases."""

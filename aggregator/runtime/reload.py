@@ -135,7 +135,9 @@ def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
         for key in [name] if name else sorted(now):
             if was[key] != now[key]:
                 old_value, new_value = shown(key, was[key]), shown(key, now[key])
-                lines.append(f"{section}.{key}: running with {old_value!r}, the file says {new_value!r}")
+                lines.append(
+                    f"{section}.{key}: running with {old_value!r}, the file says {new_value!r}"
+                )
     return lines
 
 
@@ -157,7 +159,9 @@ def restart_safe(running: Settings, new: Settings) -> Settings:
             update[section] = getattr(running, section)
         else:
             base = update.get(section, getattr(new, section))
-            update[section] = base.model_copy(update={name: getattr(getattr(running, section), name)})
+            update[section] = base.model_copy(
+                update={name: getattr(getattr(running, section), name)}
+            )
     return new.model_copy(update=update)
 
 
@@ -176,7 +180,9 @@ class Reloader:
         adjust: Callable[[Settings], Settings] | None = None,
     ) -> None:
         self.path = path
-        self.adjust = adjust  # what the command line overrides (--host, --port), applied to each load
+        self.adjust = (
+            adjust  # what the command line overrides (--host, --port), applied to each load
+        )
         self.sync_store = sync_store  # False in a read-only web process: workers sync the rows
         self.settings = running
         self.store = store
@@ -246,16 +252,28 @@ class Reloader:
         self.state.error_at = self.clock.now()
         log.error(
             "%s",
-            kv(event="reload", result="rejected", reason=reason, path=self.path,
-               problems=redact_text("; ".join(problems)), keeping="the running config"),
+            kv(
+                event="reload",
+                result="rejected",
+                reason=reason,
+                path=self.path,
+                problems=redact_text("; ".join(problems)),
+                keeping="the running config",
+            ),
         )
 
     def _log_applied(self, reason: str, change: Change) -> None:
         log.info(
             "%s",
-            kv(event="reload", result="applied" if not change.empty else "unchanged",
-               reason=reason, path=self.path, added=",".join(change.added) or None,
-               removed=",".join(change.removed) or None, changed=",".join(change.changed) or None),
+            kv(
+                event="reload",
+                result="applied" if not change.empty else "unchanged",
+                reason=reason,
+                path=self.path,
+                added=",".join(change.added) or None,
+                removed=",".join(change.removed) or None,
+                changed=",".join(change.changed) or None,
+            ),
         )
         for line in change.needs_restart:
             log.warning("%s", kv(event="reload", result="needs_restart", setting=line))
@@ -272,7 +290,10 @@ class Reloader:
 
 
 def appliers(
-    update_sources: Applier, pipeline: Pipeline, feeds: FeedService, dispatcher: Dispatcher,
+    update_sources: Applier,
+    pipeline: Pipeline,
+    feeds: FeedService,
+    dispatcher: Dispatcher,
     scheduler: Scheduler | None = None,
 ) -> list[Applier]:
     """Everything in a running daemon that holds the settings, as functions of new settings
@@ -303,4 +324,3 @@ def appliers(
             scheduler.reschedule_retention()
 
     return [update_sources, to_pipeline, to_feeds, to_dispatcher, to_logging, to_scheduler]
-

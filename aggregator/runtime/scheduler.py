@@ -85,8 +85,10 @@ class Dispatcher:
             for state in claims:
                 source = configured.get(state.source_id)
                 if source is None:  # removed from the config since the claim
-                    await self._waited("release", asyncio.to_thread(
-                        self.store.release, state.source_id, self.owner))
+                    await self._waited(
+                        "release",
+                        asyncio.to_thread(self.store.release, state.source_id, self.owner),
+                    )
                     continue
                 pairs.append((source, state))
             if not pairs:
@@ -119,8 +121,11 @@ class Dispatcher:
         log line) when the database refuses or does not answer. A claim still running when the
         wait gives up is not started again: a later tick takes what it claimed."""
         if self._claiming is None:
-            self._claiming = asyncio.ensure_future(asyncio.to_thread(
-                self.store.claim_due, self.clock.now(), limit, self.owner, self.lease))
+            self._claiming = asyncio.ensure_future(
+                asyncio.to_thread(
+                    self.store.claim_due, self.clock.now(), limit, self.owner, self.lease
+                )
+            )
         claiming = self._claiming
         claims = await self._waited("claim", claiming)
         if claiming.done():
@@ -135,7 +140,11 @@ class Dispatcher:
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            error = f"no answer in {self.timeout:g}s" if isinstance(exc, TimeoutError) else first_line(exc)
+            error = (
+                f"no answer in {self.timeout:g}s"
+                if isinstance(exc, TimeoutError)
+                else first_line(exc)
+            )
             log.warning("%s", kv(event="db_error", where=f"dispatcher.{what}", error=error))
             return None
 
@@ -170,7 +179,9 @@ class Retention:
         )
         log.info(
             "event=retention removed=%d sources=%d skipped=%s",
-            result.removed, result.sources, str(result.skipped).lower(),
+            result.removed,
+            result.sources,
+            str(result.skipped).lower(),
         )
         return result
 
@@ -180,7 +191,10 @@ class Scheduler:
     daemon in the roles that fetch."""
 
     def __init__(
-        self, dispatcher: Dispatcher, every: float, retention: Retention | None = None,
+        self,
+        dispatcher: Dispatcher,
+        every: float,
+        retention: Retention | None = None,
         on_lag: Callable[[float], None] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
@@ -205,8 +219,12 @@ class Scheduler:
         if self.retention is not None:
             self._retention_every = self.retention.every
             self._aps.add_job(
-                self._safe_retention, "interval", seconds=self._retention_every, id="retention",
-                max_instances=1, coalesce=True,
+                self._safe_retention,
+                "interval",
+                seconds=self._retention_every,
+                id="retention",
+                max_instances=1,
+                coalesce=True,
             )
         self._aps.start()
         self._aps.modify_job("dispatcher", next_run_time=self.dispatcher.clock.now())
@@ -220,7 +238,11 @@ class Scheduler:
     def reschedule_retention(self) -> None:
         """Run the retention job at the retention settings' current ``every`` (after a reload),
         counting from now; nothing when it already runs at that interval."""
-        if not self.running or self.retention is None or self.retention.every == self._retention_every:
+        if (
+            not self.running
+            or self.retention is None
+            or self.retention.every == self._retention_every
+        ):
             return
         self._retention_every = self.retention.every
         self._aps.reschedule_job("retention", trigger="interval", seconds=self._retention_every)
@@ -249,7 +271,9 @@ class Scheduler:
             return
         now = self.dispatcher.clock.now()
         if self._lag is None or self._lag.done():  # never a second read stuck on a hang
-            self._lag = asyncio.ensure_future(asyncio.to_thread(self.dispatcher.store.oldest_due, now))
+            self._lag = asyncio.ensure_future(
+                asyncio.to_thread(self.dispatcher.store.oldest_due, now)
+            )
         try:
             oldest = await asyncio.wait_for(asyncio.shield(self._lag), self.dispatcher.timeout)
         except Exception:  # the database is away: the tick will say so; keep the last value

@@ -104,8 +104,16 @@ class WebProcesses:
             fds = (sock.fileno(), readable)
             for fd in fds:
                 os.set_inheritable(fd, True)
-            argv = [sys.executable, "-c", _ENTRY, *args,
-                    "--listen-fd", str(fds[0]), "--parent-fd", str(fds[1])]
+            argv = [
+                sys.executable,
+                "-c",
+                _ENTRY,
+                *args,
+                "--listen-fd",
+                str(fds[0]),
+                "--parent-fd",
+                str(fds[1]),
+            ]
             pid = os.posix_spawn(sys.executable, argv, _child_env())
         except OSError:
             os.close(lifeline)

@@ -58,17 +58,37 @@ _AGO = re.compile(
     |months?|years?)\s+ago$""",
     re.VERBOSE | re.IGNORECASE,
 )
-_AGO_ZH = re.compile(r"^(?P<n>\d+)\s*(?P<unit>秒|分钟|分|小时|个小时|天|日|周|星期|个月|月|年)\s*[之以]?前$")
+_AGO_ZH = re.compile(
+    r"^(?P<n>\d+)\s*(?P<unit>秒|分钟|分|小时|个小时|天|日|周|星期|个月|月|年)\s*[之以]?前$"
+)
 _DAY = re.compile(
     r"^(?P<day>today|yesterday|今天|昨天|前天)\s*(?:at\s*)?(?:(?P<h>\d{1,2})\s*[:：]\s*(?P<mi>\d{2}))?$",
     re.IGNORECASE,
 )
 _NOW_WORDS = frozenset({"just now", "now", "刚刚", "刚才"})
 _UNIT_SECONDS = {
-    "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400, "y": 365 * 86400,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "mo": 30 * 86400,
+    "y": 365 * 86400,
 }
-_ZH_UNITS = {"秒": "s", "分钟": "m", "分": "m", "小时": "h", "个小时": "h", "天": "d", "日": "d",
-             "周": "w", "星期": "w", "个月": "mo", "月": "mo", "年": "y"}
+_ZH_UNITS = {
+    "秒": "s",
+    "分钟": "m",
+    "分": "m",
+    "小时": "h",
+    "个小时": "h",
+    "天": "d",
+    "日": "d",
+    "周": "w",
+    "星期": "w",
+    "个月": "mo",
+    "月": "mo",
+    "年": "y",
+}
 _DAYS_BACK = {"today": 0, "今天": 0, "yesterday": 1, "昨天": 1, "前天": 2}
 _EPOCH = re.compile(r"^\d{10}(?:\d{3})?$")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # dates before this are absent

@@ -88,8 +88,10 @@ async def discover(fetch: FetchFn, url: str) -> Discovery:
         found = await _well_known(fetch, result.url)
     if not found:
         paths = ", ".join(WELL_KNOWN)
-        raise AggregatorError(f"{url} is not a feed and no feed was found on it "
-                              f"(no <link rel=\"alternate\"> to a feed; none at {paths})")
+        raise AggregatorError(
+            f"{url} is not a feed and no feed was found on it "
+            f'(no <link rel="alternate"> to a feed; none at {paths})'
+        )
     return Discovery(result.url, None, tuple(found))
 
 
@@ -185,15 +187,21 @@ def _loose(url: str) -> str:
 
 
 def add_source(
-    settings: Settings, config_text: str, feed: Feed, *, source_id: str | None = None,
-    title: str | None = None, category: str | None = None,
+    settings: Settings,
+    config_text: str,
+    feed: Feed,
+    *,
+    source_id: str | None = None,
+    title: str | None = None,
+    category: str | None = None,
 ) -> Added:
     """``config_text`` with a ``[[sources]]`` table for ``feed`` appended (validated); an
     ``AggregatorError`` when its URL is already configured or ``source_id`` is taken."""
     taken = {s.id for s in settings.source_records()}
     if source_id is not None and source_id in taken:
-        raise AggregatorError(f"a source with id {source_id!r} is already configured; "
-                              "choose another with --id")
+        raise AggregatorError(
+            f"a source with id {source_id!r} is already configured; choose another with --id"
+        )
     new_id = source_id or derive_id(title or feed.title, feed.url, taken)
     path = parse_category(category) if category else ()
     feeds = [OpmlFeed(feed.url, title, path, source_id=new_id)]
@@ -201,7 +209,9 @@ def add_source(
     if not report.added:
         why = report.skipped[0][1] if report.skipped else "not added"
         existing = configured(settings, feed.url)
-        raise AggregatorError(f"{feed.url}: {why}" + (f" (source {existing!r})" if existing else ""))
+        raise AggregatorError(
+            f"{feed.url}: {why}" + (f" (source {existing!r})" if existing else "")
+        )
     return Added(report.added[0][0], feed.url, report.text)
 
 

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 install_date_handlers()
 
-_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*(<!doctype\s+html|<html)", re.IGNORECASE | re.DOTALL)
+_HTML_START = re.compile(
+    rb"^\s*(<!--.*?-->\s*)*(<!doctype\s+html|<html)", re.IGNORECASE | re.DOTALL
+)
 _HUGE_TAG = re.compile(rb"<[^<>]{65536}")
 _SKIP_HOURS = re.compile(rb"<skipHours>(.*?)</skipHours>", re.DOTALL | re.IGNORECASE)
 _SKIP_DAYS = re.compile(rb"<skipDays>(.*?)</skipDays>", re.DOTALL | re.IGNORECASE)
@@ -46,7 +48,9 @@ _SUBSET_START = re.compile(rb"<!DOCTYPE\s[^\[>]*\[")
 _SUBSET_END = re.compile(rb"\]\s*>")
 _ELEMENT = re.compile(rb"<[A-Za-z_]")
 _ENTITY = re.compile(rb"<!ENTITY\s[^>]*>")
-_SAFE_ENTITY = re.compile(rb"""<!ENTITY\s+\w[\w.-]*\s+(?:"(?:&#\w+;|[^&%<"]{0,64})"|'(?:&#\w+;|[^&%<']{0,64})')\s*>""")
+_SAFE_ENTITY = re.compile(
+    rb"""<!ENTITY\s+\w[\w.-]*\s+(?:"(?:&#\w+;|[^&%<"]{0,64})"|'(?:&#\w+;|[^&%<']{0,64})')\s*>"""
+)
 
 
 class FeedAdapter:
@@ -94,7 +98,10 @@ def _looks_like_json(body: bytes, content_type: str | None) -> bool:
 
 
 def parse_xml_feed(
-    body: bytes, headers: Mapping[str, str], url: str, keep: int | None = None,
+    body: bytes,
+    headers: Mapping[str, str],
+    url: str,
+    keep: int | None = None,
     now: datetime | None = None,
 ) -> ParsedFeed:
     """The items of an RSS, Atom or RDF document; with ``keep``, only its newest ``keep`` items
@@ -121,7 +128,9 @@ def parse_xml_feed(
         if _HTML_START.match(body[:2048]):
             raise NotAFeedError("not a feed: the server sent an HTML page")
         reason = parsed.get("bozo_exception")
-        raise ParseError(f"not a feed: {reason}" if reason else "not a feed: no RSS, Atom or JSON Feed found")
+        raise ParseError(
+            f"not a feed: {reason}" if reason else "not a feed: no RSS, Atom or JSON Feed found"
+        )
     feed = parsed.feed
     items = tuple(_item(e) for e in parsed.entries)
     return ParsedFeed(
@@ -217,7 +226,9 @@ def _enclosures(links: Iterable[Any]) -> Iterable[Enclosure]:
 def _image(e: Any) -> str | None:
     for key in ("media_thumbnail", "media_content"):
         for media in e.get(key) or []:
-            if media.get("url") and (key == "media_thumbnail" or "image" in media.get("type", "image")):
+            if media.get("url") and (
+                key == "media_thumbnail" or "image" in media.get("type", "image")
+            ):
                 return str(media["url"])
     return None
 
@@ -261,7 +272,9 @@ def parse_json_feed(
         raw = newest(raw, lambda i: plausible(_json_raw_date(i), now), keep)
     feed_authors = _json_authors(doc)  # JSON Feed 1.1: items without authors inherit these
     items = tuple(_json_item(i, feed_authors) for i in raw)
-    return ParsedFeed(title=_str(doc.get("title")), link=_str(doc.get("home_page_url")), items=items)
+    return ParsedFeed(
+        title=_str(doc.get("title")), link=_str(doc.get("home_page_url")), items=items
+    )
 
 
 def _json_authors(obj: Mapping[str, Any]) -> list[str]:

@@ -52,7 +52,9 @@ class FieldSpec(Section):
     unit: Literal["s", "ms", "us", "ns"] | None = None  # a date given as a Unix timestamp
     # for dates without a zone (formats without %z, relative dates such as "昨天 09:15")
     timezone: Annotated[str, AfterValidator(check_zone)] = "+08:00"
-    pattern: Annotated[str, AfterValidator(check_pattern)] | None = None  # keep the match (or group 1)
+    pattern: Annotated[str, AfterValidator(check_pattern)] | None = (
+        None  # keep the match (or group 1)
+    )
     optional: bool = False  # found in no item at all is not a mistake
 
     @model_validator(mode="after")
@@ -82,7 +84,8 @@ def ineffective_keys(fields: BaseModel) -> list[str]:
         if name not in DATE_FIELDS:
             problems += [
                 f"fields.{name}.{key}: has no effect: only published and updated are dates"
-                for key in ("format", "unit", "timezone") if key in given
+                for key in ("format", "unit", "timezone")
+                if key in given
             ]
         elif spec.unit and "timezone" in given:
             problems.append(
@@ -153,7 +156,8 @@ def build_items(
     built = [(_item(i, raw, columns), i) for i, raw in enumerate(raws)]
     undated = {
         index: f"fields.{name}: {why}"
-        for name in DATE_FIELDS if name in columns
+        for name in DATE_FIELDS
+        if name in columns
         for index, why in columns[name].failures
     }
     items = tuple(item for item, _ in built if item is not None)
@@ -191,7 +195,9 @@ def _column(
     if raws and not present and not spec.optional:
         first = raws[0]
         why = first.found.get(name, Found()).why
-        return _Column(tuple(values), f"{where}: {why} (in all {len(raws)} items; item 0: {first.sample})")
+        return _Column(
+            tuple(values), f"{where}: {why} (in all {len(raws)} items; item 0: {first.sample})"
+        )
     if present and len(failures) == present:
         return _Column(tuple(values), f"{where}: {failures[0][1]}")
     return _Column(tuple(values), failures=tuple(failures))

@@ -75,7 +75,10 @@ def article_of(page: str, url: str, selector: str | None, feed: str) -> tuple[st
         return None, why
     found, given = len(html_text(html)), len(feed)
     if found <= given:
-        return None, f"the page's article ({found} characters) is no longer than the feed's text ({given})"
+        return (
+            None,
+            f"the page's article ({found} characters) is no longer than the feed's text ({given})",
+        )
     return html, ""
 
 
@@ -88,8 +91,14 @@ def extract(page: str, url: str, selector: str | None = None) -> tuple[str | Non
     import trafilatura  # only where full text is used: importing it takes a quarter of a second
 
     html = trafilatura.extract(
-        page, url=url, output_format="html", include_comments=False, include_tables=True,
-        include_images=True, include_links=True, include_formatting=True,
+        page,
+        url=url,
+        output_format="html",
+        include_comments=False,
+        include_tables=True,
+        include_images=True,
+        include_links=True,
+        include_formatting=True,
     )
     if not html or not html.strip():
         return None, "no article text found on the page"

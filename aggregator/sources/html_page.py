@@ -68,10 +68,8 @@ class HtmlField(FieldSpec):
         return self
 
 
-
 def _html_field(value: Any) -> Any:
     return {"selector": value} if isinstance(value, str) else value
-
 
 
 HtmlFieldSpec = Annotated[HtmlField, BeforeValidator(_html_field)]
@@ -95,18 +93,15 @@ class HtmlFields(Section):
         return self
 
 
-
 class HtmlDetail(Section):
     selector: Selector  # the full content on the item's own page (its link)
     remove: Annotated[tuple[Selector, ...], BeforeValidator(one_or_many)] = ()  # dropped inside it
-
 
 
 class HtmlOptions(KindOptions):
     items: Annotated[str, Field(min_length=1), AfterValidator(check_selector)]  # one match per item
     fields: HtmlFields
     detail: HtmlDetail | None = None
-
 
     def ineffective(self) -> list[str]:
         return ineffective_keys(self.fields)
@@ -133,7 +128,9 @@ class HtmlAdapter:
             )
         specs = {name: spec for name, spec in options.fields if spec is not None}
         raws = [
-            RawItem({name: find_field(e, name, spec) for name, spec in specs.items()}, short_html(e))
+            RawItem(
+                {name: find_field(e, name, spec) for name, spec in specs.items()}, short_html(e)
+            )
             for e in elements
         ]
         built = build_items(raws, specs, page_base(soup, result.url), result.fetched_at)
@@ -155,7 +152,9 @@ class HtmlAdapter:
         text = decode_page(result.content, content_type(result))
         html, why = selected_html(text, options.detail.selector, options.detail.remove)
         if html is None:
-            log.warning("source=%s event=detail_unusable url=%s problem=%r", source.id, item.link, why)
+            log.warning(
+                "source=%s event=detail_unusable url=%s problem=%r", source.id, item.link, why
+            )
             return replace(item, detail_error=f"{item.link}: detail unusable: {why}")
         return replace(item, content=html)
 

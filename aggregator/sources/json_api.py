@@ -80,10 +80,8 @@ class JsonField(FieldSpec):
         return self
 
 
-
 def _json_field(value: Any) -> Any:
     return {"path": value} if isinstance(value, (str, list)) else value
-
 
 
 JsonFieldSpec = Annotated[JsonField, BeforeValidator(_json_field)]
@@ -107,7 +105,6 @@ class JsonFields(Section):
         return self
 
 
-
 class JsonDetail(Section):
     url: str | None = None  # template with {path} placeholders into the list item; default its link
     content: JsonPath | None = None  # the full content in a JSON detail document
@@ -121,12 +118,10 @@ class JsonDetail(Section):
         return self
 
 
-
 class JsonOptions(KindOptions):
     items: JsonPath  # where the list of items is; "" when the document is the list
     fields: JsonFields
     detail: JsonDetail | None = None
-
 
     def ineffective(self) -> list[str]:
         return ineffective_keys(self.fields)
@@ -215,7 +210,9 @@ def item_list(doc: Any, path: str) -> list[Any]:
     if not found:
         raise ParseError(f"items: path {path!r} found nothing: {why} (document: {short_json(doc)})")
     if len(found) == 1 and not isinstance(found[0], list):
-        raise ParseError(f"items: path {path!r} is {_kind(found[0])}, not a list: {short_json(found[0])}")
+        raise ParseError(
+            f"items: path {path!r} is {_kind(found[0])}, not a list: {short_json(found[0])}"
+        )
     items: list[Any] = []
     for value in found:  # several only for a [*] path: lists are joined, other matches are items
         items.extend(value if isinstance(value, list) else [value])

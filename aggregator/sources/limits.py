@@ -92,9 +92,12 @@ def item_date(item: Item) -> datetime | None:
 
 def bounded(parsed: ParsedFeed, now: datetime | None, max_entries: int) -> ParsedFeed:
     """``parsed`` with plausible dates, its newest ``max_entries`` items and capped fields."""
-    items = [bounded_item(replace(i, published=plausible(i.published, now),
-                                  updated=plausible(i.updated, now)))
-             for i in parsed.items]
+    items = [
+        bounded_item(
+            replace(i, published=plausible(i.published, now), updated=plausible(i.updated, now))
+        )
+        for i in parsed.items
+    ]
     return replace(
         parsed,
         title=_cut(parsed.title, TITLE_CHARS),
@@ -131,8 +134,14 @@ def _iterparse(data: bytes) -> Any:  # lxml.etree.iterparse
     from lxml import etree
 
     return etree.iterparse(
-        io.BytesIO(data), events=("end",), tag=_ITEM_TAGS, recover=True, huge_tree=False,
-        resolve_entities=False, no_network=True, load_dtd=False,
+        io.BytesIO(data),
+        events=("end",),
+        tag=_ITEM_TAGS,
+        recover=True,
+        huge_tree=False,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
     )
 
 
@@ -194,7 +203,9 @@ def bounded_item(item: Item) -> Item:
         content=_clip(item.content, CONTENT_CHARS),
         summary=_clip(item.summary, SUMMARY_CHARS),
         author=_cut(item.author, AUTHOR_CHARS),
-        categories=tuple(c for c in (_cut(c, CATEGORY_CHARS) for c in item.categories[:MAX_CATEGORIES]) if c),
+        categories=tuple(
+            c for c in (_cut(c, CATEGORY_CHARS) for c in item.categories[:MAX_CATEGORIES]) if c
+        ),
         enclosures=tuple(e for e in item.enclosures[:MAX_ENCLOSURES] if _url(e.url)),
         image=_url(item.image),
         base=_url(item.base),
@@ -220,4 +231,3 @@ def _guid(guid: str | None) -> str | None:
     if guid is None or len(guid) <= URL_CHARS:
         return guid
     return "sha256:" + hashlib.sha256(guid.encode("utf-8", "surrogatepass")).hexdigest()
-

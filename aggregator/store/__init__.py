@@ -66,7 +66,9 @@ class WorkStore(Protocol):
     lease_takeovers: int  # sources claimed over another owner's expired lease, since it opened
 
     def sync_sources(self, configured: Sequence[Source], now: datetime) -> None: ...
-    def claim_due(self, now: datetime, limit: int, owner: str, lease: float) -> list[SourceState]: ...
+    def claim_due(
+        self, now: datetime, limit: int, owner: str, lease: float
+    ) -> list[SourceState]: ...
     def oldest_due(self, now: datetime) -> datetime | None: ...
     def release(self, source_id: str, owner: str) -> None: ...
     def release_all(self, owner: str) -> None: ...
@@ -85,7 +87,9 @@ class WorkStore(Protocol):
         merge: Merge | None = None,
     ) -> list[int]: ...
     def apply_quiet(
-        self, results: Sequence[tuple[SourceState, FetchOutcome]], now: datetime,
+        self,
+        results: Sequence[tuple[SourceState, FetchOutcome]],
+        now: datetime,
         owner: str | None = None,
     ) -> None: ...
     def duplicate_candidates_many(
@@ -126,6 +130,17 @@ def open_store(url: str, now: datetime, limits: StorageSettings | None = None) -
 
 
 __all__ = [
-    "AdminStore", "CandidateLookup", "ChangeStamp", "FetchLogLine", "KnownEntry", "Merge",
-    "PruneResult", "ReadStore", "SQLStore", "Store", "Wanted", "WorkStore", "open_store",
+    "AdminStore",
+    "CandidateLookup",
+    "ChangeStamp",
+    "FetchLogLine",
+    "KnownEntry",
+    "Merge",
+    "PruneResult",
+    "ReadStore",
+    "SQLStore",
+    "Store",
+    "Wanted",
+    "WorkStore",
+    "open_store",
 ]

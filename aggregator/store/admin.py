@@ -34,7 +34,13 @@ from .schema import (
 
 # Parents before children (entries reference sources).
 TABLES: tuple[Table, ...] = (
-    sources, entries, entry_bands, tombstones, fetch_log, drops, detail_retries,
+    sources,
+    entries,
+    entry_bands,
+    tombstones,
+    fetch_log,
+    drops,
+    detail_retries,
 )
 _SERIAL = (entries, fetch_log)  # tables whose integer id a sequence hands out on PostgreSQL
 
@@ -111,4 +117,6 @@ def _move_counters(dst: Connection) -> None:
             )
         dst.execute(text("SELECT setval('entry_revision_seq', :v + 1, false)"), {"v": top_revision})
     else:
-        dst.execute(update(counters).where(counters.c.name == "revision").values(value=top_revision))
+        dst.execute(
+            update(counters).where(counters.c.name == "revision").values(value=top_revision)
+        )

@@ -35,13 +35,23 @@ class DetailQueries(Queries):
         gone = list({*cleared, *(a.key for a in failed)})
         with self.begin() as conn:
             for start in range(0, len(gone), 500):
-                conn.execute(delete(detail_retries).where(
-                    detail_retries.c.source_id == source_id,
-                    detail_retries.c.key.in_(gone[start:start + 500]),
-                ))
+                conn.execute(
+                    delete(detail_retries).where(
+                        detail_retries.c.source_id == source_id,
+                        detail_retries.c.key.in_(gone[start : start + 500]),
+                    )
+                )
             if failed:
-                conn.execute(detail_retries.insert(), [
-                    {"source_id": source_id, "key": a.key, "attempts": a.attempts,
-                     "error": a.error, "retry_at": a.retry_at}
-                    for a in failed
-                ])
+                conn.execute(
+                    detail_retries.insert(),
+                    [
+                        {
+                            "source_id": source_id,
+                            "key": a.key,
+                            "attempts": a.attempts,
+                            "error": a.error,
+                            "retry_at": a.retry_at,
+                        }
+                        for a in failed
+                    ],
+                )

@@ -31,8 +31,12 @@ T = TypeVar("T")
 
 # SQLAlchemy's errors that mean the database cannot be reached or did not answer in time (SQLite's
 # "database is locked" and "no such table" are OperationalErrors too, as they always were here).
-_OUTAGES = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-            sa_exc.DisconnectionError)
+_OUTAGES = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+)
 
 
 def converted(exc: sa_exc.SQLAlchemyError, what: str = "") -> StoreError:
@@ -91,20 +95,29 @@ def make_engine(url: str, limits: StorageSettings | None = None) -> Engine:
     connection, and a ping before a pooled connection is reused, so the daemon reconnects by
     itself after an outage. Settings given in the URL's query win over these."""
     if not url.startswith(("sqlite:", "postgresql://", "postgres://")):
-        raise StoreError(f"unsupported database URL {redact(url)}: use sqlite:///PATH or "
-                         "postgresql://user@host/db")
+        raise StoreError(
+            f"unsupported database URL {redact(url)}: use sqlite:///PATH or "
+            "postgresql://user@host/db"
+        )
     limits = limits or StorageSettings(url=url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, limits)
     url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(url, pool_pre_ping=True, pool_timeout=limits.pool_timeout,
-                         connect_args=_pg_connect_args(make_url(url).query, limits))
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_timeout=limits.pool_timeout,
+        connect_args=_pg_connect_args(make_url(url).query, limits),
+    )
 
 
 def _pg_connect_args(query: Mapping[str, Any], limits: StorageSettings) -> dict[str, Any]:
     waits: dict[str, Any] = {
         "connect_timeout": max(1, math.ceil(limits.connect_timeout)),
-        "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
         "tcp_user_timeout": int((limits.connect_timeout + limits.statement_timeout + 30) * 1000),
     }
     found = {k: v for k, v in waits.items() if k not in query}
@@ -124,8 +137,11 @@ def _sqlite_engine(url: str, limits: StorageSettings) -> Engine:
         except OSError as exc:
             raise StoreError(f"cannot create the directory of {path}: {exc.strerror}") from exc
     busy = limits.statement_timeout or 30.0
-    engine = create_engine(url, pool_timeout=limits.pool_timeout,
-                           connect_args={"check_same_thread": False, "timeout": busy})
+    engine = create_engine(
+        url,
+        pool_timeout=limits.pool_timeout,
+        connect_args={"check_same_thread": False, "timeout": busy},
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -126,7 +126,9 @@ class EntryQueries(SourceQueries, IdentityQueries):
         return ids
 
     def apply_quiet(
-        self, results: Sequence[tuple[SourceState, FetchOutcome]], now: datetime,
+        self,
+        results: Sequence[tuple[SourceState, FetchOutcome]],
+        now: datetime,
         owner: str | None = None,
     ) -> None:
         """``apply`` for several fetches that stored no entries (not modified, unchanged, failed)
@@ -148,7 +150,9 @@ class EntryQueries(SourceQueries, IdentityQueries):
         present: set[str] = set()
         for chunk in chunks(keys, 500):
             rows = conn.execute(
-                select(entries.c.key).where(entries.c.source_id == source_id, entries.c.key.in_(chunk))
+                select(entries.c.key).where(
+                    entries.c.source_id == source_id, entries.c.key.in_(chunk)
+                )
             )
             present.update(r.key for r in rows)
         return present
@@ -255,7 +259,7 @@ def _filed_under(paths: Sequence[Sequence[str]], merged: bool, also: Sequence[st
             tests += [
                 func.substr(table.c.category_key, 1, len(key)) == key,
                 table.c.categories.contains(tag, autoescape=True),
-                table.c.categories.contains(tag[:-1] + '/', autoescape=True),
+                table.c.categories.contains(tag[:-1] + "/", autoescape=True),
             ]
         return or_(*tests)
 

@@ -58,7 +58,9 @@ def first_line(exc: BaseException) -> str:
 class StoreGuard:
     """One process's view of whether the database answers; shared by its web side."""
 
-    def __init__(self, ping: Callable[[], bool], timeout: float, clock: Clock | None = None) -> None:
+    def __init__(
+        self, ping: Callable[[], bool], timeout: float, clock: Clock | None = None
+    ) -> None:
         self.ping = ping
         self.timeout = timeout
         self.retry = timeout  # seconds between two probes while down
@@ -126,8 +128,11 @@ class StoreGuard:
             if len(self._tracebacks) >= 256:  # distinct errors are few; never let them pile up
                 self._tracebacks.clear()
             self._tracebacks[signature] = now
-        log.warning("%s", kv(event="db_error", where=where, error=signature),
-                    exc_info=exc if trace and exc.__traceback__ else None)
+        log.warning(
+            "%s",
+            kv(event="db_error", where=where, error=signature),
+            exc_info=exc if trace and exc.__traceback__ else None,
+        )
         if self.down_since is None:
             self.down_since = now
             log.warning("%s", kv(event="db_down", retry_every=self.retry))

@@ -32,9 +32,15 @@ CANDIDATE_LIMIT = 200  # stored entries compared per new entry, newest first
 
 
 _COLUMNS = (
-    entries.c.id, entries.c.source_id, entries.c.canonical_url, entries.c.content_hash,
-    entries.c.fingerprint, entries.c.body_fingerprint, entries.c.text_length,
-    entries.c.duplicate_of, entries.c.key,
+    entries.c.id,
+    entries.c.source_id,
+    entries.c.canonical_url,
+    entries.c.content_hash,
+    entries.c.fingerprint,
+    entries.c.body_fingerprint,
+    entries.c.text_length,
+    entries.c.duplicate_of,
+    entries.c.key,
 )
 # Built once (bound parameters, expanding lists): building the statements per source cost as much
 # as running them. A NULL URL matches nothing.
@@ -47,10 +53,11 @@ _BY_HASH_OR_URL = select(*_COLUMNS).where(
 )
 _banded = (
     select(
-        entry_bands.c.band_key, entry_bands.c.entry_id,
-        func.row_number().over(
-            partition_by=entry_bands.c.band_key, order_by=entry_bands.c.entry_id.desc()
-        ).label("rank"),
+        entry_bands.c.band_key,
+        entry_bands.c.entry_id,
+        func.row_number()
+        .over(partition_by=entry_bands.c.band_key, order_by=entry_bands.c.entry_id.desc())
+        .label("rank"),
     )
     .join(entries, entries.c.id == entry_bands.c.entry_id)
     .where(
@@ -114,16 +121,28 @@ class IdentityQueries(Queries):
         """The source's stored entries as keys, canonical URLs, content hashes and fingerprints
         (for spotting a publisher that changed its id scheme), newest first."""
         query = (
-            select(entries.c.id, entries.c.key, entries.c.canonical_url, entries.c.content_hash,
-                   entries.c.fingerprint, entries.c.body_fingerprint)
+            select(
+                entries.c.id,
+                entries.c.key,
+                entries.c.canonical_url,
+                entries.c.content_hash,
+                entries.c.fingerprint,
+                entries.c.body_fingerprint,
+            )
             .where(entries.c.source_id == source_id)
             .order_by(entries.c.id.desc())
             .limit(limit)
         )
         with self.connect() as conn:
             return [
-                Identity(source_id, r.key, r.canonical_url, r.content_hash,
-                         fingerprint_of(r.fingerprint, r.body_fingerprint), entry_id=r.id)
+                Identity(
+                    source_id,
+                    r.key,
+                    r.canonical_url,
+                    r.content_hash,
+                    fingerprint_of(r.fingerprint, r.body_fingerprint),
+                    entry_id=r.id,
+                )
                 for r in conn.execute(query)
             ]
 
@@ -146,7 +165,9 @@ class IdentityQueries(Queries):
             return [Drop(**dict(r)) for r in conn.execute(query).mappings()]
 
     def duplicates_of(self, entry_id: int) -> list[int]:
-        query = select(entries.c.id).where(entries.c.duplicate_of == entry_id).order_by(entries.c.id)
+        query = (
+            select(entries.c.id).where(entries.c.duplicate_of == entry_id).order_by(entries.c.id)
+        )
         with self.connect() as conn:
             return [int(r[0]) for r in conn.execute(query)]
 
@@ -159,18 +180,22 @@ class IdentityQueries(Queries):
 
     def _record_drops(self, conn: Connection, dropped: Sequence[Drop], now: datetime) -> None:
         for d in dropped:
-            conn.execute(delete(drops).where(drops.c.source_id == d.source_id, drops.c.key == d.key))
+            conn.execute(
+                delete(drops).where(drops.c.source_id == d.source_id, drops.c.key == d.key)
+            )
             conn.execute(
                 drops.insert().values(
-                    source_id=d.source_id, key=d.key, title=d.title, link=d.link,
-                    reason=d.reason, at=d.at or now,
+                    source_id=d.source_id,
+                    key=d.key,
+                    title=d.title,
+                    link=d.link,
+                    reason=d.reason,
+                    at=d.at or now,
                 )
             )
 
 
-def read_candidates(
-    conn: Connection, exclude_source: str, wanted: Wanted
-) -> list[list[Identity]]:
+def read_candidates(conn: Connection, exclude_source: str, wanted: Wanted) -> list[list[Identity]]:
     """``duplicate_candidates_many`` on a given connection (inside the caller's transaction)."""
     hashes = list({h for _, h, _ in wanted})
     urls = list({u for u, _, _ in wanted if u})
@@ -180,8 +205,11 @@ def read_candidates(
     by_url: dict[str, set[int]] = {}
     by_band: dict[int, set[int]] = {}
     for i in range(0, max(len(hashes), len(urls)), _CHUNK):
-        params = {"exclude": exclude_source, "hashes": hashes[i : i + _CHUNK],
-                  "urls": urls[i : i + _CHUNK]}
+        params = {
+            "exclude": exclude_source,
+            "hashes": hashes[i : i + _CHUNK],
+            "urls": urls[i : i + _CHUNK],
+        }
         for r in conn.execute(_BY_HASH_OR_URL, params):
             rows[r[0]] = _candidate(r)
             by_hash.setdefault(r.content_hash, set()).add(r[0])
@@ -209,8 +237,16 @@ def read_candidates(
 def _candidate(r: Sequence[Any]) -> Identity:
     """A candidate from a row of ``_COLUMNS`` (the two fingerprint columns made one)."""
     entry_id, source_id, url, content_hash, lede, body, weight, duplicate_of, key = r
-    return Identity(source_id, key, url, content_hash, fingerprint_of(lede, body), weight,
-                    entry_id=entry_id, duplicate_of=duplicate_of)
+    return Identity(
+        source_id,
+        key,
+        url,
+        content_hash,
+        fingerprint_of(lede, body),
+        weight,
+        entry_id=entry_id,
+        duplicate_of=duplicate_of,
+    )
 
 
 def _story_keys(e: Entry) -> list[str]:
@@ -224,4 +260,7 @@ def _lock_key(key: str) -> int:
 
 
 def identity_columns(e: Entry) -> dict[str, Any]:
-    return {"text_length": e.text_length, "explanation": json.dumps(list(e.explanation), ensure_ascii=False)}
+    return {
+        "text_length": e.text_length,
+        "explanation": json.dumps(list(e.explanation), ensure_ascii=False),
+    }

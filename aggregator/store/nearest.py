@@ -62,17 +62,18 @@ def recompute_in(conn: Connection, signature: Signature) -> int:
 def _batch_after(conn: Connection, last: int) -> list[tuple[int, str | None, str | None]]:
     query = (
         select(entries.c.id, entries.c.title, entries.c.content, entries.c.summary)
-        .where(entries.c.id > last).order_by(entries.c.id).limit(_BATCH)
+        .where(entries.c.id > last)
+        .order_by(entries.c.id)
+        .limit(_BATCH)
     )
     return [(int(r.id), r.title, r.content or r.summary) for r in conn.execute(query)]
 
 
-def _rewrite(
-    conn: Connection, entry_id: int, sig: tuple[int | None, tuple[int, ...], int]
-) -> None:
+def _rewrite(conn: Connection, entry_id: int, sig: tuple[int | None, tuple[int, ...], int]) -> None:
     fingerprint, keys, weight = sig
     conn.execute(
-        update(entries).where(entries.c.id == entry_id)
+        update(entries)
+        .where(entries.c.id == entry_id)
         .values(**fingerprint_columns(fingerprint), text_length=weight)
     )
     conn.execute(delete(entry_bands).where(entry_bands.c.entry_id == entry_id))

@@ -46,7 +46,9 @@ class RetentionQueries(Queries):
                 lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PRUNE_LOCK})
                 lock.commit()
 
-    def _prune(self, now: datetime, max_per_source: int | None, max_age: float | None) -> PruneResult:
+    def _prune(
+        self, now: datetime, max_per_source: int | None, max_age: float | None
+    ) -> PruneResult:
         cutoff = now - timedelta(seconds=max_age) if max_age is not None else None
         with self.connect() as conn:
             source_ids = [r[0] for r in conn.execute(select(entries.c.source_id).distinct())]
@@ -60,7 +62,9 @@ class RetentionQueries(Queries):
             touched += bool(victims)
         return PruneResult(removed, touched)
 
-    def _bury(self, conn: Connection, source_id: str, victims: dict[int, str], now: datetime) -> None:
+    def _bury(
+        self, conn: Connection, source_id: str, victims: dict[int, str], now: datetime
+    ) -> None:
         """Delete entries and leave their tombstones. The copies of a removed primary stay one
         cluster: the oldest surviving copy becomes its primary, the others point at it."""
         revision = next_revision(conn, self.dialect)

@@ -282,7 +282,10 @@ def _v4_source_summaries(conn: Connection) -> None:
     for name, ddl in (
         ("entries_version", "BIGINT NOT NULL DEFAULT 0"),
         ("entries_count", "BIGINT NOT NULL DEFAULT 0"),
-        ("entries_changed_at", "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"),
+        (
+            "entries_changed_at",
+            "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME",
+        ),
     ):
         if name not in have:
             conn.execute(text(f"ALTER TABLE sources ADD COLUMN {name} {ddl}"))
@@ -379,17 +382,27 @@ def _v11_band_key_primary(conn: Connection) -> None:
     for name in ("ix_entry_bands_key", "ix_entry_bands_entry"):
         conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
     entry_bands.create(conn)
-    conn.execute(text(
-        "INSERT INTO entry_bands (band_key, entry_id)"
-        " SELECT DISTINCT band_key, entry_id FROM entry_bands_rowid"
-    ))
+    conn.execute(
+        text(
+            "INSERT INTO entry_bands (band_key, entry_id)"
+            " SELECT DISTINCT band_key, entry_id FROM entry_bands_rowid"
+        )
+    )
     conn.execute(text("DROP TABLE entry_bands_rowid"))
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _v1_initial, _v2_revisions, _v3_dedupe, _v4_source_summaries, _v5_scale_out,
-    _v6_detail_retries, _v7_fingerprint_windows, _v8_fingerprint_columns, _v9_store_facts,
-    _v10_arrival, _v11_band_key_primary,
+    _v1_initial,
+    _v2_revisions,
+    _v3_dedupe,
+    _v4_source_summaries,
+    _v5_scale_out,
+    _v6_detail_retries,
+    _v7_fingerprint_windows,
+    _v8_fingerprint_columns,
+    _v9_store_facts,
+    _v10_arrival,
+    _v11_band_key_primary,
 ]
 LATEST = len(MIGRATIONS)
 

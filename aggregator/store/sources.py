@@ -79,7 +79,9 @@ class SourceQueries(Queries):
         values.update(
             config_digest=digest,
             category_path=json_path(src.category),
-            next_fetch_at=case((edited, now), else_=values.get("next_fetch_at", sources.c.next_fetch_at)),
+            next_fetch_at=case(
+                (edited, now), else_=values.get("next_fetch_at", sources.c.next_fetch_at)
+            ),
         )
         conn.execute(update(sources).where(sources.c.id == src.id).values(**values))
         was = row["category_path"]
@@ -87,7 +89,12 @@ class SourceQueries(Queries):
             self._refile(conn, src.id, tuple(json.loads(was)), src.category, now)
 
     def _refile(
-        self, conn: Connection, source_id: str, old: Sequence[str], new: Sequence[str], now: datetime
+        self,
+        conn: Connection,
+        source_id: str,
+        old: Sequence[str],
+        new: Sequence[str],
+        now: datetime,
     ) -> None:
         """Move the source's entries filed under its old category to its new one (an entry's
         category path is its source's: categorize.py), bumping revisions for the feed caches."""
@@ -111,7 +118,9 @@ class SourceQueries(Queries):
         )
         query = (
             select(sources.c.id, sources.c.lease_owner)
-            .where(due).order_by(sources.c.next_fetch_at).limit(limit)
+            .where(due)
+            .order_by(sources.c.next_fetch_at)
+            .limit(limit)
         )
         if self.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -175,7 +184,9 @@ class SourceQueries(Queries):
         held = sources.c.lease_owner.is_not(None)
         with self.begin() as conn:
             if self.dialect == "postgresql":
-                owners = [r[0] for r in conn.execute(select(sources.c.lease_owner).where(held).distinct())]
+                owners = [
+                    r[0] for r in conn.execute(select(sources.c.lease_owner).where(held).distinct())
+                ]
                 held = sources.c.lease_owner.in_([o for o in owners if gone(o)])
             query = update(sources).where(held).values(lease_owner=None, lease_until=None)
             released = int(conn.execute(query).rowcount)
@@ -216,14 +227,20 @@ class SourceQueries(Queries):
         if state.lease_token is not None:
             query = query.where(sources.c.lease_token == state.lease_token)
         if owner is not None:
-            query = query.where(or_(sources.c.lease_owner.is_(None), sources.c.lease_owner == owner))
+            query = query.where(
+                or_(sources.c.lease_owner.is_(None), sources.c.lease_owner == owner)
+            )
         return conn.execute(query.values(**_state_row(state))).rowcount > 0
 
     def _lost(self, state: SourceState, owner: str | None) -> None:
         with self._counting:
             self.leases_lost += 1
-        log.warning("source=%s event=lease_lost owner=%s token=%s results=dropped",
-                    state.source_id, owner, state.lease_token)
+        log.warning(
+            "source=%s event=lease_lost owner=%s token=%s results=dropped",
+            state.source_id,
+            owner,
+            state.lease_token,
+        )
 
     def fetch_history(self, source_id: str, limit: int = 20) -> list[FetchLogLine]:
         """The source's latest fetch-log lines, newest first."""
@@ -251,8 +268,13 @@ def category_tag(path: Sequence[str]) -> str:
 def _config_digest(src: Source) -> str:
     """A digest of everything the operator configures about a source."""
     fields = {
-        "url": src.url, "kind": src.kind, "title": src.title, "interval": src.interval,
-        "category": list(src.category), "site_name": src.site_name, "options": dict(src.options),
+        "url": src.url,
+        "kind": src.kind,
+        "title": src.title,
+        "interval": src.interval,
+        "category": list(src.category),
+        "site_name": src.site_name,
+        "options": dict(src.options),
     }
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -287,8 +309,15 @@ def _changed_source(row: RowMapping, src: Source, now: datetime) -> dict[str, An
     if row["configured_url"] != src.url:
         # The operator pointed the source somewhere else: start over there, now.
         values.update(
-            configured_url=src.url, url=src.url, etag=None, last_modified=None, body_hash=None,
-            next_fetch_at=now, gone=False, consecutive_failures=0, redirect_target=None,
+            configured_url=src.url,
+            url=src.url,
+            etag=None,
+            last_modified=None,
+            body_hash=None,
+            next_fetch_at=now,
+            gone=False,
+            consecutive_failures=0,
+            redirect_target=None,
             redirect_streak=0,
         )
     elif not row["enabled"]:

@@ -35,8 +35,9 @@ from .retention import RetentionQueries
 from .schema import migrate
 
 
-class SQLStore(EntryQueries, ChangeQueries, RetentionQueries, AdminQueries, DetailQueries,
-               NearestQueries):
+class SQLStore(
+    EntryQueries, ChangeQueries, RetentionQueries, AdminQueries, DetailQueries, NearestQueries
+):
     """One store over one database; safe to share within a process."""
 
     def __init__(self, url: str, now: datetime, limits: StorageSettings | None = None) -> None:

@@ -732,7 +732,11 @@ ENDINGS = {  # the last sentence another outlet puts instead of the original's
         "The story is developing and will be updated.",
         "None of those involved responded to requests for comment by the time of publication.",
     ),
-    "zh": ("截至发稿时，相关部门尚未作出进一步回应。", "本报将持续关注事件进展。", "更多详情仍在进一步核实中。"),
+    "zh": (
+        "截至发稿时，相关部门尚未作出进一步回应。",
+        "本报将持续关注事件进展。",
+        "更多详情仍在进一步核实中。",
+    ),
 }
 TINY = {  # short link-blog posts: (title, text under 60 characters), and a near copy as a negative
     "en": (
@@ -757,13 +761,18 @@ TINY = {  # short link-blog posts: (title, text under 60 characters), and a near
     ),
 }
 NEAR_TINY = {  # the same shape with one fact changed: different posts
-    "en": (("The Talk Show: Episode 402", "Special guest: Mark Ellison. Sponsored by Squarespace."),
-           ("Quote of the Day", "“Ship it, then measure it” is a plan, not a wish."),
-           ("Tallis Energy Outage Map", "Live map, updated every fifteen minutes."),
-           ("Orbis Pharma Recalls Batch 9", "Not the first time this year, sadly."),
-           ("Selene-3 Photo", "The first picture from the lunar north pole. Wow.")),
-    "zh": (("今日推荐：青河老街", "值得一去，晚上人少。"), ("一句话新闻", "南江地铁6号线今天开通试运营。"),
-           ("云岭天气", "明天起连续五天大雨，出门带伞。")),
+    "en": (
+        ("The Talk Show: Episode 402", "Special guest: Mark Ellison. Sponsored by Squarespace."),
+        ("Quote of the Day", "“Ship it, then measure it” is a plan, not a wish."),
+        ("Tallis Energy Outage Map", "Live map, updated every fifteen minutes."),
+        ("Orbis Pharma Recalls Batch 9", "Not the first time this year, sadly."),
+        ("Selene-3 Photo", "The first picture from the lunar north pole. Wow."),
+    ),
+    "zh": (
+        ("今日推荐：青河老街", "值得一去，晚上人少。"),
+        ("一句话新闻", "南江地铁6号线今天开通试运营。"),
+        ("云岭天气", "明天起连续五天大雨，出门带伞。"),
+    ),
 }
 
 
@@ -784,13 +793,17 @@ def _converter(config: str) -> Any:
 def traditional_copy(article: Article, n: int) -> Copy:
     """The story as a Taiwan or Hong Kong outlet runs it: Traditional characters with regional
     vocabulary (OpenCC s2twp / s2hk), corner-bracket quotes, its own site and markup."""
-    config, site = (("s2twp.json", "taiwan-news.example") if n % 2 else ("s2hk.json", "hk-daily.example"))
+    config, site = (
+        ("s2twp.json", "taiwan-news.example") if n % 2 else ("s2hk.json", "hk-daily.example")
+    )
     cc = _converter(config)
     quote = str.maketrans({"“": "「", "”": "」", "‘": "『", "’": "』"})
     paras = [cc.convert(p).translate(quote) for p in article.paragraphs]
     title = cc.convert(article.title if n % 3 else article.alt_title).translate(quote)
     link = f"https://{site}/article/{article.id}"
-    return Copy(f"{article.id}~script", article.id, "script", site, title, render(paras, n % 4), link)
+    return Copy(
+        f"{article.id}~script", article.id, "script", site, title, render(paras, n % 4), link
+    )
 
 
 def lead_copy(article: Article, lead: str, rng: random.Random, end: bool) -> Copy:
@@ -806,43 +819,83 @@ def lead_copy(article: Article, lead: str, rng: random.Random, end: bool) -> Cop
     site = "rewrite-desk.example" if lang == "en" else "gaixie-wang.example"
     link = f"https://{site}/{variant.replace('+', '-')}/{article.id}"
     title = article.alt_title if end else article.title
-    return Copy(f"{article.id}~{variant}", article.id, variant, site, title, render(paras, rng.randrange(4)), link)
+    return Copy(
+        f"{article.id}~{variant}",
+        article.id,
+        variant,
+        site,
+        title,
+        render(paras, rng.randrange(4)),
+        link,
+    )
 
 
 def template_lead(article: Article, rng: random.Random) -> str:
     """A rewritten lead for a template story, from its own facts (the second paragraph's)."""
     if article.lang == "zh":
         return f"{article.alt_title}。{rng.choice(('据公司公告', '记者获悉', '公告显示'))}，{article.title}。"
-    return (f"{article.alt_title}: {rng.choice(('investors reacted', 'the market weighed', 'traders digested'))} "
-            f"the {article.title.split(' profit ')[0].split(' ', 2)[-1]} numbers on the day.")
+    return (
+        f"{article.alt_title}: {rng.choice(('investors reacted', 'the market weighed', 'traders digested'))} "
+        f"the {article.title.split(' profit ')[0].split(' ', 2)[-1]} numbers on the day."
+    )
 
 
 def https_copy(article: Article, rng: random.Random) -> tuple[Copy, Copy]:
     """The home site before and after a move to https with a new CMS: same path, other markup."""
     home = SITES[lang_of(article)][0]
     path = f"{home}/news/{article.id}.html"
-    before = Copy(f"{article.id}~http", article.id, "original", home, article.title,
-                  render(article.paragraphs, 2), f"http://{path}")
-    cms = "".join(f'<p class="body-text">{html.escape(p, quote=False).replace(" ", "&nbsp;", 1)}</p>'
-                  for p in article.paragraphs)
-    after = Copy(f"{article.id}~https", article.id, "https", home, article.title,
-                 f'<div class="entry-content" data-cms="v2">{cms}</div>', f"https://{path}")
+    before = Copy(
+        f"{article.id}~http",
+        article.id,
+        "original",
+        home,
+        article.title,
+        render(article.paragraphs, 2),
+        f"http://{path}",
+    )
+    cms = "".join(
+        f'<p class="body-text">{html.escape(p, quote=False).replace(" ", "&nbsp;", 1)}</p>'
+        for p in article.paragraphs
+    )
+    after = Copy(
+        f"{article.id}~https",
+        article.id,
+        "https",
+        home,
+        article.title,
+        f'<div class="entry-content" data-cms="v2">{cms}</div>',
+        f"https://{path}",
+    )
     return before, after
 
 
 def title_only(article: Article, scheme: str) -> Copy:
     home = SITES[lang_of(article)][0]
     title = article.title if scheme == "http" else html.escape(article.title).replace(" ", "  ", 1)
-    return Copy(f"{article.id}~title-{scheme}", article.id, "https-title", home, title, "",
-                f"{scheme}://{home}/brief/{article.id}")
+    return Copy(
+        f"{article.id}~title-{scheme}",
+        article.id,
+        "https-title",
+        home,
+        title,
+        "",
+        f"{scheme}://{home}/brief/{article.id}",
+    )
 
 
 def followup(earlier: Article, later: Article) -> Copy:
     """A later story that quotes the earlier one's lead as background: a different story."""
     paras = [later.paragraphs[0], earlier.paragraphs[0], *later.paragraphs[1:]]
     site = SITES[lang_of(later)][2]
-    return Copy(f"{later.id}~follows-{earlier.id}", later.id, "followup", site, later.title,
-                render(paras, 0), f"https://{site}/followup/{earlier.id}/{later.id}")
+    return Copy(
+        f"{later.id}~follows-{earlier.id}",
+        later.id,
+        "followup",
+        site,
+        later.title,
+        render(paras, 0),
+        f"https://{site}/followup/{earlier.id}/{later.id}",
+    )
 
 
 def tiny_posts(lang: str) -> EvalSet:
@@ -853,11 +906,30 @@ def tiny_posts(lang: str) -> EvalSet:
     atoms = []
     for n, (title, text) in enumerate(TINY[lang]):
         ident = f"{lang}-tiny-{n:02d}"
-        atom = Copy(f"{ident}~atom", ident, "original", site, title, f"<p>{html.escape(text)}</p>",
-                    f"https://elsewhere{n}.example/story/{n}")
-        entity = html.escape(text).replace("’", "&#8217;").replace("“", "&#8220;").replace("”", "&#8221;")
-        json_copy = Copy(f"{ident}~json", ident, "tiny", site, title.replace("’", "&rsquo;"),
-                         entity + "\n", f"https://{site}/{2024 + n % 2}/{n:02d}/post-{n}")
+        atom = Copy(
+            f"{ident}~atom",
+            ident,
+            "original",
+            site,
+            title,
+            f"<p>{html.escape(text)}</p>",
+            f"https://elsewhere{n}.example/story/{n}",
+        )
+        entity = (
+            html.escape(text)
+            .replace("’", "&#8217;")
+            .replace("“", "&#8220;")
+            .replace("”", "&#8221;")
+        )
+        json_copy = Copy(
+            f"{ident}~json",
+            ident,
+            "tiny",
+            site,
+            title.replace("’", "&rsquo;"),
+            entity + "\n",
+            f"https://{site}/{2024 + n % 2}/{n:02d}/post-{n}",
+        )
         atoms.append(atom)
         out.copies[atom.id] = atom
         out.copies[json_copy.id] = json_copy
@@ -865,11 +937,19 @@ def tiny_posts(lang: str) -> EvalSet:
     for a, b in itertools.combinations(atoms, 2):
         out.pairs.append(Pair(a.id, b.id, False, "tiny-other", lang))
     for n, (title, text) in enumerate(NEAR_TINY[lang]):
-        near = Copy(f"{lang}-tiny-near-{n:02d}", f"{lang}-tiny-near-{n:02d}", "tiny-near", site,
-                    title, f"<p>{html.escape(text)}</p>", f"https://{site}/near/{n}")
+        near = Copy(
+            f"{lang}-tiny-near-{n:02d}",
+            f"{lang}-tiny-near-{n:02d}",
+            "tiny-near",
+            site,
+            title,
+            f"<p>{html.escape(text)}</p>",
+            f"https://{site}/near/{n}",
+        )
         out.copies[near.id] = near
-        match = next(a for a in atoms if a.title.split()[:2] == title.split()[:2]
-                     or a.title[:4] == title[:4])
+        match = next(
+            a for a in atoms if a.title.split()[:2] == title.split()[:2] or a.title[:4] == title[:4]
+        )
         out.pairs.append(Pair(match.id, near.id, False, "tiny-near", lang))
     return out
 
@@ -887,8 +967,10 @@ def issue18_set() -> EvalSet:
         made: dict[str, list[Copy]] = {}
         for n, article in enumerate(hand):
             first = original(article)
-            copies = [lead_copy(article, leads[article.id], rng, False),
-                      lead_copy(article, leads[article.id], rng, True)]
+            copies = [
+                lead_copy(article, leads[article.id], rng, False),
+                lead_copy(article, leads[article.id], rng, True),
+            ]
             if lang == "zh":
                 copies.append(traditional_copy(article, n))
             before, after = https_copy(article, rng)
@@ -896,8 +978,10 @@ def issue18_set() -> EvalSet:
             for c in (first, *copies, before, after, t_http, t_https):
                 out.copies[c.id] = c
             out.pairs += [Pair(first.id, c.id, True, c.variant, lang) for c in copies]
-            out.pairs += [Pair(before.id, after.id, True, "https", lang),
-                          Pair(t_http.id, t_https.id, True, "https-title", lang)]
+            out.pairs += [
+                Pair(before.id, after.id, True, "https", lang),
+                Pair(t_http.id, t_https.id, True, "https-title", lang),
+            ]
             made[article.id] = [first, *copies, before, after, t_http, t_https]
         for a, b in itertools.permutations(hand, 2):
             if a.group != b.group:

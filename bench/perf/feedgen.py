@@ -16,7 +16,76 @@ from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-WORDS = ["feed", "aggregator", "server", "client", "request", "response", "cache", "header", "entry", "title", "link", "content", "summary", "author", "update", "publish", "source", "network", "latency", "throughput", "memory", "process", "thread", "event", "loop", "parser", "sanitize", "image", "paragraph", "category", "schedule", "backoff", "retry", "timeout", "database", "index", "query", "commit", "transaction", "release", "version", "library", "python", "module", "package", "the", "a", "of", "and", "to", "in", "is", "that", "for", "it", "with", "as", "on", "be", "by", "this", "are", "from", "at", "or", "an", "was", "have"]
+WORDS = [
+    "feed",
+    "aggregator",
+    "server",
+    "client",
+    "request",
+    "response",
+    "cache",
+    "header",
+    "entry",
+    "title",
+    "link",
+    "content",
+    "summary",
+    "author",
+    "update",
+    "publish",
+    "source",
+    "network",
+    "latency",
+    "throughput",
+    "memory",
+    "process",
+    "thread",
+    "event",
+    "loop",
+    "parser",
+    "sanitize",
+    "image",
+    "paragraph",
+    "category",
+    "schedule",
+    "backoff",
+    "retry",
+    "timeout",
+    "database",
+    "index",
+    "query",
+    "commit",
+    "transaction",
+    "release",
+    "version",
+    "library",
+    "python",
+    "module",
+    "package",
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "with",
+    "as",
+    "on",
+    "be",
+    "by",
+    "this",
+    "are",
+    "from",
+    "at",
+    "or",
+    "an",
+    "was",
+    "have",
+]
 HANZI = (
     "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下"
     "过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都"
@@ -45,8 +114,11 @@ def specs(count: int, seed: int) -> list[FeedSpec]:
     out = []
     for i in range(count):
         size = int(math.exp(rng.uniform(math.log(10_000), math.log(300_000))))
-        out.append(FeedSpec(i, rng.choice(("rss", "atom")), rng.random() < 1 / 3,
-                            rng.randint(20, 100), size))
+        out.append(
+            FeedSpec(
+                i, rng.choice(("rss", "atom")), rng.random() < 1 / 3, rng.randint(20, 100), size
+            )
+        )
     return out
 
 
@@ -65,8 +137,9 @@ def entry_html(rng: random.Random, chinese: bool, size: int, site: str) -> str:
         text = _words(rng, chinese, rng.randint(15, 60) // (1 if not chinese else 1))
         if roll < 0.12:
             n = rng.randint(1, 10**6)
-            piece = (f'<p><img src="/img/blank.gif" data-src="/img/{n}.jpg" alt="{n}" '
-                     f'width="640"></p>')
+            piece = (
+                f'<p><img src="/img/blank.gif" data-src="/img/{n}.jpg" alt="{n}" width="640"></p>'
+            )
         elif roll < 0.3:
             piece = f'<p>{text} <a href="/post/{rng.randint(1, 99999)}?utm_source=rss">{text[:20]}</a></p>'
         elif roll < 0.33:
@@ -88,7 +161,9 @@ def render(spec: FeedSpec, seed: int, base: str = "http://example.test") -> byte
     items = []
     for n in range(spec.entries):
         when = EPOCH - timedelta(minutes=37 * n + spec.index)
-        title = _words(rng, spec.chinese, rng.randint(4, 12) if not spec.chinese else rng.randint(8, 20))
+        title = _words(
+            rng, spec.chinese, rng.randint(4, 12) if not spec.chinese else rng.randint(8, 20)
+        )
         html = entry_html(rng, spec.chinese, int(per_entry * rng.uniform(0.5, 1.5)), site)
         items.append((f"{site}/post/{n}", title, html, when))
     title = _words(rng, spec.chinese, 4)
@@ -97,8 +172,10 @@ def render(spec: FeedSpec, seed: int, base: str = "http://example.test") -> byte
 
 
 def _rss(site: str, title: str, items: list[tuple[str, str, str, datetime]]) -> str:
-    out = ['<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>',
-           f"<title>{escape(title)}</title><link>{site}/</link><description>{escape(title)}</description>"]
+    out = [
+        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>',
+        f"<title>{escape(title)}</title><link>{site}/</link><description>{escape(title)}</description>",
+    ]
     for link, t, html, when in items:
         out.append(
             f"<item><title>{escape(t)}</title><link>{link}</link><guid>{link}</guid>"
@@ -111,9 +188,11 @@ def _rss(site: str, title: str, items: list[tuple[str, str, str, datetime]]) -> 
 
 def _atom(site: str, title: str, items: list[tuple[str, str, str, datetime]]) -> str:
     updated = items[0][3].isoformat() if items else EPOCH.isoformat()
-    out = ['<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">',
-           f'<title>{escape(title)}</title><link href="{site}/"/><id>{site}/</id>'
-           f"<updated>{updated}</updated>"]
+    out = [
+        '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">',
+        f'<title>{escape(title)}</title><link href="{site}/"/><id>{site}/</id>'
+        f"<updated>{updated}</updated>",
+    ]
     for link, t, html, when in items:
         out.append(
             f'<entry><title>{escape(t)}</title><link href="{link}"/><id>{link}</id>'

@@ -25,14 +25,19 @@ from typing import Any
 def settings_for(urls: list[str], db: Path, concurrency: int) -> Any:
     from aggregator.config.settings import Settings
 
-    return Settings.model_validate({
-        "storage": {"url": f"sqlite:///{db}"},
-        "fetch": {
-            "allow_private_networks": True, "per_host_delay": 0, "concurrency": concurrency,
-            "per_host_concurrency": concurrency, "max_retries": 0,
-        },
-        "sources": [{"id": f"s{i:05d}", "url": u} for i, u in enumerate(urls)],
-    })
+    return Settings.model_validate(
+        {
+            "storage": {"url": f"sqlite:///{db}"},
+            "fetch": {
+                "allow_private_networks": True,
+                "per_host_delay": 0,
+                "concurrency": concurrency,
+                "per_host_concurrency": concurrency,
+                "max_retries": 0,
+            },
+            "sources": [{"id": f"s{i:05d}", "url": u} for i, u in enumerate(urls)],
+        }
+    )
 
 
 def _children_cpu() -> float:
@@ -55,8 +60,14 @@ def ours(args: dict[str, Any]) -> dict[str, Any]:
     for o in outcomes:
         statuses[o.status.value] = statuses.get(o.status.value, 0) + 1
     errors = [o.error for o in outcomes if o.error][:3]
-    return {"seconds": seconds, "cpu": cpu, "sources": len(outcomes), "statuses": statuses,
-            "added": sum(o.added for o in outcomes), "errors": errors}
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "sources": len(outcomes),
+        "statuses": statuses,
+        "added": sum(o.added for o in outcomes),
+        "errors": errors,
+    }
 
 
 def reader_run(args: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +85,13 @@ def reader_run(args: dict[str, Any]) -> dict[str, Any]:
     counts = r.get_entry_counts()
     errors = sum(1 for f in r.get_feeds() if f.last_exception)
     r.close()
-    return {"seconds": seconds, "cpu": cpu, "sources": len(args["urls"]), "entries": counts.total,
-            "errors": errors}
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "sources": len(args["urls"]),
+        "entries": counts.total,
+        "errors": errors,
+    }
 
 
 def floor(args: dict[str, Any]) -> dict[str, Any]:

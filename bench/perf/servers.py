@@ -54,7 +54,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -76,7 +78,9 @@ def nginx_path() -> str | None:
 class StaticServer:
     """Serves ``root`` on 127.0.0.1 with ETags and 304s: nginx when present, else Starlette."""
 
-    def __init__(self, root: Path, tmp: Path, workers: str = "auto", prefer_nginx: bool = True) -> None:
+    def __init__(
+        self, root: Path, tmp: Path, workers: str = "auto", prefer_nginx: bool = True
+    ) -> None:
         self.root = root
         self.tmp = tmp
         self.port = free_port()
@@ -103,12 +107,16 @@ class StaticServer:
     def _start_nginx(self) -> subprocess.Popen[bytes]:
         conf = self.tmp / "nginx.conf"
         user = "user root root;" if os.geteuid() == 0 else ""
-        conf.write_text(NGINX_CONF.format(user=user, workers=self.workers, tmp=self.tmp,
-                                          port=self.port, root=self.root))
+        conf.write_text(
+            NGINX_CONF.format(
+                user=user, workers=self.workers, tmp=self.tmp, port=self.port, root=self.root
+            )
+        )
         binary = nginx_path()
         assert binary
-        return subprocess.Popen([binary, "-p", str(self.tmp), "-c", str(conf), "-e",
-                                 str(self.tmp / "error.log")])
+        return subprocess.Popen(
+            [binary, "-p", str(self.tmp), "-c", str(conf), "-e", str(self.tmp / "error.log")]
+        )
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -20,19 +20,43 @@ from .servers import free_port, peak_rss_mb, wait_for_port
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(path: Path, urls: list[str], db: Path, port: int, interval: str = "1d",
-                 extra: str = "", processes: int = 1) -> Path:
+def write_config(
+    path: Path,
+    urls: list[str],
+    db: Path,
+    port: int,
+    interval: str = "1d",
+    extra: str = "",
+    processes: int = 1,
+) -> Path:
     lines = [
-        "[server]", 'host = "127.0.0.1"', f"port = {port}", f"processes = {processes}",
-        "[storage]", f'url = "sqlite:///{db}"',
-        "[fetch]", "allow_private_networks = true", "per_host_delay = 0", "concurrency = 32",
-        "per_host_concurrency = 32", "max_retries = 0",
-        "[schedule]", f'interval = "{interval}"', f'max_interval = "{interval}"', 'dispatch_every = "1s"',
-        "[logging]", 'level = "WARNING"', extra,
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        f"processes = {processes}",
+        "[storage]",
+        f'url = "sqlite:///{db}"',
+        "[fetch]",
+        "allow_private_networks = true",
+        "per_host_delay = 0",
+        "concurrency = 32",
+        "per_host_concurrency = 32",
+        "max_retries = 0",
+        "[schedule]",
+        f'interval = "{interval}"',
+        f'max_interval = "{interval}"',
+        'dispatch_every = "1s"',
+        "[logging]",
+        'level = "WARNING"',
+        extra,
     ]
     for i, url in enumerate(urls):
-        lines += ["[[sources]]", f'id = "s{i:05d}"', f'url = "{url}"',
-                  f'category = "Bench / c{i % 20}"']
+        lines += [
+            "[[sources]]",
+            f'id = "s{i:05d}"',
+            f'url = "{url}"',
+            f'category = "Bench / c{i % 20}"',
+        ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -45,8 +69,13 @@ class Daemon:
         self.base = f"http://127.0.0.1:{port}"
         self.log = log.open("wb")
         env = {**os.environ, "AGGREGATOR_CONFIG": str(config), "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen([sys.executable, str(REPO / "run.py")], cwd=config.parent,
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "run.py")],
+            cwd=config.parent,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def start(self, timeout: float = 120, processes: int = 1, warm: str | None = None) -> Daemon:
         """Wait until all ``processes`` HTTP processes answer (each names its pid in /healthz;
@@ -124,8 +153,12 @@ def _wrk(url: str, connections: int, seconds: float) -> dict[str, Any]:
     p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     errors = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
-            "tool": "wrk", "non2xx": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": rps,
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
+        "tool": "wrk",
+        "non2xx": int(errors.group(1)) if errors else 0,
+    }
 
 
 async def _httpx_load(url: str, connections: int, seconds: float) -> dict[str, Any]:
@@ -133,11 +166,13 @@ async def _httpx_load(url: str, connections: int, seconds: float) -> dict[str, A
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
         async def worker() -> None:
             while time.perf_counter() < deadline:
                 t = time.perf_counter()
                 (await client.get(url)).raise_for_status()
                 latencies.append(time.perf_counter() - t)
+
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - started
