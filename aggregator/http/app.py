@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -40,11 +40,14 @@ def create_app(
 ) -> Starlette:
     opml_doc = opml or OpmlDocument(feeds)
 
-    async def feed(request: Request) -> Response:
-        scope = request.scope
-        params = request.query_params.multi_items() if scope["query_string"] else ()
+    async def feed(scope: Scope, receive: Receive, send: Send) -> None:
+        """The feed route's endpoint, plain ASGI (Starlette calls an endpoint that is not a
+        function as an ASGI app): no Request or Response object per request, only the reply's
+        own headers, encoded once; the feed's answer is the same bytes either way."""
+        query = scope["query_string"]
+        params = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else ()
         reply = await feed_http.feed_reply(feeds, _feed_path(scope), params, _conditions(scope))
-        return Response(reply.body, status_code=reply.status, headers=reply.headers)
+        await _send(send, reply)
 
     async def opml_list(request: Request) -> Response:  # cached like feeds (publish/opmlcache.py)
         try:
@@ -67,7 +70,7 @@ def create_app(
 
     routes = [
         # Every feed URL (publish/catalog.py draws the space); the path is resolved as sent.
-        Route("/feeds/{rest:path}", feed, methods=["GET", "HEAD"], name="feed"),
+        Route("/feeds/{rest:path}", _Endpoint(feed), methods=["GET", "HEAD"], name="feed"),
         Route("/opml", opml_list, methods=["GET", "HEAD"], name="opml"),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -78,6 +81,27 @@ def create_app(
         exception_handlers={404: not_found},
     )
     return app
+
+
+class _Endpoint:
+    """An ASGI callable as a route's endpoint (an instance, so Starlette does not wrap it in a
+    request/response function)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+async def _send(send: Send, reply: feed_http.Reply) -> None:
+    """``reply`` as ASGI messages, with the headers Starlette's Response would add: the length
+    of the body (not on a 304)."""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+    if reply.status != 304:
+        headers.append((b"content-length", str(len(reply.body)).encode("ascii")))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
 
 
 async def _opml(doc: OpmlDocument, guard: StoreGuard) -> Rendered:
