@@ -18,6 +18,8 @@ from aggregator.dedupe import matching as dedupe
 from aggregator.models import Entry, Identity, Item
 from bench import dedupe_reference as reference
 
+from .conftest import CORPUS
+
 TRACKING = DedupeSettings().tracking_params
 REPO = Path(__file__).resolve().parents[1]
 
@@ -358,6 +360,8 @@ KNOWN_MISSES = {"same-site"}  # a teaser padded with its own site's byline and f
 def test_every_kind_of_copy_is_found_at_least_95_percent_of_the_time() -> None:
     """Each kind of same-story pair (languages and corpus together), and each kind of issue 18,
     has recall >= 0.95; templated wire copies (byline, trim, edits and footer) included."""
+    if not CORPUS.exists():  # its gates count the corpus pairs; an empty corpus set is no pass
+        pytest.skip("needs ../shared/corpus (third-party feeds)")
     bench = load_bench()
     gen = bench.load_generator()
     evalset = gen.load_set()
