@@ -22,6 +22,10 @@ also_in = ["科技 / 数码", "World"]
 [[feeds]]
 id = "world-only"
 categories = ["World"]
+
+[[feeds]]
+id = "no-world"
+exclude_categories = ["World"]
 """
 
 
@@ -57,6 +61,12 @@ def test_also_in_paths_are_published_categories(world: World) -> None:
 def test_an_operator_feed_of_a_category_takes_also_in_sources(world: World) -> None:
     """[[feeds]] categories = ["World"] shows the source filed there by also_in."""
     assert titles(world, "/feeds/world-only.json") == ["From multi"]
+
+
+def test_an_operator_feed_excluding_a_category_drops_also_in_sources(world: World) -> None:
+    """[[feeds]] exclude_categories = ["World"] drops the source filed there by also_in too."""
+    shown = titles(world, "/feeds/no-world.json")
+    assert "From multi" not in shown and {"From ruan", "From py"} <= set(shown)
 
 
 def test_also_in_must_be_category_paths() -> None:

@@ -222,6 +222,7 @@ class Catalog:
             sources=() if only_sources else feed.sources + self._also_sources(feed.categories),
             categories=() if only_categories else feed.categories,
             exclude_categories=feed.exclude_categories,
+            exclude_also=self._also_sources(feed.exclude_categories),
             exclude_query=feed.exclude_query or None,
         )
         title = feed.title or f"{pub.title}: {feed.id}"

@@ -295,6 +295,7 @@ class EntryRules:
     categories: tuple[tuple[str, ...], ...] = ()
     exclude_sources: tuple[str, ...] = ()
     exclude_categories: tuple[tuple[str, ...], ...] = ()
+    exclude_also: tuple[str, ...] = ()  # sources filed under an excluded category by also_in
     exclude_query: str | None = None
 
     @property
@@ -306,7 +307,7 @@ class EntryRules:
             entry.source_id in self.sources or any(_filed(entry, c) for c in self.categories)
         ):
             return False
-        if entry.source_id in self.exclude_sources:
+        if entry.source_id in self.exclude_sources or entry.source_id in self.exclude_also:
             return False
         if any(_filed(entry, c) for c in self.exclude_categories):
             return False
