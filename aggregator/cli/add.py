@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..clock import SystemClock
+from ..config.loading import write_config
 from ..config.settings import Settings
 from ..errors import AggregatorError, ConfigError, UsageError
 from ..fetch import Fetcher
@@ -51,7 +52,7 @@ async def _add(args: argparse.Namespace, settings: Settings, path: Path) -> int:
     added = discover.add_source(
         settings, text, feed, source_id=args.source_id, title=args.title, category=args.category
     )
-    discover.write_config(path, added.text)
+    write_config(path, added.text)  # atomically: a running daemon reloads it
     if args.json:
         output.print_json(
             {

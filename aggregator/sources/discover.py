@@ -5,9 +5,9 @@ Owns: reading a page's feed links (``<link rel="alternate">`` with an RSS, Atom 
 type, resolved against the page's ``<base href>`` and URL); trying the well-known paths (``/feed``,
 ``/rss``, ``/atom.xml``, ``/feed.xml``, ``/index.xml``, ``/rss.xml``, ``/feed.json``) when the page
 names none; checking a feed by fetching and parsing it as the daemon will (the ``feed`` adapter);
-and writing the new source into the config file through ``publish.opml.add_to_config``, the code
-``aggregator import opml`` uses (comments and layout kept, the result validated before it is
-written, atomically). Does not own: fetching (every request goes through ``fetch.Fetcher``,
+and the config text with the new source, through ``publish.opml.add_to_config``, the code
+``aggregator import opml`` uses (comments and layout kept, the result validated). Does not own:
+writing the file (``config.loading.write_config``, atomically, called by the command), fetching (every request goes through ``fetch.Fetcher``,
 so its URL policy, private-address refusal, limits and retries hold), choosing among several feeds
 (the command line asks), or noticing the changed file (a running daemon's live reload does).
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
@@ -213,13 +212,6 @@ def add_source(
             f"{feed.url}: {why}" + (f" (source {existing!r})" if existing else "")
         )
     return Added(report.added[0][0], feed.url, report.text)
-
-
-def write_config(path: Path, text: str) -> None:
-    """The config file replaced by ``text`` atomically (a running daemon reloads it)."""
-    from ..config import loading
-
-    loading.write_config(path, text)
 
 
 def numbered(candidates: Sequence[Candidate]) -> list[str]:
