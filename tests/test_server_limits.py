@@ -9,14 +9,14 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from aggregator.http.app import create_app
-from aggregator.http.limits import Limits
+from aggregator.http.limits import Coalescing, Limits
 from aggregator.runtime.daemon import server_config
 
 from .feedworld import World, make_world
@@ -189,3 +189,52 @@ async def test_private_feeds_are_checked_when_cached(served: Served) -> None:
     served.world.feeds.update(settings.model_copy(update={"server": server}))
     assert (await served.ask(get)).startswith(b"HTTP/1.1 403")
     assert (await served.ask(get.replace(b".atom", b".atom?key=k"))).startswith(b"HTTP/1.1 200")
+
+
+class _Recording(asyncio.Transport):
+    """A transport that records what it is asked to send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[bytes]] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.calls.append([bytes(data)])
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        self.calls.append([bytes(d) for d in list_of_data])
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_head_and_its_body_leave_in_one_write() -> None:
+    """The writes of one event-loop turn go out together (one writev), in order; a big write
+    with nothing held goes straight out; a head alone (HEAD, 304) leaves at the end of the turn."""
+    sent = _Recording()
+    out = Coalescing(sent, asyncio.get_running_loop())
+    head, body = b"HTTP/1.1 200 OK\r\ncontent-length: 99999\r\n\r\n", b"x" * 99999
+    out.write(head)
+    out.write(body)
+    assert sent.calls == [[head, body]]
+    out.write(body)
+    assert sent.calls[-1] == [body]
+    out.write(head)
+    assert len(sent.calls) == 2
+    await asyncio.sleep(0)
+    assert sent.calls[-1] == [head]
+
+
+async def test_closing_sends_what_is_held_and_nothing_follows_a_close() -> None:
+    sent = _Recording()
+    out = Coalescing(sent, asyncio.get_running_loop())
+    out.write(b"408 answer")
+    out.close()
+    assert sent.calls == [[b"408 answer"]] and sent.closed
+    out.write(b"late")
+    await asyncio.sleep(0)
+    assert sent.calls == [[b"408 answer"]]

@@ -17,6 +17,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 
 from aggregator.clock import FakeClock
 from aggregator.http.app import create_app
@@ -226,3 +231,47 @@ async def test_pages_are_compressed_once(tmp_path: Path, origin: Origin, clock: 
     assert page.headers["content-encoding"] == "gzip" and "First story" in page.text
     assert feed.headers["content-encoding"] == "gzip" and feed.content == plain.content
     assert "content-encoding" not in plain.headers and feed.headers["etag"] != plain.headers["etag"]
+
+
+async def test_paths_no_route_takes_and_failing_routes(served: Served) -> None:
+    """A path outside every route is 404 with the hint, a method a route does not take 405 with
+    Allow, and a route that raises is 500 (uvicorn's) without stopping the server."""
+    broken = Route("/broken", _raise)
+    served.server.config.app.router.routes.append(broken)
+    (missing,) = await ask(served, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert missing.status == 404 and b"/feeds/all.FMT" in missing.body
+    (wrong,) = await ask(served, b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+    assert wrong.status == 405
+    assert set(wrong.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    (failed,) = await ask(served, b"GET /broken HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert failed.status == 500
+    assert (await cached_on_a_connection(served)).status == 200
+
+
+async def _raise(request: Request) -> Response:
+    raise RuntimeError("a route that fails")
+
+
+async def test_a_middleware_changing_the_headers_does_not_change_the_next_reply(
+    tmp_path: Path,
+) -> None:
+    """The headers of a cached feed reply are built once; what a middleware does to the list it
+    is sent stays in that response."""
+    world = make_world(tmp_path)
+    world.add("hn", 2)
+    app = create_app(world.feeds)
+
+    async def tagging(scope: Scope, receive: Receive, send: Send) -> None:
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"].append((b"x-tag", b"1"))
+            await send(message)
+
+        await app(scope, receive, tagged)
+
+    client = TestClient(tagging)
+    answers = [
+        client.get("/feeds/all.atom", headers={"Accept-Encoding": "identity"}) for _ in "123"
+    ]
+    assert [a.headers.get_list("x-tag") for a in answers] == [["1"]] * 3
+    assert len({a.headers["etag"] for a in answers}) == 1

@@ -17,6 +17,9 @@ Owns, per process (``[server]`` settings):
   connections can never keep ``/healthz`` or a feed reader out (uvicorn's ``limit_concurrency``
   would answer 503 to the newcomer instead, however idle the others).
 
+Also sends the writes of one event-loop turn together (``Coalescing``): uvicorn writes a response's
+head and its body separately, two system calls and two packets where one of each does.
+
 ``GuardedHttpTools`` wraps uvicorn's ``HttpToolsProtocol`` at ``connection_made``,
 ``data_received``, the parser callbacks for the URL and headers, ``send_400_response`` and
 ``connection_lost``, and reads whether an answer is in progress (``cycle``, ``pipeline``);
@@ -27,7 +30,7 @@ own: answering requests (the ASGI app).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -36,6 +39,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ..config.settings import ServerSettings
 
 PIECE = 4096  # bytes fed to the parser at a time, so a head is cut within this much of its cap
+HOLD = 16 * 1024  # writes held for the rest of a loop turn while they sum to less than this
 _REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 
 
@@ -129,6 +133,87 @@ class HeadDeadline:
         self.expire()
 
 
+class Coalescing(asyncio.Transport):
+    """``transport`` with the small writes of one event-loop turn held and sent together with
+    the next write (one ``writev``), or at the end of the turn: a response's head leaves with its
+    body. Writes are never reordered; ``close`` sends what is held first."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.transport, self.loop = transport, loop
+        self.held: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self.held and len(data) >= HOLD:
+            self.transport.write(data)
+            return
+        self.held.append(bytes(data))
+        self.size += len(data)
+        if self.size >= HOLD:
+            self.flush()
+        elif len(self.held) == 1:
+            self.loop.call_soon(self.flush)
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def flush(self) -> None:
+        held, self.held, self.size = self.held, [], 0
+        if not held or self.transport.is_closing():
+            return
+        if len(held) == 1:
+            self.transport.write(held[0])
+        else:
+            self.transport.writelines(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.held, self.size = [], 0
+        self.transport.abort()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self.transport.can_write_eof()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self.transport.is_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.transport.get_protocol()
+
+    def get_write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() + self.size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self.transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.transport.set_write_buffer_limits(high, low)
+
+
 class GuardedHttpTools(HttpToolsProtocol):
     """uvicorn's httptools protocol within ``limits``; ``registry`` counts the connections."""
 
@@ -144,7 +229,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self.pending: int | None = None  # a refusal to send once the answer in progress is out
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(Coalescing(transport, self.loop))
         self.deadline.start()
         self.registry.admit(self)
 

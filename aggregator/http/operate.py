@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from starlette.applications import Starlette
-
 from ..clock import Clock
 from ..config.settings import Settings
 from ..logs import kv
@@ -28,6 +26,7 @@ from ..runtime.reload import Reloader, appliers
 from ..runtime.roles import Role
 from ..runtime.scheduler import Dispatcher, Scheduler
 from ..store import Store
+from .app import App
 from .metrics import Metrics
 from .routes import WebContext, routes
 
@@ -67,7 +66,7 @@ class Operations:
 
 
 def attach(
-    app: Starlette,
+    app: App,
     *,
     settings: Settings,
     config_path: Path,

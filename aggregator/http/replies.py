@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from weakref import WeakKeyDictionary
 
 from ..clock import http_date
 from ..errors import QueryError, SelectionError, StoreUnavailable
@@ -38,6 +39,20 @@ class Reply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+
+    @cached_property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers as an ASGI server takes them (lower-case latin-1 bytes), with the length of
+        the body (not on a 304), as Starlette's Response would add it; encoded once per reply."""
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        if self.status != 304:
+            raw.append((b"content-length", str(len(self.body)).encode("ascii")))
+        return raw
+
+
+# The 200 replies of each cached document (plain, gzip), built once: a document's headers never
+# change. Weak keys: a reply lives as long as the document it was built from.
+_FULL: WeakKeyDictionary[Rendered, dict[bool, Reply]] = WeakKeyDictionary()
 
 
 async def feed_reply(
@@ -76,17 +91,33 @@ def conditional(headers: Mapping[str, str], r: Rendered) -> Reply:
     """200 with the document (gzip when accepted), or 304 when the reader's copy is current."""
     packed = bool(r.gzip_body) and accepts_gzip(headers.get("accept-encoding", ""))
     matched = _matching_tag(headers, r)
+    if matched is None:
+        return _full(r, packed)
     etag = r.gzip_etag if packed else r.etag
+    return Reply(304, {**_caching(r, etag), "ETag": matched or etag})
+
+
+def _full(r: Rendered, packed: bool) -> Reply:
+    """The 200 reply of ``r`` (its gzip body when ``packed``), the same object every time."""
+    replies = _FULL.get(r)
+    if replies is None:
+        replies = _FULL.setdefault(r, {})
+    reply = replies.get(packed)
+    if reply is None:
+        out = _caching(r, r.gzip_etag if packed else r.etag)
+        out["Content-Type"] = r.content_type
+        if packed:
+            out["Content-Encoding"] = "gzip"
+        reply = replies[packed] = Reply(200, out, r.gzip_body if packed else r.body)
+    return reply
+
+
+def _caching(r: Rendered, etag: str) -> dict[str, str]:
+    """The caching headers of ``r`` sent under ``etag``: on a 200 and on a 304 alike."""
     out = {"ETag": etag, "Cache-Control": f"public, max-age={r.max_age}", "Vary": "Accept-Encoding"}
     if r.last_modified is not None:
         out["Last-Modified"] = _header_date(r.last_modified)
-    if matched is not None:
-        return Reply(304, {**out, "ETag": matched or etag})
-    out["Content-Type"] = r.content_type
-    if packed:
-        out["Content-Encoding"] = "gzip"
-        return Reply(200, out, r.gzip_body)
-    return Reply(200, out, r.body)
+    return out
 
 
 @lru_cache(maxsize=4096)
