@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from aggregator.clock import FakeClock
 from aggregator.http.app import create_app
+from aggregator.http.replies import conditional
+from aggregator.publish.feeds import Rendered
 from aggregator.runtime.daemon import server_config
 
 from .feedworld import World, make_world
@@ -275,3 +279,27 @@ async def test_a_middleware_changing_the_headers_does_not_change_the_next_reply(
     ]
     assert [a.headers.get_list("x-tag") for a in answers] == [["1"]] * 3
     assert len({a.headers["etag"] for a in answers}) == 1
+
+
+def test_a_documents_replies_are_built_once_and_go_with_it() -> None:
+    """The 200 reply of a cached document is the same object on every request (its headers
+    encoded once), and is freed with the document."""
+    doc = Rendered(b"<feed/>" * 100, '"t"', None, "application/atom+xml", 60, b"gz", '"g"')
+    plain = conditional({}, doc)
+    assert conditional({"accept-encoding": "br"}, doc) is plain
+    packed = conditional({"accept-encoding": "gzip"}, doc)
+    assert packed.body == b"gz" and packed is not plain
+    assert (b"content-length", b"700") in plain.raw_headers
+    twin = Rendered(b"other", '"u"', None, "application/atom+xml", 60)
+    assert conditional({}, twin).body == b"other"
+    freed = weakref.ref(plain)
+    del doc, plain, packed
+    gc.collect()
+    assert freed() is None
+
+
+def test_the_feed_route_names_its_urls(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    router = create_app(world.feeds).router
+    assert router.url_path_for("feed", rest="source/hn.atom") == "/feeds/source/hn.atom"
+    assert router.url_path_for("healthz") == "/healthz"

@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, quote
 
+from starlette.datastructures import URLPath
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route, Router
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import StoreUnavailable
@@ -42,9 +44,8 @@ def create_app(
     opml_doc = opml or OpmlDocument(feeds)
 
     async def feed(scope: Scope, receive: Receive, send: Send) -> None:
-        """The feed route's endpoint, plain ASGI (Starlette calls an endpoint that is not a
-        function as an ASGI app): no Request or Response object per request, only the reply's
-        own headers, encoded once; the feed's answer is the same bytes either way."""
+        """The feed route's endpoint, plain ASGI: no Request or Response object per request;
+        the reply and its encoded headers are built once per document (``replies.py``)."""
         query = scope["query_string"]
         params = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else ()
         reply = await feed_http.feed_reply(feeds, _feed_path(scope), params, _conditions(scope))
@@ -68,7 +69,7 @@ def create_app(
 
     routes = [
         # Every feed URL (publish/catalog.py draws the space); the path is resolved as sent.
-        Route("/feeds/{rest:path}", _Endpoint(feed), methods=["GET", "HEAD"], name="feed"),
+        FeedRoute(feed),
         Route("/opml", opml_list, methods=["GET", "HEAD"], name="opml"),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -78,21 +79,63 @@ def create_app(
 
 class App:
     """The HTTP app, one path for every request: the 403 of ``server.access_key`` for a private
-    area (access.py), then compression (``_CompressOthers``), then the routes, a Starlette
-    ``Router`` (``operate.attach`` adds the status pages' to ``router.routes``). An exception
-    that escapes a route is uvicorn's to log and answer 500.
+    area (access.py); gzip (Starlette's middleware) for every answer but a feed's or /opml's,
+    which replies.py sends compressed itself when asked (the gzip body is cached with the
+    document, with its own ETag); then the routes, a Starlette ``Router`` (``operate.attach``
+    adds the status pages' to ``router.routes``). An exception that escapes a route is uvicorn's
+    to log and answer 500.
 
     The settings are read per request, so a reload's new key applies at once."""
 
     def __init__(self, feeds: FeedService, router: Router) -> None:
         self.feeds, self.router = feeds, router
-        self.routes = _CompressOthers(router)
+        self.gzip = GZipMiddleware(
+            router,
+            minimum_size=512,
+            exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES + PRECOMPRESSED,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not access.scope_granted(self.feeds.settings.server, scope):
+        if scope["type"] != "http":
+            await self.router(scope, receive, send)
+            return
+        if not access.scope_granted(self.feeds.settings.server, scope):
             await access.deny(send)
             return
-        await self.routes(scope, receive, send)
+        path = scope["path"]
+        if path.startswith(FeedRoute.PREFIX) or path == "/opml":
+            await self.router(scope, receive, send)
+        else:
+            await self.gzip(scope, receive, send)
+
+
+class FeedRoute(BaseRoute):
+    """Every path under ``/feeds/`` to one plain-ASGI endpoint, for GET and HEAD: a prefix test
+    where a ``Route`` would match a pattern and build path parameters per request (the endpoint
+    reads the path as sent, still percent-encoded)."""
+
+    PREFIX = "/feeds/"
+    METHODS = ("GET", "HEAD")
+
+    def __init__(self, endpoint: ASGIApp) -> None:
+        self.endpoint, self.name = endpoint, "feed"
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIX):
+            return Match.NONE, {}
+        return (Match.FULL if scope["method"] in self.METHODS else Match.PARTIAL), {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        if name != self.name or set(path_params) != {"rest"}:
+            raise NoMatchFound(name, path_params)
+        return URLPath(self.PREFIX + str(path_params["rest"]), protocol="http")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] in self.METHODS:
+            await self.endpoint(scope, receive, send)
+            return
+        allow = {"Allow": ", ".join(self.METHODS)}
+        await PlainTextResponse("Method Not Allowed", 405, headers=allow)(scope, receive, send)
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,17 +143,6 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http":
         reply = PlainTextResponse(f"404 Not Found\n{NOT_FOUND_HINT}\n", status_code=404)
         await reply(scope, receive, send)
-
-
-class _Endpoint:
-    """An ASGI callable as a route's endpoint (an instance, so Starlette does not wrap it in a
-    request/response function)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 async def _send(send: Send, reply: feed_http.Reply) -> None:
@@ -133,27 +165,6 @@ async def _opml(doc: OpmlDocument, guard: StoreGuard) -> Rendered:
     if last is None:
         raise guard.unavailable()
     return last
-
-
-class _CompressOthers:
-    """gzip (Starlette's middleware) for every answer but a feed's or /opml's: replies.py sends
-    those compressed itself when asked (the gzip body is cached with the document, with its own
-    ETag), so they skip the middleware's per-request work."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.plain = app
-        self.gzip = GZipMiddleware(
-            app,
-            minimum_size=512,
-            exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES + PRECOMPRESSED,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"] if scope["type"] == "http" else ""
-        if path.startswith("/feeds/") or path == "/opml":
-            await self.plain(scope, receive, send)
-        else:
-            await self.gzip(scope, receive, send)
 
 
 # The request headers a feed reply depends on (replies.conditional reads only these).

@@ -13,12 +13,12 @@ The document's format is the path's extension unless the query's ``format=`` nam
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from functools import cached_property, lru_cache
-from weakref import WeakKeyDictionary
+from weakref import ref
 
 from ..clock import http_date
 from ..errors import QueryError, SelectionError, StoreUnavailable
@@ -50,9 +50,32 @@ class Reply:
         return raw
 
 
-# The 200 replies of each cached document (plain, gzip), built once: a document's headers never
-# change. Weak keys: a reply lives as long as the document it was built from.
-_FULL: WeakKeyDictionary[Rendered, dict[bool, Reply]] = WeakKeyDictionary()
+class _PerDocument:
+    """The 200 replies of each cached document (plain, gzip), built once (a document's headers
+    never change), found by the document's identity: a lookup neither hashes nor compares the
+    document. An entry goes when its document does."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, tuple[ref[Rendered], dict[bool, Reply]]] = {}
+
+    def of(self, r: Rendered) -> dict[bool, Reply]:
+        entry = self.by_id.get(id(r))
+        if entry is not None and entry[0]() is r:
+            return entry[1]
+        replies: dict[bool, Reply] = {}
+        self.by_id[id(r)] = (ref(r, self._gone(id(r))), replies)
+        return replies
+
+    def _gone(self, key: int) -> Callable[[ref[Rendered]], None]:
+        def gone(dead: ref[Rendered]) -> None:
+            entry = self.by_id.get(key)
+            if entry is not None and entry[0] is dead:
+                del self.by_id[key]
+
+        return gone
+
+
+_FULL = _PerDocument()
 
 
 async def feed_reply(
@@ -99,9 +122,7 @@ def conditional(headers: Mapping[str, str], r: Rendered) -> Reply:
 
 def _full(r: Rendered, packed: bool) -> Reply:
     """The 200 reply of ``r`` (its gzip body when ``packed``), the same object every time."""
-    replies = _FULL.get(r)
-    if replies is None:
-        replies = _FULL.setdefault(r, {})
+    replies = _FULL.of(r)
     reply = replies.get(packed)
     if reply is None:
         out = _caching(r, r.gzip_etag if packed else r.etag)
