@@ -12,7 +12,8 @@ Parts:
           the same bytes in one process (the floor);
   warm    the same again when every source answers 304, ours and reader;
   serve   /feeds/all.atom from the real daemon (cached), 64 connections, wrk --latency, beside
-          nginx serving the same bytes as a static file;
+          nginx serving the same bytes as a static file: --serve-rounds alternated runs of each,
+          the median reported;
   memory  (--memory) peak RSS (VmHWM) of the daemon with 10,000 sources and 1,000,000 stored
           entries while it serves and dispatches; database bytes per entry.
 
