@@ -4,6 +4,8 @@ items without authors inherit the feed's (JSON Feed 1.1)."""
 from __future__ import annotations
 
 import json
+import warnings
+from datetime import UTC, datetime
 
 from aggregator.sources.feed import parse_json_feed, parse_xml_feed
 
@@ -103,3 +105,21 @@ def test_json_feed_1_0_feed_author_is_inherited() -> None:
         author={"name": "Dee", "url": "https://d.test/"}, items=[{"id": "1", "content_text": "x"}]
     )
     assert parse_json_feed(body).items[0].author == "Dee"
+
+
+def test_an_item_has_only_the_dates_its_feed_gives() -> None:
+    """An RSS item with a pubDate alone has no updated time (feedparser's deprecated fallback,
+    which answers ``updated_parsed`` with the published date and a warning, is not used); one
+    with both keeps both; parsing warns of nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain, both = _items(
+            "<title>a</title><pubDate>Mon, 07 Dec 2026 05:00:00 GMT</pubDate>",
+            "<title>b</title><pubDate>Mon, 07 Dec 2026 05:00:00 GMT</pubDate>"
+            "<atom:updated xmlns:atom='http://www.w3.org/2005/Atom'>2026-12-07T06:00:00Z</atom:updated>",
+        )
+    assert plain.published == datetime(2026, 12, 7, 5, tzinfo=UTC) and plain.updated is None
+    assert (both.published, both.updated) == (
+        datetime(2026, 12, 7, 5, tzinfo=UTC),
+        datetime(2026, 12, 7, 6, tzinfo=UTC),
+    )

@@ -205,10 +205,12 @@ def _weight(html: str | None) -> tuple[int, int]:
 
 
 def _date(e: Any, name: str) -> datetime | None:
-    parsed = e.get(f"{name}_parsed")
+    """The entry's own ``name`` date. Read as a plain dict: feedparser answers a missing
+    ``updated`` with the published date (a fallback it warns about and will remove)."""
+    parsed = dict.get(e, f"{name}_parsed")
     if parsed:
         return from_struct(parsed)
-    raw = e.get(name)
+    raw = dict.get(e, name)
     return parse_date(raw) if raw else None
 
 
