@@ -254,3 +254,41 @@ def test_a_command_line_port_is_not_reported_as_needing_a_restart(tmp_path: Path
         assert reloader.settings.publish.title == "Two"
     finally:
         store.close()
+
+
+async def test_changed_request_options_are_fetched_at_once(
+    tmp_path: Path, origin: Origin, clock: FakeClock
+) -> None:
+    """A new user agent or referer (the usual fix for a source that answers 403) is a change like
+    any other: the source is due now and is fetched with it."""
+    path, text = make_config(tmp_path, origin, {"a": atom("a", ["A1"])})
+    async with running_stack(path, clock, serve=False) as st:
+        await st.tick()
+        clock.advance(60)
+        st.write(text + 'user_agent = "Mozilla/5.0 (reader)"\nreferer = "https://a.example/"\n')
+        assert st.ops.reloader.check() is True
+        assert fetched(await st.tick()) == {"a"}
+        last = origin.requests[-1].headers
+        assert (last["user-agent"], last["referer"]) == (
+            "Mozilla/5.0 (reader)",
+            "https://a.example/",
+        )
+
+
+def test_the_stored_digest_holds_no_secret() -> None:
+    """What the database keeps of a source's request options are header names and the values of
+    a few headers that are never secrets: a new cookie value or password changes nothing in it."""
+    from aggregator.models import RequestOptions, Source
+    from aggregator.store.sources import config_digest
+
+    def with_request(cookie: str, password: str, ua: str = "R/1") -> Source:
+        headers = (("User-Agent", ua), ("Cookie", f"sid={cookie}"), ("X-Token", cookie))
+        request = RequestOptions(headers=headers, username="u", password=password)
+        return Source(id="a", url="http://a.test/feed", request=request)
+
+    assert config_digest(with_request("s-1", "p-1")) == config_digest(with_request("s-2", "p-2"))
+    assert config_digest(with_request("s-1", "p-1")) != config_digest(
+        with_request("s-1", "p-1", "R/2")
+    )
+    plain = Source(id="a", url="http://a.test/feed")
+    assert config_digest(plain) != config_digest(with_request("s-1", "p-1"))

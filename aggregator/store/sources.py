@@ -73,7 +73,7 @@ class SourceQueries(Queries):
                 conn.execute(update(sources).where(sources.c.id.in_(gone)).values(enabled=False))
 
     def _sync_one(self, conn: Connection, row: RowMapping, src: Source, now: datetime) -> None:
-        digest = _config_digest(src)
+        digest = config_digest(src)
         edited = and_(sources.c.config_digest.is_not(None), sources.c.config_digest != digest)
         values = _changed_source(row, src, now)
         values.update(
@@ -265,9 +265,16 @@ def category_tag(path: Sequence[str]) -> str:
     return "/".join(path)
 
 
-def _config_digest(src: Source) -> str:
-    """A digest of everything the operator configures about a source."""
-    fields = {
+# Request headers whose values the stored digest covers: never secrets. Of every other header
+# (Cookie, Authorization, a token) it covers only the name, and of basic auth the username.
+_PLAIN_HEADERS = frozenset({"user-agent", "referer", "accept", "accept-language"})
+
+
+def config_digest(src: Source) -> str:
+    """A digest of everything the operator configures about a source (stored: a change makes the
+    source due now, once across processes). Of its request options only what is never a
+    secret; a source without any has the digest it had before they existed."""
+    fields: dict[str, Any] = {
         "url": src.url,
         "kind": src.kind,
         "title": src.title,
@@ -276,6 +283,15 @@ def _config_digest(src: Source) -> str:
         "site_name": src.site_name,
         "options": dict(src.options),
     }
+    if src.request is not None:
+        fields["request"] = {
+            "headers": sorted(
+                (name.lower(), value if name.lower() in _PLAIN_HEADERS else "")
+                for name, value in src.request.headers
+            ),
+            "username": src.request.username,
+            "password": src.request.password is not None,
+        }
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -285,7 +301,7 @@ def json_path(path: Sequence[str]) -> str:
 
 def _new_source_row(src: Source, now: datetime) -> dict[str, Any]:
     return {
-        "config_digest": _config_digest(src),
+        "config_digest": config_digest(src),
         "category_path": json_path(src.category),
         "id": src.id,
         "kind": src.kind,
